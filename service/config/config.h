@@ -1,0 +1,128 @@
+// The configuration model: plain structs, no I/O. config_file.h fills them from XML and
+// checks the policy; everything downstream reads a Config that has passed those checks and
+// never changes afterwards (a reload builds a new one).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace mailconfd {
+
+enum class Protocol { Imap, Pop3, Smtp };
+
+// How the connection is secured. Plaintext does not exist in the model: the loader refuses it.
+enum class Security {
+  Tls,       // TLS from the first byte (993, 995, 465)
+  StartTls,  // plain connect, then a mandatory STARTTLS upgrade (143, 110, 587)
+};
+
+// How the password is sent. The loader refuses none, client-IP-address and smtp-after-pop.
+enum class Auth {
+  PasswordCleartext,  // SASL PLAIN/LOGIN inside TLS
+  PasswordEncrypted,  // CRAM-MD5 / SCRAM; only if the servers really offer it
+};
+
+// What the client must type as user name.
+enum class LoginForm {
+  Address,    // alice@customer.example (default; what SMTP-Auth on shared servers needs)
+  LocalPart,  // alice
+};
+
+struct MailServer {
+  Protocol protocol = Protocol::Imap;
+  std::string host;  // lowercase A-label
+  std::uint16_t port = 0;
+  Security security = Security::Tls;
+  Auth auth = Auth::PasswordCleartext;
+
+  bool operator==(const MailServer&) const = default;
+};
+
+struct LocalizedText {
+  std::string lang;  // "en", "de"
+  std::string text;
+};
+
+// Per-domain host names, for customers whose certificates name their own host
+// (imap.customer.example). Empty means "the provider's host".
+struct HostOverride {
+  std::string imap_host;
+  std::string pop3_host;
+  std::string smtp_host;
+
+  bool operator==(const HostOverride&) const = default;
+};
+
+struct Provider {
+  std::string id;                    // hostname syntax (Thunderbird rejects the file otherwise)
+  std::string display_name;          // e.g. "Example Mail"; Thunderbird labels the account with it
+  std::string short_name;            // e.g. "Example"
+  std::vector<MailServer> incoming;  // IMAP and POP3, as written in the file
+  std::vector<MailServer> outgoing;  // SMTP submission only; 587+STARTTLS is always present
+  LoginForm login = LoginForm::Address;
+  std::string documentation_url;             // empty: no <documentation> element
+  std::vector<LocalizedText> documentation;  // descriptions of documentation_url
+  // Host that answers Outlook Autodiscover over HTTPS for every customer domain
+  // (autodiscover.provider.example); the HTTP redirect and _autodiscover._tcp point here.
+  std::string autodiscover_host;
+  std::vector<HostOverride> overrides;  // index 0 is always the empty override
+};
+
+// Where a hosted domain's answers come from.
+struct DomainEntry {
+  std::uint32_t provider = 0;  // index into Config::providers
+  std::uint32_t hosts = 0;     // index into Provider::overrides (0 = provider defaults)
+};
+
+// Hosted domains, keyed by lowercase A-label. Sized for a million entries.
+class DomainTable {
+ public:
+  // Returns false (and leaves the table unchanged) when the domain is already present.
+  bool insert(std::string domain, DomainEntry entry);
+  const DomainEntry* find(std::string_view domain) const;
+  std::size_t size() const { return map_.size(); }
+  // Visits every domain in lexicographic order (stable output for zone files and tests).
+  std::vector<std::string_view> sorted() const;
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, DomainEntry, Hash, std::equal_to<>> map_;
+};
+
+// Connection and request limits. Defaults are what a public-facing service should use.
+struct Limits {
+  std::size_t max_request_line = 16 * 1024;
+  std::size_t max_header_bytes = 32 * 1024;  // request line + all header lines
+  std::size_t max_headers = 64;
+  std::size_t max_body_bytes = 32 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{10'000};
+  std::chrono::milliseconds keepalive_timeout{30'000};
+  std::size_t max_connections = 10'000;
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:8080";  // HOST:PORT; [v6]:PORT for IPv6
+  unsigned threads = 0;                   // 0: one per core
+  Limits limits;
+};
+
+struct Config {
+  std::string path;  // file it came from; "(built-in example)" for the compiled-in one
+  ServerOptions server;
+  std::vector<Provider> providers;
+  DomainTable domains;
+};
+
+std::string_view to_string(Protocol protocol);
+std::string_view to_string(Security security);
+
+}  // namespace mailconfd

@@ -1,0 +1,550 @@
+#include "config/config_file.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <pugixml.hpp>
+
+#include "core/email_address.h"
+
+namespace mailconfd {
+namespace {
+
+// Turns byte offsets into "file:line:column" and collects problems.
+class Problems {
+ public:
+  Problems(std::string file, std::string_view text) : file_(std::move(file)) {
+    line_starts_.push_back(0);
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (text[i] == '\n') line_starts_.push_back(i + 1);
+    }
+  }
+
+  void at_offset(std::ptrdiff_t offset, const std::string& message) {
+    const auto pos = static_cast<std::size_t>(std::max<std::ptrdiff_t>(offset, 0));
+    auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), pos);
+    const std::size_t line = static_cast<std::size_t>(it - line_starts_.begin());
+    const std::size_t column = pos - line_starts_[line - 1] + 1;
+    list_.push_back(fmt::format("{}:{}:{}: {}", file_, line, column, message));
+  }
+  void at(const pugi::xml_node& node, const std::string& message) {
+    // offset_debug points just past '<'; report the '<' itself.
+    at_offset(node.offset_debug() - 1, message);
+  }
+  std::string where(const pugi::xml_node& node) const {
+    const auto pos = static_cast<std::size_t>(std::max<std::ptrdiff_t>(node.offset_debug() - 1, 0));
+    auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), pos);
+    return fmt::format("{}:{}", file_, it - line_starts_.begin());
+  }
+  std::vector<std::string> take() { return std::move(list_); }
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+  std::vector<std::size_t> line_starts_;
+  std::vector<std::string> list_;
+};
+
+bool has_control(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    const auto b = static_cast<unsigned char>(c);
+    return (b < 0x20 && c != '\t' && c != '\n' && c != '\r') || b == 0x7F;
+  });
+}
+
+std::string trimmed(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(first, last - first + 1));
+}
+
+template <typename T>
+std::optional<T> parse_number(std::string_view text) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  auto number = parse_number<std::uint64_t>(text.substr(0, digits));
+  if (!number || *number > 86'400'000) return std::nullopt;
+  const std::string_view unit = text.substr(digits);
+  if (unit == "ms") return std::chrono::milliseconds(*number);
+  if (unit == "s") return std::chrono::milliseconds(*number * 1000);
+  if (unit == "m") return std::chrono::milliseconds(*number * 60'000);
+  return std::nullopt;
+}
+
+// Checks that only known attributes and children appear, so typos do not pass silently.
+void check_known(Problems& problems, const pugi::xml_node& node,
+                 std::initializer_list<std::string_view> attributes,
+                 std::initializer_list<std::string_view> children) {
+  for (const pugi::xml_attribute& a : node.attributes()) {
+    if (std::find(attributes.begin(), attributes.end(), a.name()) == attributes.end()) {
+      problems.at(node, fmt::format("<{}>: unknown attribute '{}'", node.name(), a.name()));
+    }
+  }
+  for (const pugi::xml_node& child : node.children()) {
+    if (child.type() != pugi::node_element) continue;
+    if (std::find(children.begin(), children.end(), child.name()) == children.end()) {
+      problems.at(child,
+                  fmt::format("<{}>: unknown element inside <{}>", child.name(), node.name()));
+    }
+  }
+}
+
+class Loader {
+ public:
+  Loader(Problems& problems, std::string base_dir)
+      : problems_(problems), base_dir_(std::move(base_dir)) {}
+
+  void load(const pugi::xml_document& doc, Config& config) {
+    const pugi::xml_node root = doc.document_element();
+    if (std::string_view(root.name()) != "mailconfd") {
+      problems_.at(root, "the root element must be <mailconfd>");
+      return;
+    }
+    check_known(problems_, root, {}, {"server", "provider"});
+    if (auto server = root.child("server")) read_server(server, config.server);
+    if (root.children("server").begin() != root.children("server").end() &&
+        std::next(root.children("server").begin()) != root.children("server").end()) {
+      problems_.at(*std::next(root.children("server").begin()), "<server> may appear only once");
+    }
+    for (const pugi::xml_node& p : root.children("provider")) read_provider(p, config);
+    if (config.providers.empty()) problems_.at(root, "no <provider> is configured");
+  }
+
+ private:
+  void read_server(const pugi::xml_node& node, ServerOptions& server) {
+    check_known(problems_, node, {"listen", "threads"}, {"limits"});
+    if (auto a = node.attribute("listen")) {
+      if (parse_listen(a.value())) {
+        server.listen = a.value();
+      } else {
+        problems_.at(node, fmt::format("listen '{}' is not HOST:PORT", a.value()));
+      }
+    }
+    if (auto a = node.attribute("threads")) {
+      auto n = parse_number<unsigned>(a.value());
+      if (!n || *n > 256) {
+        problems_.at(node, "threads must be a number from 0 (one per core) to 256");
+      } else {
+        server.threads = *n;
+      }
+    }
+    if (auto limits = node.child("limits")) read_limits(limits, server.limits);
+  }
+
+  void read_limits(const pugi::xml_node& node, Limits& limits) {
+    check_known(problems_, node,
+                {"max-request-line", "max-header-bytes", "max-headers", "max-body-bytes",
+                 "header-timeout", "body-timeout", "keepalive-timeout", "max-connections"},
+                {});
+    auto size = [&](const char* name, std::size_t& field, std::size_t min, std::size_t max) {
+      if (auto a = node.attribute(name)) {
+        auto n = parse_number<std::size_t>(a.value());
+        if (!n || *n < min || *n > max) {
+          problems_.at(node, fmt::format("{} must be a number from {} to {}", name, min, max));
+        } else {
+          field = *n;
+        }
+      }
+    };
+    auto duration = [&](const char* name, std::chrono::milliseconds& field) {
+      if (auto a = node.attribute(name)) {
+        auto d = parse_duration(a.value());
+        if (!d || d->count() < 100) {
+          problems_.at(node, fmt::format("{} must be a duration of at least 100ms, like 10s or "
+                                         "500ms",
+                                         name));
+        } else {
+          field = *d;
+        }
+      }
+    };
+    size("max-request-line", limits.max_request_line, 256, 1 << 20);
+    size("max-header-bytes", limits.max_header_bytes, 1024, 1 << 20);
+    size("max-headers", limits.max_headers, 8, 1000);
+    size("max-body-bytes", limits.max_body_bytes, 1024, 1 << 24);
+    size("max-connections", limits.max_connections, 1, 1'000'000);
+    duration("header-timeout", limits.header_timeout);
+    duration("body-timeout", limits.body_timeout);
+    duration("keepalive-timeout", limits.keepalive_timeout);
+  }
+
+  std::string text_of(const pugi::xml_node& node, std::size_t max_length) {
+    std::string text = trimmed(node.text().get());
+    if (has_control(text))
+      problems_.at(node, fmt::format("<{}> contains control characters", node.name()));
+    if (text.size() > max_length) {
+      problems_.at(node, fmt::format("<{}> is longer than {} characters", node.name(), max_length));
+    }
+    return text;
+  }
+
+  std::optional<std::string> host_attribute(const pugi::xml_node& node, const char* name) {
+    const pugi::xml_attribute a = node.attribute(name);
+    if (!a) return std::nullopt;
+    auto host = normalize_domain(a.value());
+    if (!host || host->find('.') == std::string::npos) {
+      problems_.at(node, fmt::format("{} '{}' is not a host name", name, a.value()));
+      return std::nullopt;
+    }
+    return host;
+  }
+
+  // Reads <incoming>/<outgoing>. Returns nullopt if the entry is unusable.
+  std::optional<MailServer> read_server_entry(const pugi::xml_node& node, bool outgoing) {
+    check_known(problems_, node, {"protocol", "host", "port", "security", "auth"}, {});
+    MailServer server;
+    bool ok = true;
+    const std::string protocol = node.attribute("protocol").as_string(outgoing ? "smtp" : "");
+    if (outgoing) {
+      if (protocol != "smtp") {
+        problems_.at(node, fmt::format("<outgoing> protocol must be smtp, not '{}'", protocol));
+        ok = false;
+      }
+      server.protocol = Protocol::Smtp;
+    } else if (protocol == "imap") {
+      server.protocol = Protocol::Imap;
+    } else if (protocol == "pop3") {
+      server.protocol = Protocol::Pop3;
+    } else {
+      problems_.at(node,
+                   fmt::format("<incoming> protocol must be imap or pop3, not '{}'", protocol));
+      ok = false;
+    }
+
+    if (auto host = host_attribute(node, "host")) {
+      server.host = *host;
+    } else {
+      if (!node.attribute("host"))
+        problems_.at(node, fmt::format("<{}> needs a host", node.name()));
+      ok = false;
+    }
+
+    const auto port = parse_number<unsigned>(node.attribute("port").value());
+    if (!port || *port == 0 || *port > 65535) {
+      problems_.at(node, fmt::format("<{}> needs a port from 1 to 65535", node.name()));
+      ok = false;
+    } else {
+      server.port = static_cast<std::uint16_t>(*port);
+    }
+
+    const std::string security = node.attribute("security").value();
+    if (security == "tls") {
+      server.security = Security::Tls;
+    } else if (security == "starttls") {
+      server.security = Security::StartTls;
+    } else if (security == "plain" || security == "none" || security.empty()) {
+      problems_.at(node, fmt::format("<{}> security must be tls or starttls: passwords are never "
+                                     "sent without TLS",
+                                     node.name()));
+      ok = false;
+    } else {
+      problems_.at(node, fmt::format("<{}> security '{}' is unknown (tls or starttls)", node.name(),
+                                     security));
+      ok = false;
+    }
+
+    const std::string auth = node.attribute("auth").as_string("password-cleartext");
+    if (auth == "password-cleartext") {
+      server.auth = Auth::PasswordCleartext;
+    } else if (auth == "password-encrypted") {
+      server.auth = Auth::PasswordEncrypted;
+    } else if (auth == "smtp-after-pop" || auth == "client-IP-address" || auth == "none") {
+      problems_.at(node, fmt::format("<{}> auth '{}' is refused: every client must log in with "
+                                     "its password (SMTP-Auth)",
+                                     node.name(), auth));
+      ok = false;
+    } else {
+      problems_.at(node, fmt::format("<{}> auth '{}' is unknown (password-cleartext or "
+                                     "password-encrypted)",
+                                     node.name(), auth));
+      ok = false;
+    }
+
+    if (outgoing && port) {
+      if (*port == 25) {
+        problems_.at(node,
+                     "<outgoing> port 25 is for server-to-server relay, never for clients; "
+                     "use 587 with starttls");
+        ok = false;
+      } else if (ok && !((*port == 587 && server.security == Security::StartTls) ||
+                         (*port == 465 && server.security == Security::Tls))) {
+        problems_.at(node, "<outgoing> must be submission on 587 with starttls (or 465 with tls)");
+        ok = false;
+      }
+    }
+    if (!ok) return std::nullopt;
+    return server;
+  }
+
+  void read_provider(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"id"},
+                {"display-name", "short-name", "login", "incoming", "outgoing", "documentation",
+                 "autodiscover", "domain", "domains"});
+    Provider provider;
+    provider.overrides.emplace_back();
+    const std::string id = node.attribute("id").value();
+    if (auto norm = normalize_domain(id); norm && norm->find('.') != std::string::npos) {
+      provider.id = *norm;
+    } else {
+      problems_.at(node, fmt::format("<provider> id '{}' must be a host name such as "
+                                     "provider.example (Thunderbird requires it)",
+                                     id));
+    }
+    for (const auto& p : config.providers) {
+      if (!provider.id.empty() && p.id == provider.id) {
+        problems_.at(node, fmt::format("provider id '{}' is used twice", provider.id));
+      }
+    }
+
+    if (auto n = node.child("display-name")) provider.display_name = text_of(n, 60);
+    if (provider.display_name.empty()) provider.display_name = provider.id;
+    if (auto n = node.child("short-name")) provider.short_name = text_of(n, 20);
+    if (provider.short_name.empty()) provider.short_name = provider.display_name.substr(0, 20);
+
+    if (auto n = node.child("login")) {
+      const std::string form = text_of(n, 20);
+      if (form == "address") {
+        provider.login = LoginForm::Address;
+      } else if (form == "local-part") {
+        provider.login = LoginForm::LocalPart;
+      } else {
+        problems_.at(n, fmt::format("<login> must be address or local-part, not '{}'", form));
+      }
+    }
+
+    for (const pugi::xml_node& n : node.children("incoming")) {
+      if (auto s = read_server_entry(n, false)) provider.incoming.push_back(*s);
+    }
+    bool has_submission = false;
+    for (const pugi::xml_node& n : node.children("outgoing")) {
+      if (auto s = read_server_entry(n, true)) {
+        has_submission = has_submission || (s->port == 587 && s->security == Security::StartTls);
+        provider.outgoing.push_back(*s);
+      }
+    }
+    if (node.child("incoming").empty())
+      problems_.at(node, "<provider> needs at least one <incoming>");
+    if (!has_submission && !node.child("outgoing").empty()) {
+      problems_.at(node, "<provider> needs an <outgoing> on port 587 with starttls");
+    } else if (node.child("outgoing").empty()) {
+      problems_.at(node, "<provider> needs an <outgoing> on port 587 with starttls");
+    }
+
+    if (auto doc = node.child("documentation")) {
+      check_known(problems_, doc, {"url"}, {"text"});
+      provider.documentation_url = doc.attribute("url").value();
+      if (!provider.documentation_url.starts_with("https://") &&
+          !provider.documentation_url.starts_with("http://")) {
+        problems_.at(doc, "<documentation> needs a url starting with https://");
+      }
+      for (const pugi::xml_node& t : doc.children("text")) {
+        check_known(problems_, t, {"lang"}, {});
+        provider.documentation.push_back({t.attribute("lang").as_string("en"), text_of(t, 200)});
+      }
+    }
+
+    if (auto ad = node.child("autodiscover")) {
+      check_known(problems_, ad, {"host"}, {});
+      if (auto host = host_attribute(ad, "host")) provider.autodiscover_host = *host;
+    }
+    if (provider.autodiscover_host.empty() && !provider.id.empty()) {
+      provider.autodiscover_host = "autodiscover." + provider.id;
+    }
+
+    const auto index = static_cast<std::uint32_t>(config.providers.size());
+    for (const pugi::xml_node& d : node.children("domain")) read_domain(d, provider, index, config);
+    for (const pugi::xml_node& d : node.children("domains"))
+      read_domain_list(d, provider, index, config);
+    config.providers.push_back(std::move(provider));
+  }
+
+  void add_domain(const std::string& name, DomainEntry entry, const Provider& provider,
+                  const std::string& where_here, Config& config,
+                  const std::function<void(const std::string&)>& report) {
+    if (!config.domains.insert(name, entry)) {
+      const DomainEntry* existing = config.domains.find(name);
+      const std::string& owner = existing->provider < config.providers.size()
+                                     ? config.providers[existing->provider].id
+                                     : provider.id;
+      auto first = first_seen_.find(name);
+      report(fmt::format(
+          "domain '{}' is already served by provider '{}'{}; a domain can have "
+          "only one provider",
+          name, owner, first == first_seen_.end() ? "" : fmt::format(" ({})", first->second)));
+      return;
+    }
+    if (!where_here.empty()) first_seen_.emplace(name, where_here);
+  }
+
+  void read_domain(const pugi::xml_node& node, Provider& provider, std::uint32_t index,
+                   Config& config) {
+    check_known(problems_, node, {"imap-host", "pop3-host", "smtp-host"}, {});
+    const std::string raw = trimmed(node.text().get());
+    auto name = normalize_domain(raw);
+    if (!name || name->find('.') == std::string::npos) {
+      problems_.at(node, fmt::format("<domain> '{}' is not a domain name", raw));
+      return;
+    }
+    HostOverride hosts;
+    if (auto h = host_attribute(node, "imap-host")) hosts.imap_host = *h;
+    if (auto h = host_attribute(node, "pop3-host")) hosts.pop3_host = *h;
+    if (auto h = host_attribute(node, "smtp-host")) hosts.smtp_host = *h;
+    DomainEntry entry{index, 0};
+    if (hosts != HostOverride{}) {
+      auto it = std::find(provider.overrides.begin(), provider.overrides.end(), hosts);
+      entry.hosts = static_cast<std::uint32_t>(it - provider.overrides.begin());
+      if (it == provider.overrides.end()) provider.overrides.push_back(hosts);
+    }
+    add_domain(*name, entry, provider, problems_.where(node), config,
+               [&](const std::string& m) { problems_.at(node, m); });
+  }
+
+  void read_domain_list(const pugi::xml_node& node, Provider& provider, std::uint32_t index,
+                        Config& config) {
+    check_known(problems_, node, {"file"}, {});
+    const std::string file = node.attribute("file").value();
+    if (file.empty()) {
+      problems_.at(node, "<domains> needs a file attribute");
+      return;
+    }
+    const std::string path = file.front() == '/' ? file : base_dir_ + "/" + file;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      problems_.at(node, fmt::format("cannot read domain list '{}'", path));
+      return;
+    }
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    Problems list_problems(path, text);
+    std::size_t line_start = 0;
+    std::size_t errors = 0;
+    while (line_start < text.size()) {
+      std::size_t line_end = text.find('\n', line_start);
+      if (line_end == std::string::npos) line_end = text.size();
+      std::string_view line(text.data() + line_start, line_end - line_start);
+      if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+      const auto first = line.find_first_not_of(" \t\r");
+      if (first != std::string_view::npos) {
+        const auto last = line.find_last_not_of(" \t\r");
+        const std::string_view entry = line.substr(first, last - first + 1);
+        const auto offset = static_cast<std::ptrdiff_t>(line_start + first);
+        auto name = normalize_domain(entry);
+        auto report = [&](const std::string& message) {
+          if (++errors <= 100) list_problems.at_offset(offset, message);
+        };
+        if (!name || name->find('.') == std::string::npos) {
+          report(fmt::format("'{}' is not a domain name", entry));
+        } else {
+          // Large lists record no location (memory); the message then names only the owner.
+          add_domain(*name, DomainEntry{index, 0}, provider, {}, config, report);
+        }
+      }
+      line_start = line_end + 1;
+    }
+    auto found = list_problems.take();
+    if (errors > 100)
+      found.push_back(fmt::format("{}: {} more problems not shown", path, errors - 100));
+    for (auto& p : found) extra_.push_back(std::move(p));
+  }
+
+ public:
+  std::vector<std::string> extra_;
+
+ private:
+  Problems& problems_;
+  std::string base_dir_;
+  // Where each domain was first listed, for the "served twice" message. Only inline domains
+  // and list files are recorded; cleared after loading.
+  std::unordered_map<std::string, std::string> first_seen_;
+};
+
+}  // namespace
+
+std::optional<ListenAddress> parse_listen(std::string_view text) {
+  ListenAddress out;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, out.host.c_str(), &v6) != 1) return std::nullopt;
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    out.host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    in_addr v4{};
+    if (out.host != "localhost" && inet_pton(AF_INET, out.host.c_str(), &v4) != 1)
+      return std::nullopt;
+    if (out.host == "localhost") out.host = "127.0.0.1";
+  }
+  auto number = parse_number<unsigned>(port);
+  if (!number || *number > 65535) return std::nullopt;
+  out.port = static_cast<std::uint16_t>(*number);
+  return out;
+}
+
+Loaded load_config_text(std::string_view text, const std::string& name,
+                        const std::string& base_dir) {
+  Loaded loaded;
+  loaded.config.path = name;
+  Problems problems(name, text);
+  pugi::xml_document doc;
+  // Default flags: no DTD processing, only the five predefined entities; a DOCTYPE is refused.
+  const pugi::xml_parse_result result =
+      doc.load_buffer(text.data(), text.size(), pugi::parse_default | pugi::parse_doctype);
+  if (!result) {
+    problems.at_offset(result.offset, fmt::format("not well-formed XML: {}", result.description()));
+    loaded.problems = problems.take();
+    return loaded;
+  }
+  for (const pugi::xml_node& n : doc.children()) {
+    if (n.type() == pugi::node_doctype) {
+      const auto at = text.find("<!DOCTYPE");
+      problems.at_offset(at == std::string_view::npos ? 0 : static_cast<std::ptrdiff_t>(at),
+                         "a DOCTYPE is not allowed");
+    }
+  }
+  Loader loader(problems, base_dir);
+  loader.load(doc, loaded.config);
+  loaded.problems = problems.take();
+  for (auto& p : loader.extra_) loaded.problems.push_back(std::move(p));
+  return loaded;
+}
+
+Loaded load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Loaded loaded;
+    loaded.problems.push_back(fmt::format("{}:1:1: cannot open the file", path));
+    return loaded;
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  return load_config_text(buffer.str(), path, dir.empty() ? "/" : dir);
+}
+
+}  // namespace mailconfd

@@ -1,0 +1,244 @@
+#include "config/config_file.h"
+
+#include <algorithm>
+
+#include <doctest/doctest.h>
+
+#include "example_config.h"
+#include "support.h"
+
+using namespace mailconfd;
+
+namespace {
+
+bool has_problem(const Loaded& loaded, const std::string& text) {
+  return std::any_of(loaded.problems.begin(), loaded.problems.end(),
+                     [&](const std::string& p) { return p == text; });
+}
+
+std::string all(const Loaded& loaded) {
+  std::string out;
+  for (const auto& p : loaded.problems) out += p + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the built-in example is the shipped deploy/example/mailconfd.xml and is valid") {
+  const Loaded shipped = load_config_file(testing::source_path("deploy/example/mailconfd.xml"));
+  CHECK_MESSAGE(shipped.ok(), all(shipped));
+  const Loaded builtin = load_config_text(example_config(), "builtin", ".");
+  CHECK(builtin.ok());
+  CHECK(builtin.config.providers.size() == 1);
+  CHECK(builtin.config.providers[0].id == "example.net");
+  CHECK(builtin.config.domains.size() == 2);
+  CHECK(builtin.config.domains.find("example.com") != nullptr);
+  CHECK(builtin.config.domains.find("example.org") != nullptr);
+  CHECK(builtin.config.server.listen == "127.0.0.1:8080");
+}
+
+TEST_CASE("a valid config is read into the model") {
+  const Loaded loaded = testing::load_fixture("two_providers.xml");
+  REQUIRE_MESSAGE(loaded.ok(), all(loaded));
+  const Config& config = loaded.config;
+  REQUIRE(config.providers.size() == 2);
+  const Provider& p = config.providers[0];
+  CHECK(p.id == "mail.provider.example");
+  CHECK(p.display_name == "Provider Mail");
+  CHECK(p.short_name == "ProvMail");
+  CHECK(p.login == LoginForm::Address);
+  CHECK(p.incoming.size() == 3);
+  CHECK(p.outgoing.size() == 2);
+  CHECK(p.autodiscover_host == "autodiscover.mail.provider.example");
+  CHECK(config.providers[1].login == LoginForm::LocalPart);
+  CHECK(config.providers[1].incoming[0].auth == Auth::PasswordEncrypted);
+}
+
+TEST_CASE("domains are case-folded, internationalised ones stored as A-labels") {
+  const Loaded loaded = testing::load_fixture("two_providers.xml");
+  REQUIRE(loaded.ok());
+  const DomainTable& d = loaded.config.domains;
+  CHECK(d.find("customer.example") != nullptr);
+  CHECK(d.find("Customer.Example") == nullptr);  // lookups take normalized names
+  CHECK(d.find("xn--bcher-kva.example") != nullptr);
+  CHECK(d.find("other.example")->provider == 1);
+  CHECK(d.size() == 7);
+}
+
+TEST_CASE("domain-list files: one per line, # comments, blank lines, case-folded") {
+  const Loaded loaded = testing::load_fixture("two_providers.xml");
+  REQUIRE(loaded.ok());
+  const DomainTable& d = loaded.config.domains;
+  for (const char* name : {"list-one.example", "list-two.example", "list-three.example"}) {
+    CHECK_MESSAGE(d.find(name) != nullptr, name);
+    CHECK(d.find(name)->provider == 0);
+  }
+}
+
+TEST_CASE("per-domain host overrides get their own host set") {
+  const Loaded loaded = testing::load_fixture("two_providers.xml");
+  REQUIRE(loaded.ok());
+  const DomainEntry* own = loaded.config.domains.find("own.example");
+  REQUIRE(own != nullptr);
+  CHECK(own->hosts == 1);
+  const HostOverride& hosts = loaded.config.providers[0].overrides[own->hosts];
+  CHECK(hosts.imap_host == "imap.own.example");
+  CHECK(hosts.smtp_host == "smtp.own.example");
+  CHECK(hosts.pop3_host.empty());
+  CHECK(loaded.config.domains.find("customer.example")->hosts == 0);
+}
+
+TEST_CASE("every policy refusal is reported at once with file, line and column") {
+  const std::string file = testing::source_path("tests/fixtures/refused.xml");
+  const Loaded loaded = load_config_file(file);
+  CHECK_FALSE(loaded.ok());
+  const std::string expected[] = {
+      file +
+          ":4:5: <incoming> security must be tls or starttls: passwords are never sent without TLS",
+      file +
+          ":5:5: <outgoing> port 25 is for server-to-server relay, never for clients; use 587 with "
+          "starttls",
+      file +
+          ":6:5: <outgoing> auth 'smtp-after-pop' is refused: every client must log in with its "
+          "password (SMTP-Auth)",
+      file +
+          ":7:5: <outgoing> security must be tls or starttls: passwords are never sent without TLS",
+      file +
+          ":8:5: <outgoing> auth 'client-IP-address' is refused: every client must log in with its "
+          "password (SMTP-Auth)",
+      file +
+          ":9:5: <outgoing> auth 'none' is refused: every client must log in with its password "
+          "(SMTP-Auth)",
+      file + ":10:5: <outgoing> must be submission on 587 with starttls (or 465 with tls)",
+      file + ":3:3: <provider> needs an <outgoing> on port 587 with starttls",
+      file + ":16:5: domain 'customer.example' is already served by provider 'provider.example' (" +
+          file + ":11); a domain can have only one provider",
+  };
+  for (const auto& e : expected) CHECK_MESSAGE(has_problem(loaded, e), e, "\ngot:\n", all(loaded));
+  CHECK(loaded.problems.size() == std::size(expected));
+}
+
+TEST_CASE("each refused outgoing setting is refused on its own") {
+  struct Case {
+    const char* outgoing;
+    const char* message;
+  } cases[] = {
+      {R"(<outgoing host="smtp.provider.example" port="25" security="starttls"/>)",
+       "port 25 is for server-to-server relay"},
+      {R"(<outgoing host="smtp.provider.example" port="587" security="plain"/>)",
+       "security must be tls or starttls"},
+      {R"(<outgoing host="smtp.provider.example" port="587" security="starttls" auth="none"/>)",
+       "auth 'none' is refused"},
+      {R"(<outgoing host="smtp.provider.example" port="587" security="starttls" auth="smtp-after-pop"/>)",
+       "auth 'smtp-after-pop' is refused"},
+      {R"(<outgoing host="smtp.provider.example" port="587" security="starttls" auth="client-IP-address"/>)",
+       "auth 'client-IP-address' is refused"},
+      {R"(<outgoing host="smtp.provider.example" port="2525" security="starttls"/>)",
+       "must be submission on 587 with starttls (or 465 with tls)"},
+      {R"(<outgoing host="smtp.provider.example" port="465" security="starttls"/>)",
+       "must be submission on 587 with starttls (or 465 with tls)"},
+      {R"(<outgoing protocol="imap" host="smtp.provider.example" port="587" security="starttls"/>)",
+       "protocol must be smtp"},
+  };
+  for (const auto& c : cases) {
+    const Loaded loaded = testing::load_text(testing::minimal_config(c.outgoing));
+    CHECK_MESSAGE(all(loaded).find(c.message) != std::string::npos, c.outgoing, "\n", all(loaded));
+  }
+}
+
+TEST_CASE("a provider without 587+STARTTLS submission is refused") {
+  const std::string text =
+      "<mailconfd><provider id=\"p.example\">"
+      "<incoming protocol=\"imap\" host=\"imap.p.example\" port=\"993\" security=\"tls\"/>"
+      "<outgoing host=\"smtp.p.example\" port=\"465\" security=\"tls\"/>"
+      "<domain>c.example</domain></provider></mailconfd>";
+  const Loaded loaded = testing::load_text(text);
+  CHECK(has_problem(loaded,
+                    "test.xml:1:12: <provider> needs an <outgoing> on port 587 with starttls"));
+}
+
+TEST_CASE("plaintext incoming servers are refused") {
+  const Loaded loaded = testing::load_text(testing::minimal_config(
+      R"(<incoming protocol="imap" host="imap.provider.example" port="143" security="plain"/>)"));
+  CHECK(all(loaded).find("<incoming> security must be tls or starttls") != std::string::npos);
+}
+
+TEST_CASE("structural mistakes are named") {
+  struct Case {
+    std::string text;
+    std::string problem;
+  } cases[] = {
+      {"<mailconfd><provider id=\"p.example\"",
+       "test.xml:1:35: not well-formed XML: Error parsing start element tag"},
+      {"<config/>", "test.xml:1:1: the root element must be <mailconfd>"},
+      {"<mailconfd/>", "test.xml:1:1: no <provider> is configured"},
+      {testing::minimal_config("<domian>x.example</domian>"),
+       "test.xml:6:1: <domian>: unknown element inside <provider>"},
+      {testing::minimal_config("<domain>not a domain</domain>"),
+       "test.xml:6:1: <domain> 'not a domain' is not a domain name"},
+      {testing::minimal_config("<domain>customer.example</domain>"),
+       "test.xml:6:1: domain 'customer.example' is already served by provider 'provider.example' "
+       "(test.xml:5); a domain can have only one provider"},
+      {testing::minimal_config("<domains file=\"missing.txt\"/>"),
+       "test.xml:6:1: cannot read domain list '" + testing::source_path("tests/fixtures") +
+           "/missing.txt'"},
+      {testing::minimal_config("", "<server listen=\"nowhere\"/>"),
+       "test.xml:2:1: listen 'nowhere' is not HOST:PORT"},
+      {testing::minimal_config("", "<server threads=\"many\"/>"),
+       "test.xml:2:1: threads must be a number from 0 (one per core) to 256"},
+      {testing::minimal_config("", "<server><limits header-timeout=\"soon\"/></server>"),
+       "test.xml:2:9: header-timeout must be a duration of at least 100ms, like 10s or 500ms"},
+      {"<!DOCTYPE mailconfd [<!ENTITY x \"y\">]>\n" + testing::minimal_config(),
+       "test.xml:1:1: a DOCTYPE is not allowed"},
+      {"<mailconfd><provider id=\"nodot\"><incoming protocol=\"imap\" host=\"imap.p.example\" "
+       "port=\"993\" security=\"tls\"/>"
+       "<outgoing host=\"smtp.p.example\" port=\"587\" "
+       "security=\"starttls\"/></provider></mailconfd>",
+       "test.xml:1:12: <provider> id 'nodot' must be a host name such as provider.example "
+       "(Thunderbird requires it)"},
+  };
+  for (const auto& c : cases) {
+    const Loaded loaded = testing::load_text(c.text);
+    CHECK_MESSAGE(has_problem(loaded, c.problem), c.text, "\n--- got:\n", all(loaded));
+  }
+}
+
+TEST_CASE("bad lines in a domain list are reported with their own file and line") {
+  const Loaded loaded =
+      testing::load_text(testing::minimal_config("<domains file=\"bad_domains.txt\"/>"));
+  const std::string list = testing::source_path("tests/fixtures") + "/bad_domains.txt";
+  CHECK_MESSAGE(has_problem(loaded, list + ":2:3: 'bad domain!' is not a domain name"),
+                all(loaded));
+  CHECK_MESSAGE(
+      has_problem(loaded,
+                  list + ":3:1: domain 'customer.example' is already served by provider "
+                         "'provider.example' (test.xml:5); a domain can have only one provider"),
+      all(loaded));
+  CHECK(loaded.problems.size() == 2);
+}
+
+TEST_CASE("limits and listen address are read") {
+  const Loaded loaded = testing::load_text(
+      testing::minimal_config("",
+                              "<server listen=\"[::1]:0\" threads=\"3\"><limits "
+                              "max-body-bytes=\"4096\" header-timeout=\"500ms\" "
+                              "keepalive-timeout=\"2m\" max-connections=\"7\"/></server>"));
+  REQUIRE(loaded.ok());
+  const ServerOptions& s = loaded.config.server;
+  CHECK(s.listen == "[::1]:0");
+  CHECK(s.threads == 3);
+  CHECK(s.limits.max_body_bytes == 4096);
+  CHECK(s.limits.header_timeout == std::chrono::milliseconds(500));
+  CHECK(s.limits.keepalive_timeout == std::chrono::minutes(2));
+  CHECK(s.limits.max_connections == 7);
+}
+
+TEST_CASE("parse_listen accepts IPv4, IPv6 and localhost with a port") {
+  CHECK(parse_listen("127.0.0.1:8080")->port == 8080);
+  CHECK(parse_listen("[::1]:0")->host == "::1");
+  CHECK(parse_listen("localhost:80")->host == "127.0.0.1");
+  for (auto bad :
+       {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "example.com:80", "[::1]80", "[zz]:80"}) {
+    CHECK_MESSAGE(!parse_listen(bad), bad);
+  }
+}

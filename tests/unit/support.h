@@ -1,0 +1,19 @@
+// Unit test support: fixtures and golden files.
+#pragma once
+
+#include <string>
+
+#include "config/config_file.h"
+
+namespace testing {
+
+std::string source_path(const std::string& relative);
+mailconfd::Loaded load_fixture(const std::string& name);  // tests/fixtures/NAME
+mailconfd::Loaded load_text(const std::string& text);     // as "test.xml" in tests/fixtures
+// The expected bytes of tests/golden/NAME. With MAILCONFD_UPDATE_GOLDEN=1 in the
+// environment, writes actual there first (review the diff before committing).
+std::string golden(const std::string& name, const std::string& actual);
+// A minimal valid config with the given extra XML inside <provider>.
+std::string minimal_config(const std::string& provider_body = "", const std::string& head = "");
+
+}  // namespace testing
