@@ -1,0 +1,33 @@
+// Resolves which servers a mail client should use for a hosted domain.
+// Every renderer reads the ClientSettings this produces, and nothing else.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "core/email_address.h"
+
+namespace mailconfd {
+
+struct ClientSettings {
+  const Provider* provider = nullptr;  // never null; points into the Config it came from
+  std::vector<MailServer> incoming;    // IMAP before POP3, TLS before STARTTLS; never empty
+  std::vector<MailServer> outgoing;    // 587+STARTTLS first, then the rest as configured
+};
+
+// Settings for one provider with one host override applied. Pure.
+ClientSettings resolve(const Config& config, DomainEntry entry);
+
+// Returns nullopt when the domain (a lowercase A-label) is not hosted. Pure.
+std::optional<ClientSettings> resolve(const Config& config, std::string_view domain);
+
+// What the user types as user name for this address: the full address or its local part.
+std::string login_name(LoginForm form, const EmailAddress& address);
+
+// The Thunderbird placeholder that stands for login_name() when no address is known.
+std::string_view login_placeholder(LoginForm form);
+
+}  // namespace mailconfd
