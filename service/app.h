@@ -1,0 +1,34 @@
+// Everything a request handler may read, built completely before it is used and never
+// changed afterwards. A reload builds a new App and swaps it in; requests in flight keep
+// the one they started with (they hold a shared_ptr).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "render/splice.h"
+
+namespace mailconfd {
+
+struct App {
+  Config config;
+
+  // Documents pre-rendered at load time, one set per provider and host override.
+  struct Documents {
+    render::Splice autoconfig;
+  };
+  std::vector<std::vector<Documents>> documents;  // [provider][override]
+  std::chrono::system_clock::time_point loaded_at;
+
+  const Documents& documents_for(DomainEntry entry) const {
+    return documents[entry.provider][entry.hosts];
+  }
+};
+
+// Renders every document for every provider and host override. Cannot fail for a Config
+// that load_config_* accepted.
+std::shared_ptr<const App> build_app(Config config);
+
+}  // namespace mailconfd

@@ -1,0 +1,45 @@
+// A rendered document with holes: literal bytes interleaved with slots for the few values
+// that differ per request (the domain, the login name, the address). Documents are rendered
+// once per provider and host set when the config loads; a request only fills the slots.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailconfd::render {
+
+enum class Slot { Domain, Login, Address };
+constexpr std::size_t kSlotCount = 3;
+
+// The values for the slots, already validated (see core/email_address.h). They are
+// XML-escaped while being inserted, so a Splice can never produce malformed XML.
+struct SlotValues {
+  std::array<std::string_view, kSlotCount> values;
+  std::string_view& operator[](Slot slot) { return values[static_cast<std::size_t>(slot)]; }
+  std::string_view operator[](Slot slot) const { return values[static_cast<std::size_t>(slot)]; }
+};
+
+class Splice {
+ public:
+  void append(std::string_view literal) { pieces_.back().literal_after.append(literal); }
+  void append_slot(Slot slot) { pieces_.push_back({slot, {}}); }
+
+  // Appends the document with every slot filled to out (no allocation if out has capacity).
+  void expand(const SlotValues& values, std::string& out) const;
+  std::string expand(const SlotValues& values) const;
+
+  // Upper bound of the literal size, for reserving buffers.
+  std::size_t literal_size() const;
+  bool uses(Slot slot) const;
+
+ private:
+  struct Piece {
+    Slot slot;                  // ignored for the first piece
+    std::string literal_after;  // bytes that follow the slot
+  };
+  std::vector<Piece> pieces_{Piece{Slot::Domain, {}}};
+};
+
+}  // namespace mailconfd::render
