@@ -1,0 +1,48 @@
+// The reply funnel: every answer is one Reply value, so status, body and headers cannot
+// disagree, and one function turns it into bytes. Error bodies are fixed texts per status,
+// never internals and never request data.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace mailconfd::http {
+
+inline constexpr std::string_view kXml = "application/xml; charset=utf-8";
+inline constexpr std::string_view kTextXml = "text/xml; charset=utf-8";
+inline constexpr std::string_view kText = "text/plain; charset=utf-8";
+inline constexpr std::string_view kHtml = "text/html; charset=utf-8";
+inline constexpr std::string_view kJson = "application/json; charset=utf-8";
+
+// Which part of the URL surface answered; a fixed set, used as a metrics label.
+enum class Endpoint {
+  Autoconfig,
+  Autodiscover,
+  AutodiscoverJson,
+  Mobileconfig,
+  Setup,
+  Health,
+  Metrics,
+  Other
+};
+std::string_view to_string(Endpoint endpoint);
+
+struct Reply {
+  int status = 500;
+  std::string_view content_type = kText;
+  std::string body;
+  std::string_view cache_control = "no-store";
+  std::string extra_headers;  // complete "Name: value\r\n" lines; values never from raw input
+  Endpoint endpoint = Endpoint::Other;
+  bool close = false;  // close the connection after this reply
+
+  Reply& header(std::string_view name, std::string_view value);
+};
+
+Reply error_reply(int status);
+std::string_view reason_phrase(int status);
+
+// Appends status line, headers and (unless head_only) the body to out.
+void serialize(const Reply& reply, bool keep_alive, bool head_only, std::string& out);
+
+}  // namespace mailconfd::http

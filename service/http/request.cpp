@@ -1,0 +1,403 @@
+#include "http/request.h"
+
+#include <charconv>
+
+namespace mailconfd::http {
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// RFC 9110 5.6.2 tchar
+bool tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!tchar(c)) return false;
+  }
+  return true;
+}
+
+bool visible_ascii(std::string_view s) {
+  for (char c : s) {
+    if (c <= 0x20 || c >= 0x7F) return false;
+  }
+  return !s.empty();
+}
+
+// Field values: VCHAR, SP, HTAB and obs-text; never CR, LF, NUL or other controls.
+bool field_value(std::string_view s) {
+  for (char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    if ((b < 0x20 && c != '\t') || b == 0x7F) return false;
+  }
+  return true;
+}
+
+// Host: reg-name or IP literal, optional port. Anything else is refused before it can be
+// echoed anywhere.
+bool host_value(std::string_view s) {
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == ':' || c == '[' || c == ']' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+Method method_of(std::string_view m) {
+  if (m == "GET") return Method::Get;
+  if (m == "HEAD") return Method::Head;
+  if (m == "POST") return Method::Post;
+  if (m == "OPTIONS") return Method::Options;
+  return Method::Other;
+}
+
+ParseResult error(int status) {
+  ParseResult r;
+  r.outcome = Parse::Error;
+  r.status = status;
+  return r;
+}
+
+// Next line starting at pos: returns false if no LF yet. A CR is allowed only right before
+// the LF (RFC 9112 2.2: a bare CR is an error).
+enum class Line { Ok, Incomplete, BadCr };
+Line next_line(std::string_view buffer, std::size_t pos, std::string_view& line,
+               std::size_t& next) {
+  const std::size_t lf = buffer.find('\n', pos);
+  if (lf == std::string_view::npos) return Line::Incomplete;
+  std::size_t end = lf;
+  if (end > pos && buffer[end - 1] == '\r') --end;
+  line = buffer.substr(pos, end - pos);
+  if (line.find('\r') != std::string_view::npos) return Line::BadCr;
+  next = lf + 1;
+  return Line::Ok;
+}
+
+bool parse_request_line(std::string_view line, Request& request, int& status) {
+  status = 400;
+  const auto sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos) return false;
+  const auto sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+    return false;
+  request.method_text = line.substr(0, sp1);
+  request.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (!token(request.method_text) || !visible_ascii(request.target)) return false;
+  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||
+      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
+    return false;
+  }
+  if (version[5] != '1') {
+    status = 505;
+    return false;
+  }
+  request.minor_version = version[7] - '0';
+  request.method = method_of(request.method_text);
+  return true;
+}
+
+// Splits the target into path and query; absolute-form gives its authority as host.
+bool split_target(Request& request, std::string_view& authority) {
+  std::string_view t = request.target;
+  if (t.front() != '/') {
+    if (t == "*" && request.method == Method::Options) {
+      request.path = t;
+      return true;
+    }
+    const auto scheme_end = t.find("://");
+    if (scheme_end == std::string_view::npos) return false;
+    const std::string_view scheme = t.substr(0, scheme_end);
+    if (!(iequals(scheme, "http") || iequals(scheme, "https"))) return false;
+    t.remove_prefix(scheme_end + 3);
+    const auto slash = t.find_first_of("/?");
+    authority = t.substr(0, slash);
+    if (authority.empty()) return false;
+    t = slash == std::string_view::npos ? std::string_view("/") : t.substr(slash);
+    if (t.front() == '?') return false;
+  }
+  const auto question = t.find('?');
+  request.path = t.substr(0, question);
+  request.query = question == std::string_view::npos ? std::string_view() : t.substr(question + 1);
+  if (auto hash = request.query.find('#'); hash != std::string_view::npos) {
+    request.query = request.query.substr(0, hash);
+  }
+  return true;
+}
+
+// Decodes a chunked body starting at pos. Returns Complete with consumed set to the end of
+// the trailer section, Incomplete, or Error.
+ParseResult parse_chunked(std::string_view buffer, std::size_t pos, const Limits& limits,
+                          std::string& body) {
+  body.clear();
+  std::size_t trailer_bytes = 0;
+  while (true) {
+    std::string_view line;
+    std::size_t next = 0;
+    switch (next_line(buffer, pos, line, next)) {
+      case Line::Incomplete:
+        return buffer.size() - pos > 1024 ? error(400) : ParseResult{};
+      case Line::BadCr:
+        return error(400);
+      case Line::Ok:
+        break;
+    }
+    if (line.size() > 1024) return error(400);
+    std::string_view size_text = line.substr(0, line.find(';'));
+    const std::string_view extensions = line.substr(size_text.size());
+    size_text = trim_ows(size_text);
+    if (size_text.empty() || size_text.size() > 8 || !field_value(extensions)) return error(400);
+    std::size_t size = 0;
+    auto [end, ec] =
+        std::from_chars(size_text.data(), size_text.data() + size_text.size(), size, 16);
+    if (ec != std::errc() || end != size_text.data() + size_text.size()) return error(400);
+    pos = next;
+    if (size == 0) break;
+    if (body.size() + size > limits.max_body_bytes) return error(413);
+    if (buffer.size() - pos < size + 1) return ParseResult{};
+    body.append(buffer.substr(pos, size));
+    pos += size;
+    if (buffer[pos] == '\r') {
+      if (buffer.size() - pos < 2) return ParseResult{};
+      if (buffer[pos + 1] != '\n') return error(400);
+      pos += 2;
+    } else if (buffer[pos] == '\n') {
+      pos += 1;
+    } else {
+      return error(400);
+    }
+  }
+  // Trailer section: header lines, ignored, then an empty line.
+  while (true) {
+    std::string_view line;
+    std::size_t next = 0;
+    switch (next_line(buffer, pos, line, next)) {
+      case Line::Incomplete:
+        return buffer.size() - pos > limits.max_header_bytes ? error(431) : ParseResult{};
+      case Line::BadCr:
+        return error(400);
+      case Line::Ok:
+        break;
+    }
+    pos = next;
+    if (line.empty()) break;
+    trailer_bytes += line.size();
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || !token(line.substr(0, colon)) ||
+        !field_value(line.substr(colon + 1))) {
+      return error(400);
+    }
+    if (trailer_bytes > limits.max_header_bytes) return error(431);
+  }
+  ParseResult done;
+  done.outcome = Parse::Complete;
+  done.consumed = pos;
+  return done;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool has_token(std::string_view list, std::string_view wanted) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    if (iequals(trim_ows(list.substr(0, comma)), wanted)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::string_view Request::header(std::string_view name) const {
+  for (const Header& h : headers) {
+    if (iequals(h.name, name)) return h.value;
+  }
+  return {};
+}
+
+void Request::clear() {
+  headers.clear();  // keeps capacity: no allocation on the next request
+  method = Method::Other;
+  method_text = target = path = query = host = body = {};
+  minor_version = 1;
+  keep_alive = true;
+  expect_continue = false;
+}
+
+ParseResult parse_request(std::string_view buffer, const Limits& limits, Request& request,
+                          std::string& chunked_body) {
+  request.clear();
+  std::size_t pos = 0;
+  // RFC 9112 2.2: ignore empty lines before the request line.
+  while (pos < buffer.size() && pos < 16 && (buffer[pos] == '\r' || buffer[pos] == '\n')) ++pos;
+  const std::size_t start = pos;
+
+  std::string_view line;
+  std::size_t next = 0;
+  switch (next_line(buffer, pos, line, next)) {
+    case Line::Incomplete: {
+      const std::string_view partial = buffer.substr(pos);
+      if (partial.size() > limits.max_request_line) return error(414);
+      // Refuse garbage as soon as it arrives instead of waiting for the timeout.
+      for (char c : partial) {
+        const auto b = static_cast<unsigned char>(c);
+        if ((b < 0x20 && c != '\r') || b >= 0x7F) return error(400);
+      }
+      return {};
+    }
+    case Line::BadCr:
+      return error(400);
+    case Line::Ok:
+      break;
+  }
+  if (line.size() > limits.max_request_line) return error(414);
+  int status = 400;
+  if (!parse_request_line(line, request, status)) return error(status);
+  pos = next;
+
+  // Header section.
+  std::size_t host_count = 0;
+  std::size_t length_count = 0;
+  std::size_t transfer_count = 0;
+  std::string_view content_length;
+  std::string_view transfer_encoding;
+  std::string_view connection;
+  while (true) {
+    switch (next_line(buffer, pos, line, next)) {
+      case Line::Incomplete:
+        if (buffer.size() - start > limits.max_header_bytes) return error(431);
+        // A partial line with a control character can never become valid.
+        for (char c : buffer.substr(pos)) {
+          const auto b = static_cast<unsigned char>(c);
+          if ((b < 0x20 && c != '\r' && c != '\t') || b == 0x7F) return error(400);
+        }
+        return {};
+      case Line::BadCr:
+        return error(400);
+      case Line::Ok:
+        break;
+    }
+    if (next - start > limits.max_header_bytes) return error(431);
+    pos = next;
+    if (line.empty()) break;
+    if (line.front() == ' ' || line.front() == '\t') return error(400);  // obs-fold
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return error(400);
+    const std::string_view name = line.substr(0, colon);  // whitespace before ':' fails token()
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    if (!token(name) || !field_value(value)) return error(400);
+    if (request.headers.size() >= limits.max_headers) return error(431);
+    request.headers.push_back({name, value});
+    if (iequals(name, "host")) {
+      ++host_count;
+      request.host = value;
+    } else if (iequals(name, "content-length")) {
+      ++length_count;
+      content_length = value;
+    } else if (iequals(name, "transfer-encoding")) {
+      ++transfer_count;
+      transfer_encoding = value;
+    } else if (iequals(name, "connection")) {
+      connection = value;
+    } else if (iequals(name, "expect")) {
+      request.expect_continue = request.minor_version >= 1 && iequals(value, "100-continue");
+    }
+  }
+  const std::size_t header_end = pos;
+
+  // Framing checks (RFC 9112 3.2, 6.1, 6.3): these decide where the next request starts,
+  // so anything ambiguous is an error and the connection is closed.
+  if (host_count > 1 || (request.minor_version >= 1 && host_count == 0)) return error(400);
+  if (!host_value(request.host)) return error(400);
+  std::string_view authority;
+  if (!split_target(request, authority)) return error(400);
+  if (!authority.empty()) {
+    if (!host_value(authority)) return error(400);
+    request.host = authority;
+  }
+  if (length_count > 0 && transfer_count > 0) return error(400);
+  if (length_count > 1 || transfer_count > 1) return error(400);
+  if (request.minor_version == 0) {
+    request.keep_alive = has_token(connection, "keep-alive");
+  } else {
+    request.keep_alive = !has_token(connection, "close");
+  }
+
+  if (transfer_count == 1) {
+    if (request.minor_version == 0 || !iequals(transfer_encoding, "chunked")) return error(400);
+    ParseResult r = parse_chunked(buffer, header_end, limits, chunked_body);
+    if (r.outcome == Parse::Complete) {
+      request.body = chunked_body;
+    } else if (r.outcome == Parse::Incomplete) {
+      r.headers_done = true;
+    }
+    return r;
+  }
+
+  std::size_t length = 0;
+  if (length_count == 1) {
+    if (content_length.empty() || content_length.size() > 15) {
+      return content_length.empty()
+                 ? error(400)
+                 : (visible_ascii(content_length) &&
+                            content_length.find_first_not_of("0123456789") == std::string_view::npos
+                        ? error(413)
+                        : error(400));
+    }
+    auto [end, ec] = std::from_chars(content_length.data(),
+                                     content_length.data() + content_length.size(), length);
+    if (ec != std::errc() || end != content_length.data() + content_length.size())
+      return error(400);
+    if (length > limits.max_body_bytes) return error(413);  // before a byte of it is read
+  }
+  if (buffer.size() - header_end < length) {
+    ParseResult r;
+    r.headers_done = true;
+    r.needed = header_end + length;
+    return r;
+  }
+  request.body = buffer.substr(header_end, length);
+  ParseResult done;
+  done.outcome = Parse::Complete;
+  done.consumed = header_end + length;
+  return done;
+}
+
+}  // namespace mailconfd::http

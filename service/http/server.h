@@ -1,0 +1,45 @@
+// The HTTP/1.1 server. Pistache's Tcp::Listener owns the listening socket, the accept thread
+// and the epoll worker threads; mailconfd owns everything above the bytes: framing
+// (request.h), keep-alive and pipelining, timeouts (a reaper thread), connection limits and
+// writing. Only this file and server.cpp know Pistache.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "app.h"
+#include "config/config_file.h"
+
+namespace mailconfd::http {
+
+class Server {
+ public:
+  explicit Server(std::shared_ptr<const App> app);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts the workers. Throws std::runtime_error (with the OS reason) on failure.
+  void start(const ListenAddress& listen, unsigned threads);
+  std::uint16_t port() const;
+
+  // Swaps in a new snapshot; requests already running finish on the old one.
+  void swap(std::shared_ptr<const App> app);
+  std::shared_ptr<const App> app() const;
+
+  // Stops accepting, lets requests in flight finish for up to grace, then closes every
+  // connection and joins the threads.
+  void stop(std::chrono::milliseconds grace);
+
+  std::size_t open_connections() const;
+
+  struct Shared;
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailconfd::http
