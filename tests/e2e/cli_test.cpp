@@ -1,0 +1,75 @@
+// The command line: check, render, help and usage errors.
+#include <doctest/doctest.h>
+
+#include "service.h"
+
+using e2e::run_mailconfd;
+
+TEST_CASE("check accepts the shipped example") {
+  const std::string path = std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml";
+  auto r = run_mailconfd({"check", "--config", path});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == path + ": ok (1 provider, 2 domains)\n");
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("check prints every problem as FILE:LINE:COLUMN and exits 2") {
+  const std::string path = e2e::fixture("refused.xml");
+  auto r = run_mailconfd({"check", "--config", path});
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err.find(path + ":5:5: <outgoing> port 25 is for server-to-server relay") !=
+        std::string::npos);
+  CHECK(r.err.find(path + ":6:5: <outgoing> auth 'smtp-after-pop' is refused") !=
+        std::string::npos);
+  CHECK(r.err.find("9 problems in " + path + "\n") != std::string::npos);
+}
+
+TEST_CASE("check of a missing file names it") {
+  auto r = run_mailconfd({"check", "--config", "/nonexistent/mailconfd.xml"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.starts_with("/nonexistent/mailconfd.xml:1:1: cannot open the file\n"));
+}
+
+TEST_CASE("render autoconfig prints the document that is served") {
+  auto r = run_mailconfd({"render", "autoconfig", "alice@example.com"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == e2e::golden("autoconfig/example-alice.xml"));
+  auto unknown = run_mailconfd({"render", "autoconfig", "alice@not-hosted.example"});
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err ==
+        "mailconfd: domain not-hosted.example is not hosted in this configuration\n");
+  auto bad = run_mailconfd({"render", "autoconfig", "not-an-address"});
+  CHECK(bad.exit_code == 2);
+}
+
+TEST_CASE("--help on each command exits 0; unknown options and commands exit 2") {
+  for (auto cmd : {"serve", "check", "render"}) {
+    auto r = run_mailconfd({cmd, "--help"});
+    CHECK_MESSAGE(r.exit_code == 0, cmd);
+    CHECK(r.out.starts_with(std::string("usage: mailconfd ") + cmd));
+  }
+  CHECK(run_mailconfd({"--help"}).exit_code == 0);
+  auto unknown_option = run_mailconfd({"serve", "--frobnicate", "1"});
+  CHECK(unknown_option.exit_code == 2);
+  CHECK(unknown_option.err.starts_with("mailconfd: unknown option --frobnicate\n"));
+  CHECK(run_mailconfd({"check", "-x"}).exit_code == 2);
+  CHECK(run_mailconfd({"launch"}).exit_code == 2);
+  CHECK(run_mailconfd({}).exit_code == 2);
+}
+
+TEST_CASE("serve refuses an invalid config before listening, exit 2") {
+  e2e::Service s({"--config", e2e::fixture("refused.xml")}, false);
+  CHECK_FALSE(s.ready());
+  CHECK(s.wait_exit(std::chrono::seconds(5)) == 2);
+  CHECK(s.log().find("port 25 is for server-to-server relay") != std::string::npos);
+}
+
+TEST_CASE("serve reports a port that is taken and exits 1") {
+  e2e::Service first;
+  REQUIRE(first.ready());
+  auto r = run_mailconfd({"serve", "--listen", "127.0.0.1:" + std::to_string(first.port())});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())) !=
+        std::string::npos);
+}
