@@ -259,6 +259,7 @@ void Request::clear() {
   minor_version = 1;
   keep_alive = true;
   expect_continue = false;
+  secure = false;
 }
 
 ParseResult parse_request(std::string_view buffer, const Limits& limits, Request& request,

@@ -34,6 +34,7 @@ struct Request {
   std::string_view body;
   bool keep_alive = true;
   bool expect_continue = false;
+  bool secure = false;  // arrived over TLS on mailconfd's own HTTPS listener (set by the server)
 
   // Case-insensitive lookup of the first header with this name; empty if absent.
   std::string_view header(std::string_view name) const;
