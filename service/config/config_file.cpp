@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <pugixml.hpp>
@@ -35,6 +35,9 @@ class Problems {
     const std::size_t column = pos - line_starts_[line - 1] + 1;
     list_.push_back(fmt::format("{}:{}:{}: {}", file_, line, column, message));
   }
+  void at_line(std::size_t line, std::size_t column, const std::string& message) {
+    list_.push_back(fmt::format("{}:{}:{}: {}", file_, line, column, message));
+  }
   void at(const pugi::xml_node& node, const std::string& message) {
     // offset_debug points just past '<'; report the '<' itself.
     at_offset(node.offset_debug() - 1, message);
@@ -52,6 +55,17 @@ class Problems {
   std::vector<std::size_t> line_starts_;
   std::vector<std::string> list_;
 };
+
+bool read_whole_file(const std::string& path, std::string& out) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char buffer[1 << 16];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) out.append(buffer, n);
+  const bool ok = std::ferror(f) == 0;
+  std::fclose(f);
+  return ok;
+}
 
 bool has_control(std::string_view text) {
   return std::any_of(text.begin(), text.end(), [](char c) {
@@ -424,15 +438,20 @@ class Loader {
       return;
     }
     const std::string path = file.front() == '/' ? file : base_dir_ + "/" + file;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::string text;
+    if (!read_whole_file(path, text)) {
       problems_.at(node, fmt::format("cannot read domain list '{}'", path));
       return;
     }
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    const std::string text = buffer.str();
-    Problems list_problems(path, text);
+    // Line numbers are computed only for the (few) lines that have a problem.
+    Problems list_problems(path, {});
+    auto line_of = [&](std::size_t offset) {
+      return static_cast<std::size_t>(std::count(
+                 text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n')) +
+             1;
+    };
+    config.domains.reserve(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) +
+                           1);
     std::size_t line_start = 0;
     std::size_t errors = 0;
     while (line_start < text.size()) {
@@ -444,11 +463,12 @@ class Loader {
       if (first != std::string_view::npos) {
         const auto last = line.find_last_not_of(" \t\r");
         const std::string_view entry = line.substr(first, last - first + 1);
-        const auto offset = static_cast<std::ptrdiff_t>(line_start + first);
-        auto name = normalize_domain(entry);
         auto report = [&](const std::string& message) {
-          if (++errors <= 100) list_problems.at_offset(offset, message);
+          if (++errors <= 100) {
+            list_problems.at_line(line_of(line_start), first + 1, message);
+          }
         };
+        auto name = normalize_domain(entry);
         if (!name || name->find('.') == std::string::npos) {
           report(fmt::format("'{}' is not a domain name", entry));
         } else {
@@ -534,17 +554,15 @@ Loaded load_config_text(std::string_view text, const std::string& name,
 }
 
 Loaded load_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string text;
+  if (!read_whole_file(path, text)) {
     Loaded loaded;
     loaded.problems.push_back(fmt::format("{}:1:1: cannot open the file", path));
     return loaded;
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  return load_config_text(buffer.str(), path, dir.empty() ? "/" : dir);
+  return load_config_text(text, path, dir.empty() ? "/" : dir);
 }
 
 }  // namespace mailconfd

@@ -106,15 +106,6 @@ bool valid_local_part(std::string_view local) {
   return true;
 }
 
-bool ldh_label(std::string_view label) {
-  if (label.empty() || label.size() > kMaxLabel) return false;
-  if (label.front() == '-' || label.back() == '-') return false;
-  for (char c : label) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 bool valid_utf8(std::string_view text) {
@@ -145,36 +136,48 @@ std::optional<std::string> percent_decode(std::string_view value) {
   return out;
 }
 
+// Lowercases an ASCII name and checks LDH labels of 1..63 octets in one pass.
+static bool lower_ldh(std::string_view in, std::string& out) {
+  if (in.empty() || in.size() > kMaxDomain) return false;
+  out.resize(in.size());
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c == '.') {
+      if (label == 0 || out[i - 1] == '-') return false;
+      label = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+      if (c == '-' && label == 0) return false;
+      if (++label > kMaxLabel) return false;
+    } else {
+      return false;
+    }
+    out[i] = c;
+  }
+  return label != 0 && out.back() != '-';
+}
+
 std::optional<std::string> normalize_domain(std::string_view domain) {
   if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
-  if (domain.empty() || domain.size() > 1024 || !valid_utf8(domain)) return std::nullopt;
-
+  if (domain.empty() || domain.size() > 1024) return std::nullopt;
   std::string ascii;
   bool plain_ascii = true;
   for (char c : domain) plain_ascii = plain_ascii && static_cast<unsigned char>(c) < 0x80;
   if (plain_ascii) {
-    ascii.assign(domain);
-    for (char& c : ascii) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  } else {
-    // UTS #46 non-transitional processing maps fullwidth dots, case and compatibility forms,
-    // then encodes each label as an A-label ("xn--…").
-    const std::string input(domain);
-    char* output = nullptr;
-    const int rc = idn2_to_ascii_8z(
-        input.c_str(), &output, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL | IDN2_USE_STD3_ASCII_RULES);
-    std::unique_ptr<char, decltype(&idn2_free)> owned(output, &idn2_free);
-    if (rc != IDN2_OK || output == nullptr) return std::nullopt;
-    ascii = output;
-    for (char& c : ascii) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    if (!lower_ldh(domain, ascii)) return std::nullopt;
+    return ascii;
   }
-  if (ascii.empty() || ascii.size() > kMaxDomain) return std::nullopt;
-  std::string_view rest = ascii;
-  while (true) {
-    const auto dot = rest.find('.');
-    if (!ldh_label(rest.substr(0, dot))) return std::nullopt;
-    if (dot == std::string_view::npos) break;
-    rest.remove_prefix(dot + 1);
-  }
+  if (!valid_utf8(domain)) return std::nullopt;
+  // UTS #46 non-transitional processing maps fullwidth dots, case and compatibility forms,
+  // then encodes each label as an A-label ("xn--…").
+  const std::string input(domain);
+  char* output = nullptr;
+  const int rc = idn2_to_ascii_8z(
+      input.c_str(), &output, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL | IDN2_USE_STD3_ASCII_RULES);
+  std::unique_ptr<char, decltype(&idn2_free)> owned(output, &idn2_free);
+  if (rc != IDN2_OK || output == nullptr) return std::nullopt;
+  if (!lower_ldh(output, ascii)) return std::nullopt;
   return ascii;
 }
 
