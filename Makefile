@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install the Debian
-# packages they need first (scripts/install-deps; apt-get, sudo when not root).
+# packages they need first (.ci/install-deps; apt-get, sudo when not root).
 .PHONY: all deps build run test test-fast check format clean
 
 JOBS ?= $(shell nproc)
@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 all: build
 
 deps:
-	@scripts/install-deps
+	@.ci/install-deps
 
 # Optimized binary at build/release/mailconfd.
 build: deps
