@@ -180,6 +180,17 @@ int serve(const Args& args) {
   if (args.help) return std::cout << kServeHelp, 0;
   if (!args.positional.empty())
     return usage_error("unexpected argument " + args.positional[0], kServeHelp);
+  // Signals are handled by sigwait below, never in a handler. The mask is set before any
+  // thread exists (the async logger's included): a thread with SIGHUP unblocked would take
+  // the default action, which ends the process.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a vanished peer must never kill the process
+  raise_fd_limit();
   init_logging(true);
   Loaded loaded = load(args);
   if (!report(loaded)) {
@@ -196,16 +207,6 @@ int serve(const Args& args) {
     return usage_error("--listen '" + listen_text + "' is not HOST:PORT", kServeHelp);
   }
   const unsigned threads = loaded.config.server.threads;
-
-  // Signals are handled by sigwait below, never in a handler; every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a vanished peer must never kill the process
-  raise_fd_limit();
 
   const std::string config_path = loaded.config.path;
   const bool from_file = args.options.count("config") > 0;
