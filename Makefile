@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install the Debian
 # packages they need first (.ci/install-deps; apt-get, sudo when not root).
-.PHONY: all deps build run test test-fast check format clean
+.PHONY: all deps build run test test-fast bench check format clean
 
 JOBS ?= $(shell nproc)
 
@@ -29,6 +29,12 @@ test-fast: deps
 	@cmake --preset dev >/dev/null
 	@cmake --build build/dev -j $(JOBS)
 	@ctest --preset dev -L unit
+
+# mailconfd against nginx serving the same bytes, plus the 1M-domain checks (a few minutes).
+# BENCH_SECONDS (per run, default 6) and BENCH_ROUNDS (default 1) tune it.
+bench: build
+	@.ci/install-deps wrk nginx-light python3 procps util-linux
+	@python3 tests/bench/run.py
 
 # Validates a configuration file: make check CONFIG=/etc/mailconfd/mailconfd.xml
 check: build
