@@ -57,6 +57,22 @@ struct HostOverride {
   bool operator==(const HostOverride&) const = default;
 };
 
+// What `mailconfd dns zone` publishes and `mailconfd dns check` expects for every hosted
+// domain of a provider, beyond the SRV records that follow from the servers (protocols.md §4).
+struct MxHost {
+  std::string host;  // lowercase A-label
+  std::uint16_t preference = 10;
+
+  bool operator==(const MxHost&) const = default;
+};
+
+struct DnsOptions {
+  std::uint32_t ttl = 3600;        // seconds, for every generated record
+  std::string autoconfig_cname;    // empty: no autoconfig.<domain> CNAME
+  std::string autodiscover_cname;  // empty: no autodiscover.<domain> CNAME
+  std::vector<MxHost> mx;          // empty: no MX published, none checked
+};
+
 struct Provider {
   std::string id;                    // hostname syntax (Thunderbird rejects the file otherwise)
   std::string display_name;          // e.g. "Example Mail"; Thunderbird labels the account with it
@@ -70,6 +86,7 @@ struct Provider {
   // (autodiscover.provider.example); the HTTP redirect and _autodiscover._tcp point here.
   std::string autodiscover_host;
   std::vector<HostOverride> overrides;  // index 0 is always the empty override
+  DnsOptions dns;
 };
 
 // Where a hosted domain's answers come from.

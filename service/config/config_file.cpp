@@ -309,7 +309,7 @@ class Loader {
   void read_provider(const pugi::xml_node& node, Config& config) {
     check_known(problems_, node, {"id"},
                 {"display-name", "short-name", "login", "incoming", "outgoing", "documentation",
-                 "autodiscover", "domain", "domains"});
+                 "autodiscover", "dns", "domain", "domains"});
     Provider provider;
     provider.overrides.emplace_back();
     const std::string id = node.attribute("id").value();
@@ -381,11 +381,54 @@ class Loader {
       provider.autodiscover_host = "autodiscover." + provider.id;
     }
 
+    for (const pugi::xml_node& d : node.children("dns")) {
+      if (d != node.child("dns")) problems_.at(d, "<dns> may appear only once per <provider>");
+      read_dns(d, provider.dns);
+    }
+
     const auto index = static_cast<std::uint32_t>(config.providers.size());
     for (const pugi::xml_node& d : node.children("domain")) read_domain(d, provider, index, config);
     for (const pugi::xml_node& d : node.children("domains"))
       read_domain_list(d, provider, index, config);
     config.providers.push_back(std::move(provider));
+  }
+
+  void read_dns(const pugi::xml_node& node, DnsOptions& dns) {
+    check_known(problems_, node, {"ttl", "autoconfig-cname", "autodiscover-cname"}, {"mx"});
+    if (auto a = node.attribute("ttl")) {
+      auto ttl = parse_number<std::uint32_t>(a.value());
+      if (!ttl || *ttl < 60 || *ttl > 604'800) {
+        problems_.at(node, "ttl must be a number of seconds from 60 to 604800");
+      } else {
+        dns.ttl = *ttl;
+      }
+    }
+    if (auto h = host_attribute(node, "autoconfig-cname")) dns.autoconfig_cname = *h;
+    if (auto h = host_attribute(node, "autodiscover-cname")) dns.autodiscover_cname = *h;
+    for (const pugi::xml_node& m : node.children("mx")) {
+      check_known(problems_, m, {"host", "preference"}, {});
+      MxHost mx;
+      if (auto h = host_attribute(m, "host")) {
+        mx.host = *h;
+      } else {
+        if (!m.attribute("host")) problems_.at(m, "<mx> needs a host");
+        continue;
+      }
+      if (auto a = m.attribute("preference")) {
+        auto preference = parse_number<std::uint16_t>(a.value());
+        if (!preference) {
+          problems_.at(m, "preference must be a number from 0 to 65535");
+          continue;
+        }
+        mx.preference = *preference;
+      }
+      if (std::any_of(dns.mx.begin(), dns.mx.end(),
+                      [&](const MxHost& other) { return other.host == mx.host; })) {
+        problems_.at(m, fmt::format("<mx> host '{}' is listed twice", mx.host));
+        continue;
+      }
+      dns.mx.push_back(mx);
+    }
   }
 
   void add_domain(const std::string& name, DomainEntry entry, const Provider& provider,
