@@ -140,6 +140,7 @@ std::unique_ptr<Session> Session::open(const std::string& host, std::uint16_t po
     if (rule.host == host && rule.port == port) {
       connect_host = rule.to_host;
       connect_port = rule.to_port;
+      break;  // the first matching rule wins, as with curl
     }
   }
   addrinfo hints{};

@@ -132,11 +132,15 @@ RelayVerdict judge_relay(const SmtpReply& mail, const std::optional<SmtpReply>& 
                                recipient, decisive.text())};
   }
   const std::string status = enhanced_status(decisive);
-  const std::string text = lower(decisive.lines.empty() ? "" : decisive.lines.front());
-  const bool policy = (status.size() > 2 && status.compare(1, 3, ".7.") == 0) ||
-                      decisive.code == 530 || decisive.code == 554 ||
-                      text.find("relay") != std::string::npos ||
-                      text.find("auth") != std::string::npos;
+  std::string text = lower(decisive.lines.empty() ? "" : decisive.lines.front());
+  // The reply usually quotes the recipient, whose name must not count as a reason.
+  if (const auto at = text.find(lower(recipient)); at != std::string::npos) {
+    text.erase(at, recipient.size());
+  }
+  const bool policy = status.empty() ? (decisive.code == 530 || decisive.code == 554 ||
+                                        text.find("relay") != std::string::npos ||
+                                        text.find("auth") != std::string::npos)
+                                     : status.compare(1, 3, ".7.") == 0;
   if (policy) return {true, fmt::format("refused at {}: {}", step, decisive.text())};
   return {false, fmt::format("inconclusive: {} refused for another reason ({}); retry with "
                              "--relay-to set to a real outside address",

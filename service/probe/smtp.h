@@ -29,9 +29,10 @@ std::vector<std::string> auth_mechanisms(const SmtpReply& ehlo);
 bool has_extension(const SmtpReply& ehlo, std::string_view keyword);
 
 // Whether the answers to MAIL FROM and RCPT TO (an outside recipient, no login) show that the
-// server refuses to relay. Only a refusal for policy reasons proves it (x.7.x status, 554,
-// 530, or "relay" in the text): a recipient refused because its domain does not resolve
-// (x.1.x) says nothing, so that is reported as inconclusive, a problem.
+// server refuses to relay. Only a refusal for policy reasons proves it: an x.7.x enhanced
+// status, or without one 530, 554, or "relay"/"auth" in the text (the quoted recipient
+// aside). A refusal for another reason (x.1.x: unknown domain) says nothing, so it is
+// reported as inconclusive, a problem.
 struct RelayVerdict {
   bool refused = false;
   std::string detail;
