@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -121,11 +122,15 @@ std::optional<ConnectTo> parse_connect_to(std::string_view text) {
 }
 
 Session::Session(int fd, std::chrono::milliseconds timeout, std::string ca_file)
-    : fd_(fd), timeout_(timeout), ca_file_(std::move(ca_file)) {}
+    : fd_(fd),
+      timeout_(timeout),
+      end_(Clock::now() + kSessionTimeouts * timeout),
+      ca_file_(std::move(ca_file)) {}
 
 Session::~Session() {
   if (ssl_ != nullptr) {
-    SSL_shutdown(ssl_);  // one non-blocking attempt at close_notify; the reply is not awaited
+    if (!tls_failed_)
+      SSL_shutdown(ssl_);  // one non-blocking attempt at close_notify; the reply is not awaited
     SSL_free(ssl_);
   }
   if (ctx_ != nullptr) SSL_CTX_free(ctx_);
@@ -189,6 +194,8 @@ std::unique_ptr<Session> Session::open(const std::string& host, std::uint16_t po
   return nullptr;
 }
 
+Clock::time_point Session::step_deadline() const { return std::min(Clock::now() + timeout_, end_); }
+
 bool Session::wait(bool for_write, Clock::time_point deadline) {
   while (true) {
     const auto left =
@@ -203,8 +210,8 @@ bool Session::wait(bool for_write, Clock::time_point deadline) {
 
 // Reads into read_into or writes write_from (exactly one is non-null); returns bytes moved,
 // 0 for an orderly close, -1 for an error or timeout (error_ says which).
-long Session::transfer(char* read_into, const char* write_from, std::size_t size) {
-  const auto deadline = Clock::now() + timeout_;
+long Session::transfer(char* read_into, const char* write_from, std::size_t size,
+                       Clock::time_point deadline) {
   while (true) {
     bool want_write = write_from != nullptr;
     if (ssl_ != nullptr) {
@@ -215,6 +222,7 @@ long Session::transfer(char* read_into, const char* write_from, std::size_t size
       const int reason = SSL_get_error(ssl_, n);
       if (reason == SSL_ERROR_ZERO_RETURN) return 0;
       if (reason != SSL_ERROR_WANT_READ && reason != SSL_ERROR_WANT_WRITE) {
+        tls_failed_ = true;
         error_ = reason == SSL_ERROR_SYSCALL && ERR_peek_error() == 0
                      ? "connection closed without TLS close_notify"
                      : "TLS error: " + openssl_error();
@@ -231,7 +239,9 @@ long Session::transfer(char* read_into, const char* write_from, std::size_t size
       }
     }
     if (!wait(want_write, deadline)) {
-      error_ = fmt::format("no answer within {} ms", timeout_.count());
+      error_ = Clock::now() >= end_ ? fmt::format("gave up: this server's probe took over {} ms",
+                                                  (kSessionTimeouts * timeout_).count())
+                                    : fmt::format("no answer within {} ms", timeout_.count());
       return -1;
     }
   }
@@ -240,8 +250,9 @@ long Session::transfer(char* read_into, const char* write_from, std::size_t size
 bool Session::write_line(std::string_view line) {
   const std::string bytes = std::string(line) + "\r\n";
   std::size_t sent = 0;
+  const auto deadline = step_deadline();
   while (sent < bytes.size()) {
-    const long n = transfer(nullptr, bytes.data() + sent, bytes.size() - sent);
+    const long n = transfer(nullptr, bytes.data() + sent, bytes.size() - sent, deadline);
     if (n <= 0) {
       if (n == 0) error_ = "connection closed";
       return false;
@@ -252,6 +263,7 @@ bool Session::write_line(std::string_view line) {
 }
 
 std::optional<std::string> Session::read_line() {
+  const auto deadline = step_deadline();  // for the whole line, however it is split
   while (true) {
     if (const auto end = buffer_.find('\n'); end != std::string::npos) {
       std::string line = buffer_.substr(0, end);
@@ -264,7 +276,7 @@ std::optional<std::string> Session::read_line() {
       return std::nullopt;
     }
     char chunk[4096];
-    const long n = transfer(chunk, nullptr, sizeof chunk);
+    const long n = transfer(chunk, nullptr, sizeof chunk, deadline);
     if (n <= 0) {
       if (n == 0) error_ = "connection closed by the server";
       return std::nullopt;
@@ -303,17 +315,19 @@ std::optional<Certificate> Session::start_tls(const std::string& host, std::stri
     error = "TLS setup failed: " + openssl_error();
     return std::nullopt;
   }
-  const auto deadline = Clock::now() + timeout_;
+  const auto deadline = step_deadline();
   while (true) {
     ERR_clear_error();
     const int rc = SSL_connect(ssl_);
     if (rc == 1) break;
     const int reason = SSL_get_error(ssl_, rc);
     if (reason != SSL_ERROR_WANT_READ && reason != SSL_ERROR_WANT_WRITE) {
+      tls_failed_ = true;
       error = "TLS handshake failed: " + sanitize(openssl_error());
       return std::nullopt;
     }
     if (!wait(reason == SSL_ERROR_WANT_WRITE, deadline)) {
+      tls_failed_ = true;
       error = fmt::format("TLS handshake did not finish within {} ms", timeout_.count());
       return std::nullopt;
     }

@@ -55,6 +55,10 @@ struct Certificate {
   bool name_ok = false;     // X509_check_host against the advertised name
 };
 
+// A whole server's probe may take at most this many timeouts: a server that answers each
+// step just in time, or drips a reply byte by byte, cannot hold the probe much longer.
+inline constexpr int kSessionTimeouts = 8;
+
 // A certificate valid for fewer days than this is reported as a problem.
 inline constexpr int kExpiryWarningDays = 14;
 
@@ -76,6 +80,8 @@ class Session {
   // plaintext bytes are still buffered (the STARTTLS response-injection problem).
   std::optional<Certificate> start_tls(const std::string& host, std::string& error);
 
+  // Each of these, and start_tls, must finish within the timeout, and all of them within
+  // kSessionTimeouts timeouts of opening the session.
   bool write_line(std::string_view line);
   // One line without its CRLF; nullopt on timeout, close, or a line over 8 KiB.
   std::optional<std::string> read_line();
@@ -83,11 +89,15 @@ class Session {
 
  private:
   Session(int fd, std::chrono::milliseconds timeout, std::string ca_file);
+  std::chrono::steady_clock::time_point step_deadline() const;
   bool wait(bool for_write, std::chrono::steady_clock::time_point deadline);
-  long transfer(char* read_into, const char* write_from, std::size_t size);
+  long transfer(char* read_into, const char* write_from, std::size_t size,
+                std::chrono::steady_clock::time_point deadline);
 
   int fd_ = -1;
   std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point end_;  // of the whole session
+  bool tls_failed_ = false;                    // no close_notify after a fatal TLS error
   std::string ca_file_;
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -15,11 +16,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A one-connection server on 127.0.0.1: sends greeting, then keeps the socket open (silent)
-// until the test ends.
+// A one-connection server on 127.0.0.1: sends greeting, then keeps the socket open until the
+// test ends; with drip, it then sends one 'x' every 50 ms (at most 100), never a line end.
 class StallingServer {
  public:
-  explicit StallingServer(std::string greeting) {
+  explicit StallingServer(std::string greeting, bool drip = false) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -29,12 +30,18 @@ class StallingServer {
     socklen_t length = sizeof address;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
     port_ = ntohs(address.sin_port);
-    thread_ = std::thread([this, greeting = std::move(greeting)] {
+    thread_ = std::thread([this, drip, greeting = std::move(greeting)] {
       client_ = ::accept(fd_, nullptr, nullptr);
-      if (client_ >= 0) ::send(client_, greeting.data(), greeting.size(), MSG_NOSIGNAL);
+      if (client_ < 0) return;
+      ::send(client_, greeting.data(), greeting.size(), MSG_NOSIGNAL);
+      for (int i = 0; drip && i < 100 && !stop_; ++i) {
+        std::this_thread::sleep_for(50ms);
+        if (::send(client_, "x", 1, MSG_NOSIGNAL) != 1) break;
+      }
     });
   }
   ~StallingServer() {
+    stop_ = true;
     ::shutdown(fd_, SHUT_RDWR);
     thread_.join();
     if (client_ >= 0) ::close(client_);
@@ -45,6 +52,7 @@ class StallingServer {
  private:
   int fd_ = -1;
   int client_ = -1;
+  std::atomic<bool> stop_{false};
   std::uint16_t port_ = 0;
   std::thread thread_;
 };
@@ -91,6 +99,19 @@ TEST_CASE("read_line gives up after the timeout when the server stops talking") 
   const auto waited = std::chrono::steady_clock::now() - start;
   CHECK(waited >= 250ms);
   CHECK(waited < 10s);  // generous: the machine may be loaded
+  CHECK(session->error() == "no answer within 300 ms");
+}
+
+TEST_CASE("read_line's timeout covers the whole line, however slowly it drips in") {
+  StallingServer server("220-", true);
+  Options options;
+  options.timeout = 300ms;
+  std::string error;
+  auto session = Session::open("127.0.0.1", server.port(), options, error);
+  REQUIRE(session);
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_FALSE(session->read_line());
+  CHECK(std::chrono::steady_clock::now() - start < 4s);  // the drip would last 5 s
   CHECK(session->error() == "no answer within 300 ms");
 }
 
