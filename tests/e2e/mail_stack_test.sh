@@ -9,7 +9,7 @@
 #   4. checks that `mailconfd probe` passes the good setup and names each weakness of two
 #      deliberately weakened submission services (AUTH before TLS; relaying by client IP).
 # Usage: mail_stack_test.sh MAILCONFD_BINARY. Needs root (Postfix's master runs as root) and
-# the packages from scripts/install-deps; exits 77 (skipped) when not root. Everything it
+# the packages from .ci/install-deps; exits 77 (skipped) when not root. Everything it
 # starts is stopped on exit, also on failure or a signal. KEEP=1 keeps the directory.
 set -euo pipefail
 
@@ -19,7 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 77
 fi
 for tool in postfix dovecot swaks curl openssl xmllint; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (scripts/install-deps installs it)"; exit 1; }
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (.ci/install-deps installs it)"; exit 1; }
 done
 
 T=$(mktemp -d /tmp/mailconfd-mail-XXXXXX)
