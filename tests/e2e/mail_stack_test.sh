@@ -82,7 +82,8 @@ taken=" "
 free_port() {
   local port
   while true; do
-    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    # Below Linux's ephemeral range (32768+), so no outgoing connection takes it meanwhile.
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
     [[ $taken == *" $port "* ]] && continue
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
     taken="$taken$port "
