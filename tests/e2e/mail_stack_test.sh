@@ -1,0 +1,470 @@
+#!/usr/bin/env bash
+# End to end with real mail servers: starts Postfix (submission with STARTTLS, SASL through
+# Dovecot) and Dovecot (IMAP and POP3) on 127.0.0.1 high ports, with a CA and certificate made
+# here, all configuration in a temporary directory; starts mailconfd on them; then
+#   1. fetches the autoconfig answer (and Autodiscover, when this build serves it),
+#   2. submits mail with swaks using exactly those settings (STARTTLS, AUTH PLAIN and LOGIN)
+#      and reads it back over IMAP with curl,
+#   3. checks that submission without AUTH, and AUTH before STARTTLS, are refused,
+#   4. checks that `mailconfd probe` passes the good setup and names each weakness of two
+#      deliberately weakened submission services (AUTH before TLS; relaying by client IP).
+# Usage: mail_stack_test.sh MAILCONFD_BINARY. Needs root (Postfix's master runs as root) and
+# the packages from .ci/install-deps; exits 77 (skipped) when not root. Everything it
+# starts is stopped on exit, also on failure or a signal. KEEP=1 keeps the directory.
+set -euo pipefail
+
+mailconfd=${1:?usage: mail_stack_test.sh MAILCONFD_BINARY}
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIP: needs root to run Postfix (CI runs as root)"
+  exit 77
+fi
+for tool in postfix dovecot swaks curl openssl xmllint; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (.ci/install-deps installs it)"; exit 1; }
+done
+
+T=$(mktemp -d /tmp/mailconfd-mail-XXXXXX)
+chmod 755 "$T"  # Postfix's and Dovecot's unprivileged processes must reach their files
+started=$(date +%s)
+mailconfd_pid="" dovecot_pid="" postfix_up=""
+
+step() { echo "== $(( $(date +%s) - started ))s: $*"; }
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+dump_logs() {
+  for f in "$T/postfix/maillog" "$T/dovecot/dovecot.log" "$T/mailconfd.log"; do
+    [ -s "$f" ] && { echo "--- $f (last 40 lines)"; tail -n 40 "$f"; }
+  done >&2
+}
+
+# Waits up to $1 seconds for process $2 to exit.
+wait_gone() {
+  local i
+  for ((i = 0; i < $1 * 10; i++)); do
+    kill -0 "$2" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+cleanup() {
+  local status=$?
+  set +e
+  trap - EXIT INT TERM HUP
+  [ $status -ne 0 ] && dump_logs
+  if [ -n "$mailconfd_pid" ]; then
+    kill "$mailconfd_pid" 2>/dev/null
+    wait_gone 10 "$mailconfd_pid" || kill -9 "$mailconfd_pid" 2>/dev/null
+  fi
+  if [ -n "$postfix_up" ]; then
+    local master
+    master=$(tr -d ' ' <"$T/postfix/queue/pid/master.pid" 2>/dev/null)
+    postfix -c "$T/postfix" stop >/dev/null 2>&1
+    if [ -n "$master" ]; then
+      wait_gone 10 "$master" || kill -9 "$master" 2>/dev/null
+    fi
+  fi
+  if [ -n "$dovecot_pid" ]; then
+    kill "$dovecot_pid" 2>/dev/null
+    wait_gone 10 "$dovecot_pid" || kill -9 "$dovecot_pid" 2>/dev/null
+  fi
+  if [ "${KEEP:-}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+  echo "== took $(( $(date +%s) - started ))s"
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# A port on 127.0.0.1 that nothing answers on and that this run has not taken yet.
+taken=" "
+free_port() {
+  local port
+  while true; do
+    # Below Linux's ephemeral range (32768+), so no outgoing connection takes it meanwhile.
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
+    [[ $taken == *" $port "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+    taken="$taken$port "
+    echo "$port"
+    return
+  done
+}
+
+# Waits until something listens on ${2:-127.0.0.1}:$1 (at most 30 s).
+wait_port() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "nothing listens on ${2:-127.0.0.1}:$1"
+}
+
+provider=provider.test
+smtp_host=smtp.$provider imap_host=imap.$provider pop_host=pop.$provider
+user=alice@customer.test
+password="e2e-$RANDOM$RANDOM-secret"
+token="mailconfd-e2e-$RANDOM$RANDOM"
+
+submission=$(free_port)       # the good one: 587 as advertised
+submission_tls=$(free_port)   # 465 implicit TLS
+auth_early=$(free_port)       # weakened: AUTH offered before STARTTLS
+open_relay=$(free_port)       # weakened: relays for 127.0.0.0/8 without a login
+imaps=$(free_port) imap=$(free_port) pop3s=$(free_port) pop3=$(free_port)
+
+step "certificates"
+mkdir -p "$T/tls"
+(
+  cd "$T/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj "/CN=mailconfd e2e test CA" -keyout ca.key -out ca.pem 2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=$smtp_host" -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:%s,DNS:%s,DNS:%s\nextendedKeyUsage=serverAuth\n' \
+    "$smtp_host" "$imap_host" "$pop_host" >server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+    -extfile server.ext -out server.pem 2>/dev/null
+  chmod 644 server.pem ca.pem
+  chmod 600 server.key ca.key
+)
+
+# Dovecot treats a connection whose client and server addresses are equal as secure and then
+# allows plaintext logins before STARTTLS; clients never connect that way, so neither does
+# the test: Dovecot listens on 127.0.0.2 and the clients connect from 127.0.0.1.
+dovecot_ip=127.0.0.2
+step "dovecot on $dovecot_ip (imaps $imaps, imap $imap, pop3s $pop3s, pop3 $pop3)"
+mkdir -p "$T/dovecot" "$T/mail"
+chown nobody:nogroup "$T/mail"
+printf '%s:{PLAIN}%s::::::\n' "$user" "$password" >"$T/dovecot/users"
+chown root:dovecot "$T/dovecot/users"
+chmod 640 "$T/dovecot/users"
+dh=""
+[ -f /usr/share/dovecot/dh.pem ] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
+cat >"$T/dovecot/dovecot.conf" <<EOF
+base_dir = $T/dovecot/run
+state_dir = $T/dovecot/state
+instance_name = mailconfd-e2e-$$
+log_path = $T/dovecot/dovecot.log
+protocols = imap pop3
+listen = $dovecot_ip
+ssl = yes
+ssl_cert = <$T/tls/server.pem
+ssl_key = <$T/tls/server.key
+$dh
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $T/dovecot/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$T/mail/%d/%n
+}
+mail_location = maildir:$T/mail/%d/%n
+service imap-login {
+  inet_listener imap {
+    port = $imap
+  }
+  inet_listener imaps {
+    port = $imaps
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = $pop3
+  }
+  inet_listener pop3s {
+    port = $pop3s
+    ssl = yes
+  }
+}
+service auth {
+  unix_listener auth-postfix {
+    mode = 0666
+  }
+}
+EOF
+dovecot -F -c "$T/dovecot/dovecot.conf" >>"$T/dovecot/dovecot.log" 2>&1 &
+dovecot_pid=$!
+for port in $imaps $imap $pop3s $pop3; do wait_port "$port" $dovecot_ip; done
+
+step "postfix (submission $submission, smtps $submission_tls, weakened $auth_early and $open_relay)"
+pf=$T/postfix
+mkdir -p "$pf/queue" "$pf/data"
+chown postfix "$pf/data"
+cat >"$pf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+maillog_file_prefixes = $T
+maillog_file = $pf/maillog
+myhostname = $smtp_host
+mydomain = $provider
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+# Nothing ever leaves this machine: mail for other domains would be dropped. (Not the error
+# transport: smtpd would then refuse outside recipients itself and hide an open relay.)
+default_transport = discard:mailconfd e2e test delivers no outside mail
+relay_transport = discard:mailconfd e2e test delivers no outside mail
+virtual_mailbox_domains = customer.test
+virtual_mailbox_base = $T/mail
+virtual_mailbox_maps = inline:{ $user=customer.test/alice/ }
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+smtpd_tls_cert_file = $T/tls/server.pem
+smtpd_tls_key_file = $T/tls/server.key
+smtpd_tls_security_level = may
+smtpd_tls_auth_only = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $T/dovecot/run/auth-postfix
+smtpd_sasl_auth_enable = yes
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+EOF
+cat >"$pf/master.cf" <<EOF
+127.0.0.1:$submission inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+127.0.0.1:$submission_tls inet n - n - - smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+127.0.0.1:$auth_early inet n - n - - smtpd
+  -o syslog_name=postfix/auth-early
+  -o smtpd_tls_auth_only=no
+127.0.0.1:$open_relay inet n - n - - smtpd
+  -o syslog_name=postfix/open-relay
+  -o smtpd_relay_restrictions=permit_mynetworks,permit_sasl_authenticated,reject_unauth_destination
+  -o smtpd_recipient_restrictions=permit_mynetworks,permit_sasl_authenticated,reject
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+tlsmgr    unix - - n 1000? 1 tlsmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+virtual   unix - n n - - virtual
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+postfix -c "$pf" check >/dev/null 2>&1 || true  # creates the queue directories
+postfix_up=1
+postfix -c "$pf" start >"$pf/start.log" 2>&1 || { cat "$pf/start.log" >&2; fail "postfix did not start"; }
+for port in $submission $submission_tls $auth_early $open_relay; do wait_port "$port"; done
+
+step "mailconfd"
+cat >"$T/mailconfd.xml" <<EOF
+<mailconfd>
+  <provider id="$provider">
+    <display-name>E2E Mail</display-name>
+    <incoming protocol="imap" host="$imap_host" port="993" security="tls"/>
+    <incoming protocol="imap" host="$imap_host" port="143" security="starttls"/>
+    <incoming protocol="pop3" host="$pop_host" port="995" security="tls"/>
+    <incoming protocol="pop3" host="$pop_host" port="110" security="starttls"/>
+    <outgoing host="$smtp_host" port="587" security="starttls"/>
+    <outgoing host="$smtp_host" port="465" security="tls"/>
+    <domain>customer.test</domain>
+  </provider>
+</mailconfd>
+EOF
+"$mailconfd" check --config "$T/mailconfd.xml" >/dev/null
+"$mailconfd" serve --config "$T/mailconfd.xml" --listen 127.0.0.1:0 >"$T/ready" 2>"$T/mailconfd.log" &
+mailconfd_pid=$!
+for ((i = 0; i < 100; i++)); do grep -qs '^listening on' "$T/ready" && break; sleep 0.1; done
+base=$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$T/ready")
+[ -n "$base" ] || fail "mailconfd did not become ready"
+
+# Where each advertised HOST:PORT really listens in this test (instead of DNS).
+good_map="$smtp_host:587:127.0.0.1:$submission,$smtp_host:465:127.0.0.1:$submission_tls"
+good_map+=",$imap_host:993:$dovecot_ip:$imaps,$imap_host:143:$dovecot_ip:$imap"
+good_map+=",$pop_host:995:$dovecot_ip:$pop3s,$pop_host:110:$dovecot_ip:$pop3"
+real_address() {  # advertised host and port → "ADDRESS PORT" where it listens here
+  local rule
+  IFS=, read -ra rules <<<"$good_map"
+  for rule in "${rules[@]}"; do
+    [[ $rule == "$1:$2:"* ]] && { rule=${rule#"$1:$2:"}; echo "${rule%:*} ${rule##*:}"; return; }
+  done
+  fail "nothing listens for $1:$2"
+}
+
+step "1. autoconfig"
+curl -sS --max-time 10 -o "$T/autoconfig.xml" -w '%{http_code} %{content_type}\n' \
+  "$base/mail/config-v1.1.xml?emailaddress=alice%40customer.test" >"$T/autoconfig.status"
+[ "$(cat "$T/autoconfig.status")" = "200 application/xml; charset=utf-8" ] ||
+  fail "autoconfig answered $(cat "$T/autoconfig.status")"
+xml() { xmllint --xpath "string($1)" "$T/autoconfig.xml"; }
+out_host=$(xml '//outgoingServer[1]/hostname')
+out_port=$(xml '//outgoingServer[1]/port')
+out_socket=$(xml '//outgoingServer[1]/socketType')
+out_user=$(xml '//outgoingServer[1]/username')
+out_auth=$(xml '//outgoingServer[1]/authentication')
+in_host=$(xml '//incomingServer[1]/hostname')
+in_port=$(xml '//incomingServer[1]/port')
+in_socket=$(xml '//incomingServer[1]/socketType')
+in_user=$(xml '//incomingServer[1]/username')
+in_type=$(xml '//incomingServer[1]/@type')
+echo "   outgoing $out_host:$out_port $out_socket $out_auth user $out_user"
+echo "   incoming $in_type $in_host:$in_port $in_socket user $in_user"
+[ "$out_host:$out_port:$out_socket:$out_auth:$out_user" = \
+  "$smtp_host:587:STARTTLS:password-cleartext:$user" ] || fail "unexpected outgoing server"
+[ "$in_type:$in_host:$in_port:$in_socket:$in_user" = "imap:$imap_host:993:SSL:$user" ] ||
+  fail "unexpected incoming server"
+
+autodiscover_status=$(curl -sS --max-time 10 -o "$T/autodiscover.xml" -w '%{http_code}' \
+  -H 'Content-Type: text/xml' --data-binary @- "$base/autodiscover/autodiscover.xml" <<EOF
+<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>$user</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>
+EOF
+)
+if [ "$autodiscover_status" = 200 ]; then
+  ad() { xmllint --xpath "string(//*[local-name()='Protocol'][*[local-name()='Type']='$1']/*[local-name()='$2'])" "$T/autodiscover.xml"; }
+  ad_smtp="$(ad SMTP Server):$(ad SMTP Port):$(ad SMTP LoginName)"
+  echo "   autodiscover SMTP $ad_smtp"
+  [ "$ad_smtp" = "$smtp_host:587:$user" ] || fail "Autodiscover SMTP settings differ: $ad_smtp"
+  [ "$(ad IMAP Server):$(ad IMAP Port)" = "$imap_host:993" ] || fail "Autodiscover IMAP differs"
+else
+  echo "   autodiscover: not served by this build ($autodiscover_status); skipped"
+fi
+
+step "2. submission with the advertised settings (STARTTLS, AUTH PLAIN and LOGIN)"
+[ "$out_socket" = STARTTLS ] || fail "expected STARTTLS"
+read -r smtp_ip smtp_port <<<"$(real_address "$out_host" "$out_port")"
+printf 'auth-password %s\n' "$password" >"$T/swaks.conf"
+chmod 600 "$T/swaks.conf"
+for mechanism in PLAIN LOGIN; do
+  swaks --config "$T/swaks.conf" --server "$smtp_ip" --port "$smtp_port" --timeout 20 \
+    --tls --tls-verify --tls-ca-path "$T/tls/ca.pem" --tls-sni "$out_host" \
+    --auth "$mechanism" --auth-user "$out_user" \
+    --from "$user" --to "$user" --header "Subject: $token $mechanism" \
+    --body "sent by mail_stack_test.sh" >"$T/swaks-$mechanism.log" 2>&1 ||
+    { cat "$T/swaks-$mechanism.log" >&2; fail "authenticated submission with AUTH $mechanism failed"; }
+  grep -q '^<~  250 2.0.0 Ok: queued' "$T/swaks-$mechanism.log" ||
+    { cat "$T/swaks-$mechanism.log" >&2; fail "message with AUTH $mechanism not queued"; }
+done
+grep -q "$password" "$T"/swaks-*.log && fail "the password appears in swaks' transcript"
+
+# Read both messages back over IMAP, with the incoming settings from the same answer.
+read -r imap_ip imap_port <<<"$(real_address "$in_host" "$in_port")"
+printf 'machine %s login %s password %s\n' "$in_host" "$in_user" "$password" >"$T/netrc"
+chmod 600 "$T/netrc"
+imap() {
+  curl -sS --max-time 10 --netrc-file "$T/netrc" --cacert "$T/tls/ca.pem" \
+    --connect-to "$in_host:$in_port:$imap_ip:$imap_port" "imaps://$in_host:$in_port/$1" "${@:2}"
+}
+found=""
+for ((i = 0; i < 60; i++)); do
+  found=$(imap INBOX -X "SEARCH SUBJECT \"$token\"" 2>/dev/null | sed -n 's/^\* SEARCH *//p' | tr -d '\r')
+  [ "$(wc -w <<<"$found")" -eq 2 ] && break
+  sleep 0.5
+done
+[ "$(wc -w <<<"$found")" -eq 2 ] || fail "expected 2 delivered messages, IMAP SEARCH found '$found'"
+for uid in $found; do
+  imap "INBOX;UID=$uid" >"$T/message-$uid"
+  grep -q "^Subject: $token" "$T/message-$uid" || fail "message $uid has the wrong subject"
+  grep -q "sent by mail_stack_test.sh" "$T/message-$uid" || fail "message $uid lost its body"
+done
+echo "   delivered and read back over IMAP: UIDs $found"
+
+step "3. without AUTH, and AUTH before STARTTLS, are refused"
+if swaks --server "$smtp_ip" --port "$smtp_port" --timeout 20 --tls --tls-sni "$out_host" \
+  --from "$user" --to "$user" --header "Subject: $token no-auth" >"$T/swaks-noauth.log" 2>&1; then
+  cat "$T/swaks-noauth.log" >&2
+  fail "submission without AUTH was accepted"
+fi
+grep -Eq '^<~?\*+ +554 5\.7\.1 <alice@customer\.test>: Recipient address rejected' "$T/swaks-noauth.log" ||
+  { cat "$T/swaks-noauth.log" >&2; fail "submission without AUTH not refused with 5xx"; }
+
+# AUTH PLAIN sent before STARTTLS (also where the EHLO does not offer it); prints the reply.
+auth_before_tls() {
+  local line reply=""
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  IFS= read -r -t 10 line <&3 || true
+  printf 'EHLO e2e.test\r\n' >&3
+  while IFS= read -r -t 10 line <&3; do [[ $line == 250\ * ]] && break; done
+  printf 'AUTH PLAIN %s\r\n' "$(printf '\0%s\0%s' "$user" "$password" | base64 -w0)" >&3
+  IFS= read -r -t 10 reply <&3 || true
+  printf 'QUIT\r\n' >&3
+  exec 3>&-
+  echo "${reply%$'\r'}"
+}
+reply=$(auth_before_tls "$smtp_port")
+echo "   AUTH before STARTTLS: $reply"
+[[ $reply == 5* ]] || fail "AUTH before STARTTLS was not refused: $reply"
+reply=$(auth_before_tls "$auth_early")
+[[ $reply == 235* ]] || fail "the weakened service should accept AUTH before TLS: $reply"
+
+step "4. mailconfd probe"
+printf '%s\n' "$password" >"$T/password"
+chmod 600 "$T/password"
+probe() {
+  "$mailconfd" probe --config "$T/mailconfd.xml" --ca-file "$T/tls/ca.pem" --timeout 10s "$@"
+}
+set +e
+probe --connect-to "$good_map" --user "$user" --password-file "$T/password" >"$T/probe-good.txt" 2>&1
+status=$?
+set -e
+cat "$T/probe-good.txt"
+[ $status -eq 0 ] || fail "probe of the good setup exited $status"
+grep -q '^6 servers probed, 0 with problems$' "$T/probe-good.txt" || fail "probe summary"
+[ "$(grep -c '^      ok  *login  ' "$T/probe-good.txt")" -eq 6 ] || fail "a login was not proven"
+grep -q "$password" "$T/probe-good.txt" && fail "the password appears in the probe report"
+probe --connect-to "$good_map" --json >"$T/probe-good.json" || fail "probe --json of the good setup"
+grep -q '^{"ok":true,"servers":\[' "$T/probe-good.json" || fail "probe --json: not ok"
+
+weak_probe() {  # $1 = port behind smtp:587; prints the report; fails unless exit 1
+  local status
+  set +e
+  probe --connect-to "$smtp_host:587:127.0.0.1:$1,$good_map" customer.test "${@:2}" >"$T/probe-weak" 2>&1
+  status=$?
+  set -e
+  cat "$T/probe-weak"
+  [ $status -eq 1 ] || fail "probe of a weakened service exited $status, expected 1"
+}
+echo "   -- weakened: AUTH offered before STARTTLS"
+weak_probe "$auth_early"
+grep -Eq '^      PROBLEM +auth-before-tls +AUTH PLAIN LOGIN offered before STARTTLS' "$T/probe-weak" ||
+  fail "probe did not name AUTH before STARTTLS"
+grep -q '^      ok  *relay ' "$T/probe-weak" || fail "auth-early service should still refuse relay"
+echo "   -- weakened: relays for the client's IP address without a login"
+weak_probe "$open_relay" --json
+grep -q '"name":"relay","ok":false,"detail":"accepted RCPT TO:<relay-probe@mailconfd-probe.invalid> without authentication: an open relay' \
+  "$T/probe-weak" || fail "probe did not name the open relay"
+grep -q '"name":"auth-before-tls","ok":true' "$T/probe-weak" || fail "open-relay service keeps AUTH after TLS"
+echo "   -- a CA the system does not trust"
+set +e
+"$mailconfd" probe --config "$T/mailconfd.xml" --connect-to "$good_map" --timeout 10s \
+  customer.test >"$T/probe-ca.txt" 2>&1
+status=$?
+set -e
+[ $status -eq 1 ] && grep -Eq '^      PROBLEM +certificate-chain +not trusted' "$T/probe-ca.txt" ||
+  { cat "$T/probe-ca.txt"; fail "probe without --ca-file should report an untrusted chain"; }
+grep -Eq '^      ok +certificate-name +valid for smtp.provider.test' "$T/probe-ca.txt" ||
+  fail "certificate-name should still pass"
+
+# Nothing was relayed: the open-relay probe stopped at RCPT TO and never sent DATA.
+grep -q 'relay-probe@mailconfd-probe.invalid' "$pf/maillog" &&
+  grep 'relay-probe@mailconfd-probe.invalid' "$pf/maillog" | grep -q 'status=' &&
+  fail "a probe message was queued for delivery"
+
+step "all passed"
