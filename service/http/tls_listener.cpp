@@ -158,7 +158,12 @@ struct TlsListener::Loop {
   }
 
   void accept_all() {
-    if (state.draining.load()) return;
+    if (state.draining.load()) {
+      // Stop watching, or the level-triggered socket would wake this loop for ever.
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
+      paused_until.reset();
+      return;
+    }
     for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
       const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
@@ -368,7 +373,7 @@ struct TlsListener::Loop {
   }
 
   void scan(Clock::time_point now) {
-    if (paused_until && now >= *paused_until) {
+    if (paused_until && now >= *paused_until && !state.draining.load()) {
       paused_until.reset();
       watch_listener();
     }

@@ -262,3 +262,22 @@ TEST_CASE("serve --tls-listen without <tls> is a usage error") {
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--tls-listen needs a <tls> element") != std::string::npos);
 }
+
+TEST_CASE("https: SIGTERM lets a request in flight finish, then exits 0") {
+  TlsSetup setup;
+  Service s(setup.args());
+  REQUIRE(s.tls_port() != 0);
+  TlsClient idle(s.tls_port(), setup.certificate.certificate);
+  TlsClient client(s.tls_port(), setup.certificate.certificate);
+  REQUIRE(client.ok());
+  REQUIRE(client.send("GET " + kAlice + " HTTP/1.1\r\nHost: localhost\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  s.signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(client.send("\r\n"));
+  auto r = client.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.header("Connection") == "close");
+  CHECK(r.body == e2e::golden("autoconfig/example-alice.xml"));
+  CHECK(s.wait_exit(std::chrono::seconds(10)) == 0);
+}
