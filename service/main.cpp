@@ -28,6 +28,7 @@
 #include "log.h"
 #include "probe/probe.h"
 #include "render/autoconfig.h"
+#include "tls/context.h"
 
 namespace mailconfd {
 namespace {
@@ -36,7 +37,8 @@ constexpr const char* kUsage =
     "usage: mailconfd <command> [options]\n"
     "\n"
     "commands:\n"
-    "  serve [--config FILE] [--listen HOST:PORT]   answer mail clients' discovery requests\n"
+    "  serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
+    "                                              answer mail clients' discovery requests\n"
     "  check --config FILE                         validate a configuration file\n"
     "  render autoconfig EMAIL [--config FILE]     print the document that would be served\n"
     "  dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
@@ -49,16 +51,18 @@ constexpr const char* kUsage =
     "Run 'mailconfd <command> --help' for details.\n";
 
 constexpr const char* kServeHelp =
-    "usage: mailconfd serve [--config FILE] [--listen HOST:PORT]\n"
+    "usage: mailconfd serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
     "\n"
     "Serves Thunderbird autoconfig (/mail/config-v1.1.xml and\n"
     "/.well-known/autoconfig/mail/config-v1.1.xml) for every hosted domain.\n"
-    "Prints 'listening on http://HOST:PORT' on stdout when ready; logs go to stderr.\n"
+    "Prints 'listening on http://HOST:PORT' on stdout when ready, then\n"
+    "'listening on https://HOST:PORT' when <tls> is configured; logs go to stderr.\n"
     "SIGHUP reloads the configuration file (a bad file keeps the old one serving);\n"
     "SIGTERM or SIGINT stop accepting, finish requests in flight and exit 0.\n"
     "\n"
     "  --config FILE       configuration (default: the built-in example)\n"
-    "  --listen HOST:PORT  overrides <server listen>; port 0 picks a free port\n";
+    "  --listen HOST:PORT  overrides <server listen>; port 0 picks a free port\n"
+    "  --tls-listen HOST:PORT  overrides <tls listen> (needs <tls>); port 0 picks a free port\n";
 
 constexpr const char* kCheckHelp =
     "usage: mailconfd check --config FILE\n"
@@ -476,6 +480,20 @@ int serve(const Args& args) {
     return usage_error("--listen '" + listen_text + "' is not HOST:PORT", kServeHelp);
   }
   const unsigned threads = loaded.config.server.threads;
+  std::optional<ListenAddress> tls_listen;
+  if (loaded.config.server.tls || args.options.count("tls-listen")) {
+    if (!loaded.config.server.tls) {
+      spdlog::shutdown();
+      return usage_error("--tls-listen needs a <tls> element in the configuration", kServeHelp);
+    }
+    std::string text = loaded.config.server.tls->listen;
+    if (auto it = args.options.find("tls-listen"); it != args.options.end()) text = it->second;
+    tls_listen = parse_listen(text);
+    if (!tls_listen) {
+      spdlog::shutdown();
+      return usage_error("--tls-listen '" + text + "' is not HOST:PORT", kServeHelp);
+    }
+  }
 
   const std::string config_path = loaded.config.path;
   const bool from_file = args.options.count("config") > 0;
@@ -487,9 +505,29 @@ int serve(const Args& args) {
     spdlog::shutdown();
     return 1;
   }
-  const std::string host =
-      listen->host.find(':') != std::string::npos ? "[" + listen->host + "]" : listen->host;
-  std::cout << "listening on http://" << host << ":" << server.port() << std::endl;
+  if (tls_listen) {
+    try {
+      server.start_tls(*tls_listen, threads);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot listen on {}:{} (https): {}", tls_listen->host, tls_listen->port,
+                       e.what());
+      server.stop(std::chrono::milliseconds(0));
+      spdlog::shutdown();
+      return 1;
+    }
+  }
+  auto bracketed = [](const std::string& h) {
+    return h.find(':') != std::string::npos ? "[" + h + "]" : h;
+  };
+  const std::string host = bracketed(listen->host);
+  // The readiness lines, in one write: tests and scripts read the first line as before.
+  std::string ready = "listening on http://" + host + ":" + std::to_string(server.port()) + "\n";
+  if (tls_listen) {
+    ready += "listening on https://" + bracketed(tls_listen->host) + ":" +
+             std::to_string(server.tls_port()) + "\n";
+    spdlog::info("https certificate {}", server.app()->config.server.tls->context->subject());
+  }
+  std::cout << ready << std::flush;
   spdlog::info("serving {} domains from {} on {}:{}", server.app()->config.domains.size(),
                config_path, host, server.port());
 
@@ -507,6 +545,12 @@ int serve(const Args& args) {
         spdlog::error("reload failed: {} problem(s); still serving the previous configuration",
                       next.problems.size());
         continue;
+      }
+      if (next.config.server.tls && next.config.server.tls->context) {
+        spdlog::info("reload: https certificate {}", next.config.server.tls->context->subject());
+        if (!tls_listen) spdlog::warn("reload: <tls> takes effect at the next start");
+      } else if (tls_listen) {
+        spdlog::warn("reload: <tls> was removed; new HTTPS connections are refused");
       }
       server.swap(build_app(std::move(next.config)));
       spdlog::info("reloaded {}: {} domains", config_path, server.app()->config.domains.size());
@@ -536,7 +580,7 @@ int run(int argc, char** argv) {
   }
   std::string error;
   if (command == "serve") {
-    auto args = parse_args(argc, argv, 2, {"config", "listen"}, error);
+    auto args = parse_args(argc, argv, 2, {"config", "listen", "tls-listen"}, error);
     return args ? serve(*args) : usage_error(error, kServeHelp);
   }
   if (command == "check") {

@@ -5,12 +5,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace mailconfd {
+
+namespace tls {
+class Context;  // tls/context.h
+}
 
 enum class Protocol { Imap, Pop3, Smtp };
 
@@ -137,10 +142,21 @@ struct Limits {
   std::size_t max_connections = 10'000;
 };
 
+// <tls>: HTTPS on a second listener, next to plain HTTP.
+struct TlsOptions {
+  std::string listen = "0.0.0.0:443";  // HOST:PORT; [v6]:PORT for IPv6
+  std::string certificate;             // PEM, leaf first (may carry the chain)
+  std::string key;                     // PEM
+  std::string chain;                   // PEM intermediates; optional
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::shared_ptr<const tls::Context> context;  // loaded from the files above by the loader
+};
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; [v6]:PORT for IPv6
   unsigned threads = 0;                   // 0: one per core
   Limits limits;
+  std::optional<TlsOptions> tls;
 };
 
 struct Config {

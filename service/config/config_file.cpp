@@ -14,6 +14,7 @@
 #include <pugixml.hpp>
 
 #include "core/email_address.h"
+#include "tls/context.h"
 
 namespace mailconfd {
 namespace {
@@ -142,7 +143,7 @@ class Loader {
 
  private:
   void read_server(const pugi::xml_node& node, ServerOptions& server) {
-    check_known(problems_, node, {"listen", "threads"}, {"limits"});
+    check_known(problems_, node, {"listen", "threads"}, {"limits", "tls"});
     if (auto a = node.attribute("listen")) {
       if (parse_listen(a.value())) {
         server.listen = a.value();
@@ -159,6 +160,43 @@ class Loader {
       }
     }
     if (auto limits = node.child("limits")) read_limits(limits, server.limits);
+    if (auto tls = node.child("tls")) read_tls(tls, server.tls.emplace());
+  }
+
+  // <tls>: the files are read here, so `check` and a reload see the same problems as start-up.
+  void read_tls(const pugi::xml_node& node, TlsOptions& tls) {
+    check_known(problems_, node, {"listen", "certificate", "key", "chain", "handshake-timeout"},
+                {});
+    if (auto a = node.attribute("listen")) {
+      if (parse_listen(a.value())) {
+        tls.listen = a.value();
+      } else {
+        problems_.at(node, fmt::format("<tls>: listen '{}' is not HOST:PORT", a.value()));
+      }
+    }
+    if (auto a = node.attribute("handshake-timeout")) {
+      auto d = parse_duration(a.value());
+      if (!d || d->count() < 100 || d->count() > 60'000) {
+        problems_.at(node, "<tls>: handshake-timeout must be a duration from 100ms to 60s");
+      } else {
+        tls.handshake_timeout = *d;
+      }
+    }
+    auto path = [&](const char* name) -> std::string {
+      const std::string value = node.attribute(name).value();
+      if (value.empty()) return value;
+      return value.front() == '/' ? value : base_dir_ + "/" + value;
+    };
+    tls.certificate = path("certificate");
+    tls.key = path("key");
+    tls.chain = path("chain");
+    if (tls.certificate.empty() || tls.key.empty()) {
+      problems_.at(node, "<tls> needs certificate and key attributes");
+      return;
+    }
+    std::string error;
+    tls.context = tls::Context::load(tls.certificate, tls.key, tls.chain, error);
+    if (!tls.context) problems_.at(node, "<tls>: " + error);
   }
 
   void read_limits(const pugi::xml_node& node, Limits& limits) {

@@ -16,39 +16,21 @@
 #include <pistache/tcp.h>
 #include <spdlog/spdlog.h>
 
-#include "http/reply.h"
-#include "http/request.h"
-#include "http/routes.h"
+#include "http/session.h"
+#include "http/tls_listener.h"
 
 namespace mailconfd::http {
 
-using Clock = std::chrono::steady_clock;
 namespace Tcp = Pistache::Tcp;
 
 namespace {
 
-// How long a closing connection may linger after our FIN, so the client reads the last
-// answer before the socket goes away (instead of an RST eating it).
-constexpr auto kLinger = std::chrono::milliseconds(2000);
-
-enum class State {
-  Header,   // waiting for (the rest of) a request head; header_timeout
-  Body,     // head complete, body incomplete; body_timeout
-  Idle,     // between keep-alive requests; keepalive_timeout
-  Closing,  // last answer sent (or being sent), FIN sent or pending; kLinger
-};
-
 struct Connection {
+  Connection(int fd_, std::weak_ptr<Tcp::Peer> peer_, Session session_)
+      : fd(fd_), peer(std::move(peer_)), session(std::move(session_)) {}
   int fd = -1;
   std::weak_ptr<Tcp::Peer> peer;
-  std::string in;  // received, not yet consumed
-  Request request;
-  std::string chunked_body;
-  State state = State::Header;
-  Clock::time_point deadline;
-  std::size_t needed = 0;  // Body with Content-Length: bytes the request needs in total
-  bool continue_sent = false;
-  bool saw_bytes = false;  // any byte of the current request arrived
+  Session session;
   // Written by the worker's write-completion callbacks as well as under the registry lock.
   std::atomic<int> pending_writes{0};
   std::atomic<bool> shutdown_after_write{false};
@@ -63,10 +45,7 @@ struct Registry {
 
 }  // namespace
 
-struct Server::Shared {
-  std::atomic<std::shared_ptr<const App>> app;
-  std::atomic<std::size_t> connections{0};
-  std::atomic<bool> draining{false};
+struct Server::Shared : ServerState {
   std::mutex registries_mutex;
   std::vector<std::shared_ptr<Registry>> registries;
 
@@ -116,37 +95,14 @@ void write_bytes(const std::shared_ptr<Connection>& conn, std::string_view data)
           });
 }
 
-// Sends FIN after the last answer; the connection lingers in Closing until the client
-// closes or kLinger passes.
-void start_closing(Connection& c) {
-  c.state = State::Closing;
-  c.deadline = Clock::now() + kLinger;
-  c.in.clear();
+// Sends FIN after the last answer (the session is already Closing); the connection lingers
+// until the client closes or kLinger passes.
+void send_fin(Connection& c) {
   if (c.pending_writes.load() == 0) {
     ::shutdown(c.fd, SHUT_WR);
   } else {
     c.shutdown_after_write.store(true);
   }
-}
-
-void log_request(const Request& request, const Reply& reply, std::size_t bytes,
-                 Clock::time_point started) {
-  const auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count();
-  // The path only: queries carry addresses, and headers carry passwords (Authorization).
-  spdlog::info("{} {} {} {} {}us {}", request.method_text.substr(0, 16),
-               request.path.substr(0, 200), reply.status, bytes, micros,
-               client_kind(request.header("User-Agent")));
-}
-
-// True when bytes can change what parse_request says about an incomplete head: a line end,
-// or a byte that is never valid in a head (so it is refused at once, not at the timeout).
-bool worth_parsing(std::string_view fresh) {
-  for (char c : fresh) {
-    const auto b = static_cast<unsigned char>(c);
-    if (c == '\n' || (b < 0x20 && c != '\r' && c != '\t') || b >= 0x7F) return true;
-  }
-  return false;
 }
 
 class Handler final : public Tcp::Handler {
@@ -160,23 +116,17 @@ class Handler final : public Tcp::Handler {
     if (!registry_) registry_ = shared_->new_registry();
     const auto app = shared_->app.load();
     const Limits& limits = app->config.server.limits;
-    auto c = std::make_shared<Connection>();
-    c->fd = peer->fd();
-    c->peer = peer;
-    c->deadline = Clock::now() + limits.header_timeout;
+    auto c = std::make_shared<Connection>(peer->fd(), peer, Session(Clock::now(), limits, false));
     const std::size_t open = shared_->connections.fetch_add(1) + 1;
     {
       std::lock_guard lock(registry_->mutex);
       registry_->connections[c->fd] = c;
     }
     if (open > limits.max_connections || shared_->draining.load()) {
-      std::string out;
-      Reply busy = error_reply(503);
-      busy.close = true;
-      serialize(busy, false, false, out);
       std::lock_guard lock(registry_->mutex);
-      write_bytes(c, out);
-      start_closing(*c);
+      write_bytes(c, busy_answer());
+      c->session.close(Clock::now());
+      send_fin(*c);
     }
   }
 
@@ -196,73 +146,16 @@ class Handler final : public Tcp::Handler {
     auto it = registry_->connections.find(peer->fd());
     if (it == registry_->connections.end()) return;
     const std::shared_ptr<Connection> conn = it->second;
-    Connection& c = *conn;
-    if (c.state == State::Closing) return;  // discard what arrives after the last answer
     const auto app = shared_->app.load();
-    const Limits& limits = app->config.server.limits;
-    const std::string_view fresh(buffer, len);
-    c.in.append(fresh);
-    if (c.state == State::Idle) {
-      c.state = State::Header;
-      c.deadline = Clock::now() + limits.header_timeout;  // from the first byte of the request
-    }
-    c.saw_bytes = true;
-    if (c.state == State::Header && !worth_parsing(fresh) &&
-        c.in.size() <= std::min(limits.max_request_line, limits.max_header_bytes)) {
-      return;
-    }
-    if (c.state == State::Body && c.needed > c.in.size()) return;
-    process(conn, *app, limits);
+    thread_local std::string out;
+    out.clear();
+    const bool closing =
+        conn->session.on_input(std::string_view(buffer, len), *app, shared_->draining.load(), out);
+    if (!out.empty()) write_bytes(conn, out);
+    if (closing) send_fin(*conn);
   }
 
  private:
-  void process(const std::shared_ptr<Connection>& conn, const App& app, const Limits& limits) {
-    Connection& c = *conn;
-    thread_local std::string out;
-    out.clear();
-    bool closing = false;
-    while (!c.in.empty() && !closing) {
-      const Clock::time_point started = Clock::now();
-      const ParseResult r = parse_request(c.in, limits, c.request, c.chunked_body);
-      if (r.outcome == Parse::Incomplete) {
-        if (r.headers_done && c.state != State::Body) {
-          c.state = State::Body;
-          c.deadline = started + limits.body_timeout;
-          c.needed = r.needed;
-          if (c.request.expect_continue && !c.continue_sent) {
-            out.append("HTTP/1.1 100 Continue\r\n\r\n");
-            c.continue_sent = true;
-          }
-        }
-        break;
-      }
-      Reply reply;
-      bool keep_alive = false;
-      if (r.outcome == Parse::Error) {
-        reply = error_reply(r.status);
-        reply.close = true;
-        spdlog::info("- - {} 0 0us framing", r.status);
-      } else {
-        reply = route(app, c.request);
-        keep_alive = c.request.keep_alive && !reply.close && !shared_->draining.load();
-      }
-      const std::size_t before = out.size();
-      serialize(reply, keep_alive, c.request.method == Method::Head, out);
-      if (r.outcome == Parse::Complete) {
-        log_request(c.request, reply, out.size() - before, started);
-        c.in.erase(0, r.consumed);
-      }
-      c.needed = 0;
-      c.continue_sent = false;
-      closing = !keep_alive;
-      c.state = c.in.empty() ? State::Idle : State::Header;
-      c.deadline = Clock::now() + (c.in.empty() ? limits.keepalive_timeout : limits.header_timeout);
-      c.saw_bytes = !c.in.empty();
-    }
-    if (!out.empty()) write_bytes(conn, out);
-    if (closing) start_closing(c);
-  }
-
   std::shared_ptr<Server::Shared> shared_;
   std::shared_ptr<Registry> registry_;  // this worker's; created on its thread
 };
@@ -271,6 +164,7 @@ class Handler final : public Tcp::Handler {
 
 struct Server::Impl {
   std::unique_ptr<Tcp::Listener> listener;
+  std::unique_ptr<TlsListener> tls;
   std::thread reaper;
   std::mutex mutex;
   std::condition_variable wake;
@@ -291,19 +185,18 @@ struct Server::Impl {
       for (auto& registry : registries) {
         std::lock_guard r(registry->mutex);
         for (auto& [fd, c] : registry->connections) {
-          if (c->deadline > now || c->gone.load()) continue;
-          if ((c->state == State::Header && c->saw_bytes) || c->state == State::Body) {
+          Session& session = c->session;
+          if (session.deadline > now || c->gone.load()) continue;
+          if (session.in_flight()) {
+            const std::string_view answer = timeout_answer();
             if (c->pending_writes.load() == 0) {
-              std::string out;
-              serialize(error_reply(408), false, false, out);
-              (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+              (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             }
-            spdlog::info("- - 408 0 0us timeout");
           }
           // The worker sees the shutdown as end of stream and removes the connection.
           ::shutdown(fd, SHUT_RDWR);
-          c->state = State::Closing;
-          c->deadline = now + std::chrono::hours(1);
+          session.close(now);
+          session.deadline = now + std::chrono::hours(1);
         }
       }
     }
@@ -337,6 +230,13 @@ std::uint16_t Server::port() const {
   return impl_->listener ? static_cast<std::uint16_t>(impl_->listener->getPort()) : 0;
 }
 
+void Server::start_tls(const ListenAddress& listen, unsigned threads) {
+  impl_->tls = std::make_unique<TlsListener>(std::shared_ptr<ServerState>(shared_, shared_.get()));
+  impl_->tls->start(listen, threads);
+}
+
+std::uint16_t Server::tls_port() const { return impl_->tls ? impl_->tls->port() : 0; }
+
 void Server::swap(std::shared_ptr<const App> app) { shared_->app.store(std::move(app)); }
 
 std::shared_ptr<const App> Server::app() const { return shared_->app.load(); }
@@ -349,7 +249,8 @@ void Server::stop(std::chrono::milliseconds grace) {
   shared_->draining.store(true);
   // Requests are answered synchronously on the workers, so "in flight" means a request whose
   // bytes are still arriving or an answer still queued. Wait for those, up to grace.
-  const auto until = Clock::now() + grace;
+  const auto drain_started = Clock::now();
+  const auto until = drain_started + grace;
   while (Clock::now() < until) {
     bool busy = false;
     std::vector<std::shared_ptr<Registry>> registries;
@@ -360,12 +261,14 @@ void Server::stop(std::chrono::milliseconds grace) {
     for (auto& registry : registries) {
       std::lock_guard r(registry->mutex);
       for (auto& [fd, c] : registry->connections) {
-        if (c->state == State::Body || (c->state == State::Header && c->saw_bytes) ||
-            c->pending_writes.load() > 0) {
+        if (c->session.in_flight() || c->pending_writes.load() > 0) {
           busy = true;
         }
       }
     }
+    // The TLS loops publish their count every 100 ms: look at a fresh one.
+    if (impl_->tls && Clock::now() - drain_started < std::chrono::milliseconds(150)) busy = true;
+    if (impl_->tls && impl_->tls->in_flight() > 0) busy = true;
     if (!busy) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -376,6 +279,7 @@ void Server::stop(std::chrono::milliseconds grace) {
   impl_->wake.notify_all();
   if (impl_->reaper.joinable()) impl_->reaper.join();
   impl_->listener->shutdown();
+  if (impl_->tls) impl_->tls->stop();
 }
 
 }  // namespace mailconfd::http

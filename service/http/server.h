@@ -1,7 +1,8 @@
-// The HTTP/1.1 server. Pistache's Tcp::Listener owns the listening socket, the accept thread
-// and the epoll worker threads; mailconfd owns everything above the bytes: framing
-// (request.h), keep-alive and pipelining, timeouts (a reaper thread), connection limits and
-// writing. Only this file and server.cpp know Pistache.
+// The HTTP/1.1 server. Pistache's Tcp::Listener owns the plain listening socket, the accept
+// thread and the epoll worker threads; mailconfd owns everything above the bytes: the
+// session (session.h: framing, keep-alive, pipelining), timeouts (a reaper thread),
+// connection limits and writing. HTTPS runs on mailconfd's own loops (tls_listener.h), with
+// the same sessions, limits and snapshot. Only this file and server.cpp know Pistache.
 #pragma once
 
 #include <chrono>
@@ -23,6 +24,11 @@ class Server {
   // Binds and starts the workers. Throws std::runtime_error (with the OS reason) on failure.
   void start(const ListenAddress& listen, unsigned threads);
   std::uint16_t port() const;
+
+  // Starts the HTTPS listener (the snapshot's <tls> settings apply per connection). Call after
+  // start(). Throws std::runtime_error (with the OS reason) on failure.
+  void start_tls(const ListenAddress& listen, unsigned threads);
+  std::uint16_t tls_port() const;  // 0 without HTTPS
 
   // Swaps in a new snapshot; requests already running finish on the old one.
   void swap(std::shared_ptr<const App> app);

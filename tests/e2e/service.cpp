@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -202,10 +203,15 @@ Service::Service(std::vector<std::string> extra_args, bool expect_ready) {
     ::_exit(127);
   }
   ::close(pipe_fds[1]);
-  // The readiness line: "listening on http://127.0.0.1:PORT".
+  // The readiness line: "listening on http://127.0.0.1:PORT", and with --tls-listen a second
+  // one, "listening on https://127.0.0.1:PORT".
+  const bool tls =
+      std::find(extra_args.begin(), extra_args.end(), "--tls-listen") != extra_args.end();
+  const std::size_t lines = tls ? 2 : 1;
   std::string line;
   const auto until = Clock::now() + std::chrono::seconds(expect_ready ? 20 : 5);
-  while (line.find('\n') == std::string::npos && Clock::now() < until) {
+  while (static_cast<std::size_t>(std::count(line.begin(), line.end(), '\n')) < lines &&
+         Clock::now() < until) {
     pollfd p{pipe_fds[0], POLLIN, 0};
     if (::poll(&p, 1, 100) <= 0) continue;
     char c[256];
@@ -217,6 +223,9 @@ Service::Service(std::vector<std::string> extra_args, bool expect_ready) {
   const std::string prefix = "listening on http://127.0.0.1:";
   if (line.starts_with(prefix))
     port_ = static_cast<std::uint16_t>(std::atoi(line.c_str() + prefix.size()));
+  const std::string tls_prefix = "\nlistening on https://127.0.0.1:";
+  if (auto at = line.find(tls_prefix); at != std::string::npos)
+    tls_port_ = static_cast<std::uint16_t>(std::atoi(line.c_str() + at + tls_prefix.size()));
 }
 
 Service::~Service() {

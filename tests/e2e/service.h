@@ -66,6 +66,9 @@ class Service {
   Service& operator=(const Service&) = delete;
 
   std::uint16_t port() const { return port_; }
+  // From the second readiness line, "listening on https://127.0.0.1:PORT" (only read when
+  // extra_args contain --tls-listen); 0 without it.
+  std::uint16_t tls_port() const { return tls_port_; }
   bool ready() const { return port_ != 0; }
   // One request on a fresh connection; Host defaults to "localhost".
   Response get(const std::string& target, const std::vector<std::string>& headers = {});
@@ -79,6 +82,7 @@ class Service {
  private:
   int pid_ = -1;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   std::string log_path_;
   bool exited_ = false;
   int exit_status_ = -1;
