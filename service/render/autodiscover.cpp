@@ -240,11 +240,11 @@ void protocol(xml::Writer& w, const MailServer& s) {
 std::string_view message(PoxError error) {
   switch (error) {
     case PoxError::AddressNotFound:
-      return "The email address can't be found.";
+      return "The email address cannot be found.";
     case PoxError::InvalidRequest:
       return "Invalid Request";
     case PoxError::SchemaNotServed:
-      return "The requested schema version isn't supported.";
+      return "The requested schema version is not supported.";
   }
   return "Invalid Request";
 }
@@ -255,7 +255,10 @@ PoxRequest parse_autodiscover_request(std::string_view body) {
   const PoxRequest malformed;
   if (!acceptable_bytes(body)) return malformed;
   pugi::xml_document doc;
-  constexpr unsigned kFlags = (pugi::parse_default & ~pugi::parse_escapes) | pugi::parse_doctype;
+  // parse_fragment keeps text outside the root as nodes (otherwise pugixml drops it silently),
+  // so that "<root/>junk" and two roots can be refused below.
+  constexpr unsigned kFlags =
+      (pugi::parse_default & ~pugi::parse_escapes) | pugi::parse_doctype | pugi::parse_fragment;
   if (!doc.load_buffer(body.data(), body.size(), kFlags, pugi::encoding_utf8)) return malformed;
   if (deeper_than(doc, kMaxPoxDepth)) return malformed;
 
@@ -350,7 +353,7 @@ std::string autodiscover_json_error(JsonError error) {
     case JsonError::InvalidEmail:
       return R"({"ErrorCode":"InvalidEmail","ErrorMessage":"The given email address is invalid."})";
     case JsonError::NotFound:
-      return R"({"ErrorCode":"NotFound","ErrorMessage":"The email address can't be found."})";
+      return R"({"ErrorCode":"NotFound","ErrorMessage":"The email address cannot be found."})";
   }
   return R"({"ErrorCode":"InvalidProtocol"})";
 }
