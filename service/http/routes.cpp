@@ -1,6 +1,8 @@
 #include "http/routes.h"
 
 #include <array>
+#include <chrono>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
