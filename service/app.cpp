@@ -2,6 +2,7 @@
 
 #include "core/client_settings.h"
 #include "render/autoconfig.h"
+#include "render/autodiscover.h"
 
 namespace mailconfd {
 
@@ -14,7 +15,9 @@ std::shared_ptr<const App> build_app(Config config) {
   for (std::uint32_t p = 0; p < providers.size(); ++p) {
     for (std::uint32_t h = 0; h < providers[p].overrides.size(); ++h) {
       const ClientSettings settings = resolve(app->config, DomainEntry{p, h});
-      app->documents[p].push_back(App::Documents{render::autoconfig(settings)});
+      app->documents[p].push_back(App::Documents{
+          render::autoconfig(settings), render::autodiscover(settings),
+          render::autodiscover_url(providers[p]), render::autodiscover_json(providers[p])});
     }
   }
   return app;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -18,6 +19,9 @@ struct App {
   // Documents pre-rendered at load time, one set per provider and host override.
   struct Documents {
     render::Splice autoconfig;
+    render::Splice autodiscover;    // outlook 2006a settings; slots Login, Address
+    std::string autodiscover_url;   // https://<autodiscover host>/autodiscover/autodiscover.xml
+    std::string autodiscover_json;  // the v2 answer pointing to autodiscover_url
   };
   std::vector<std::vector<Documents>> documents;  // [provider][override]
   std::chrono::system_clock::time_point loaded_at;

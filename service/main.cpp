@@ -28,6 +28,7 @@
 #include "log.h"
 #include "probe/probe.h"
 #include "render/autoconfig.h"
+#include "render/autodiscover.h"
 #include "tls/context.h"
 
 namespace mailconfd {
@@ -40,7 +41,8 @@ constexpr const char* kUsage =
     "  serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
     "                                              answer mail clients' discovery requests\n"
     "  check --config FILE                         validate a configuration file\n"
-    "  render autoconfig EMAIL [--config FILE]     print the document that would be served\n"
+    "  render autoconfig|autodiscover EMAIL [--config FILE]\n"
+    "                                              print the document that would be served\n"
     "  dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
     "                                              print or write the DNS records of each domain\n"
     "  dns check [--config FILE] [DOMAIN...] [--resolver IP[:PORT]] [--json]\n"
@@ -54,7 +56,8 @@ constexpr const char* kServeHelp =
     "usage: mailconfd serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
     "\n"
     "Serves Thunderbird autoconfig (/mail/config-v1.1.xml and\n"
-    "/.well-known/autoconfig/mail/config-v1.1.xml) for every hosted domain.\n"
+    "/.well-known/autoconfig/mail/config-v1.1.xml) and Outlook Autodiscover\n"
+    "(/autodiscover/autodiscover.xml, /autodiscover/autodiscover.json) for every hosted domain.\n"
     "Prints 'listening on http://HOST:PORT' on stdout when ready, then\n"
     "'listening on https://HOST:PORT' when <tls> is configured; logs go to stderr.\n"
     "SIGHUP reloads the configuration file (a bad file keeps the old one serving);\n"
@@ -71,9 +74,10 @@ constexpr const char* kCheckHelp =
     "FILE:LINE:COLUMN: message on stderr and exits 2 if there is any, 0 if the file is valid.\n";
 
 constexpr const char* kRenderHelp =
-    "usage: mailconfd render autoconfig EMAIL [--config FILE]\n"
+    "usage: mailconfd render autoconfig|autodiscover EMAIL [--config FILE]\n"
     "\n"
-    "Prints the document mailconfd would serve for EMAIL.\n";
+    "Prints the document mailconfd would serve for EMAIL: the Thunderbird autoconfig file, or\n"
+    "the Outlook Autodiscover (POX, outlook 2006a) answer.\n";
 
 constexpr const char* kDnsZoneHelp =
     "usage: mailconfd dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
@@ -216,7 +220,9 @@ int render_command(const Args& args) {
   if (args.positional.size() != 2)
     return usage_error("render needs a document kind and an address", kRenderHelp);
   const std::string& kind = args.positional[0];
-  if (kind != "autoconfig") return usage_error("unknown document kind '" + kind + "'", kRenderHelp);
+  if (kind != "autoconfig" && kind != "autodiscover") {
+    return usage_error("unknown document kind '" + kind + "'", kRenderHelp);
+  }
   const Loaded loaded = load(args);
   if (!report(loaded)) return 2;
   auto address = parse_email(args.positional[1]);
@@ -231,10 +237,14 @@ int render_command(const Args& args) {
     return 1;
   }
   const std::string login = login_name(settings->provider->login, *address);
+  const std::string full = address->full();
   render::SlotValues values;
   values[render::Slot::Domain] = address->domain;
   values[render::Slot::Login] = login;
-  std::cout << render::autoconfig(*settings).expand(values);
+  values[render::Slot::Address] = full;
+  const render::Splice doc =
+      kind == "autoconfig" ? render::autoconfig(*settings) : render::autodiscover(*settings);
+  std::cout << doc.expand(values);
   return 0;
 }
 

@@ -90,6 +90,10 @@ struct Provider {
   // Host that answers Outlook Autodiscover over HTTPS for every customer domain
   // (autodiscover.provider.example); the HTTP redirect and _autodiscover._tcp point here.
   std::string autodiscover_host;
+  // Answer a plain-HTTP GET on autodiscover.<hosted domain>/autodiscover/autodiscover.xml
+  // with 302 to https://<autodiscover_host>/autodiscover/autodiscover.xml (the Outlook HTTP
+  // redirect method, protocols.md §2.1 step 4).
+  bool autodiscover_redirect = true;
   std::vector<HostOverride> overrides;  // index 0 is always the empty override
   DnsOptions dns;
 };
@@ -155,6 +159,9 @@ struct TlsOptions {
 struct ServerOptions {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; [v6]:PORT for IPv6
   unsigned threads = 0;                   // 0: one per core
+  // Behind a TLS-terminating proxy: a request counts as HTTPS when X-Forwarded-Proto says
+  // https (or it arrived on mailconfd's own TLS listener). Off: only the listener counts.
+  bool trust_forwarded_proto = false;
   Limits limits;
   std::optional<TlsOptions> tls;
 };

@@ -143,7 +143,7 @@ class Loader {
 
  private:
   void read_server(const pugi::xml_node& node, ServerOptions& server) {
-    check_known(problems_, node, {"listen", "threads"}, {"limits", "tls"});
+    check_known(problems_, node, {"listen", "threads", "forwarded-proto"}, {"limits", "tls"});
     if (auto a = node.attribute("listen")) {
       if (parse_listen(a.value())) {
         server.listen = a.value();
@@ -157,6 +157,14 @@ class Loader {
         problems_.at(node, "threads must be a number from 0 (one per core) to 256");
       } else {
         server.threads = *n;
+      }
+    }
+    if (auto a = node.attribute("forwarded-proto")) {
+      const std::string_view value = a.value();
+      if (value == "trust" || value == "ignore") {
+        server.trust_forwarded_proto = value == "trust";
+      } else {
+        problems_.at(node, fmt::format("forwarded-proto must be ignore or trust, not '{}'", value));
       }
     }
     if (auto limits = node.child("limits")) read_limits(limits, server.limits);
@@ -412,8 +420,17 @@ class Loader {
     }
 
     if (auto ad = node.child("autodiscover")) {
-      check_known(problems_, ad, {"host"}, {});
+      check_known(problems_, ad, {"host", "http-redirect"}, {});
       if (auto host = host_attribute(ad, "host")) provider.autodiscover_host = *host;
+      if (auto a = ad.attribute("http-redirect")) {
+        const std::string_view value = a.value();
+        if (value == "on" || value == "off") {
+          provider.autodiscover_redirect = value == "on";
+        } else {
+          problems_.at(
+              ad, fmt::format("<autodiscover> http-redirect must be on or off, not '{}'", value));
+        }
+      }
     }
     if (provider.autodiscover_host.empty() && !provider.id.empty()) {
       provider.autodiscover_host = "autodiscover." + provider.id;

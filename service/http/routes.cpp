@@ -1,11 +1,14 @@
 #include "http/routes.h"
 
 #include <array>
+#include <chrono>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "core/client_settings.h"
 #include "core/email_address.h"
+#include "render/autodiscover.h"
 
 namespace mailconfd::http {
 namespace {
@@ -52,8 +55,144 @@ Reply autoconfig(const App& app, const Request& request) {
   return reply;
 }
 
+// Outlook Autodiscover (protocols.md §2). Errors travel in the protocol's own error document;
+// 600 and 601 with status 200 as Exchange does, a domain that is not hosted with 404 (every
+// client then tries its next candidate) and the same bytes for every address.
+Reply pox_error(render::PoxError error) {
+  Reply reply;
+  reply.status = error == render::PoxError::AddressNotFound ? 404 : 200;
+  reply.content_type = kTextXml;
+  reply.body = render::autodiscover_error(error, std::chrono::system_clock::now());
+  return reply;
+}
+
+// Settings for an address, or with placeholders (login_placeholder) when address is null.
+Reply pox_settings(const App& app, std::string_view domain, const EmailAddress* address) {
+  const DomainEntry* entry = app.config.domains.find(domain);
+  if (entry == nullptr) return pox_error(render::PoxError::AddressNotFound);
+  const Provider& provider = app.config.providers[entry->provider];
+  const std::string login = address ? login_name(provider.login, *address) : std::string();
+  const std::string full = address ? address->full() : std::string();
+  render::SlotValues values;
+  values[render::Slot::Domain] = domain;
+  values[render::Slot::Login] =
+      address ? std::string_view(login) : login_placeholder(provider.login);
+  values[render::Slot::Address] = address ? std::string_view(full) : "%EMAILADDRESS%";
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = kTextXml;
+  const render::Splice& doc = app.documents_for(*entry).autodiscover;
+  reply.body.reserve(doc.literal_size() + 512);
+  doc.expand(values, reply.body);
+  return reply;
+}
+
+bool starts_with_ci(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+// True when the client reached us over HTTPS: on our own TLS listener, or, when the config
+// trusts a TLS-terminating proxy, as its X-Forwarded-Proto says (first hop first).
+bool arrived_over_tls(const App& app, const Request& request) {
+  if (request.secure) return true;
+  if (!app.config.server.trust_forwarded_proto) return false;
+  std::string_view proto = request.header("X-Forwarded-Proto");
+  proto = proto.substr(0, proto.find(','));
+  while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t')) proto.remove_suffix(1);
+  return iequals(proto, "https");
+}
+
+// The Outlook HTTP redirect method (protocols.md §2.1 step 4, MS-OXDISCO): a plain-HTTP GET
+// on autodiscover.<hosted domain> answers 302 to the provider's HTTPS Autodiscover URL.
+std::optional<Reply> http_redirect(const App& app, const Request& request) {
+  if (arrived_over_tls(app, request) || !starts_with_ci(request.host, "autodiscover.")) {
+    return std::nullopt;
+  }
+  const auto domain = domain_from_host(request.host);
+  const DomainEntry* entry = domain ? app.config.domains.find(*domain) : nullptr;
+  if (entry == nullptr || !app.config.providers[entry->provider].autodiscover_redirect) {
+    return std::nullopt;
+  }
+  Reply reply = error_reply(302);
+  reply.header("Location", app.documents_for(*entry).autodiscover_url);
+  return reply;
+}
+
+// GET (Delta Chat, redirects turned into GETs): the address from emailaddress or Email, else
+// the domain from Host with the %EMAILADDRESS% placeholders, as for autoconfig.
+Reply autodiscover_get(const App& app, const Request& request) {
+  if (auto redirect = http_redirect(app, request)) return *redirect;
+  auto raw = query_param(request.query, "emailaddress");
+  if (!raw) raw = query_param(request.query, "Email");
+  if (raw) {
+    auto decoded = percent_decode(*raw);
+    auto address = decoded ? parse_email(*decoded) : std::nullopt;
+    if (!address) return pox_error(render::PoxError::InvalidRequest);
+    return pox_settings(app, address->domain, &*address);
+  }
+  const auto domain = domain_from_host(request.host);
+  if (!domain) return pox_error(render::PoxError::AddressNotFound);
+  return pox_settings(app, *domain, nullptr);
+}
+
+// POST (Outlook, Thunderbird): the request document decides. Any Content-Type is accepted;
+// the body limit is the HTTP layer's (413 before the body is read).
+Reply autodiscover_post(const App& app, const Request& request) {
+  const render::PoxRequest parsed = render::parse_autodiscover_request(request.body);
+  switch (parsed.kind) {
+    case render::PoxRequestKind::Malformed:
+      return pox_error(render::PoxError::InvalidRequest);
+    case render::PoxRequestKind::OtherSchema:
+      return pox_error(render::PoxError::SchemaNotServed);
+    case render::PoxRequestKind::Outlook:
+      break;
+  }
+  const auto address = parse_email(parsed.email_address);
+  if (!address) return pox_error(render::PoxError::InvalidRequest);
+  return pox_settings(app, address->domain, &*address);
+}
+
+Reply json_reply(int status, std::string body) {
+  Reply reply;
+  reply.status = status;
+  reply.content_type = kJson;
+  reply.body = std::move(body);
+  return reply;
+}
+
+// Autodiscover v2 (protocols.md §2.8): only AutodiscoverV1 is served, pointing to the POX URL.
+Reply autodiscover_json(const App& app, const Request& request,
+                        std::optional<std::string_view> raw_address) {
+  const auto raw_protocol = query_param(request.query, "Protocol");
+  const auto protocol = raw_protocol ? percent_decode(*raw_protocol) : std::nullopt;
+  // Clients differ in case (Autodiscoverv1, peers.md list item 8).
+  if (!protocol || !iequals(*protocol, "AutodiscoverV1")) {
+    return json_reply(400, render::autodiscover_json_error(render::JsonError::InvalidProtocol));
+  }
+  const auto decoded = raw_address ? percent_decode(*raw_address) : std::nullopt;
+  const auto address = decoded ? parse_email(*decoded) : std::nullopt;
+  if (!address)
+    return json_reply(400, render::autodiscover_json_error(render::JsonError::InvalidEmail));
+  const DomainEntry* entry = app.config.domains.find(address->domain);
+  if (entry == nullptr) {
+    return json_reply(404, render::autodiscover_json_error(render::JsonError::NotFound));
+  }
+  return json_reply(200, app.documents_for(*entry).autodiscover_json);
+}
+
+constexpr std::string_view kJsonV1Prefix = "/autodiscover/autodiscover.json/v1.0/";
+
+Reply autodiscover_json_query(const App& app, const Request& request) {
+  return autodiscover_json(app, request, query_param(request.query, "Email"));
+}
+
+Reply autodiscover_json_path(const App& app, const Request& request) {
+  return autodiscover_json(app, request, request.path.substr(kJsonV1Prefix.size()));
+}
+
 struct Route {
   std::string_view path;  // compared case-insensitively
+  bool prefix;            // true: path is a prefix and the rest belongs to the handler
   Endpoint endpoint;
   std::string_view allow;
   Reply (*get)(const App&, const Request&);   // GET and HEAD
@@ -61,14 +200,22 @@ struct Route {
 };
 
 constexpr std::array kRoutes{
-    Route{"/mail/config-v1.1.xml", Endpoint::Autoconfig, "GET, HEAD", autoconfig, nullptr},
-    Route{"/.well-known/autoconfig/mail/config-v1.1.xml", Endpoint::Autoconfig, "GET, HEAD",
+    Route{"/mail/config-v1.1.xml", false, Endpoint::Autoconfig, "GET, HEAD", autoconfig, nullptr},
+    Route{"/.well-known/autoconfig/mail/config-v1.1.xml", false, Endpoint::Autoconfig, "GET, HEAD",
           autoconfig, nullptr},
+    Route{"/autodiscover/autodiscover.xml", false, Endpoint::Autodiscover, "GET, HEAD, POST",
+          autodiscover_get, autodiscover_post},
+    Route{"/autodiscover/autodiscover.json", false, Endpoint::AutodiscoverJson, "GET, HEAD",
+          autodiscover_json_query, nullptr},
+    Route{kJsonV1Prefix, true, Endpoint::AutodiscoverJson, "GET, HEAD", autodiscover_json_path,
+          nullptr},
 };
 
 Reply dispatch(const App& app, const Request& request) {
   for (const Route& r : kRoutes) {
-    if (!iequals(request.path, r.path)) continue;
+    if (r.prefix ? !starts_with_ci(request.path, r.path) : !iequals(request.path, r.path)) {
+      continue;
+    }
     Reply reply;
     switch (request.method) {
       case Method::Get:

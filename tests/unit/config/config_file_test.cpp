@@ -242,3 +242,35 @@ TEST_CASE("parse_listen accepts IPv4, IPv6 and localhost with a port") {
     CHECK_MESSAGE(!parse_listen(bad), bad);
   }
 }
+
+TEST_CASE("the Autodiscover redirect and forwarded-proto settings are read, defaults on/ignore") {
+  const Loaded defaults = testing::load_text(testing::minimal_config());
+  REQUIRE(defaults.ok());
+  CHECK(defaults.config.providers[0].autodiscover_redirect);
+  CHECK(defaults.config.providers[0].autodiscover_host == "autodiscover.provider.example");
+  CHECK_FALSE(defaults.config.server.trust_forwarded_proto);
+
+  const Loaded set = testing::load_text(testing::minimal_config(
+      "<autodiscover host=\"AD.Provider.Example\" http-redirect=\"off\"/>\n",
+      "<server forwarded-proto=\"trust\"/>\n"));
+  REQUIRE_MESSAGE(set.ok(), all(set));
+  CHECK_FALSE(set.config.providers[0].autodiscover_redirect);
+  CHECK(set.config.providers[0].autodiscover_host == "ad.provider.example");
+  CHECK(set.config.server.trust_forwarded_proto);
+}
+
+TEST_CASE("bad Autodiscover redirect settings are reported with file, line and column") {
+  const Loaded loaded = testing::load_text(
+      testing::minimal_config("<autodiscover http-redirect=\"yes\" redirect=\"on\"/>\n",
+                              "<server forwarded-proto=\"always\"/>\n"));
+  CHECK_MESSAGE(
+      has_problem(loaded, "test.xml:2:1: forwarded-proto must be ignore or trust, not 'always'"),
+      all(loaded));
+  CHECK_MESSAGE(has_problem(loaded, "test.xml:7:1: <autodiscover>: unknown attribute 'redirect'"),
+                all(loaded));
+  CHECK_MESSAGE(
+      has_problem(loaded,
+                  "test.xml:7:1: <autodiscover> http-redirect must be on or off, not 'yes'"),
+      all(loaded));
+  CHECK(loaded.problems.size() == 3);
+}
