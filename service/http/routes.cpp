@@ -6,6 +6,8 @@
 
 #include "core/client_settings.h"
 #include "core/email_address.h"
+#include "render/html.h"
+#include "render/setup.h"
 
 namespace mailconfd::http {
 namespace {
@@ -52,6 +54,64 @@ Reply autoconfig(const App& app, const Request& request) {
   return reply;
 }
 
+// The setup page for people who configure by hand. A page with a form is always the answer;
+// the status tells machines what happened: 200 form or settings, 400 not an address,
+// 404 domain not hosted (the same page for every unknown domain, so nothing is enumerated).
+Reply setup(const App& app, const Request& request) {
+  render::Lang lang =
+      render::negotiate_lang(request.header("Accept-Language"), app.setup.default_lang);
+  if (auto param = query_param(request.query, "lang")) {
+    if (auto chosen = render::parse_lang(*param)) lang = *chosen;
+  }
+  const auto l = static_cast<std::size_t>(lang);
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = kHtml;
+  reply.header("Content-Security-Policy", app.setup.content_security_policy);
+  reply.header("Referrer-Policy", "no-referrer");  // the URL carries the address
+  reply.header("X-Frame-Options", "DENY");
+  reply.header("Content-Language", render::to_string(lang));
+  reply.header("Vary", "Accept-Language");
+
+  const auto raw = query_param(request.query, "emailaddress");
+  if (!raw || raw->empty()) {
+    app.setup.form[l].expand({}, reply.body);
+    return reply;
+  }
+  const auto decoded = percent_decode(*raw);
+  const auto address = decoded ? parse_email(*decoded) : std::nullopt;
+  render::SlotValues values;
+  if (!address) {
+    // Shown back in the form (escaped) so the typo can be fixed; long input is cut.
+    constexpr std::size_t kShown = 320;
+    const std::string_view typed = decoded ? std::string_view(*decoded) : *raw;
+    const std::string_view shown = typed.substr(0, kShown);
+    const std::string query = render::html::url_encode(shown);
+    values[render::Slot::Address] = shown;
+    values[render::Slot::AddressQuery] = query;
+    reply.status = 400;
+    app.setup.bad_address[l].expand(values, reply.body);
+    return reply;
+  }
+  const std::string full = address->full();
+  const std::string query = render::html::url_encode(full);
+  values[render::Slot::Address] = full;
+  values[render::Slot::AddressQuery] = query;
+  const DomainEntry* entry = app.config.domains.find(address->domain);
+  if (entry == nullptr) {
+    reply.status = 404;
+    app.setup.unknown_domain[l].expand(values, reply.body);
+    return reply;
+  }
+  const std::string login = login_name(app.config.providers[entry->provider].login, *address);
+  values[render::Slot::Login] = login;
+  values[render::Slot::Domain] = address->domain;
+  const render::Splice& page = app.documents_for(*entry).setup[l];
+  reply.body.reserve(page.literal_size() + 1024);
+  page.expand(values, reply.body);
+  return reply;
+}
+
 struct Route {
   std::string_view path;  // compared case-insensitively
   Endpoint endpoint;
@@ -61,6 +121,8 @@ struct Route {
 };
 
 constexpr std::array kRoutes{
+    Route{"/", Endpoint::Setup, "GET, HEAD", setup, nullptr},
+    Route{"/setup", Endpoint::Setup, "GET, HEAD", setup, nullptr},
     Route{"/mail/config-v1.1.xml", Endpoint::Autoconfig, "GET, HEAD", autoconfig, nullptr},
     Route{"/.well-known/autoconfig/mail/config-v1.1.xml", Endpoint::Autoconfig, "GET, HEAD",
           autoconfig, nullptr},
