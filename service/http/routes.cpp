@@ -1,5 +1,6 @@
 #include "http/routes.h"
 
+#include <algorithm>
 #include <array>
 
 #include <spdlog/spdlog.h>
@@ -78,8 +79,22 @@ Reply setup(const App& app, const Request& request) {
     app.setup.form[l].expand({}, reply.body);
     return reply;
   }
-  const auto decoded = percent_decode(*raw);
-  const auto address = decoded ? parse_email(*decoded) : std::nullopt;
+  // The page's own form sends application/x-www-form-urlencoded: '+' is a space and a
+  // literal '+' arrives as %2B. A hand-written link may still carry alice+tag@…, so the
+  // '+'-preserving reading is the fallback when the form reading is not an address.
+  std::string spaced(*raw);
+  std::replace(spaced.begin(), spaced.end(), '+', ' ');
+  std::optional<std::string> decoded = percent_decode(spaced);
+  if (decoded) {
+    const auto first = decoded->find_first_not_of(' ');
+    const auto last = decoded->find_last_not_of(' ');
+    *decoded =
+        first == std::string::npos ? std::string() : decoded->substr(first, last - first + 1);
+  }
+  std::optional<EmailAddress> address = decoded ? parse_email(*decoded) : std::nullopt;
+  if (!address) {
+    if (auto literal = percent_decode(*raw)) address = parse_email(*literal);
+  }
   render::SlotValues values;
   if (!address) {
     // Shown back in the form (escaped) so the typo can be fixed; long input is cut.

@@ -160,9 +160,9 @@ TEST_CASE("the settings page shows what resolve() says, the profile link and the
   CHECK(en.find("<dd class=\"value\">587</dd>") != std::string::npos);
   CHECK(en.find("href=\"/email.mobileconfig?emailaddress=alice%2Bx%40example.com\"") !=
         std::string::npos);
-  CHECK(en.find("Switched off as of 2 September 2013.") != std::string::npos);
+  CHECK(en.find("SMTP-after-POP is switched off as of 2 September 2013.") != std::string::npos);
   const std::string de = page(Lang::De, render::SetupState::Settings, "alice@example.com");
   CHECK(de.find("<html lang=\"de\">") != std::string::npos);
-  CHECK(de.find("Abgeschaltet zum 2. September 2013.") != std::string::npos);
+  CHECK(de.find("SMTP-after-POP ist zum 2. September 2013 abgeschaltet.") != std::string::npos);
   CHECK(de.find("Vor dem Senden bei Posteingangsserver anmelden") != std::string::npos);
 }
