@@ -141,6 +141,30 @@ const LocalizedText* pick(const std::vector<LocalizedText>& texts, Lang lang) {
   return texts.empty() ? nullptr : &texts.front();
 }
 
+// Where the tag naming `used` first appears: in the page itself or one of the other files.
+std::pair<std::string, std::size_t> tag_position(const std::map<std::string, std::string>& files,
+                                                 const std::string& page, const std::string& used) {
+  auto find_in = [&](const std::string& text) -> std::optional<std::size_t> {
+    for (auto at = text.find("{{"); at != std::string::npos; at = text.find("{{", at + 2)) {
+      std::size_t i = at + 2;
+      while (i < text.size() && (text[i] == ' ' || text[i] == '#' || text[i] == '^' ||
+                                 text[i] == '/' || text[i] == '\t')) {
+        ++i;
+      }
+      if (text.compare(i, used.size(), used) == 0) {
+        const std::size_t after = i + used.size();
+        if (after < text.size() && (text[after] == '}' || text[after] == ' ')) return at;
+      }
+    }
+    return std::nullopt;
+  };
+  if (auto at = find_in(files.at(page))) return {page, *at};
+  for (const auto& [file, text] : files) {
+    if (auto at = find_in(text)) return {file, *at};
+  }
+  return {page, 0};
+}
+
 }  // namespace
 
 std::string_view to_string(Lang lang) { return lang == Lang::De ? "de" : "en"; }
@@ -230,8 +254,9 @@ std::vector<TemplateError> check_setup_templates(const std::map<std::string, std
       continue;
     }
     for (const std::string& used : page->names()) {
-      if (!known_names().count(used))
-        problems.push_back({name, 0, fmt::format("unknown name '{}' in a tag", used)});
+      if (known_names().count(used)) continue;
+      const auto [file, offset] = tag_position(files, name, used);
+      problems.push_back({file, offset, fmt::format("unknown name '{}' in a tag", used)});
     }
     // The CSP header allows exactly the hash of setup.css as inline style.
     const std::string& text = files.at(name);

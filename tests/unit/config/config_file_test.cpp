@@ -323,5 +323,5 @@ TEST_CASE("a customized template directory is read, and its problems are FILE:LI
   std::ofstream(dir + "/setup.en.html", std::ios::binary)
       << "<style>{{>setup.css}}</style>{{adress}}";
   CHECK(has_problem(testing::load_text(config),
-                    dir + "/setup.en.html:1:1: unknown name 'adress' in a tag"));
+                    dir + "/setup.en.html:1:30: unknown name 'adress' in a tag"));
 }

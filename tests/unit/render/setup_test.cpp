@@ -89,10 +89,13 @@ TEST_CASE("the built-in templates pass every check") {
 
 TEST_CASE("templates with unknown names, extra styles or missing files are refused") {
   auto files = render::builtin_setup_templates();
+  const std::size_t end = files["setup.en.html"].size();
   files["setup.en.html"] += "{{adress}}<style>x</style><p style=\"color:red\">";
   const auto problems = render::check_setup_templates(files);
   REQUIRE(problems.size() == 4);
   CHECK(problems[0].message == "unknown name 'adress' in a tag");
+  CHECK(problems[0].file == "setup.en.html");
+  CHECK(problems[0].offset == end);
   CHECK(problems[1].message == "a page may have only <style>{{>setup.css}}</style>");
   CHECK(problems[2].message == "the page must include <style>{{>setup.css}}</style> once");
   CHECK(problems[3].message == "style attributes are blocked by the CSP; use setup.css");
