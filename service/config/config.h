@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -78,6 +79,12 @@ struct DnsOptions {
   std::vector<MxHost> mx;          // empty: no MX published, none checked
 };
 
+// The provider's notice on the setup page: why SMTP-after-POP is retired and from when.
+struct Notice {
+  std::string smtp_after_pop_off;   // YYYY-MM-DD (checked by the loader); empty: no date shown
+  std::vector<LocalizedText> text;  // per language; paragraphs separated by blank lines
+};
+
 struct Provider {
   std::string id;                    // hostname syntax (Thunderbird rejects the file otherwise)
   std::string display_name;          // e.g. "Example Mail"; Thunderbird labels the account with it
@@ -96,6 +103,7 @@ struct Provider {
   bool autodiscover_redirect = true;
   std::vector<HostOverride> overrides;  // index 0 is always the empty override
   DnsOptions dns;
+  Notice notice;
 };
 
 // Where a hosted domain's answers come from.
@@ -166,9 +174,20 @@ struct ServerOptions {
   std::optional<TlsOptions> tls;
 };
 
+// The setup page (GET / and /setup).
+struct SetupOptions {
+  std::string lang = "en";     // language when neither ?lang= nor Accept-Language decides
+  std::uint32_t provider = 0;  // index of the provider the page presents before an address
+  std::string templates_dir;   // empty: the templates compiled into the binary
+  // The files of templates_dir, read and checked by the loader (file name → bytes), so that
+  // building the App cannot fail. Empty when templates_dir is.
+  std::map<std::string, std::string> templates;
+};
+
 struct Config {
   std::string path;  // file it came from; "(built-in example)" for the compiled-in one
   ServerOptions server;
+  SetupOptions setup;
   std::vector<Provider> providers;
   DomainTable domains;
 };

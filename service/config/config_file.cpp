@@ -14,6 +14,7 @@
 #include <pugixml.hpp>
 
 #include "core/email_address.h"
+#include "render/setup.h"
 #include "tls/context.h"
 
 namespace mailconfd {
@@ -131,7 +132,7 @@ class Loader {
       problems_.at(root, "the root element must be <mailconfd>");
       return;
     }
-    check_known(problems_, root, {}, {"server", "provider"});
+    check_known(problems_, root, {}, {"server", "setup", "provider"});
     if (auto server = root.child("server")) read_server(server, config.server);
     if (root.children("server").begin() != root.children("server").end() &&
         std::next(root.children("server").begin()) != root.children("server").end()) {
@@ -139,6 +140,10 @@ class Loader {
     }
     for (const pugi::xml_node& p : root.children("provider")) read_provider(p, config);
     if (config.providers.empty()) problems_.at(root, "no <provider> is configured");
+    if (auto setup = root.child("setup")) read_setup(setup, config);
+    if (auto second = root.child("setup").next_sibling("setup")) {
+      problems_.at(second, "<setup> may appear only once");
+    }
   }
 
  private:
@@ -205,6 +210,88 @@ class Loader {
     std::string error;
     tls.context = tls::Context::load(tls.certificate, tls.key, tls.chain, error);
     if (!tls.context) problems_.at(node, "<tls>: " + error);
+  }
+
+  // <setup lang="de" provider="ID" templates="DIR"/>: the setup page (README).
+  void read_setup(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"lang", "provider", "templates"}, {});
+    SetupOptions& setup = config.setup;
+    if (auto a = node.attribute("lang")) {
+      if (auto lang = render::parse_lang(a.value())) {
+        setup.lang = render::to_string(*lang);
+      } else {
+        problems_.at(node, fmt::format("<setup> lang '{}' must be de or en", a.value()));
+      }
+    }
+    if (auto a = node.attribute("provider")) {
+      const auto id = normalize_domain(a.value());
+      const auto it = std::find_if(config.providers.begin(), config.providers.end(),
+                                   [&](const Provider& p) { return id && p.id == *id; });
+      if (it == config.providers.end()) {
+        problems_.at(node, fmt::format("<setup> provider '{}' is not configured", a.value()));
+      } else {
+        setup.provider = static_cast<std::uint32_t>(it - config.providers.begin());
+      }
+    }
+    if (auto a = node.attribute("templates")) {
+      const std::string dir = a.value();
+      if (dir.empty()) {
+        problems_.at(node, "<setup> templates must name a directory");
+        return;
+      }
+      setup.templates_dir = dir.front() == '/' ? dir : base_dir_ + "/" + dir;
+      read_templates(node, setup);
+    }
+  }
+
+  void read_templates(const pugi::xml_node& node, SetupOptions& setup) {
+    for (std::string_view name : render::kSetupTemplateFiles) {
+      const std::string path = setup.templates_dir + "/" + std::string(name);
+      std::ifstream in(path, std::ios::binary);
+      if (!in) {
+        problems_.at(node, fmt::format("cannot read template '{}'", path));
+        continue;
+      }
+      std::ostringstream buffer;
+      buffer << in.rdbuf();
+      setup.templates.emplace(std::string(name), buffer.str());
+    }
+    if (setup.templates.size() != render::kSetupTemplateFiles.size()) return;
+    for (const render::TemplateError& e : render::check_setup_templates(setup.templates)) {
+      const std::string path = setup.templates_dir + "/" + e.file;
+      const auto it = setup.templates.find(e.file);
+      Problems in_file(path, it == setup.templates.end() ? std::string_view() : it->second);
+      in_file.at_offset(static_cast<std::ptrdiff_t>(e.offset), e.message);
+      for (auto& p : in_file.take()) extra_.push_back(std::move(p));
+    }
+  }
+
+  // <notice smtp-after-pop-off="YYYY-MM-DD"><text lang="de">…</text>…</notice>
+  void read_notice(const pugi::xml_node& node, Notice& notice) {
+    check_known(problems_, node, {"smtp-after-pop-off"}, {"text"});
+    if (auto a = node.attribute("smtp-after-pop-off")) {
+      if (render::valid_iso_date(a.value())) {
+        notice.smtp_after_pop_off = a.value();
+      } else {
+        problems_.at(node, fmt::format("<notice> smtp-after-pop-off '{}' must be a date like "
+                                       "2013-09-02",
+                                       a.value()));
+      }
+    }
+    for (const pugi::xml_node& t : node.children("text")) {
+      check_known(problems_, t, {"lang"}, {});
+      const std::string lang = t.attribute("lang").value();
+      if (!render::parse_lang(lang)) {
+        problems_.at(t, fmt::format("<text> lang '{}' must be de or en", lang));
+        continue;
+      }
+      for (const auto& existing : notice.text) {
+        if (existing.lang == lang)
+          problems_.at(t, fmt::format("a second <text lang=\"{}\">", lang));
+      }
+      notice.text.push_back({lang, text_of(t, 4000)});
+    }
+    if (notice.text.empty()) problems_.at(node, "<notice> needs at least one <text lang=\"…\">");
   }
 
   void read_limits(const pugi::xml_node& node, Limits& limits) {
@@ -355,7 +442,7 @@ class Loader {
   void read_provider(const pugi::xml_node& node, Config& config) {
     check_known(problems_, node, {"id"},
                 {"display-name", "short-name", "login", "incoming", "outgoing", "documentation",
-                 "autodiscover", "dns", "domain", "domains"});
+                 "notice", "autodiscover", "dns", "domain", "domains"});
     Provider provider;
     provider.overrides.emplace_back();
     const std::string id = node.attribute("id").value();
@@ -418,6 +505,8 @@ class Loader {
         provider.documentation.push_back({t.attribute("lang").as_string("en"), text_of(t, 200)});
       }
     }
+
+    if (auto notice = node.child("notice")) read_notice(notice, provider.notice);
 
     if (auto ad = node.child("autodiscover")) {
       check_known(problems_, ad, {"host", "http-redirect"}, {});

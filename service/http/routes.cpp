@@ -1,5 +1,6 @@
 #include "http/routes.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <optional>
@@ -9,6 +10,8 @@
 #include "core/client_settings.h"
 #include "core/email_address.h"
 #include "render/autodiscover.h"
+#include "render/html.h"
+#include "render/setup.h"
 
 namespace mailconfd::http {
 namespace {
@@ -190,6 +193,78 @@ Reply autodiscover_json_path(const App& app, const Request& request) {
   return autodiscover_json(app, request, request.path.substr(kJsonV1Prefix.size()));
 }
 
+// The setup page for people who configure by hand. A page with a form is always the answer;
+// the status tells machines what happened: 200 form or settings, 400 not an address,
+// 404 domain not hosted (the same page for every unknown domain, so nothing is enumerated).
+Reply setup(const App& app, const Request& request) {
+  render::Lang lang =
+      render::negotiate_lang(request.header("Accept-Language"), app.setup.default_lang);
+  if (auto param = query_param(request.query, "lang")) {
+    if (auto chosen = render::parse_lang(*param)) lang = *chosen;
+  }
+  const auto l = static_cast<std::size_t>(lang);
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = kHtml;
+  reply.header("Content-Security-Policy", app.setup.content_security_policy);
+  reply.header("Referrer-Policy", "no-referrer");  // the URL carries the address
+  reply.header("X-Frame-Options", "DENY");
+  reply.header("Content-Language", render::to_string(lang));
+  reply.header("Vary", "Accept-Language");
+
+  const auto raw = query_param(request.query, "emailaddress");
+  if (!raw || raw->empty()) {
+    app.setup.form[l].expand({}, reply.body);
+    return reply;
+  }
+  // The page's own form sends application/x-www-form-urlencoded: '+' is a space and a
+  // literal '+' arrives as %2B. A hand-written link may still carry alice+tag@…, so the
+  // '+'-preserving reading is the fallback when the form reading is not an address.
+  std::string spaced(*raw);
+  std::replace(spaced.begin(), spaced.end(), '+', ' ');
+  std::optional<std::string> decoded = percent_decode(spaced);
+  if (decoded) {
+    const auto first = decoded->find_first_not_of(' ');
+    const auto last = decoded->find_last_not_of(' ');
+    *decoded =
+        first == std::string::npos ? std::string() : decoded->substr(first, last - first + 1);
+  }
+  std::optional<EmailAddress> address = decoded ? parse_email(*decoded) : std::nullopt;
+  if (!address) {
+    if (auto literal = percent_decode(*raw)) address = parse_email(*literal);
+  }
+  render::SlotValues values;
+  if (!address) {
+    // Shown back in the form (escaped) so the typo can be fixed; long input is cut.
+    constexpr std::size_t kShown = 320;
+    const std::string_view typed = decoded ? std::string_view(*decoded) : *raw;
+    const std::string_view shown = typed.substr(0, kShown);
+    const std::string query = render::html::url_encode(shown);
+    values[render::Slot::Address] = shown;
+    values[render::Slot::AddressQuery] = query;
+    reply.status = 400;
+    app.setup.bad_address[l].expand(values, reply.body);
+    return reply;
+  }
+  const std::string full = address->full();
+  const std::string query = render::html::url_encode(full);
+  values[render::Slot::Address] = full;
+  values[render::Slot::AddressQuery] = query;
+  const DomainEntry* entry = app.config.domains.find(address->domain);
+  if (entry == nullptr) {
+    reply.status = 404;
+    app.setup.unknown_domain[l].expand(values, reply.body);
+    return reply;
+  }
+  const std::string login = login_name(app.config.providers[entry->provider].login, *address);
+  values[render::Slot::Login] = login;
+  values[render::Slot::Domain] = address->domain;
+  const render::Splice& page = app.documents_for(*entry).setup[l];
+  reply.body.reserve(page.literal_size() + 1024);
+  page.expand(values, reply.body);
+  return reply;
+}
+
 struct Route {
   std::string_view path;  // compared case-insensitively
   bool prefix;            // true: path is a prefix and the rest belongs to the handler
@@ -200,6 +275,8 @@ struct Route {
 };
 
 constexpr std::array kRoutes{
+    Route{"/", false, Endpoint::Setup, "GET, HEAD", setup, nullptr},
+    Route{"/setup", false, Endpoint::Setup, "GET, HEAD", setup, nullptr},
     Route{"/mail/config-v1.1.xml", false, Endpoint::Autoconfig, "GET, HEAD", autoconfig, nullptr},
     Route{"/.well-known/autoconfig/mail/config-v1.1.xml", false, Endpoint::Autoconfig, "GET, HEAD",
           autoconfig, nullptr},

@@ -1,5 +1,6 @@
 #include "render/splice.h"
 
+#include "render/html.h"
 #include "render/xml.h"
 
 namespace mailconfd::render {
@@ -7,7 +8,11 @@ namespace mailconfd::render {
 void Splice::expand(const SlotValues& values, std::string& out) const {
   out.append(pieces_.front().literal_after);
   for (std::size_t i = 1; i < pieces_.size(); ++i) {
-    xml::escape_to(values[pieces_[i].slot], out);
+    if (escape_ == Escape::Html) {
+      html::escape_to(values[pieces_[i].slot], out);
+    } else {
+      xml::escape_to(values[pieces_[i].slot], out);
+    }
     out.append(pieces_[i].literal_after);
   }
 }

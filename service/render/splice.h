@@ -10,11 +10,15 @@
 
 namespace mailconfd::render {
 
-enum class Slot { Domain, Login, Address };
-constexpr std::size_t kSlotCount = 3;
+// AddressQuery is the address percent-encoded for a query string (html::url_encode).
+enum class Slot { Domain, Login, Address, AddressQuery };
+constexpr std::size_t kSlotCount = 4;
 
-// The values for the slots, already validated (see core/email_address.h). They are
-// XML-escaped while being inserted, so a Splice can never produce malformed XML.
+// How slot values are escaped while being inserted: a Splice can never produce malformed XML
+// (Xml, render/xml.h) or let a value become markup (Html, render/html.h).
+enum class Escape { Xml, Html };
+
+// The values for the slots, already validated (see core/email_address.h).
 struct SlotValues {
   std::array<std::string_view, kSlotCount> values;
   std::string_view& operator[](Slot slot) { return values[static_cast<std::size_t>(slot)]; }
@@ -23,6 +27,7 @@ struct SlotValues {
 
 class Splice {
  public:
+  explicit Splice(Escape escape = Escape::Xml) : escape_(escape) {}
   void append(std::string_view literal) { pieces_.back().literal_after.append(literal); }
   void append_slot(Slot slot) { pieces_.push_back({slot, {}}); }
 
@@ -39,6 +44,7 @@ class Splice {
     Slot slot;                  // ignored for the first piece
     std::string literal_after;  // bytes that follow the slot
   };
+  Escape escape_;
   std::vector<Piece> pieces_{Piece{Slot::Domain, {}}};
 };
 

@@ -1,6 +1,10 @@
 #include "support.h"
 
+#include <stdlib.h>
+#include <sys/stat.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -27,6 +31,20 @@ std::string golden(const std::string& name, const std::string& actual) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+std::string temp_dir() {
+  static const std::string root = [] {
+    char pattern[] = "/tmp/mailconfd-unit-XXXXXX";
+    return std::string(::mkdtemp(pattern));
+  }();
+  static const struct Cleanup {
+    ~Cleanup() { std::filesystem::remove_all(root); }
+  } cleanup;
+  static int counter = 0;
+  const std::string dir = root + "/" + std::to_string(++counter);
+  ::mkdir(dir.c_str(), 0700);
+  return dir;
 }
 
 std::string minimal_config(const std::string& provider_body, const std::string& head) {

@@ -14,6 +14,8 @@ mailconfd::Loaded load_text(const std::string& text);     // as "test.xml" in te
 // environment, writes actual there first (review the diff before committing).
 std::string golden(const std::string& name, const std::string& actual);
 // A minimal valid config with the given extra XML inside <provider>.
+// A fresh directory below one that is removed when the test binary exits.
+std::string temp_dir();
 std::string minimal_config(const std::string& provider_body = "", const std::string& head = "");
 
 }  // namespace testing

@@ -1,10 +1,12 @@
 #include "config/config_file.h"
 
 #include <algorithm>
+#include <fstream>
 
 #include <doctest/doctest.h>
 
 #include "example_config.h"
+#include "render/setup.h"
 #include "support.h"
 
 using namespace mailconfd;
@@ -273,4 +275,85 @@ TEST_CASE("bad Autodiscover redirect settings are reported with file, line and c
                   "test.xml:7:1: <autodiscover> http-redirect must be on or off, not 'yes'"),
       all(loaded));
   CHECK(loaded.problems.size() == 3);
+}
+
+TEST_CASE("the setup page and the notice are read from <setup> and <notice>") {
+  const Loaded loaded = testing::load_text(
+      testing::minimal_config("<notice smtp-after-pop-off=\"2013-09-02\">\n"
+                              "  <text lang=\"de\">Erster Absatz.\n\n  Zweiter.</text>\n"
+                              "  <text lang=\"en\">First.</text>\n"
+                              "</notice>\n",
+                              "<setup lang=\"de\" provider=\"PROVIDER.example\"/>\n"));
+  REQUIRE_MESSAGE(loaded.ok(), all(loaded));
+  const Config& config = loaded.config;
+  CHECK(config.setup.lang == "de");
+  CHECK(config.setup.provider == 0);
+  CHECK(config.setup.templates_dir.empty());
+  CHECK(config.setup.templates.empty());
+  const Notice& notice = config.providers[0].notice;
+  CHECK(notice.smtp_after_pop_off == "2013-09-02");
+  REQUIRE(notice.text.size() == 2);
+  CHECK(notice.text[0].lang == "de");
+  CHECK(notice.text[0].text == "Erster Absatz.\n\n  Zweiter.");
+  // Without <setup>: English, the first provider, the built-in templates.
+  const Loaded plain = testing::load_text(testing::minimal_config());
+  CHECK(plain.config.setup.lang == "en");
+  CHECK(plain.config.providers[0].notice.text.empty());
+}
+
+TEST_CASE("mistakes in <setup> and <notice> are named with their position") {
+  struct Case {
+    std::string text;
+    std::string problem;
+  } cases[] = {
+      {testing::minimal_config("", "<setup lang=\"fr\"/>"),
+       "test.xml:2:1: <setup> lang 'fr' must be de or en"},
+      {testing::minimal_config("", "<setup provider=\"other.example\"/>"),
+       "test.xml:2:1: <setup> provider 'other.example' is not configured"},
+      {testing::minimal_config("", "<setup template=\"x\"/>"),
+       "test.xml:2:1: <setup>: unknown attribute 'template'"},
+      {testing::minimal_config("", "<setup/><setup/>"),
+       "test.xml:2:9: <setup> may appear only once"},
+      {testing::minimal_config("", "<setup templates=\"no-such-dir\"/>"),
+       "test.xml:2:1: cannot read template '" + testing::source_path("tests/fixtures") +
+           "/no-such-dir/setup.css'"},
+      {testing::minimal_config(
+           "<notice smtp-after-pop-off=\"02.09.2013\"><text lang=\"de\">x</text>"
+           "</notice>"),
+       "test.xml:6:1: <notice> smtp-after-pop-off '02.09.2013' must be a date like 2013-09-02"},
+      {testing::minimal_config("<notice><text lang=\"fr\">x</text></notice>"),
+       "test.xml:6:9: <text> lang 'fr' must be de or en"},
+      {testing::minimal_config("<notice/>"),
+       "test.xml:6:1: <notice> needs at least one <text lang=\"…\">"},
+      {testing::minimal_config(
+           "<notice><text lang=\"en\">a</text><text lang=\"en\">b</text></notice>"),
+       "test.xml:6:33: a second <text lang=\"en\">"},
+      {testing::minimal_config("<notice><txt/><text lang=\"en\">a</text></notice>"),
+       "test.xml:6:9: <txt>: unknown element inside <notice>"},
+  };
+  for (const auto& c : cases) {
+    const Loaded loaded = testing::load_text(c.text);
+    CHECK_MESSAGE(has_problem(loaded, c.problem), c.problem << "\n got:\n" << all(loaded));
+  }
+}
+
+TEST_CASE("a customized template directory is read, and its problems are FILE:LINE:COLUMN") {
+  const std::string dir = testing::temp_dir();
+  for (const auto& [name, text] : render::builtin_setup_templates()) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << text;
+  }
+  const std::string config = testing::minimal_config("", "<setup templates=\"" + dir + "\"/>\n");
+  const Loaded good = testing::load_text(config);
+  REQUIRE_MESSAGE(good.ok(), all(good));
+  CHECK(good.config.setup.templates_dir == dir);
+  CHECK(good.config.setup.templates == render::builtin_setup_templates());
+
+  std::ofstream(dir + "/setup.en.html", std::ios::binary)
+      << "<!DOCTYPE html>\n<style>{{>setup.css}}</style>\n<p>\n  {{#settings}}{{adress}}\n";
+  const Loaded bad = testing::load_text(config);
+  CHECK(has_problem(bad, dir + "/setup.en.html:4:3: section 'settings' is not closed"));
+  std::ofstream(dir + "/setup.en.html", std::ios::binary)
+      << "<style>{{>setup.css}}</style>{{adress}}";
+  CHECK(has_problem(testing::load_text(config),
+                    dir + "/setup.en.html:1:30: unknown name 'adress' in a tag"));
 }

@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""End-to-end browser test of the setup page: Debian's chromium, driven by chromedriver through
+Debian's python3-selenium, against the real mailconfd on 127.0.0.1:0.
+
+Usage: setup_page_test.py MAILCONFD_BINARY ARTIFACT_DIR
+Screenshots go to ARTIFACT_DIR (tests/artifacts/, gitignored). Exit 0 only if every check passed.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FAILURES = []
+
+
+def check(condition, message):
+    print(("ok   " if condition else "FAIL ") + message, flush=True)
+    if not condition:
+        FAILURES.append(message)
+
+
+def start_mailconfd(binary, log):
+    proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                            stderr=log, text=True)
+    deadline = time.monotonic() + 30
+    line = ""
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline and "\n" not in line:
+        chunk = proc.stdout.readline()
+        if chunk:
+            line += chunk
+        else:
+            time.sleep(0.05)
+    match = re.match(r"listening on (http://127\.0\.0\.1:\d+)", line)
+    if not match:
+        proc.kill()
+        sys.exit(f"mailconfd did not become ready: {line!r}")
+    return proc, match.group(1)
+
+
+def start_browser(profile_dir, accept_language):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--hide-scrollbars", "--force-device-scale-factor=1",
+                 f"--user-data-dir={profile_dir}", f"--accept-lang={accept_language}",
+                 "--window-size=1000,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def screenshot(driver, path, width):
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(height, 600), 8000))
+    time.sleep(0.2)
+    driver.save_screenshot(path)
+    print(f"     screenshot {path}", flush=True)
+
+
+def submit_address(driver, address):
+    field = driver.find_element(By.ID, "emailaddress")
+    field.clear()
+    field.send_keys(address)
+    old = driver.current_url
+    field.send_keys(Keys.ENTER)  # keyboard only
+    WebDriverWait(driver, 20).until(lambda d: d.current_url != old)
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState")
+                                    == "complete")
+
+
+def text_of(driver, css):
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def csp_errors(driver):
+    return [e["message"] for e in driver.get_log("browser")
+            if "Content Security Policy" in e["message"] or "Refused" in e["message"]]
+
+
+def settings_shown(driver):
+    values = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".server dd")]
+    return values
+
+
+def main():
+    binary, artifacts = sys.argv[1], sys.argv[2]
+    os.makedirs(artifacts, exist_ok=True)
+    profile = tempfile.mkdtemp(prefix="mailconfd-chromium-")
+    log_path = os.path.join(profile, "mailconfd.log")
+    log = open(log_path, "w")
+    proc, base = start_mailconfd(binary, log)
+    driver = None
+    try:
+        driver = start_browser(profile, "de-DE,de")
+        # 1. German from Accept-Language; the form is reachable by its label.
+        driver.get(base + "/")
+        check(driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de",
+              "Accept-Language de gives the German page")
+        check(text_of(driver, "label[for=emailaddress]") == "Ihre E-Mail-Adresse",
+              "the address field has a German label")
+        check("SMTP-after-POP ist zum 2. September 2013 abgeschaltet." in text_of(driver, ".when"),
+              "the notice shows the date in German")
+        check("offenen WLAN" in text_of(driver, ".notice"), "the provider's notice is shown")
+        check(driver.execute_script(
+            "return getComputedStyle(document.querySelector('.page')).maxWidth") != "none",
+            "the inline style is applied (its CSP hash matches)")
+        check(csp_errors(driver) == [], f"no CSP violations: {csp_errors(driver)}")
+
+        # 2. Enter an address and submit with the keyboard.
+        submit_address(driver, "alice@example.com")
+        check(driver.current_url == base + "/setup?emailaddress=alice%40example.com&lang=de",
+              f"the form submits with GET to /setup?emailaddress=… ({driver.current_url})")
+        shown = settings_shown(driver)
+        for expected in ("imap.example.net", "993", "pop.example.net", "995", "smtp.example.net",
+                         "587", "STARTTLS", "SSL/TLS", "Passwort, normal", "alice@example.com"):
+            check(expected in shown, f"German settings show {expected}")
+        check(text_of(driver, "h2#settings-title") == "Einstellungen für alice@example.com",
+              "German settings heading names the address")
+        profile_link = driver.find_element(By.CSS_SELECTOR, "a.button")
+        check(profile_link.get_attribute("href")
+              == base + "/email.mobileconfig?emailaddress=alice%40example.com",
+              "the Apple Mail button links to the signed profile")
+        check(profile_link.text == "Profil für Apple Mail laden", "the profile button is German")
+        for anchor in ("after-pop", "thunderbird", "outlook", "new-outlook", "apple",
+                       "windows-mail", "android"):
+            check(len(driver.find_elements(By.ID, anchor)) == 1, f"instructions for {anchor}")
+        check("Vor dem Senden bei Posteingangsserver anmelden" in text_of(driver, "#after-pop")
+              or "Vor dem Senden bei Posteingangsserver anmelden" in driver.page_source,
+              "the SMTP-after-POP option is named")
+        screenshot(driver, os.path.join(artifacts, "setup-de.png"), 1000)
+
+        # 3. The language switch keeps the address.
+        driver.set_window_size(1000, 900)
+        driver.find_element(By.CSS_SELECTOR, "a[hreflang=en]").click()
+        WebDriverWait(driver, 20).until(
+            lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
+        check(driver.current_url == base + "/setup?lang=en&emailaddress=alice%40example.com",
+              "the English link keeps the address")
+        shown = settings_shown(driver)
+        check("Normal password" in shown and "smtp.example.net" in shown,
+              "English settings are shown")
+        check(text_of(driver, "a.button") == "Download profile for Apple Mail",
+              "the profile button is English")
+        check("SMTP-after-POP is switched off as of 2 September 2013." in text_of(driver, ".when"),
+              "the notice shows the date in English")
+        screenshot(driver, os.path.join(artifacts, "setup-en.png"), 1000)
+
+        # 4. A phone-sized window: no horizontal scrolling.
+        driver.set_window_size(390, 844)
+        time.sleep(0.2)
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        check(overflow <= 0, f"no horizontal overflow at 390 px ({overflow} px)")
+        screenshot(driver, os.path.join(artifacts, "setup-en-phone.png"), 390)
+
+        # 5. A hostile address is shown as text; nothing is injected.
+        driver.set_window_size(1000, 900)
+        driver.get(base + "/setup?lang=en")
+        hostile = "\"><img src=x onerror=alert(1)><b id=pwn>x</b>'@example.com"
+        submit_address(driver, hostile)
+        check(driver.find_elements(By.TAG_NAME, "img") == [], "no <img> was injected")
+        check(driver.find_elements(By.ID, "pwn") == [], "no <b id=pwn> was injected")
+        check(text_of(driver, "#problem strong") == hostile, "the hostile input is shown as text")
+        check(driver.find_element(By.ID, "emailaddress").get_attribute("value") == hostile,
+              "the hostile input is back in the field, unchanged")
+        check(driver.find_element(By.ID, "emailaddress").get_attribute("aria-invalid") == "true",
+              "the field is marked invalid")
+        screenshot(driver, os.path.join(artifacts, "setup-hostile.png"), 1000)
+
+        # 6. A domain that is not hosted gets the friendly message.
+        driver.set_window_size(1000, 900)
+        submit_address(driver, "bob@elsewhere.example")
+        check("We do not host mail for “bob@elsewhere.example”" in text_of(driver, "#problem"),
+              "an unknown domain gets a friendly message")
+        check(csp_errors(driver) == [], f"still no CSP violations: {csp_errors(driver)}")
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        try:
+            status = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status = "killed after 20 s"
+        log.close()
+        with open(log_path, errors="replace") as f:
+            text = f.read()
+        check(status == 0, f"mailconfd stopped cleanly on SIGTERM (exit {status})")
+        check("Sanitizer" not in text and "alice" not in text,
+              "mailconfd's log has no sanitizer report and no address")
+        shutil.rmtree(profile, ignore_errors=True)
+    if FAILURES:
+        print(f"{len(FAILURES)} check(s) failed", flush=True)
+        return 1
+    print("all checks passed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
