@@ -13,9 +13,9 @@ namespace mailconfd::render {
 
 // The identifiers of one mailbox's profile. Installing a profile whose PayloadIdentifier and
 // PayloadUUIDs match an installed one replaces it instead of adding a second account
-// (protocols.md §3.1), so they are derived, never random: HMAC-SHA256 keyed with secret over
-// the provider id and the normalized address (local part ASCII-lowercased, domain as A-label),
-// one hash per identifier.
+// (protocols.md §3.1), so they are derived, never random: one HMAC-SHA512 keyed with secret
+// over the provider id and the normalized address (local part ASCII-lowercased, domain as
+// A-label), cut into the three ids.
 struct ProfileIds {
   std::string profile_uuid;  // RFC 9562 version 8 (custom) UUID, uppercase: "8C1F…-…"
   std::string account_uuid;  // the mail payload's PayloadUUID, different from profile_uuid
