@@ -262,9 +262,7 @@ Reply setup(const App& app, const Request& request) {
   const render::Splice& page = app.documents_for(*entry).setup[l];
   reply.body.reserve(page.literal_size() + 1024);
   page.expand(values, reply.body);
-  inline constexpr std::string_view kAppleProfile = "application/x-apple-aspen-config";
-
-  // Apple configuration profile (protocols.md §3.3). The address is required: the profile is
+    // Apple configuration profile (protocols.md §3.3). The address is required: the profile is
   // per mailbox. Accepts emailaddress (as autoconfig) and email (as other implementations).
   Reply mobileconfig(const App& app, const Request& request) {
     auto raw = query_param(request.query, "emailaddress");
