@@ -239,7 +239,7 @@ TEST_CASE("mobileconfig: a reload with a key that does not match is refused and 
   CHECK(openssl_verify(after).content == openssl_verify(before).content);
 }
 
-TEST_CASE("render mobileconfig prints the profile; unsigned equals what is served") {
+TEST_CASE("render mobileconfig prints the profile, unsigned equal to what is served") {
   auto r = e2e::run_mailconfd({"render", "mobileconfig", "alice@example.com"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == golden("mobileconfig/example-alice.plist"));
