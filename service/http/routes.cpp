@@ -262,82 +262,84 @@ Reply setup(const App& app, const Request& request) {
   const render::Splice& page = app.documents_for(*entry).setup[l];
   reply.body.reserve(page.literal_size() + 1024);
   page.expand(values, reply.body);
-    // Apple configuration profile (protocols.md §3.3). The address is required: the profile is
-  // per mailbox. Accepts emailaddress (as autoconfig) and email (as other implementations).
-  Reply mobileconfig(const App& app, const Request& request) {
-    auto raw = query_param(request.query, "emailaddress");
-    if (!raw) raw = query_param(request.query, "email");
-    if (!raw) return error_reply(400);
-    std::optional<EmailAddress> address;
-    if (auto decoded = percent_decode(*raw)) address = parse_email(*decoded);
-    if (!address) return error_reply(400);
-    const DomainEntry* entry = app.config.domains.find(address->domain);
-    if (entry == nullptr) return error_reply(404);  // same body for every address
+  return reply;
+}
 
-    auto body = mobileconfig_for(app, *entry, *address);
-    if (!body) return error_reply(500);
+// Apple configuration profile (protocols.md §3.3). The address is required: the profile is
+// per mailbox. Accepts emailaddress (as autoconfig) and email (as other implementations).
+Reply mobileconfig(const App& app, const Request& request) {
+  auto raw = query_param(request.query, "emailaddress");
+  if (!raw) raw = query_param(request.query, "email");
+  if (!raw) return error_reply(400);
+  std::optional<EmailAddress> address;
+  if (auto decoded = percent_decode(*raw)) address = parse_email(*decoded);
+  if (!address) return error_reply(400);
+  const DomainEntry* entry = app.config.domains.find(address->domain);
+  if (entry == nullptr) return error_reply(404);  // same body for every address
+
+  auto body = mobileconfig_for(app, *entry, *address);
+  if (!body) return error_reply(500);
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = kAppleProfile;
+  reply.body = std::move(*body);
+  // The name comes from the validated domain (a lowercase A-label: letters, digits, '-' and
+  // '.'), so it needs neither quoting rules beyond the quotes nor RFC 6266 filename*.
+  reply.header("Content-Disposition",
+               "attachment; filename=\"" + address->domain + ".mobileconfig\"");
+  return reply;
+}
+
+struct Route {
+  std::string_view path;  // compared case-insensitively
+  bool prefix;            // true: path is a prefix and the rest belongs to the handler
+  Endpoint endpoint;
+  std::string_view allow;
+  Reply (*get)(const App&, const Request&);   // GET and HEAD
+  Reply (*post)(const App&, const Request&);  // POST; nullptr: not allowed
+};
+
+constexpr std::array kRoutes{
+    Route{"/", false, Endpoint::Setup, "GET, HEAD", setup, nullptr},
+    Route{"/setup", false, Endpoint::Setup, "GET, HEAD", setup, nullptr},
+    Route{"/mail/config-v1.1.xml", false, Endpoint::Autoconfig, "GET, HEAD", autoconfig, nullptr},
+    Route{"/.well-known/autoconfig/mail/config-v1.1.xml", false, Endpoint::Autoconfig, "GET, HEAD",
+          autoconfig, nullptr},
+    Route{"/autodiscover/autodiscover.xml", false, Endpoint::Autodiscover, "GET, HEAD, POST",
+          autodiscover_get, autodiscover_post},
+    Route{"/autodiscover/autodiscover.json", false, Endpoint::AutodiscoverJson, "GET, HEAD",
+          autodiscover_json_query, nullptr},
+    Route{kJsonV1Prefix, true, Endpoint::AutodiscoverJson, "GET, HEAD", autodiscover_json_path,
+          nullptr},
+    Route{"/email.mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
+    Route{"/mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
+};
+
+Reply dispatch(const App& app, const Request& request) {
+  for (const Route& r : kRoutes) {
+    if (r.prefix ? !starts_with_ci(request.path, r.path) : !iequals(request.path, r.path)) {
+      continue;
+    }
     Reply reply;
-    reply.status = 200;
-    reply.content_type = kAppleProfile;
-    reply.body = std::move(*body);
-    // The name comes from the validated domain (a lowercase A-label: letters, digits, '-' and
-    // '.'), so it needs neither quoting rules beyond the quotes nor RFC 6266 filename*.
-    reply.header("Content-Disposition",
-                 "attachment; filename=\"" + address->domain + ".mobileconfig\"");
+    switch (request.method) {
+      case Method::Get:
+      case Method::Head:
+        reply = r.get(app, request);
+        break;
+      case Method::Post:
+        if (r.post == nullptr) return method_not_allowed(r.allow, r.endpoint);
+        reply = r.post(app, request);
+        break;
+      case Method::Options:
+      case Method::Other:
+        return method_not_allowed(r.allow, r.endpoint);
+    }
+    reply.endpoint = r.endpoint;
     return reply;
   }
-
-  struct Route {
-    std::string_view path;  // compared case-insensitively
-    bool prefix;            // true: path is a prefix and the rest belongs to the handler
-    Endpoint endpoint;
-    std::string_view allow;
-    Reply (*get)(const App&, const Request&);   // GET and HEAD
-    Reply (*post)(const App&, const Request&);  // POST; nullptr: not allowed
-  };
-
-  constexpr std::array kRoutes{
-      Route{"/", false, Endpoint::Setup, "GET, HEAD", setup, nullptr},
-      Route{"/setup", false, Endpoint::Setup, "GET, HEAD", setup, nullptr},
-      Route{"/mail/config-v1.1.xml", false, Endpoint::Autoconfig, "GET, HEAD", autoconfig, nullptr},
-      Route{"/.well-known/autoconfig/mail/config-v1.1.xml", false, Endpoint::Autoconfig,
-            "GET, HEAD", autoconfig, nullptr},
-      Route{"/autodiscover/autodiscover.xml", false, Endpoint::Autodiscover, "GET, HEAD, POST",
-            autodiscover_get, autodiscover_post},
-      Route{"/autodiscover/autodiscover.json", false, Endpoint::AutodiscoverJson, "GET, HEAD",
-            autodiscover_json_query, nullptr},
-      Route{kJsonV1Prefix, true, Endpoint::AutodiscoverJson, "GET, HEAD", autodiscover_json_path,
-            nullptr},
-      Route{"/email.mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig,
-            nullptr},
-      Route{"/mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
-  };
-
-  Reply dispatch(const App& app, const Request& request) {
-    for (const Route& r : kRoutes) {
-      if (r.prefix ? !starts_with_ci(request.path, r.path) : !iequals(request.path, r.path)) {
-        continue;
-      }
-      Reply reply;
-      switch (request.method) {
-        case Method::Get:
-        case Method::Head:
-          reply = r.get(app, request);
-          break;
-        case Method::Post:
-          if (r.post == nullptr) return method_not_allowed(r.allow, r.endpoint);
-          reply = r.post(app, request);
-          break;
-        case Method::Options:
-        case Method::Other:
-          return method_not_allowed(r.allow, r.endpoint);
-      }
-      reply.endpoint = r.endpoint;
-      return reply;
-    }
-    if (request.method == Method::Other) return error_reply(501);
-    return error_reply(404);
-  }
+  if (request.method == Method::Other) return error_reply(501);
+  return error_reply(404);
+}
 
 }  // namespace
 
