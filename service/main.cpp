@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -29,6 +30,7 @@
 #include "probe/probe.h"
 #include "render/autoconfig.h"
 #include "render/autodiscover.h"
+#include "sign/signer.h"
 #include "tls/context.h"
 
 namespace mailconfd {
@@ -41,7 +43,7 @@ constexpr const char* kUsage =
     "  serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
     "                                              answer mail clients' discovery requests\n"
     "  check --config FILE                         validate a configuration file\n"
-    "  render autoconfig|autodiscover EMAIL [--config FILE]\n"
+    "  render autoconfig|autodiscover|mobileconfig EMAIL [--config FILE]\n"
     "                                              print the document that would be served\n"
     "  dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
     "                                              print or write the DNS records of each domain\n"
@@ -58,7 +60,8 @@ constexpr const char* kServeHelp =
     "Serves Thunderbird autoconfig (/mail/config-v1.1.xml and\n"
     "/.well-known/autoconfig/mail/config-v1.1.xml), Outlook Autodiscover\n"
     "(/autodiscover/autodiscover.xml, /autodiscover/autodiscover.json) for every hosted domain,\n"
-    "and the setup page for people who configure by hand (/ and /setup?emailaddress=...).\n"
+    "Apple profiles (/email.mobileconfig?emailaddress=...) and the setup page for people\n"
+    "who configure by hand (/ and /setup?emailaddress=...).\n"
     "Prints 'listening on http://HOST:PORT' on stdout when ready, then\n"
     "'listening on https://HOST:PORT' when <tls> is configured; logs go to stderr.\n"
     "SIGHUP reloads the configuration file (a bad file keeps the old one serving);\n"
@@ -75,10 +78,11 @@ constexpr const char* kCheckHelp =
     "FILE:LINE:COLUMN: message on stderr and exits 2 if there is any, 0 if the file is valid.\n";
 
 constexpr const char* kRenderHelp =
-    "usage: mailconfd render autoconfig|autodiscover EMAIL [--config FILE]\n"
+    "usage: mailconfd render autoconfig|autodiscover|mobileconfig EMAIL [--config FILE]\n"
     "\n"
-    "Prints the document mailconfd would serve for EMAIL: the Thunderbird autoconfig file, or\n"
-    "the Outlook Autodiscover (POX, outlook 2006a) answer.\n";
+    "Prints the document mailconfd would serve for EMAIL: the Thunderbird autoconfig file,\n"
+    "the Outlook Autodiscover (POX, outlook 2006a) answer, or the Apple profile's bytes\n"
+    "(CMS-signed DER when the configuration has <signing>, else the plain plist).\n";
 
 constexpr const char* kDnsZoneHelp =
     "usage: mailconfd dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
@@ -221,10 +225,10 @@ int render_command(const Args& args) {
   if (args.positional.size() != 2)
     return usage_error("render needs a document kind and an address", kRenderHelp);
   const std::string& kind = args.positional[0];
-  if (kind != "autoconfig" && kind != "autodiscover") {
+  if (kind != "autoconfig" && kind != "autodiscover" && kind != "mobileconfig") {
     return usage_error("unknown document kind '" + kind + "'", kRenderHelp);
   }
-  const Loaded loaded = load(args);
+  Loaded loaded = load(args);
   if (!report(loaded)) return 2;
   auto address = parse_email(args.positional[1]);
   if (!address) {
@@ -236,6 +240,15 @@ int render_command(const Args& args) {
     std::cerr << "mailconfd: domain " << address->domain
               << " is not hosted in this configuration\n";
     return 1;
+  }
+  if (kind == "mobileconfig") {
+    auto app = build_app(std::move(loaded.config));
+    const DomainEntry* entry = app->config.domains.find(address->domain);
+    auto profile = mobileconfig_for(*app, *entry, *address);
+    if (!profile) return 1;  // the OpenSSL reason is logged
+    std::cout.write(profile->data(), static_cast<std::streamsize>(profile->size()));
+    std::cout.flush();
+    return std::cout ? 0 : 1;
   }
   const std::string login = login_name(settings->provider->login, *address);
   const std::string full = address->full();
@@ -450,6 +463,32 @@ int probe_command(const Args& args) {
   return ok ? 0 : 1;
 }
 
+// One line on how Apple profiles go out, so that an operator sees a missing <signing> once.
+void log_signing(const App& app) {
+  if (!app.signer) {
+    spdlog::warn("no <signing> configured: Apple profiles are served unsigned");
+    return;
+  }
+  const auto now = std::chrono::system_clock::now();
+  const auto days =
+      std::chrono::duration_cast<std::chrono::hours>(app.signer->not_after() - now).count() / 24;
+  const std::time_t until = std::chrono::system_clock::to_time_t(app.signer->not_after());
+  std::tm tm{};
+  gmtime_r(&until, &tm);
+  char date[32] = {};
+  std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
+  if (app.signer->not_after() <= now) {
+    spdlog::error("signing certificate {} expired on {}: Apple shows its profiles as unsigned",
+                  app.signer->subject(), date);
+  } else {
+    spdlog::info(
+        "signing Apple profiles with {} key, certificate {} ({} in chain), valid until "
+        "{} ({} days)",
+        app.signer->key_description(), app.signer->subject(), app.signer->chain_length(), date,
+        days);
+  }
+}
+
 // Raises the soft descriptor limit to the hard one: Pistache's accept thread spins when
 // accept() fails with EMFILE (pistache.md #13), so there should be room for max-connections.
 void raise_fd_limit() {
@@ -541,6 +580,7 @@ int serve(const Args& args) {
   std::cout << ready << std::flush;
   spdlog::info("serving {} domains from {} on {}:{}", server.app()->config.domains.size(),
                config_path, host, server.port());
+  log_signing(*server.app());
 
   while (true) {
     int sig = 0;
@@ -565,6 +605,7 @@ int serve(const Args& args) {
       }
       server.swap(build_app(std::move(next.config)));
       spdlog::info("reloaded {}: {} domains", config_path, server.app()->config.domains.size());
+      log_signing(*server.app());
       continue;
     }
     spdlog::info("signal {}: stopping", sig);

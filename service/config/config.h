@@ -17,6 +17,9 @@ namespace mailconfd {
 namespace tls {
 class Context;  // tls/context.h
 }
+namespace sign {
+class Signer;  // sign/signer.h
+}
 
 enum class Protocol { Imap, Pop3, Smtp };
 
@@ -184,12 +187,24 @@ struct SetupOptions {
   std::map<std::string, std::string> templates;
 };
 
+// <signing>: the certificate Apple profiles are signed with (protocols.md §3.4).
+struct Signing {
+  std::string certificate;  // PEM file paths, relative ones resolved against the config's dir
+  std::string key;
+  std::string chain;                           // empty: no intermediates
+  std::shared_ptr<const sign::Signer> signer;  // loaded and checked by the loader; never null
+};
+
 struct Config {
   std::string path;  // file it came from; "(built-in example)" for the compiled-in one
   ServerOptions server;
   SetupOptions setup;
   std::vector<Provider> providers;
   DomainTable domains;
+  std::optional<Signing> signing;  // absent: profiles are served unsigned
+  // <mobileconfig secret>: HMAC key for profile UUIDs and identifiers (render/mobileconfig.h).
+  // Empty when not configured. Changing it changes every identifier.
+  std::string profile_secret;
 };
 
 std::string_view to_string(Protocol protocol);

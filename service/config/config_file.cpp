@@ -15,6 +15,7 @@
 
 #include "core/email_address.h"
 #include "render/setup.h"
+#include "sign/signer.h"
 #include "tls/context.h"
 
 namespace mailconfd {
@@ -132,12 +133,16 @@ class Loader {
       problems_.at(root, "the root element must be <mailconfd>");
       return;
     }
-    check_known(problems_, root, {}, {"server", "setup", "provider"});
-    if (auto server = root.child("server")) read_server(server, config.server);
-    if (root.children("server").begin() != root.children("server").end() &&
-        std::next(root.children("server").begin()) != root.children("server").end()) {
-      problems_.at(*std::next(root.children("server").begin()), "<server> may appear only once");
+    check_known(problems_, root, {}, {"server", "setup", "signing", "mobileconfig", "provider"});
+    for (const char* once : {"server", "signing", "mobileconfig"}) {
+      auto children = root.children(once);
+      if (children.begin() != children.end() && std::next(children.begin()) != children.end()) {
+        problems_.at(*std::next(children.begin()), fmt::format("<{}> may appear only once", once));
+      }
     }
+    if (auto server = root.child("server")) read_server(server, config.server);
+    if (auto signing = root.child("signing")) read_signing(signing, config);
+    if (auto mobileconfig = root.child("mobileconfig")) read_mobileconfig(mobileconfig, config);
     for (const pugi::xml_node& p : root.children("provider")) read_provider(p, config);
     if (config.providers.empty()) problems_.at(root, "no <provider> is configured");
     if (auto setup = root.child("setup")) read_setup(setup, config);
@@ -292,6 +297,43 @@ class Loader {
       notice.text.push_back({lang, text_of(t, 4000)});
     }
     if (notice.text.empty()) problems_.at(node, "<notice> needs at least one <text lang=\"…\">");
+  }
+
+  std::string path_of(const std::string& file) const {
+    return file.empty() || file.front() == '/' ? file : base_dir_ + "/" + file;
+  }
+
+  // Loads the key material now, so that `check`, start-up and every reload report a file that
+  // cannot be read or a key that does not match, with OpenSSL's reason.
+  void read_signing(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"certificate", "key", "chain"}, {});
+    Signing signing;
+    signing.certificate = path_of(node.attribute("certificate").value());
+    signing.key = path_of(node.attribute("key").value());
+    signing.chain = path_of(node.attribute("chain").value());
+    if (signing.certificate.empty() || signing.key.empty()) {
+      problems_.at(node, "<signing> needs certificate and key (PEM files); chain is optional");
+      return;
+    }
+    std::string error;
+    signing.signer = sign::Signer::load(signing.certificate, signing.key, signing.chain, error);
+    if (!signing.signer) {
+      problems_.at(node, fmt::format("<signing>: {}", error));
+      return;
+    }
+    config.signing = std::move(signing);
+  }
+
+  void read_mobileconfig(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"secret"}, {});
+    const std::string secret = node.attribute("secret").value();
+    if (secret.size() < 16 || secret.size() > 1024 || has_control(secret)) {
+      problems_.at(node,
+                   "<mobileconfig> secret must be 16 to 1024 characters without control "
+                   "characters");
+      return;
+    }
+    config.profile_secret = secret;
   }
 
   void read_limits(const pugi::xml_node& node, Limits& limits) {

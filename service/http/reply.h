@@ -13,6 +13,7 @@ inline constexpr std::string_view kTextXml = "text/xml; charset=utf-8";
 inline constexpr std::string_view kText = "text/plain; charset=utf-8";
 inline constexpr std::string_view kHtml = "text/html; charset=utf-8";
 inline constexpr std::string_view kJson = "application/json; charset=utf-8";
+inline constexpr std::string_view kAppleProfile = "application/x-apple-aspen-config";
 
 // Which part of the URL surface answered; a fixed set, used as a metrics label.
 enum class Endpoint {

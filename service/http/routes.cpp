@@ -265,6 +265,31 @@ Reply setup(const App& app, const Request& request) {
   return reply;
 }
 
+// Apple configuration profile (protocols.md §3.3). The address is required: the profile is
+// per mailbox. Accepts emailaddress (as autoconfig) and email (as other implementations).
+Reply mobileconfig(const App& app, const Request& request) {
+  auto raw = query_param(request.query, "emailaddress");
+  if (!raw) raw = query_param(request.query, "email");
+  if (!raw) return error_reply(400);
+  std::optional<EmailAddress> address;
+  if (auto decoded = percent_decode(*raw)) address = parse_email(*decoded);
+  if (!address) return error_reply(400);
+  const DomainEntry* entry = app.config.domains.find(address->domain);
+  if (entry == nullptr) return error_reply(404);  // same body for every address
+
+  auto body = mobileconfig_for(app, *entry, *address);
+  if (!body) return error_reply(500);
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = kAppleProfile;
+  reply.body = std::move(*body);
+  // The name comes from the validated domain (a lowercase A-label: letters, digits, '-' and
+  // '.'), so it needs neither quoting rules beyond the quotes nor RFC 6266 filename*.
+  reply.header("Content-Disposition",
+               "attachment; filename=\"" + address->domain + ".mobileconfig\"");
+  return reply;
+}
+
 struct Route {
   std::string_view path;  // compared case-insensitively
   bool prefix;            // true: path is a prefix and the rest belongs to the handler
@@ -286,6 +311,8 @@ constexpr std::array kRoutes{
           autodiscover_json_query, nullptr},
     Route{kJsonV1Prefix, true, Endpoint::AutodiscoverJson, "GET, HEAD", autodiscover_json_path,
           nullptr},
+    Route{"/email.mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
+    Route{"/mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
 };
 
 Reply dispatch(const App& app, const Request& request) {

@@ -11,8 +11,10 @@
 namespace mailconfd::render {
 
 // AddressQuery is the address percent-encoded for a query string (html::url_encode).
-enum class Slot { Domain, Login, Address, AddressQuery };
-constexpr std::size_t kSlotCount = 4;
+// ProfileUuid, AccountUuid, ProfileId: the per-address identifiers of an Apple profile
+// (render/mobileconfig.h).
+enum class Slot { Domain, Login, Address, AddressQuery, ProfileUuid, AccountUuid, ProfileId };
+constexpr std::size_t kSlotCount = 7;
 
 // How slot values are escaped while being inserted: a Splice can never produce malformed XML
 // (Xml, render/xml.h) or let a value become markup (Html, render/html.h).

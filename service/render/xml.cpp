@@ -93,6 +93,18 @@ void Writer::leaf(std::string_view name, Slot slot) {
   out_.append(">\n");
 }
 
+void Writer::leaf(std::string_view name, std::string_view prefix, Slot slot,
+                  std::string_view suffix) {
+  start_tag(name, {});
+  out_.append(">");
+  out_.append(escape(prefix));
+  out_.append_slot(slot);
+  out_.append(escape(suffix));
+  out_.append("</");
+  out_.append(name);
+  out_.append(">\n");
+}
+
 void Writer::empty(std::string_view name, Attributes attributes) {
   start_tag(name, attributes);
   out_.append("/>\n");

@@ -27,6 +27,8 @@ class Writer {
   void close(std::string_view name);
   void leaf(std::string_view name, std::string_view text, Attributes attributes = {});
   void leaf(std::string_view name, Slot slot);
+  // <name>prefix{slot}suffix</name>: literal text around one slot.
+  void leaf(std::string_view name, std::string_view prefix, Slot slot, std::string_view suffix);
   void empty(std::string_view name, Attributes attributes = {});
 
  private:

@@ -417,6 +417,6 @@ TEST_CASE("render autodiscover prints the POX answer that is served") {
   CHECK(unknown.exit_code == 1);
   auto kind = e2e::run_mailconfd({"render", "activesync", "alice@example.com"});
   CHECK(kind.exit_code == 2);
-  CHECK(kind.err.find("usage: mailconfd render autoconfig|autodiscover EMAIL") !=
+  CHECK(kind.err.find("usage: mailconfd render autoconfig|autodiscover|mobileconfig EMAIL") !=
         std::string::npos);
 }

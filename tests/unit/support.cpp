@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 namespace testing {
 
@@ -55,6 +56,23 @@ std::string minimal_config(const std::string& provider_body, const std::string& 
          "<outgoing host=\"smtp.provider.example\" port=\"587\" security=\"starttls\"/>\n"
          "<domain>customer.example</domain>\n" +
          provider_body + "</provider>\n</mailconfd>\n";
+}
+
+const std::string& test_pki() {
+  static const std::string dir = [] {
+    char pattern[] = "/tmp/mailconfd-pki-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+    const std::string path = pattern;
+    const std::string command = "sh '" + source_path("tests/make-test-pki.sh") + "' " + path;
+    if (std::system(command.c_str()) != 0) {
+      throw std::runtime_error("tests/make-test-pki.sh failed; see " + path + "/openssl.log");
+    }
+    return path;
+  }();
+  static const struct Cleanup {
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup;
+  return dir;
 }
 
 }  // namespace testing

@@ -17,5 +17,9 @@ std::string golden(const std::string& name, const std::string& actual);
 // A fresh directory below one that is removed when the test binary exits.
 std::string temp_dir();
 std::string minimal_config(const std::string& provider_body = "", const std::string& head = "");
+// A throwaway PKI made by tests/make-test-pki.sh in a temporary directory (once per process,
+// removed at exit): root.pem, chain.pem (the intermediate), rsa.pem/.key (RSA-2048),
+// ec.pem/.key (P-256), other.key (matches nothing), encrypted.key. Returns the directory.
+const std::string& test_pki();
 
 }  // namespace testing
