@@ -15,6 +15,7 @@ namespace {
 
 using http::Endpoint;
 
+// Endpoint::Other must stay the last enumerator: it sizes the tables.
 constexpr std::size_t kEndpoints = static_cast<std::size_t>(Endpoint::Other) + 1;
 constexpr std::size_t kClasses = 5;  // 1xx … 5xx
 constexpr std::array<std::string_view, kClasses> kClassNames{"1xx", "2xx", "3xx", "4xx", "5xx"};
