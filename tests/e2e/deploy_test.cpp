@@ -80,7 +80,7 @@ TEST_CASE("the systemd unit passes systemd-analyze verify") {
   write(unit, replace_all(e2e::read_file(kDeploy + "/systemd/mailconfd.service"),
                           "/usr/bin/mailconfd", MAILCONFD_BINARY));
   auto r = e2e::run_command({"systemd-analyze", "verify", unit});
-  REQUIRE_MESSAGE(r.exit_code != 127, "systemd-analyze is missing: run scripts/install-deps");
+  REQUIRE_MESSAGE(r.exit_code != 127, "systemd-analyze is missing: run .ci/install-deps");
   CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
   CHECK(r.out + r.err == "");
 
@@ -112,7 +112,7 @@ TEST_CASE("nginx with deploy/nginx/mailconfd-proxy.conf in front of mailconfd") 
                             std::to_string(port) + ";\n    location / {\n      include " + kDeploy +
                             "/nginx/mailconfd-proxy.conf;\n    }\n  }\n"));
   auto t = nginx_test(conf);
-  REQUIRE_MESSAGE(t.exit_code != 127, "nginx is missing: run scripts/install-deps");
+  REQUIRE_MESSAGE(t.exit_code != 127, "nginx is missing: run .ci/install-deps");
   REQUIRE_MESSAGE(t.exit_code == 0, t.err);
 
   const pid_t nginx = ::fork();

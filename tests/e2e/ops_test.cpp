@@ -280,7 +280,7 @@ TEST_CASE("/metrics counts requests by endpoint and class and passes promtool ch
     out << m;
   }
   auto check = e2e::run_command({"sh", "-c", "promtool check metrics < " + file});
-  REQUIRE_MESSAGE(check.exit_code != 127, "promtool is missing: run scripts/install-deps");
+  REQUIRE_MESSAGE(check.exit_code != 127, "promtool is missing: run .ci/install-deps");
   CHECK_MESSAGE(check.exit_code == 0, (check.out + check.err));
   CHECK(check.out + check.err == "");
 }
