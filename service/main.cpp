@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -27,6 +28,8 @@
 #include "example_config.h"
 #include "http/server.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "probe/probe.h"
 #include "render/autoconfig.h"
 #include "render/autodiscover.h"
@@ -65,7 +68,8 @@ constexpr const char* kServeHelp =
     "Prints 'listening on http://HOST:PORT' on stdout when ready, then\n"
     "'listening on https://HOST:PORT' when <tls> is configured; logs go to stderr.\n"
     "SIGHUP reloads the configuration file (a bad file keeps the old one serving);\n"
-    "SIGTERM or SIGINT stop accepting, finish requests in flight and exit 0.\n"
+    "SIGTERM or SIGINT drain (new connections get 503, requests in flight finish within\n"
+    "<server shutdown-grace>) and exit 0. Under systemd it reports readiness (Type=notify).\n"
     "\n"
     "  --config FILE       configuration (default: the built-in example)\n"
     "  --listen HOST:PORT  overrides <server listen>; port 0 picks a free port\n"
@@ -499,6 +503,80 @@ void raise_fd_limit() {
   }
 }
 
+std::string url_host(const ListenAddress& listen) {
+  return listen.host.find(':') != std::string::npos ? "[" + listen.host + "]" : listen.host;
+}
+
+// build_app is the one place that turns a checked Config into what requests read, including
+// every file the configuration names besides the domain lists, so a reload re-reads them all.
+// A failure there is a configuration problem like any other: logged, and nothing is swapped.
+std::shared_ptr<const App> build_or_log(Config config, std::string_view what) {
+  try {
+    return build_app(std::move(config));
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", what, e.what());
+  }
+  return nullptr;
+}
+
+// SIGHUP: the new snapshot is built completely off to the side; only a snapshot without any
+// problem is swapped in. Requests in flight finish on the snapshot they started with.
+void reload(const std::string& path, const ServerOptions& started_with, bool tls_listening,
+            const std::vector<http::Server*>& servers) {
+  Loaded next = load_config_file(path);
+  if (!next.ok()) {
+    for (const auto& problem : next.problems) spdlog::error("reload: {}", problem);
+    spdlog::error("reload failed: {} problem(s); still serving the previous configuration",
+                  next.problems.size());
+    metrics::count_reload(false);
+    return;
+  }
+  if (next.config.server.tls && next.config.server.tls->context) {
+    spdlog::info("reload: https certificate {}", next.config.server.tls->context->subject());
+    if (!tls_listening) spdlog::warn("reload: <tls> takes effect at the next start");
+  } else if (tls_listening) {
+    spdlog::warn("reload: <tls> was removed; new HTTPS connections are refused");
+  }
+  const ServerOptions& options = next.config.server;
+  if (options.listen != started_with.listen || options.threads != started_with.threads ||
+      options.metrics_listen != started_with.metrics_listen) {
+    spdlog::warn("reload: listen addresses and threads change only at restart");
+  }
+  auto app = build_or_log(std::move(next.config), "reload failed");
+  if (!app) {
+    spdlog::error("reload failed; still serving the previous configuration");
+    metrics::count_reload(false);
+    return;
+  }
+  for (http::Server* server : servers) server->swap(app);
+  metrics::count_reload(true);
+  spdlog::info("reloaded {}: {} domains", path, app->config.domains.size());
+  log_signing(*app);
+}
+
+// Ends the process if the drain has not finished by deadline (a Pistache thread can hang,
+// pistache.md #4), or at once on a second SIGTERM/SIGINT. Signals stay blocked everywhere;
+// this thread takes them with sigtimedwait.
+void start_watchdog(sigset_t signals, std::chrono::milliseconds deadline) {
+  std::thread([signals, deadline] {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (true) {
+      const auto left = until - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                             static_cast<long>(ns % 1'000'000'000)};
+      const int sig = sigtimedwait(&signals, nullptr, &timeout);
+      if (sig == SIGINT || sig == SIGTERM) {
+        std::fputs("mailconfd: second stop signal, exiting now\n", stderr);
+        std::_Exit(1);
+      }
+    }
+    std::fputs("mailconfd: shutdown took too long, exiting\n", stderr);
+    std::_Exit(1);
+  }).detach();
+}
+
 int serve(const Args& args) {
   if (args.help) return std::cout << kServeHelp, 0;
   if (!args.positional.empty())
@@ -529,6 +607,11 @@ int serve(const Args& args) {
     spdlog::shutdown();
     return usage_error("--listen '" + listen_text + "' is not HOST:PORT", kServeHelp);
   }
+  const ServerOptions started_with = loaded.config.server;
+  std::optional<ListenAddress> metrics_listen;
+  if (!started_with.metrics_listen.empty()) {
+    metrics_listen = parse_listen(started_with.metrics_listen);  // checked by the loader
+  }
   const unsigned threads = loaded.config.server.threads;
   std::optional<ListenAddress> tls_listen;
   if (loaded.config.server.tls || args.options.count("tls-listen")) {
@@ -547,11 +630,26 @@ int serve(const Args& args) {
 
   const std::string config_path = loaded.config.path;
   const bool from_file = args.options.count("config") > 0;
-  http::Server server(build_app(std::move(loaded.config)));
+  auto app = build_or_log(std::move(loaded.config), "not starting");
+  if (!app) {
+    spdlog::shutdown();
+    return 2;
+  }
+  http::Server server(app);
+  std::unique_ptr<http::Server> metrics_server;
+  std::vector<http::Server*> servers{&server};
+  std::string where = listen_text;
   try {
-    server.start(*listen, threads);
+    server.start(*listen, started_with.threads,
+                 metrics_listen ? http::Surface::Public : http::Surface::All);
+    if (metrics_listen) {
+      where = started_with.metrics_listen;
+      metrics_server = std::make_unique<http::Server>(app);
+      metrics_server->start(*metrics_listen, 1, http::Surface::Metrics);
+      servers.push_back(metrics_server.get());
+    }
   } catch (const std::exception& e) {
-    spdlog::critical("cannot listen on {}: {}", listen_text, e.what());
+    spdlog::critical("cannot listen on {}: {}", where, e.what());
     spdlog::shutdown();
     return 1;
   }
@@ -566,58 +664,51 @@ int serve(const Args& args) {
       return 1;
     }
   }
-  auto bracketed = [](const std::string& h) {
-    return h.find(':') != std::string::npos ? "[" + h + "]" : h;
-  };
-  const std::string host = bracketed(listen->host);
-  // The readiness lines, in one write: tests and scripts read the first line as before.
-  std::string ready = "listening on http://" + host + ":" + std::to_string(server.port()) + "\n";
+  // The readiness lines, in one write; "listening on http://" comes after the metrics line,
+  // so whoever waits for it may use every listener.
+  std::string ready;
+  if (metrics_server) {
+    ready += "metrics on http://" + url_host(*metrics_listen) + ":" +
+             std::to_string(metrics_server->port()) + "/metrics\n";
+  }
+  ready += "listening on http://" + url_host(*listen) + ":" + std::to_string(server.port()) + "\n";
   if (tls_listen) {
-    ready += "listening on https://" + bracketed(tls_listen->host) + ":" +
+    ready += "listening on https://" + url_host(*tls_listen) + ":" +
              std::to_string(server.tls_port()) + "\n";
-    spdlog::info("https certificate {}", server.app()->config.server.tls->context->subject());
+    spdlog::info("https certificate {}", app->config.server.tls->context->subject());
   }
   std::cout << ready << std::flush;
-  spdlog::info("serving {} domains from {} on {}:{}", server.app()->config.domains.size(),
-               config_path, host, server.port());
-  log_signing(*server.app());
+  spdlog::info("serving {} domains from {} on {}:{}", app->config.domains.size(), config_path,
+               url_host(*listen), server.port());
+  log_signing(*app);
+  metrics::set_ready(true);
+  app.reset();  // the servers hold the snapshot; a reload must be able to free it
+  notify_systemd("READY=1\nSTATUS=serving");
 
   while (true) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      if (!from_file) {
+      notify_systemd_reloading();
+      if (from_file) {
+        reload(config_path, started_with, tls_listen.has_value(), servers);
+      } else {
         spdlog::warn("SIGHUP: the built-in example configuration cannot be reloaded");
-        continue;
+        metrics::count_reload(false);
       }
-      Loaded next = load_config_file(config_path);
-      if (!next.ok()) {
-        for (const auto& problem : next.problems) spdlog::error("reload: {}", problem);
-        spdlog::error("reload failed: {} problem(s); still serving the previous configuration",
-                      next.problems.size());
-        continue;
-      }
-      if (next.config.server.tls && next.config.server.tls->context) {
-        spdlog::info("reload: https certificate {}", next.config.server.tls->context->subject());
-        if (!tls_listen) spdlog::warn("reload: <tls> takes effect at the next start");
-      } else if (tls_listen) {
-        spdlog::warn("reload: <tls> was removed; new HTTPS connections are refused");
-      }
-      server.swap(build_app(std::move(next.config)));
-      spdlog::info("reloaded {}: {} domains", config_path, server.app()->config.domains.size());
-      log_signing(*server.app());
+      notify_systemd("READY=1\nSTATUS=serving");
       continue;
     }
     spdlog::info("signal {}: stopping", sig);
     break;
   }
-  // A watchdog makes sure the process ends even if a Pistache thread is stuck.
-  std::thread([] {
-    std::this_thread::sleep_for(std::chrono::seconds(15));
-    std::fputs("mailconfd: shutdown took too long, exiting\n", stderr);
-    std::_Exit(1);
-  }).detach();
-  server.stop(std::chrono::seconds(10));
+  metrics::set_ready(false);
+  notify_systemd("STOPPING=1\nSTATUS=draining");
+  // The grace period of the snapshot being served: a reload may have changed it.
+  const std::chrono::milliseconds grace = server.app()->config.server.shutdown_grace;
+  start_watchdog(signals, grace + std::chrono::seconds(5));
+  server.stop(grace);
+  if (metrics_server) metrics_server->stop(std::chrono::seconds(1));
   spdlog::info("stopped");
   spdlog::shutdown();
   return 0;

@@ -175,6 +175,12 @@ struct ServerOptions {
   bool trust_forwarded_proto = false;
   Limits limits;
   std::optional<TlsOptions> tls;
+  // At SIGTERM/SIGINT: how long requests in flight may take to finish before the process
+  // closes every connection and exits.
+  std::chrono::milliseconds shutdown_grace{10'000};
+  // HOST:PORT of a separate listener for /metrics (and the health endpoints); empty: /metrics
+  // is served on the main listener.
+  std::string metrics_listen;
 };
 
 // The setup page (GET / and /setup).

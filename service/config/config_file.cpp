@@ -153,7 +153,8 @@ class Loader {
 
  private:
   void read_server(const pugi::xml_node& node, ServerOptions& server) {
-    check_known(problems_, node, {"listen", "threads", "forwarded-proto"}, {"limits", "tls"});
+    check_known(problems_, node, {"listen", "threads", "forwarded-proto", "shutdown-grace"},
+                {"limits", "tls", "metrics"});
     if (auto a = node.attribute("listen")) {
       if (parse_listen(a.value())) {
         server.listen = a.value();
@@ -177,8 +178,25 @@ class Loader {
         problems_.at(node, fmt::format("forwarded-proto must be ignore or trust, not '{}'", value));
       }
     }
+    if (auto a = node.attribute("shutdown-grace")) {
+      auto d = parse_duration(a.value());
+      if (!d || *d > std::chrono::minutes(10)) {
+        problems_.at(node, "shutdown-grace must be a duration from 0s to 10m, like 10s");
+      } else {
+        server.shutdown_grace = *d;
+      }
+    }
     if (auto limits = node.child("limits")) read_limits(limits, server.limits);
     if (auto tls = node.child("tls")) read_tls(tls, server.tls.emplace());
+    if (auto metrics = node.child("metrics")) {
+      check_known(problems_, metrics, {"listen"}, {});
+      const pugi::xml_attribute a = metrics.attribute("listen");
+      if (!a || !parse_listen(a.value())) {
+        problems_.at(metrics, fmt::format("<metrics> listen '{}' is not HOST:PORT", a.value()));
+      } else {
+        server.metrics_listen = a.value();
+      }
+    }
   }
 
   // <tls>: the files are read here, so `check` and a reload see the same problems as start-up.

@@ -16,6 +16,13 @@ namespace mailconfd::http {
 
 enum class Method { Get, Head, Post, Options, Other };
 
+// Which URLs the listener that received a request serves.
+enum class Surface {
+  All,      // the main listener when /metrics has no listener of its own
+  Public,   // the main listener when it has: everything except /metrics
+  Metrics,  // the separate metrics listener: /metrics and the health endpoints only
+};
+
 struct Header {
   std::string_view name;   // as sent; compare with iequals
   std::string_view value;  // without surrounding whitespace
@@ -35,6 +42,7 @@ struct Request {
   bool keep_alive = true;
   bool expect_continue = false;
   bool secure = false;  // arrived over TLS on mailconfd's own HTTPS listener (set by the server)
+  Surface surface = Surface::All;  // set by the server
 
   // Case-insensitive lookup of the first header with this name; empty if absent.
   std::string_view header(std::string_view name) const;

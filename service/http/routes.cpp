@@ -9,6 +9,7 @@
 
 #include "core/client_settings.h"
 #include "core/email_address.h"
+#include "metrics.h"
 #include "render/autodiscover.h"
 #include "render/html.h"
 #include "render/setup.h"
@@ -290,6 +291,49 @@ Reply mobileconfig(const App& app, const Request& request) {
   return reply;
 }
 
+// Liveness: the process answers. Plain text so probes and humans read it alike.
+Reply healthz(const App&, const Request&) {
+  Reply reply;
+  reply.status = 200;
+  reply.body = "ok\n";
+  return reply;
+}
+
+// Readiness: a configuration is loaded, every listener is up, and shutdown has not begun.
+Reply readyz(const App&, const Request&) {
+  Reply reply;
+  reply.status = metrics::ready() ? 200 : 503;
+  reply.body = metrics::ready() ? "ready\n" : "not ready\n";
+  return reply;
+}
+
+Reply prometheus(const App& app, const Request&) {
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = metrics::kContentType;
+  reply.body = metrics::render(app);
+  return reply;
+}
+
+// Which listeners serve a route (see Surface).
+enum class Exposure {
+  Public,   // the mail-client surface: not on the metrics listener
+  Health,   // everywhere, so probes work whichever port they are pointed at
+  Metrics,  // /metrics: on its own listener when there is one, else on the main one
+};
+
+bool exposed(Exposure exposure, Surface surface) {
+  switch (exposure) {
+    case Exposure::Public:
+      return surface != Surface::Metrics;
+    case Exposure::Health:
+      return true;
+    case Exposure::Metrics:
+      return surface != Surface::Public;
+  }
+  return false;
+}
+
 struct Route {
   std::string_view path;  // compared case-insensitively
   bool prefix;            // true: path is a prefix and the rest belongs to the handler
@@ -297,6 +341,7 @@ struct Route {
   std::string_view allow;
   Reply (*get)(const App&, const Request&);   // GET and HEAD
   Reply (*post)(const App&, const Request&);  // POST; nullptr: not allowed
+  Exposure exposure = Exposure::Public;
 };
 
 constexpr std::array kRoutes{
@@ -313,6 +358,10 @@ constexpr std::array kRoutes{
           nullptr},
     Route{"/email.mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
     Route{"/mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
+    Route{"/healthz", false, Endpoint::Health, "GET, HEAD", healthz, nullptr, Exposure::Health},
+    Route{"/readyz", false, Endpoint::Health, "GET, HEAD", readyz, nullptr, Exposure::Health},
+    Route{"/metrics", false, Endpoint::Metrics, "GET, HEAD", prometheus, nullptr,
+          Exposure::Metrics},
 };
 
 Reply dispatch(const App& app, const Request& request) {
@@ -320,6 +369,7 @@ Reply dispatch(const App& app, const Request& request) {
     if (r.prefix ? !starts_with_ci(request.path, r.path) : !iequals(request.path, r.path)) {
       continue;
     }
+    if (!exposed(r.exposure, request.surface)) continue;
     Reply reply;
     switch (request.method) {
       case Method::Get:

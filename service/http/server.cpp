@@ -18,6 +18,7 @@
 
 #include "http/session.h"
 #include "http/tls_listener.h"
+#include "metrics.h"
 
 namespace mailconfd::http {
 
@@ -116,7 +117,8 @@ class Handler final : public Tcp::Handler {
     if (!registry_) registry_ = shared_->new_registry();
     const auto app = shared_->app.load();
     const Limits& limits = app->config.server.limits;
-    auto c = std::make_shared<Connection>(peer->fd(), peer, Session(Clock::now(), limits, false));
+    auto c = std::make_shared<Connection>(peer->fd(), peer,
+                                          Session(Clock::now(), limits, false, shared_->surface));
     const std::size_t open = shared_->connections.fetch_add(1) + 1;
     {
       std::lock_guard lock(registry_->mutex);
@@ -210,7 +212,8 @@ Server::Server(std::shared_ptr<const App> app)
 
 Server::~Server() { stop(std::chrono::milliseconds(0)); }
 
-void Server::start(const ListenAddress& listen, unsigned threads) {
+void Server::start(const ListenAddress& listen, unsigned threads, Surface surface) {
+  shared_->surface = surface;
   const std::string host =
       listen.host.find(':') != std::string::npos ? "[" + listen.host + "]" : listen.host;
   Pistache::Address address(host + ":" + std::to_string(listen.port));
@@ -248,10 +251,16 @@ void Server::stop(std::chrono::milliseconds grace) {
   impl_->running = false;
   shared_->draining.store(true);
   // Requests are answered synchronously on the workers, so "in flight" means a request whose
-  // bytes are still arriving or an answer still queued. Wait for those, up to grace.
+  // bytes are still arriving or an answer still queued. Wait for those, up to grace. Idle
+  // keep-alive connections get a FIN at once (a client that sends on one at that moment
+  // retries, as after any keep-alive timeout). A connection accepted just before the drain
+  // that has not sent anything yet gets a moment to send its request, which is answered.
   const auto drain_started = Clock::now();
   const auto until = drain_started + grace;
-  while (Clock::now() < until) {
+  const auto fresh_until =
+      drain_started + std::min<Clock::duration>(grace, std::chrono::seconds(1));
+  while (true) {
+    const auto now = Clock::now();
     bool busy = false;
     std::vector<std::shared_ptr<Registry>> registries;
     {
@@ -261,7 +270,11 @@ void Server::stop(std::chrono::milliseconds grace) {
     for (auto& registry : registries) {
       std::lock_guard r(registry->mutex);
       for (auto& [fd, c] : registry->connections) {
-        if (c->session.in_flight() || c->pending_writes.load() > 0) {
+        if (c->gone.load()) continue;
+        if (c->session.state == State::Idle || (c->session.fresh() && now >= fresh_until)) {
+          c->session.close(now);
+          send_fin(*c);
+        } else if (c->session.in_flight() || c->session.fresh() || c->pending_writes.load() > 0) {
           busy = true;
         }
       }
@@ -269,7 +282,7 @@ void Server::stop(std::chrono::milliseconds grace) {
     // The TLS loops publish their count every 100 ms: look at a fresh one.
     if (impl_->tls && Clock::now() - drain_started < std::chrono::milliseconds(150)) busy = true;
     if (impl_->tls && impl_->tls->in_flight() > 0) busy = true;
-    if (!busy) break;
+    if (!busy || now >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   {

@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "config/config_file.h"
+#include "http/request.h"
 
 namespace mailconfd::http {
 
@@ -22,7 +23,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds and starts the workers. Throws std::runtime_error (with the OS reason) on failure.
-  void start(const ListenAddress& listen, unsigned threads);
+  // surface: which URLs this listener serves (the separate metrics listener serves few).
+  void start(const ListenAddress& listen, unsigned threads, Surface surface = Surface::All);
   std::uint16_t port() const;
 
   // Starts the HTTPS listener (the snapshot's <tls> settings apply per connection). Call after
@@ -34,8 +36,11 @@ class Server {
   void swap(std::shared_ptr<const App> app);
   std::shared_ptr<const App> app() const;
 
-  // Stops accepting, lets requests in flight finish for up to grace, then closes every
-  // connection and joins the threads.
+  // Drains, then stops. From the first moment: new connections get 503 and are closed, idle
+  // keep-alive connections are closed, and every answer closes its connection. Requests in
+  // flight (head or body still arriving, answer still queued) may finish for up to grace;
+  // then every connection is closed and Pistache shut down. Pistache's own shutdown does not
+  // drain (pistache.md #4), and its accept thread can hang, so main runs a watchdog.
   void stop(std::chrono::milliseconds grace);
 
   std::size_t open_connections() const;

@@ -6,6 +6,7 @@
 
 #include "http/reply.h"
 #include "http/routes.h"
+#include "metrics.h"
 
 namespace mailconfd::http {
 namespace {
@@ -42,12 +43,14 @@ std::string serialized(int status) {
 
 std::string_view busy_answer() {
   static const std::string answer = serialized(503);
+  metrics::count_request(Endpoint::Other, 503, {});
   return answer;
 }
 
 std::string_view timeout_answer() {
   static const std::string answer = serialized(408);
   spdlog::info("- - 408 0 0us timeout");
+  metrics::count_request(Endpoint::Other, 408, {});
   return answer;
 }
 
@@ -100,6 +103,7 @@ void Session::process(const App& app, const Limits& limits, bool draining, std::
       reply.close = true;
       spdlog::info("- - {} 0 0us framing", r.status);
     } else {
+      request_.surface = surface_;
       reply = route(app, request_);
       keep_alive = request_.keep_alive && !reply.close && !draining;
     }
@@ -109,6 +113,7 @@ void Session::process(const App& app, const Limits& limits, bool draining, std::
       log_request(request_, reply, out.size() - before, started);
       in_.erase(0, r.consumed);
     }
+    metrics::count_request(reply.endpoint, reply.status, Clock::now() - started);
     needed_ = 0;
     continue_sent_ = false;
     closing = !keep_alive;

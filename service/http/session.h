@@ -28,6 +28,7 @@ struct ServerState {
   std::atomic<std::shared_ptr<const App>> app;
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> draining{false};
+  Surface surface = Surface::All;  // which URLs these listeners serve; set before they start
 };
 
 enum class State {
@@ -39,9 +40,9 @@ enum class State {
 
 class Session {
  public:
-  // secure: the connection arrived over TLS (Request::secure).
-  Session(Clock::time_point now, const Limits& limits, bool secure)
-      : deadline(now + limits.header_timeout), secure_(secure) {}
+  // secure: the connection arrived over TLS (Request::secure); surface: Request::surface.
+  Session(Clock::time_point now, const Limits& limits, bool secure, Surface surface = Surface::All)
+      : deadline(now + limits.header_timeout), secure_(secure), surface_(surface) {}
 
   // Takes bytes that arrived; appends every answer they complete to out (which the caller
   // writes, in order, before anything later). Returns true when the connection must close
@@ -54,6 +55,8 @@ class Session {
   // True when a request has started but is not answered yet: it gets a 408 at its deadline,
   // and a draining server waits for it.
   bool in_flight() const { return (state == State::Header && saw_bytes_) || state == State::Body; }
+  // True for a connection that has not sent a byte yet (nothing answered on it so far).
+  bool fresh() const { return state == State::Header && !saw_bytes_; }
 
   State state = State::Header;
   Clock::time_point deadline;
@@ -68,6 +71,7 @@ class Session {
   bool continue_sent_ = false;
   bool saw_bytes_ = false;  // any byte of the current request arrived
   bool secure_ = false;
+  Surface surface_ = Surface::All;
 };
 
 // The complete answer to a connection over max-connections (or arriving while draining).

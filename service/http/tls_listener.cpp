@@ -239,7 +239,7 @@ struct TlsListener::Loop {
     const int r = SSL_do_handshake(c.ssl);
     if (r == 1) {
       const auto app = state.app.load();
-      c.session.emplace(Clock::now(), app->config.server.limits, true);
+      c.session.emplace(Clock::now(), app->config.server.limits, true, state.surface);
       set_interest(c, EPOLLIN);
       read_records(c);  // the request may have come with the client's Finished
       return;

@@ -203,29 +203,37 @@ Service::Service(std::vector<std::string> extra_args, bool expect_ready) {
     ::_exit(127);
   }
   ::close(pipe_fds[1]);
-  // The readiness line: "listening on http://127.0.0.1:PORT", and with --tls-listen a second
-  // one, "listening on https://127.0.0.1:PORT".
+  // Readiness: "listening on http://127.0.0.1:PORT" (after an optional "metrics on
+  // http://127.0.0.1:PORT/metrics"), and with --tls-listen "listening on https://127.0.0.1:PORT".
   const bool tls =
       std::find(extra_args.begin(), extra_args.end(), "--tls-listen") != extra_args.end();
-  const std::size_t lines = tls ? 2 : 1;
-  std::string line;
+  const std::string prefix = "listening on http://127.0.0.1:";
+  const std::string tls_prefix = "listening on https://127.0.0.1:";
+  const std::string metrics_prefix = "metrics on http://127.0.0.1:";
+  std::string lines;
+  auto complete = [&](const std::string& p) {
+    const auto at = lines.find(p);
+    return at != std::string::npos && lines.find('\n', at) != std::string::npos;
+  };
+  auto ready = [&] { return complete(prefix) && (!tls || complete(tls_prefix)); };
   const auto until = Clock::now() + std::chrono::seconds(expect_ready ? 20 : 5);
-  while (static_cast<std::size_t>(std::count(line.begin(), line.end(), '\n')) < lines &&
-         Clock::now() < until) {
+  while (!ready() && Clock::now() < until) {
     pollfd p{pipe_fds[0], POLLIN, 0};
     if (::poll(&p, 1, 100) <= 0) continue;
     char c[256];
     const ssize_t n = ::read(pipe_fds[0], c, sizeof c);
     if (n <= 0) break;
-    line.append(c, static_cast<std::size_t>(n));
+    lines.append(c, static_cast<std::size_t>(n));
   }
   ::close(pipe_fds[0]);
-  const std::string prefix = "listening on http://127.0.0.1:";
-  if (line.starts_with(prefix))
-    port_ = static_cast<std::uint16_t>(std::atoi(line.c_str() + prefix.size()));
-  const std::string tls_prefix = "\nlistening on https://127.0.0.1:";
-  if (auto at = line.find(tls_prefix); at != std::string::npos)
-    tls_port_ = static_cast<std::uint16_t>(std::atoi(line.c_str() + at + tls_prefix.size()));
+  if (lines.starts_with(metrics_prefix))
+    metrics_port_ = static_cast<std::uint16_t>(std::atoi(lines.c_str() + metrics_prefix.size()));
+  if (complete(prefix))
+    port_ =
+        static_cast<std::uint16_t>(std::atoi(lines.c_str() + lines.find(prefix) + prefix.size()));
+  if (complete(tls_prefix))
+    tls_port_ = static_cast<std::uint16_t>(
+        std::atoi(lines.c_str() + lines.find(tls_prefix) + tls_prefix.size()));
 }
 
 Service::~Service() {

@@ -69,6 +69,7 @@ class Service {
   // From the second readiness line, "listening on https://127.0.0.1:PORT" (only read when
   // extra_args contain --tls-listen); 0 without it.
   std::uint16_t tls_port() const { return tls_port_; }
+  std::uint16_t metrics_port() const { return metrics_port_; }  // 0: no metrics listener
   bool ready() const { return port_ != 0; }
   // One request on a fresh connection; Host defaults to "localhost".
   Response get(const std::string& target, const std::vector<std::string>& headers = {});
@@ -83,6 +84,7 @@ class Service {
   int pid_ = -1;
   std::uint16_t port_ = 0;
   std::uint16_t tls_port_ = 0;
+  std::uint16_t metrics_port_ = 0;
   std::string log_path_;
   bool exited_ = false;
   int exit_status_ = -1;

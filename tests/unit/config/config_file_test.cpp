@@ -235,6 +235,41 @@ TEST_CASE("limits and listen address are read") {
   CHECK(s.limits.max_connections == 7);
 }
 
+TEST_CASE("shutdown-grace and the metrics listener are read; defaults without them") {
+  const Loaded loaded = testing::load_text(testing::minimal_config(
+      "", "<server shutdown-grace=\"2500ms\"><metrics listen=\"127.0.0.1:9187\"/></server>"));
+  REQUIRE(loaded.ok());
+  CHECK(loaded.config.server.shutdown_grace == std::chrono::milliseconds(2500));
+  CHECK(loaded.config.server.metrics_listen == "127.0.0.1:9187");
+  const Loaded plain = testing::load_text(testing::minimal_config());
+  REQUIRE(plain.ok());
+  CHECK(plain.config.server.shutdown_grace == std::chrono::seconds(10));
+  CHECK(plain.config.server.metrics_listen.empty());
+  CHECK(testing::load_text(testing::minimal_config("", "<server shutdown-grace=\"0s\"/>")).ok());
+}
+
+TEST_CASE("bad shutdown-grace and metrics listeners are named") {
+  struct Case {
+    const char* head;
+    const char* problem;
+  } cases[] = {
+      {"<server shutdown-grace=\"ten\"/>",
+       "test.xml:2:1: shutdown-grace must be a duration from 0s to 10m, like 10s"},
+      {"<server shutdown-grace=\"11m\"/>",
+       "test.xml:2:1: shutdown-grace must be a duration from 0s to 10m, like 10s"},
+      {"<server><metrics listen=\"9187\"/></server>",
+       "test.xml:2:9: <metrics> listen '9187' is not HOST:PORT"},
+      {"<server><metrics/></server>", "test.xml:2:9: <metrics> listen '' is not HOST:PORT"},
+      {"<server><metrics listen=\"127.0.0.1:1\" path=\"/m\"/></server>",
+       "test.xml:2:9: <metrics>: unknown attribute 'path'"},
+  };
+  for (const auto& c : cases) {
+    const Loaded loaded = testing::load_text(testing::minimal_config("", c.head));
+    REQUIRE_MESSAGE(loaded.problems.size() == 1, c.head);
+    CHECK(loaded.problems[0] == c.problem);
+  }
+}
+
 TEST_CASE("parse_listen accepts IPv4, IPv6 and localhost with a port") {
   CHECK(parse_listen("127.0.0.1:8080")->port == 8080);
   CHECK(parse_listen("[::1]:0")->host == "::1");

@@ -1,0 +1,185 @@
+#include "metrics.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace mailconfd::metrics {
+namespace {
+
+using http::Endpoint;
+
+// Endpoint::Other must stay the last enumerator: it sizes the tables.
+constexpr std::size_t kEndpoints = static_cast<std::size_t>(Endpoint::Other) + 1;
+constexpr std::size_t kClasses = 5;  // 1xx … 5xx
+constexpr std::array<std::string_view, kClasses> kClassNames{"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+// Upper bounds in microseconds and as Prometheus writes them; +Inf is implicit (count).
+constexpr std::array<std::int64_t, 12> kBoundsMicros{100,   250,   500,   1000,   2500,   5000,
+                                                     10000, 25000, 50000, 100000, 250000, 1000000};
+constexpr std::array<std::string_view, 12> kBoundNames{"0.0001", "0.00025", "0.0005", "0.001",
+                                                       "0.0025", "0.005",   "0.01",   "0.025",
+                                                       "0.05",   "0.1",     "0.25",   "1"};
+constexpr std::size_t kBuckets = kBoundsMicros.size() + 1;
+
+using Counter = std::atomic<std::uint64_t>;
+
+// One thread's counters. Only the owning thread writes them, so an increment is a relaxed
+// load and store (no locked instruction); the scrape reads them with relaxed loads.
+struct Block {
+  std::array<std::array<Counter, kClasses>, kEndpoints> requests{};
+  std::array<std::array<Counter, kBuckets>, kEndpoints> latency{};  // not cumulative
+  std::array<Counter, kEndpoints> latency_micros{};
+};
+
+void bump(Counter& c, std::uint64_t by = 1) {
+  c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+// Blocks live until exit, so a scrape can still count requests of threads that ended.
+struct Registry {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Block>> blocks;
+};
+
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: threads may count during exit
+  return *r;
+}
+
+Block& own_block() {
+  thread_local Block* block = [] {
+    auto b = std::make_unique<Block>();
+    Block* raw = b.get();
+    std::lock_guard lock(registry().mutex);
+    registry().blocks.push_back(std::move(b));
+    return raw;
+  }();
+  return *block;
+}
+
+std::atomic<std::uint64_t> reloads_ok{0};
+std::atomic<std::uint64_t> reloads_failed{0};
+std::atomic<bool> is_ready{false};
+const std::int64_t started_at = std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+
+}  // namespace
+
+void count_request(Endpoint endpoint, int status, std::chrono::nanoseconds elapsed) {
+  Block& b = own_block();
+  const auto e = std::min(static_cast<std::size_t>(endpoint), kEndpoints - 1);
+  const auto c = static_cast<std::size_t>(std::clamp(status / 100, 1, 5) - 1);
+  bump(b.requests[e][c]);
+  const std::int64_t micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+  std::size_t bucket = 0;
+  while (bucket < kBoundsMicros.size() && micros > kBoundsMicros[bucket]) ++bucket;
+  bump(b.latency[e][bucket]);
+  bump(b.latency_micros[e], static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0)));
+}
+
+void count_reload(bool succeeded) { (succeeded ? reloads_ok : reloads_failed).fetch_add(1); }
+
+void set_ready(bool ready) { is_ready.store(ready); }
+
+bool ready() { return is_ready.load(); }
+
+std::string render(const App& app) {
+  std::array<std::array<std::uint64_t, kClasses>, kEndpoints> requests{};
+  std::array<std::array<std::uint64_t, kBuckets>, kEndpoints> latency{};
+  std::array<std::uint64_t, kEndpoints> micros{};
+  {
+    std::lock_guard lock(registry().mutex);
+    for (const auto& b : registry().blocks) {
+      for (std::size_t e = 0; e < kEndpoints; ++e) {
+        for (std::size_t c = 0; c < kClasses; ++c) {
+          requests[e][c] += b->requests[e][c].load(std::memory_order_relaxed);
+        }
+        for (std::size_t k = 0; k < kBuckets; ++k) {
+          latency[e][k] += b->latency[e][k].load(std::memory_order_relaxed);
+        }
+        micros[e] += b->latency_micros[e].load(std::memory_order_relaxed);
+      }
+    }
+  }
+  std::string out;
+  out.reserve(16 * 1024);
+  out +=
+      "# HELP mailconfd_http_requests_total HTTP requests answered, by endpoint and status "
+      "class.\n"
+      "# TYPE mailconfd_http_requests_total counter\n";
+  for (std::size_t e = 0; e < kEndpoints; ++e) {
+    const std::string_view name = http::to_string(static_cast<Endpoint>(e));
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      fmt::format_to(std::back_inserter(out),
+                     "mailconfd_http_requests_total{{endpoint=\"{}\",code=\"{}\"}} {}\n", name,
+                     kClassNames[c], requests[e][c]);
+    }
+  }
+
+  out +=
+      "# HELP mailconfd_http_request_duration_seconds Time from a complete request to its "
+      "serialized answer.\n"
+      "# TYPE mailconfd_http_request_duration_seconds histogram\n";
+  for (std::size_t e = 0; e < kEndpoints; ++e) {
+    const std::string_view name = http::to_string(static_cast<Endpoint>(e));
+    std::uint64_t cumulative = 0;
+    for (std::size_t k = 0; k < kBoundNames.size(); ++k) {
+      cumulative += latency[e][k];
+      fmt::format_to(std::back_inserter(out),
+                     "mailconfd_http_request_duration_seconds_bucket{{endpoint=\"{}\",le=\"{}\"}} "
+                     "{}\n",
+                     name, kBoundNames[k], cumulative);
+    }
+    cumulative += latency[e][kBuckets - 1];
+    fmt::format_to(std::back_inserter(out),
+                   "mailconfd_http_request_duration_seconds_bucket{{endpoint=\"{}\",le=\"+Inf\"}} "
+                   "{}\n"
+                   "mailconfd_http_request_duration_seconds_sum{{endpoint=\"{}\"}} {}.{:06}\n"
+                   "mailconfd_http_request_duration_seconds_count{{endpoint=\"{}\"}} {}\n",
+                   name, cumulative, name, micros[e] / 1'000'000, micros[e] % 1'000'000, name,
+                   cumulative);
+  }
+
+  const auto loaded =
+      std::chrono::duration_cast<std::chrono::seconds>(app.loaded_at.time_since_epoch()).count();
+  fmt::format_to(
+      std::back_inserter(out),
+      "# HELP mailconfd_hosted_domains Domains in the configuration being served.\n"
+      "# TYPE mailconfd_hosted_domains gauge\n"
+      "mailconfd_hosted_domains {}\n"
+      "# HELP mailconfd_providers Providers in the configuration being served.\n"
+      "# TYPE mailconfd_providers gauge\n"
+      "mailconfd_providers {}\n"
+      "# HELP mailconfd_config_reloads_total SIGHUP reloads, by result.\n"
+      "# TYPE mailconfd_config_reloads_total counter\n"
+      "mailconfd_config_reloads_total{{result=\"success\"}} {}\n"
+      "mailconfd_config_reloads_total{{result=\"failure\"}} {}\n"
+      "# HELP mailconfd_config_last_reload_success_timestamp_seconds When the configuration "
+      "being served was loaded (start or last successful reload).\n"
+      "# TYPE mailconfd_config_last_reload_success_timestamp_seconds gauge\n"
+      "mailconfd_config_last_reload_success_timestamp_seconds {}\n"
+      "# HELP mailconfd_ready 1 while every listener is up and the process is not shutting "
+      "down.\n"
+      "# TYPE mailconfd_ready gauge\n"
+      "mailconfd_ready {}\n"
+      "# HELP mailconfd_build_info The running version.\n"
+      "# TYPE mailconfd_build_info gauge\n"
+      "mailconfd_build_info{{version=\"{}\"}} 1\n"
+      "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
+      "# TYPE process_start_time_seconds gauge\n"
+      "process_start_time_seconds {}\n",
+      app.config.domains.size(), app.config.providers.size(), reloads_ok.load(),
+      reloads_failed.load(), loaded, ready() ? 1 : 0, MAILCONFD_VERSION, started_at);
+  return out;
+}
+
+}  // namespace mailconfd::metrics
