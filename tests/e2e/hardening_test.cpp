@@ -299,7 +299,7 @@ TEST_CASE("timeouts: header timeout 408 from the first byte, also on a kept-aliv
   }
 }
 
-TEST_CASE("timeouts: body timeout 408; idle keep-alive connections close silently") {
+TEST_CASE("timeouts: body timeout 408, idle keep-alive connections close silently") {
   auto s = small_service();
   {
     Connection c(s->port());
@@ -496,7 +496,7 @@ std::size_t rss_kb(int pid) {
 
 }  // namespace
 
-TEST_CASE("a client that pipelines without reading is closed; answers do not pile up") {
+TEST_CASE("a client that pipelines without reading is closed and its answers do not pile up") {
   auto s = small_service();
   const std::size_t before = rss_kb(s->pid());
   Connection c(s->port());
