@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install the Debian
 # packages they need first (.ci/install-deps; apt-get, sudo when not root).
-.PHONY: all deps build run test test-fast bench check format clean
+.PHONY: all deps build run test test-fast bench fuzz fuzz-build check format clean
 
 JOBS ?= $(shell nproc)
 
@@ -18,11 +18,34 @@ build: deps
 run: build
 	./build/release/mailconfd serve --listen 127.0.0.1:8080
 
-# Every test: unit and end-to-end, built with AddressSanitizer + UBSan and warnings as errors.
-test: deps
+# Every test: unit and end-to-end, built with AddressSanitizer + UBSan and warnings as errors,
+# the fuzz corpora replayed in that build, then a few seconds of libFuzzer per fuzz target.
+test: deps fuzz-build
 	@cmake --preset ci >/dev/null
 	@cmake --build build/ci -j $(JOBS)
 	@ctest --preset ci -j $(JOBS)
+	@ctest --preset fuzz -j $(JOBS)
+
+# libFuzzer binaries (clang, ASan + UBSan) in build/fuzz.
+fuzz-build: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build build/fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+
+# Runs every fuzz target for FUZZ_SECONDS each; new inputs go to build/fuzz/corpus/TARGET,
+# crashes to build/fuzz/artifacts/. Add a finding's input to tests/fuzz/corpus/TARGET with its fix.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := email_address query_param http_request config autodiscover
+fuzz: fuzz-build
+	@mkdir -p build/fuzz/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/$$t- \
+	    build/fuzz/corpus/$$t tests/fuzz/corpus/$$t >build/fuzz/$$t.log 2>&1; rc=$$?; \
+	  grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|peak_rss_mb)' build/fuzz/$$t.log; \
+	  [ $$rc -eq 0 ] || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	done
 
 # Unit tests only, debug build: seconds.
 test-fast: deps

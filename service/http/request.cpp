@@ -89,7 +89,7 @@ ParseResult error(int status) {
 }
 
 // Next line starting at pos: returns false if no LF yet. A CR is allowed only right before
-// the LF (RFC 9112 2.2: a bare CR is an error).
+// the LF (RFC 9112 2.2: a bare CR is an error). Used for chunk-size lines.
 enum class Line { Ok, Incomplete, BadCr };
 Line next_line(std::string_view buffer, std::size_t pos, std::string_view& line,
                std::size_t& next) {
@@ -101,6 +101,36 @@ Line next_line(std::string_view buffer, std::size_t pos, std::string_view& line,
   if (line.find('\r') != std::string_view::npos) return Line::BadCr;
   next = lf + 1;
   return Line::Ok;
+}
+
+// A request line or a header (or trailer) line, checked byte by byte in arrival order, so
+// that the verdict is the same however the bytes were split into reads (the HTTP fuzz target
+// checks this): a byte that can never be valid is Bad (400) and a byte past the limit is
+// TooLong (414 / 431), whichever comes first. budget_end is the buffer index of the first byte
+// over the limit; for the request line the CR LF does not count, for header lines it does.
+enum class Take { Ok, Incomplete, Bad, TooLong };
+Take take_line(std::string_view buffer, std::size_t pos, std::size_t budget_end, bool request_line,
+               std::string_view& line, std::size_t& next) {
+  const std::size_t lf = buffer.find('\n', pos);
+  const std::string_view raw =
+      buffer.substr(pos, lf == std::string_view::npos ? std::string_view::npos : lf - pos);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const char c = raw[i];
+    const auto b = static_cast<unsigned char>(c);
+    const bool last = i + 1 == raw.size();
+    // A CR must be directly followed by the LF; at the end of what arrived it may still be.
+    const bool bad = c == '\r' ? !last
+                               : (b < 0x20 && (request_line || c != '\t')) || b == 0x7F ||
+                                     (request_line && b >= 0x80);
+    const bool counts = !(request_line && c == '\r' && last);
+    if (counts && pos + i >= budget_end) return Take::TooLong;
+    if (bad) return Take::Bad;
+  }
+  if (lf == std::string_view::npos) return Take::Incomplete;
+  if (!request_line && lf >= budget_end) return Take::TooLong;
+  line = raw.ends_with('\r') ? raw.substr(0, raw.size() - 1) : raw;
+  next = lf + 1;
+  return Take::Ok;
 }
 
 bool parse_request_line(std::string_view line, Request& request, int& status) {
@@ -160,7 +190,6 @@ bool split_target(Request& request, std::string_view& authority) {
 ParseResult parse_chunked(std::string_view buffer, std::size_t pos, const Limits& limits,
                           std::string& body) {
   body.clear();
-  std::size_t trailer_bytes = 0;
   while (true) {
     std::string_view line;
     std::size_t next = 0;
@@ -198,26 +227,27 @@ ParseResult parse_chunked(std::string_view buffer, std::size_t pos, const Limits
     }
   }
   // Trailer section: header lines, ignored, then an empty line.
+  const std::size_t trailer_end = pos + limits.max_header_bytes;
   while (true) {
     std::string_view line;
     std::size_t next = 0;
-    switch (next_line(buffer, pos, line, next)) {
-      case Line::Incomplete:
-        return buffer.size() - pos > limits.max_header_bytes ? error(431) : ParseResult{};
-      case Line::BadCr:
+    switch (take_line(buffer, pos, trailer_end, false, line, next)) {
+      case Take::Incomplete:
+        return ParseResult{};
+      case Take::Bad:
         return error(400);
-      case Line::Ok:
+      case Take::TooLong:
+        return error(431);
+      case Take::Ok:
         break;
     }
     pos = next;
     if (line.empty()) break;
-    trailer_bytes += line.size();
     const auto colon = line.find(':');
     if (colon == std::string_view::npos || !token(line.substr(0, colon)) ||
         !field_value(line.substr(colon + 1))) {
       return error(400);
     }
-    if (trailer_bytes > limits.max_header_bytes) return error(431);
   }
   ParseResult done;
   done.outcome = Parse::Complete;
@@ -272,23 +302,17 @@ ParseResult parse_request(std::string_view buffer, const Limits& limits, Request
 
   std::string_view line;
   std::size_t next = 0;
-  switch (next_line(buffer, pos, line, next)) {
-    case Line::Incomplete: {
-      const std::string_view partial = buffer.substr(pos);
-      if (partial.size() > limits.max_request_line) return error(414);
-      // Refuse garbage as soon as it arrives instead of waiting for the timeout.
-      for (char c : partial) {
-        const auto b = static_cast<unsigned char>(c);
-        if ((b < 0x20 && c != '\r') || b >= 0x7F) return error(400);
-      }
+  // Garbage is refused as soon as it arrives instead of waiting for the timeout.
+  switch (take_line(buffer, pos, pos + limits.max_request_line, true, line, next)) {
+    case Take::Incomplete:
       return {};
-    }
-    case Line::BadCr:
+    case Take::Bad:
       return error(400);
-    case Line::Ok:
+    case Take::TooLong:
+      return error(414);
+    case Take::Ok:
       break;
   }
-  if (line.size() > limits.max_request_line) return error(414);
   int status = 400;
   if (!parse_request_line(line, request, status)) return error(status);
   pos = next;
@@ -301,21 +325,16 @@ ParseResult parse_request(std::string_view buffer, const Limits& limits, Request
   std::string_view transfer_encoding;
   std::string_view connection;
   while (true) {
-    switch (next_line(buffer, pos, line, next)) {
-      case Line::Incomplete:
-        if (buffer.size() - start > limits.max_header_bytes) return error(431);
-        // A partial line with a control character can never become valid.
-        for (char c : buffer.substr(pos)) {
-          const auto b = static_cast<unsigned char>(c);
-          if ((b < 0x20 && c != '\r' && c != '\t') || b == 0x7F) return error(400);
-        }
+    switch (take_line(buffer, pos, start + limits.max_header_bytes, false, line, next)) {
+      case Take::Incomplete:
         return {};
-      case Line::BadCr:
+      case Take::Bad:
         return error(400);
-      case Line::Ok:
+      case Take::TooLong:
+        return error(431);
+      case Take::Ok:
         break;
     }
-    if (next - start > limits.max_header_bytes) return error(431);
     pos = next;
     if (line.empty()) break;
     if (line.front() == ' ' || line.front() == '\t') return error(400);  // obs-fold

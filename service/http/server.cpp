@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +27,19 @@ namespace Tcp = Pistache::Tcp;
 
 namespace {
 
+// Descriptors kept free for everything that is not a client connection (listening socket,
+// epoll and event fds of each worker, logs, a reloaded config and its domain lists).
+constexpr std::size_t kReservedFds = 64;
+
+// Answers queued for a client that does not read them (its socket buffer is full). A client
+// that pipelines requests without reading would otherwise grow the queue without bound:
+// each 80-byte request queues a 1.4 KB answer. Past this, the connection is closed.
+constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
+
+// Pistache passes a fixed 128 unless told otherwise (pistache.md #14); the kernel caps this
+// at net.core.somaxconn.
+constexpr int kListenBacklog = 4096;
+
 struct Connection {
   Connection(int fd_, std::weak_ptr<Tcp::Peer> peer_, Session session_)
       : fd(fd_), peer(std::move(peer_)), session(std::move(session_)) {}
@@ -34,6 +48,7 @@ struct Connection {
   Session session;
   // Written by the worker's write-completion callbacks as well as under the registry lock.
   std::atomic<int> pending_writes{0};
+  std::atomic<std::size_t> queued_bytes{0};  // bytes of those writes
   std::atomic<bool> shutdown_after_write{false};
   std::atomic<bool> gone{false};
 };
@@ -47,6 +62,9 @@ struct Registry {
 }  // namespace
 
 struct Server::Shared : ServerState {
+  // Connections the descriptor limit allows: Pistache's accept thread spins on EMFILE
+  // (pistache.md #13), so mailconfd refuses connections well before accept() can fail.
+  std::size_t fd_budget = SIZE_MAX;
   std::mutex registries_mutex;
   std::vector<std::shared_ptr<Registry>> registries;
 
@@ -80,19 +98,30 @@ void write_bytes(const std::shared_ptr<Connection>& conn, std::string_view data)
   if (data.empty()) return;
   auto peer = c.peer.lock();
   if (!peer) return;
+  if (c.queued_bytes.load() + data.size() > kMaxQueuedBytes) {
+    // Callers hold the registry lock; the worker sees end of stream and removes it.
+    c.session.close(Clock::now());
+    c.session.deadline = Clock::now() + std::chrono::hours(1);
+    ::shutdown(c.fd, SHUT_RDWR);
+    return;
+  }
   c.pending_writes.fetch_add(1);
+  c.queued_bytes.fetch_add(data.size());
   // The callbacks run on this worker thread, after the queue has written the bytes; `gone`
   // (set on the same thread before Pistache closes the fd) keeps them off a reused fd.
   peer->send(Pistache::RawBuffer(std::string(data), data.size()), MSG_NOSIGNAL)
       .then(
-          [conn](ssize_t) {
+          [conn, size = data.size()](ssize_t) {
             if (conn->gone.load()) return;
+            conn->queued_bytes.fetch_sub(size);
             if (conn->pending_writes.fetch_sub(1) == 1 && conn->shutdown_after_write.load()) {
               ::shutdown(conn->fd, SHUT_WR);
             }
           },
-          [conn](std::exception_ptr) {
-            if (!conn->gone.load()) conn->pending_writes.fetch_sub(1);
+          [conn, size = data.size()](std::exception_ptr) {
+            if (conn->gone.load()) return;
+            conn->queued_bytes.fetch_sub(size);
+            conn->pending_writes.fetch_sub(1);
           });
 }
 
@@ -124,11 +153,18 @@ class Handler final : public Tcp::Handler {
       std::lock_guard lock(registry_->mutex);
       registry_->connections[c->fd] = c;
     }
-    if (open > limits.max_connections || shared_->draining.load()) {
+    if (open > std::min(limits.max_connections, shared_->fd_budget) || shared_->draining.load()) {
       std::lock_guard lock(registry_->mutex);
       write_bytes(c, busy_answer());
       c->session.close(Clock::now());
-      send_fin(*c);
+      if (shared_->draining.load()) {
+        send_fin(*c);
+      } else {
+        // Over capacity: give the descriptor back at once instead of lingering, so that a
+        // flood of connections cannot use up the descriptors. The worker sees end of stream.
+        c->session.deadline = Clock::now() + std::chrono::hours(1);
+        ::shutdown(c->fd, SHUT_RDWR);
+      }
     }
   }
 
@@ -221,7 +257,18 @@ void Server::start(const ListenAddress& listen, unsigned threads, Surface surfac
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   impl_->listener->init(
       threads, Pistache::Flags<Tcp::Options>(Tcp::Options::NoDelay) | Tcp::Options::ReuseAddr,
-      "mailconfd");
+      "mailconfd", kListenBacklog);
+  rlimit fds{};
+  if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY) {
+    shared_->fd_budget = fds.rlim_cur > kReservedFds ? fds.rlim_cur - kReservedFds : 1;
+    const std::size_t wanted = shared_->app.load()->config.server.limits.max_connections;
+    if (wanted > shared_->fd_budget) {
+      spdlog::warn(
+          "max-connections {} is more than the descriptor limit allows; at most {} "
+          "connections will be served (raise LimitNOFILE)",
+          wanted, shared_->fd_budget);
+    }
+  }
   impl_->listener->setHandler(std::make_shared<Handler>(shared_));
   impl_->listener->bind();
   impl_->listener->runThreaded();

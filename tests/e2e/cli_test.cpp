@@ -43,7 +43,7 @@ TEST_CASE("render autoconfig prints the document that is served") {
   CHECK(bad.exit_code == 2);
 }
 
-TEST_CASE("--help on each command exits 0; unknown options and commands exit 2") {
+TEST_CASE("--help on each command exits 0, unknown options and commands exit 2") {
   for (auto cmd : {"serve", "check", "render"}) {
     auto r = run_mailconfd({cmd, "--help"});
     CHECK_MESSAGE(r.exit_code == 0, cmd);

@@ -48,7 +48,7 @@ const char* const kDomains[] = {"good.example",      "shared.example", "nosrv.ex
 
 }  // namespace
 
-TEST_CASE("dns zone prints the shipped dns/example.zone; unknown domains are usage errors") {
+TEST_CASE("dns zone prints the shipped dns/example.zone, unknown domains are usage errors") {
   auto r = run_mailconfd({"dns", "zone"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == read(std::string(MAILCONFD_SOURCE_DIR) + "/dns/example.zone"));

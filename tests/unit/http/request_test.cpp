@@ -151,3 +151,43 @@ TEST_CASE("Expect: 100-continue is noted") {
   CHECK(p.result.outcome == Parse::Incomplete);
   CHECK(p.request.expect_continue);
 }
+
+// Found by fuzz/http_request_fuzz.cpp: a long request line with a non-ASCII byte early on was
+// 400 when it arrived in pieces but 414 when it arrived at once. The verdict now follows the
+// bytes in arrival order, whatever the reads were.
+TEST_CASE("the verdict on a bad request does not depend on how its bytes were split") {
+  Limits small;
+  small.max_request_line = 128;
+  small.max_header_bytes = 512;
+  small.max_headers = 8;
+  small.max_body_bytes = 256;
+  const std::string cases[] = {
+      "HTTP/1.1\xd0\xa9" + std::string(30, '\xa9') + std::string(40, '\0') +
+          std::string(60, '\xa9') + " 400 ",
+      "GET /" + std::string(200, 'a') + "\x01 HTTP/1.1\r\n",  // too long before garbage
+      "GET /\x01" + std::string(200, 'a') + " HTTP/1.1\r\n",  // garbage before too long
+      "GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n",                // bare CR in the line
+      "GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(600, 'b') + "\x01\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\nX: a\x01" + std::string(600, 'b') + "\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\nX: a\rb" + std::string(600, 'b') + "\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: " +
+          std::string(600, 't') + "\r\n\r\n",
+  };
+  for (const std::string& raw : cases) {
+    const Parsed whole = parse(raw, small);
+    REQUIRE_MESSAGE(whole.result.outcome == Parse::Error, raw);
+    for (std::size_t cut = 1; cut < raw.size(); ++cut) {
+      const Parsed prefix = parse(std::string_view(raw).substr(0, cut), small);
+      if (prefix.result.outcome == Parse::Incomplete) continue;
+      REQUIRE_MESSAGE(prefix.result.outcome == Parse::Error, raw);
+      CHECK_MESSAGE(prefix.result.status == whole.result.status, raw, " cut at ", cut);
+      break;
+    }
+  }
+  CHECK(parse(cases[0], small).result.status == 400);
+  CHECK(parse(cases[1], small).result.status == 414);
+  CHECK(parse(cases[2], small).result.status == 400);
+  CHECK(parse(cases[4], small).result.status == 431);
+  CHECK(parse(cases[5], small).result.status == 400);
+  CHECK(parse(cases[7], small).result.status == 431);
+}
