@@ -183,7 +183,7 @@ TEST_CASE("the compose proxy and the nginx site example pass nginx -t") {
   CHECK_MESSAGE(site.exit_code == 0, site.err);
 }
 
-TEST_CASE("the Kubernetes ConfigMap holds a valid configuration; probes use the health URLs") {
+TEST_CASE("the Kubernetes ConfigMap holds a valid configuration, and probes use the health URLs") {
   const std::string yaml = e2e::read_file(kDeploy + "/kubernetes/mailconfd.yaml");
   const auto start = yaml.find("  mailconfd.xml: |\n");
   REQUIRE(start != std::string::npos);

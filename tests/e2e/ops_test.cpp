@@ -285,7 +285,7 @@ TEST_CASE("/metrics counts requests by endpoint and class and passes promtool ch
   CHECK(check.out + check.err == "");
 }
 
-TEST_CASE("a separate metrics listener serves /metrics and health; the main one does not") {
+TEST_CASE("a separate metrics listener serves /metrics and health, and the main one does not") {
   const std::string path = e2e::temp_dir() + "/mailconfd.xml";
   write_file(path, config_text("Split", "<server><metrics listen=\"127.0.0.1:0\"/></server>"));
   Service s({"--config", path});

@@ -52,7 +52,7 @@ TEST_CASE("setup: / and /setup answer the form page, in the language the browser
   CHECK(empty.body == golden("setup/form.de.html"));
 }
 
-TEST_CASE("setup: ?lang= overrides Accept-Language; an unknown lang is ignored") {
+TEST_CASE("setup: ?lang= overrides Accept-Language, and an unknown lang is ignored") {
   Service s;
   auto en = s.get("/setup?lang=en", {"Accept-Language: de"});
   CHECK(en.header("Content-Language") == "en");

@@ -235,7 +235,7 @@ TEST_CASE("limits and listen address are read") {
   CHECK(s.limits.max_connections == 7);
 }
 
-TEST_CASE("shutdown-grace and the metrics listener are read; defaults without them") {
+TEST_CASE("shutdown-grace and the metrics listener are read, and defaults without them") {
   const Loaded loaded = testing::load_text(testing::minimal_config(
       "", "<server shutdown-grace=\"2500ms\"><metrics listen=\"127.0.0.1:9187\"/></server>"));
   REQUIRE(loaded.ok());

@@ -44,7 +44,7 @@ TEST_CASE("unknown names render as nothing and as false") {
         "abY");
 }
 
-TEST_CASE("sections show for true flags, non-empty text, slots; inverted for the rest") {
+TEST_CASE("sections show for true flags, non-empty text, slots, and inverted for the rest") {
   Values v;
   v.flag("yes", true).flag("no", false).text("full", "t").text("empty", "").slot("s", Slot::Login);
   CHECK(render("{{#yes}}1{{/yes}}{{#no}}2{{/no}}{{#full}}3{{/full}}{{#empty}}4{{/empty}}"
