@@ -323,7 +323,8 @@ TEST_CASE("autodiscover: plain-HTTP GET on autodiscover.<hosted domain> redirect
   CHECK(spoofed.status == 302);
 }
 
-TEST_CASE("autodiscover: behind a trusted proxy X-Forwarded-Proto decides, and redirect can be off") {
+TEST_CASE(
+    "autodiscover: behind a trusted proxy X-Forwarded-Proto decides, and redirect can be off") {
   Service s({"--config", e2e::fixture("behind_proxy.xml")});
   REQUIRE(s.ready());
   auto plain = s.get("/autodiscover/autodiscover.xml",
