@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "sign/openssl.h"
 #include "tls/context.h"
 
 namespace mailconfd::http {
@@ -197,7 +198,7 @@ struct TlsListener::Loop {
     SSL* ssl = SSL_new(tls->context->get());
     BIO* bio = ssl ? BIO_new(socket_method()) : nullptr;
     if (!bio) {
-      spdlog::error("https: cannot create a TLS session: {}", tls::drain_errors());
+      spdlog::error("https: cannot create a TLS session: {}", sign::openssl_error());
       if (ssl) SSL_free(ssl);
       state.connections.fetch_sub(1);
       ::close(fd);
@@ -252,7 +253,7 @@ struct TlsListener::Loop {
         set_interest(c, EPOLLIN | EPOLLOUT);
         return;
       default:
-        spdlog::debug("https: handshake failed: {}", tls::drain_errors());
+        spdlog::debug("https: handshake failed: {}", sign::openssl_error());
         ERR_clear_error();
         c.dead = true;
     }

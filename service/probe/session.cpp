@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "probe/report.h"
+#include "sign/openssl.h"
 
 namespace mailconfd::probe {
 namespace {
@@ -50,17 +51,6 @@ std::string address_text(const sockaddr* address, bool with_port) {
   }
   if (!with_port) return host;
   return v6 ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
-}
-
-std::string openssl_error() {
-  std::string text;
-  while (const unsigned long code = ERR_get_error()) {
-    char buffer[256];
-    ERR_error_string_n(code, buffer, sizeof buffer);
-    text += text.empty() ? "" : "; ";
-    text += buffer;
-  }
-  return text.empty() ? "handshake failed" : text;
 }
 
 std::string time_text(const ASN1_TIME* time) {
@@ -225,7 +215,7 @@ long Session::transfer(char* read_into, const char* write_from, std::size_t size
         tls_failed_ = true;
         error_ = reason == SSL_ERROR_SYSCALL && ERR_peek_error() == 0
                      ? "connection closed without TLS close_notify"
-                     : "TLS error: " + openssl_error();
+                     : "TLS error: " + sign::openssl_error("handshake failed");
         return -1;
       }
       want_write = reason == SSL_ERROR_WANT_WRITE;
@@ -294,7 +284,7 @@ std::optional<Certificate> Session::start_tls(const std::string& host, std::stri
   }
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (ctx_ == nullptr) {
-    error = "TLS setup failed: " + openssl_error();
+    error = "TLS setup failed: " + sign::openssl_error("handshake failed");
     return std::nullopt;
   }
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
@@ -306,13 +296,14 @@ std::optional<Certificate> Session::start_tls(const std::string& host, std::stri
                        : SSL_CTX_load_verify_locations(ctx_, ca_file_.c_str(), nullptr) == 1;
   if (!trust_loaded) {
     error = fmt::format("cannot load trusted certificates{}: {}",
-                        ca_file_.empty() ? "" : " from " + ca_file_, openssl_error());
+                        ca_file_.empty() ? "" : " from " + ca_file_,
+                        sign::openssl_error("handshake failed"));
     return std::nullopt;
   }
   ssl_ = SSL_new(ctx_);
   if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1 ||
       SSL_set_tlsext_host_name(ssl_, host.c_str()) != 1) {
-    error = "TLS setup failed: " + openssl_error();
+    error = "TLS setup failed: " + sign::openssl_error("handshake failed");
     return std::nullopt;
   }
   const auto deadline = step_deadline();
@@ -323,7 +314,7 @@ std::optional<Certificate> Session::start_tls(const std::string& host, std::stri
     const int reason = SSL_get_error(ssl_, rc);
     if (reason != SSL_ERROR_WANT_READ && reason != SSL_ERROR_WANT_WRITE) {
       tls_failed_ = true;
-      error = "TLS handshake failed: " + sanitize(openssl_error());
+      error = "TLS handshake failed: " + sanitize(sign::openssl_error("handshake failed"));
       return std::nullopt;
     }
     if (!wait(reason == SSL_ERROR_WANT_WRITE, deadline)) {

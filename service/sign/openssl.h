@@ -1,5 +1,5 @@
 // OpenSSL handles as std::unique_ptr with their free functions, and the error queue as one
-// string. Only service/sign/ and the profile-id hash in render/mobileconfig.cpp use OpenSSL.
+// string.
 #pragma once
 
 #include <memory>
@@ -30,8 +30,9 @@ inline void free_x509_stack(STACK_OF(X509) * stack) { sk_X509_pop_free(stack, X5
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), Deleter<free_x509_stack>>;
 
 // Drains this thread's OpenSSL error queue into one line ("reason; reason"), so that no stale
-// error is left for the next call. Returns "unknown OpenSSL error" when the queue is empty.
-inline std::string openssl_error() {
+// error is left for the next call. Returns if_empty when the queue is empty. Used by every
+// part of mailconfd that talks to OpenSSL (sign/, tls/, http/tls_listener, probe/).
+inline std::string openssl_error(const char* if_empty = "unknown OpenSSL error") {
   std::string out;
   char buffer[256];
   while (const unsigned long code = ERR_get_error()) {
@@ -39,7 +40,7 @@ inline std::string openssl_error() {
     if (!out.empty()) out.append("; ");
     out.append(buffer);
   }
-  return out.empty() ? std::string("unknown OpenSSL error") : out;
+  return out.empty() ? std::string(if_empty) : out;
 }
 
 }  // namespace mailconfd::sign

@@ -7,6 +7,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "sign/openssl.h"
+
 namespace mailconfd::tls {
 namespace {
 
@@ -28,23 +30,12 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 }  // namespace
 
-std::string drain_errors() {
-  std::string out;
-  while (const unsigned long code = ERR_get_error()) {
-    char buffer[256];
-    ERR_error_string_n(code, buffer, sizeof buffer);
-    if (!out.empty()) out += "; ";
-    out += buffer;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
 std::shared_ptr<const Context> Context::load(const std::string& certificate, const std::string& key,
                                              const std::string& chain, std::string& error) {
   ERR_clear_error();
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
-    error = "cannot create a TLS context: " + drain_errors();
+    error = "cannot create a TLS context: " + sign::openssl_error();
     return nullptr;
   }
   std::shared_ptr<Context> context(new Context(ctx));
@@ -63,7 +54,7 @@ std::shared_ptr<const Context> Context::load(const std::string& certificate, con
   SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>("mailconfd"), 9);
 
   if (SSL_CTX_use_certificate_chain_file(ctx, certificate.c_str()) != 1) {
-    error = "cannot load certificate '" + certificate + "': " + drain_errors();
+    error = "cannot load certificate '" + certificate + "': " + sign::openssl_error();
     return nullptr;
   }
   if (!chain.empty()) {
@@ -77,7 +68,7 @@ std::shared_ptr<const Context> Context::load(const std::string& certificate, con
       if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
         X509_free(x);
         std::fclose(f);
-        error = "cannot add chain certificate from '" + chain + "': " + drain_errors();
+        error = "cannot add chain certificate from '" + chain + "': " + sign::openssl_error();
         return nullptr;
       }
       ++added;
@@ -90,11 +81,12 @@ std::shared_ptr<const Context> Context::load(const std::string& certificate, con
     }
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    error = "cannot load key '" + key + "': " + drain_errors();
+    error = "cannot load key '" + key + "': " + sign::openssl_error();
     return nullptr;
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
-    error = "key '" + key + "' does not match certificate '" + certificate + "': " + drain_errors();
+    error = "key '" + key + "' does not match certificate '" + certificate +
+            "': " + sign::openssl_error();
     return nullptr;
   }
   if (X509* leaf = SSL_CTX_get0_certificate(ctx)) {

@@ -30,7 +30,4 @@ class Context {
   std::string subject_;
 };
 
-// OpenSSL's reasons queued on this thread, joined with "; " (the queue is left empty).
-std::string drain_errors();
-
 }  // namespace mailconfd::tls
