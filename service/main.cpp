@@ -597,14 +597,14 @@ int serve(const Args& args) {
   if (!report(loaded)) {
     spdlog::critical("{}: configuration has {} problem(s); not starting", loaded.config.path,
                      loaded.problems.size());
-    spdlog::shutdown();
+    shutdown_logging();
     return 2;
   }
   std::string listen_text = loaded.config.server.listen;
   if (auto it = args.options.find("listen"); it != args.options.end()) listen_text = it->second;
   const auto listen = parse_listen(listen_text);
   if (!listen) {
-    spdlog::shutdown();
+    shutdown_logging();
     return usage_error("--listen '" + listen_text + "' is not HOST:PORT", kServeHelp);
   }
   const ServerOptions started_with = loaded.config.server;
@@ -616,14 +616,14 @@ int serve(const Args& args) {
   std::optional<ListenAddress> tls_listen;
   if (loaded.config.server.tls || args.options.count("tls-listen")) {
     if (!loaded.config.server.tls) {
-      spdlog::shutdown();
+      shutdown_logging();
       return usage_error("--tls-listen needs a <tls> element in the configuration", kServeHelp);
     }
     std::string text = loaded.config.server.tls->listen;
     if (auto it = args.options.find("tls-listen"); it != args.options.end()) text = it->second;
     tls_listen = parse_listen(text);
     if (!tls_listen) {
-      spdlog::shutdown();
+      shutdown_logging();
       return usage_error("--tls-listen '" + text + "' is not HOST:PORT", kServeHelp);
     }
   }
@@ -632,7 +632,7 @@ int serve(const Args& args) {
   const bool from_file = args.options.count("config") > 0;
   auto app = build_or_log(std::move(loaded.config), "not starting");
   if (!app) {
-    spdlog::shutdown();
+    shutdown_logging();
     return 2;
   }
   http::Server server(app);
@@ -650,7 +650,7 @@ int serve(const Args& args) {
     }
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen on {}: {}", where, e.what());
-    spdlog::shutdown();
+    shutdown_logging();
     return 1;
   }
   if (tls_listen) {
@@ -660,7 +660,7 @@ int serve(const Args& args) {
       spdlog::critical("cannot listen on {}:{} (https): {}", tls_listen->host, tls_listen->port,
                        e.what());
       server.stop(std::chrono::milliseconds(0));
-      spdlog::shutdown();
+      shutdown_logging();
       return 1;
     }
   }
@@ -710,7 +710,7 @@ int serve(const Args& args) {
   server.stop(grace);
   if (metrics_server) metrics_server->stop(std::chrono::seconds(1));
   spdlog::info("stopped");
-  spdlog::shutdown();
+  shutdown_logging();
   return 0;
 }
 

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 
-#include <spdlog/spdlog.h>
-
 #include "http/reply.h"
 #include "http/routes.h"
+#include "log.h"
 #include "metrics.h"
 
 namespace mailconfd::http {
@@ -16,9 +15,8 @@ void log_request(const Request& request, const Reply& reply, std::size_t bytes,
   const auto micros =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count();
   // The path only: queries carry addresses, and headers carry passwords (Authorization).
-  spdlog::info("{} {} {} {} {}us {}", request.method_text.substr(0, 16),
-               request.path.substr(0, 200), reply.status, bytes, micros,
-               client_kind(request.header("User-Agent")));
+  log_access(request.method_text.substr(0, 16), request.path.substr(0, 200), reply.status, bytes,
+             micros, client_kind(request.header("User-Agent")));
 }
 
 // True when bytes can change what parse_request says about an incomplete head: a line end,
@@ -49,7 +47,7 @@ std::string_view busy_answer() {
 
 std::string_view timeout_answer() {
   static const std::string answer = serialized(408);
-  spdlog::info("- - 408 0 0us timeout");
+  log_access("-", "-", 408, 0, 0, "timeout");
   metrics::count_request(Endpoint::Other, 408, {});
   return answer;
 }
@@ -101,7 +99,7 @@ void Session::process(const App& app, const Limits& limits, bool draining, std::
     if (r.outcome == Parse::Error) {
       reply = error_reply(r.status);
       reply.close = true;
-      spdlog::info("- - {} 0 0us framing", r.status);
+      log_access("-", "-", r.status, 0, 0, "framing");
     } else {
       request_.surface = surface_;
       reply = route(app, request_);
