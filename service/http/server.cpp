@@ -81,10 +81,14 @@ namespace {
 // The part of a connection's work that writes: direct non-blocking send on the worker
 // thread (one system call, no queue), falling back to Pistache's write queue only when the
 // socket buffer is full. Once something is queued, later writes queue too, to keep order.
-void write_bytes(const std::shared_ptr<Connection>& conn, std::string_view data) {
+// last: the connection's final answer, sent with MSG_MORE so that the FIN that follows at
+// once (send_fin) leaves in the same segment as the answer's tail instead of in its own.
+void write_bytes(const std::shared_ptr<Connection>& conn, std::string_view data,
+                 bool last = false) {
   Connection& c = *conn;
+  const int flags = MSG_NOSIGNAL | MSG_DONTWAIT | (last ? MSG_MORE : 0);
   while (!data.empty() && c.pending_writes.load() == 0) {
-    const ssize_t n = ::send(c.fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = ::send(c.fd, data.data(), data.size(), flags);
     if (n > 0) {
       data.remove_prefix(static_cast<std::size_t>(n));
     } else if (n < 0 && errno == EINTR) {
@@ -189,7 +193,7 @@ class Handler final : public Tcp::Handler {
     out.clear();
     const bool closing =
         conn->session.on_input(std::string_view(buffer, len), *app, shared_->draining.load(), out);
-    if (!out.empty()) write_bytes(conn, out);
+    if (!out.empty()) write_bytes(conn, out, closing);
     if (closing) send_fin(*conn);
   }
 

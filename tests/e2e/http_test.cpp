@@ -1,5 +1,8 @@
 // HTTP/1.1 connection behaviour of the real binary: keep-alive, pipelining, framing errors.
+#include <algorithm>
+#include <chrono>
 #include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -74,6 +77,27 @@ TEST_CASE("Connection: close and HTTP/1.0 close after the answer") {
     CHECK(r.header("Connection") == "close");
     CHECK(c.wait_closed(3s));
   }
+}
+
+TEST_CASE("Connection: close: the answer and the FIN arrive at once, not after a cork timer") {
+  // The final answer is sent with MSG_MORE so that the FIN leaves in the same segment; the
+  // FIN must follow at once (Linux would otherwise flush corked data only after 200 ms).
+  Service s;
+  std::vector<std::chrono::steady_clock::duration> took;
+  for (int i = 0; i < 5; ++i) {
+    Connection c(s.port());
+    const auto start = std::chrono::steady_clock::now();
+    c.send(
+        "GET /mail/config-v1.1.xml?emailaddress=alice%40example.com HTTP/1.1\r\nHost: "
+        "x\r\nConnection: close\r\n\r\n");
+    const std::string bytes = c.read_all(3s);
+    took.push_back(std::chrono::steady_clock::now() - start);
+    CHECK(c.closed());
+    CHECK(bytes.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(bytes.ends_with("</clientConfig>\n"));
+  }
+  std::sort(took.begin(), took.end());
+  CHECK(took[2] < 150ms);  // the median; the cork timer is 200 ms
 }
 
 TEST_CASE("framing errors are answered at once with a fixed body and the connection closed") {
