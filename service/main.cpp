@@ -493,8 +493,8 @@ void log_signing(const App& app) {
   }
 }
 
-// Raises the soft descriptor limit to the hard one: Pistache's accept thread spins when
-// accept() fails with EMFILE (pistache.md #13), so there should be room for max-connections.
+// Raises the soft descriptor limit to the hard one, so that there is room for
+// max-connections (a worker that runs out of descriptors pauses accepting).
 void raise_fd_limit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {

@@ -7,22 +7,28 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include <pistache/listener.h>
+#include <pistache/os.h>
 #include <pistache/peer.h>
+#include <pistache/reactor.h>
 #include <pistache/tcp.h>
+#include <pistache/transport.h>
 #include <spdlog/spdlog.h>
 
+#include "http/listen_socket.h"
 #include "http/session.h"
 #include "http/tls_listener.h"
 #include "metrics.h"
 
 namespace mailconfd::http {
 
+namespace Aio = Pistache::Aio;
+namespace Polling = Pistache::Polling;
 namespace Tcp = Pistache::Tcp;
 
 namespace {
@@ -36,9 +42,14 @@ constexpr std::size_t kReservedFds = 64;
 // each 80-byte request queues a 1.4 KB answer. Past this, the connection is closed.
 constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
 
-// Pistache passes a fixed 128 unless told otherwise (pistache.md #14); the kernel caps this
-// at net.core.somaxconn.
+// Per worker socket; the kernel caps this at net.core.somaxconn.
 constexpr int kListenBacklog = 4096;
+
+// Connections one worker accepts per wake-up before it serves its other connections again.
+constexpr int kMaxAcceptsPerWakeup = 64;
+
+// How long a worker stops accepting when the process is out of descriptors or memory.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 
 struct Connection {
   Connection(int fd_, std::weak_ptr<Tcp::Peer> peer_, Session session_)
@@ -62,11 +73,27 @@ struct Registry {
 }  // namespace
 
 struct Server::Shared : ServerState {
-  // Connections the descriptor limit allows: Pistache's accept thread spins on EMFILE
-  // (pistache.md #13), so mailconfd refuses connections well before accept() can fail.
+  // Connections the descriptor limit allows: mailconfd refuses connections well before
+  // accept() can fail with EMFILE (then the worker pauses accepting; see Paused).
   std::size_t fd_budget = SIZE_MAX;
   std::mutex registries_mutex;
   std::vector<std::shared_ptr<Registry>> registries;
+
+  // Listening sockets taken out of their worker's epoll after accept4 failed for want of
+  // descriptors or memory (a level-triggered socket would otherwise wake the worker for
+  // ever); the reaper puts them back after kAcceptPause.
+  struct Paused {
+    Polling::Epoll* poller;
+    int fd;
+    Clock::time_point until;
+  };
+  std::mutex paused_mutex;
+  std::vector<Paused> paused;
+
+  // The workers' listening sockets (one per worker, one SO_REUSEPORT group); each worker's
+  // transport takes one as the reactor registers it.
+  std::vector<int> listen_fds;
+  std::atomic<std::size_t> next_listen_fd{0};
 
   std::shared_ptr<Registry> new_registry() {
     auto r = std::make_shared<Registry>();
@@ -139,6 +166,10 @@ void send_fin(Connection& c) {
   }
 }
 
+// Closes the peer once the transport has finished the current round of events (server.cpp's
+// AcceptingTransport; defined below it).
+void close_soon(Tcp::Transport* transport, const std::shared_ptr<Tcp::Peer>& peer);
+
 class Handler final : public Tcp::Handler {
  public:
   PROTOTYPE_OF(Tcp::Handler, Handler)
@@ -194,7 +225,15 @@ class Handler final : public Tcp::Handler {
     const bool closing =
         conn->session.on_input(std::string_view(buffer, len), *app, shared_->draining.load(), out);
     if (!out.empty()) write_bytes(conn, out, closing);
-    if (closing) send_fin(*conn);
+    if (!closing) return;
+    if (conn->session.clean_close() && conn->pending_writes.load() == 0) {
+      // As nginx does: the client asked for the close and sends nothing more, so close()
+      // now (its FIN leaves with the answer's tail) rather than shut down, wait for the
+      // client's FIN and only then close.
+      close_soon(transport(), peer);
+    } else {
+      send_fin(*conn);
+    }
   }
 
  private:
@@ -204,8 +243,109 @@ class Handler final : public Tcp::Handler {
 
 }  // namespace
 
+namespace {
+
+// Pistache's Tcp::Transport (peers, reads, write queue, epoll worker) with a listening socket
+// of its own. Pistache's Tcp::Listener accepts every connection on one extra thread, makes
+// it non-blocking with two fcntl calls and hands it to a worker through an eventfd: about a
+// dozen system calls and a thread switch per connection (pistache.md "What limits", 3).
+// Here each worker accepts its own connections (SO_REUSEPORT: the kernel spreads them over
+// the workers' sockets) with accept4(SOCK_NONBLOCK), and Transport::handleNewPeer, called on
+// the worker's own thread, registers the peer at once without a queue.
+class AcceptingTransport final : public Tcp::Transport {
+ public:
+  AcceptingTransport(const std::shared_ptr<Tcp::Handler>& handler,
+                     std::shared_ptr<Server::Shared> shared)
+      : Tcp::Transport(handler), handler_(handler), shared_(std::move(shared)) {}
+
+  std::shared_ptr<Aio::Handler> clone() const override {
+    return std::make_shared<AcceptingTransport>(handler_->clone(), shared_);
+  }
+
+  // Handler::onInput runs inside Tcp::Transport's read loop, which reads the socket again
+  // after it returns; the close waits until that loop is done.
+  void close_soon(const std::shared_ptr<Tcp::Peer>& peer) { closing_.push_back(peer); }
+
+  // Called once per worker, from the thread that sets up the reactor.
+  void registerPoller(Polling::Epoll& poller) override {
+    Tcp::Transport::registerPoller(poller);
+    const std::size_t index = shared_->next_listen_fd.fetch_add(1);
+    if (index >= shared_->listen_fds.size()) return;
+    listen_fd_ = shared_->listen_fds[index];
+    poller_ = &poller;
+    poller.addFd(listen_fd_, Pistache::Flags<Polling::NotifyOn>(Polling::NotifyOn::Read),
+                 Polling::Tag(static_cast<std::uint64_t>(listen_fd_)), Polling::Mode::Level);
+  }
+
+  void onReady(const Aio::FdSet& fds) override {
+    const Polling::Tag listen_tag(static_cast<std::uint64_t>(listen_fd_));
+    bool accept = false;
+    for (const auto& entry : fds) accept = accept || entry.getTag() == listen_tag;
+    if (!accept) {
+      Tcp::Transport::onReady(fds);
+      close_pending();
+      return;
+    }
+    // Tcp::Transport does not know the listening socket: pass it the other events only.
+    std::vector<Polling::Event> rest;
+    for (const auto& entry : fds) {
+      if (entry.getTag() == listen_tag) continue;
+      Polling::Event event(entry.getTag());
+      if (entry.isReadable()) event.flags.setFlag(Polling::NotifyOn::Read);
+      if (entry.isWritable()) event.flags.setFlag(Polling::NotifyOn::Write);
+      if (entry.isHangup()) event.flags.setFlag(Polling::NotifyOn::Hangup);
+      rest.push_back(std::move(event));
+    }
+    if (!rest.empty()) Tcp::Transport::onReady(Aio::FdSet(std::move(rest)));
+    close_pending();
+    accept_some();
+  }
+
+ private:
+  void close_pending() {
+    for (const auto& peer : closing_) {
+      // The client may have closed first (the transport has removed the peer then).
+      const auto it = peers.find(peer->fd());
+      if (it == peers.end() || it->second != peer) continue;
+      handler_->onDisconnection(peer);
+      removePeer(peer);  // out of epoll, then close()
+    }
+    closing_.clear();
+  }
+
+  void accept_some() {
+    for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          spdlog::warn("accept: {}; pausing for {}ms", std::strerror(errno), kAcceptPause.count());
+          poller_->removeFd(listen_fd_);
+          std::lock_guard lock(shared_->paused_mutex);
+          shared_->paused.push_back({poller_, listen_fd_, Clock::now() + kAcceptPause});
+        }
+        return;  // EAGAIN: none left
+      }
+      handleNewPeer(Tcp::Peer::Create(fd, Pistache::Address()));
+    }
+  }
+
+  std::shared_ptr<Tcp::Handler> handler_;  // this worker's (Tcp::Transport keeps it private)
+  std::shared_ptr<Server::Shared> shared_;
+  std::vector<std::shared_ptr<Tcp::Peer>> closing_;
+  int listen_fd_ = -1;
+  Polling::Epoll* poller_ = nullptr;
+};
+
+void close_soon(Tcp::Transport* transport, const std::shared_ptr<Tcp::Peer>& peer) {
+  static_cast<AcceptingTransport*>(transport)->close_soon(peer);
+}
+
+}  // namespace
+
 struct Server::Impl {
-  std::unique_ptr<Tcp::Listener> listener;
+  std::shared_ptr<Aio::Reactor> reactor;
+  std::uint16_t port = 0;
   std::unique_ptr<TlsListener> tls;
   std::thread reaper;
   std::mutex mutex;
@@ -213,12 +353,28 @@ struct Server::Impl {
   bool stopping = false;
   bool running = false;
 
+  // epoll_ctl on a worker's epoll from this thread is safe; the worker is not touched.
+  static void resume_accepting(Server::Shared& shared, Clock::time_point now) {
+    std::lock_guard lock(shared.paused_mutex);
+    auto& paused = shared.paused;
+    for (auto it = paused.begin(); it != paused.end();) {
+      if (it->until > now) {
+        ++it;
+        continue;
+      }
+      it->poller->addFd(it->fd, Pistache::Flags<Polling::NotifyOn>(Polling::NotifyOn::Read),
+                        Polling::Tag(static_cast<std::uint64_t>(it->fd)), Polling::Mode::Level);
+      it = paused.erase(it);
+    }
+  }
+
   void reap(Server::Shared& shared) {
     std::unique_lock lock(mutex);
     while (!stopping) {
       wake.wait_for(lock, std::chrono::milliseconds(100));
       if (stopping) break;
       const auto now = Clock::now();
+      resume_accepting(shared, now);
       std::vector<std::shared_ptr<Registry>> registries;
       {
         std::lock_guard r(shared.registries_mutex);
@@ -254,14 +410,20 @@ Server::~Server() { stop(std::chrono::milliseconds(0)); }
 
 void Server::start(const ListenAddress& listen, unsigned threads, Surface surface) {
   shared_->surface = surface;
-  const std::string host =
-      listen.host.find(':') != std::string::npos ? "[" + listen.host + "]" : listen.host;
-  Pistache::Address address(host + ":" + std::to_string(listen.port));
-  impl_->listener = std::make_unique<Tcp::Listener>(address);
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  impl_->listener->init(
-      threads, Pistache::Flags<Tcp::Options>(Tcp::Options::NoDelay) | Tcp::Options::ReuseAddr,
-      "mailconfd", kListenBacklog);
+  try {
+    for (unsigned i = 0; i < threads; ++i) {
+      const ListenSocket socket =
+          i == 0 ? open_listen_socket(listen, listen.port, PortGroup::Open, kListenBacklog)
+                 : open_listen_socket(listen, impl_->port, PortGroup::Join, kListenBacklog);
+      shared_->listen_fds.push_back(socket.fd);
+      impl_->port = socket.port;
+    }
+  } catch (...) {
+    for (int fd : shared_->listen_fds) ::close(fd);
+    shared_->listen_fds.clear();
+    throw;
+  }
   rlimit fds{};
   if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY) {
     shared_->fd_budget = fds.rlim_cur > kReservedFds ? fds.rlim_cur - kReservedFds : 1;
@@ -273,16 +435,17 @@ void Server::start(const ListenAddress& listen, unsigned threads, Surface surfac
           wanted, shared_->fd_budget);
     }
   }
-  impl_->listener->setHandler(std::make_shared<Handler>(shared_));
-  impl_->listener->bind();
-  impl_->listener->runThreaded();
+  impl_->reactor = Aio::Reactor::create();
+  impl_->reactor->init(Aio::AsyncContext(threads, "mailconfd"));
+  // The reactor clones the transport (and with it the handler) once per worker.
+  impl_->reactor->addHandler(
+      std::make_shared<AcceptingTransport>(std::make_shared<Handler>(shared_), shared_));
+  impl_->reactor->run();
   impl_->running = true;
   impl_->reaper = std::thread([this] { impl_->reap(*shared_); });
 }
 
-std::uint16_t Server::port() const {
-  return impl_->listener ? static_cast<std::uint16_t>(impl_->listener->getPort()) : 0;
-}
+std::uint16_t Server::port() const { return impl_->port; }
 
 void Server::start_tls(const ListenAddress& listen, unsigned threads) {
   impl_->tls = std::make_unique<TlsListener>(std::shared_ptr<ServerState>(shared_, shared_.get()));
@@ -342,7 +505,10 @@ void Server::stop(std::chrono::milliseconds grace) {
   }
   impl_->wake.notify_all();
   if (impl_->reaper.joinable()) impl_->reaper.join();
-  impl_->listener->shutdown();
+  impl_->reactor->shutdown();
+  impl_->reactor.reset();
+  for (int fd : shared_->listen_fds) ::close(fd);
+  shared_->listen_fds.clear();
   if (impl_->tls) impl_->tls->stop();
 }
 

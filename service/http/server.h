@@ -1,8 +1,10 @@
-// The HTTP/1.1 server. Pistache's Tcp::Listener owns the plain listening socket, the accept
-// thread and the epoll worker threads; mailconfd owns everything above the bytes: the
-// session (session.h: framing, keep-alive, pipelining), timeouts (a reaper thread),
-// connection limits and writing. HTTPS runs on mailconfd's own loops (tls_listener.h), with
-// the same sessions, limits and snapshot. Only this file and server.cpp know Pistache.
+// The HTTP/1.1 server. Pistache's reactor and Tcp::Transport own the epoll worker threads,
+// the peers and their reads; each worker also accepts its own connections from a socket of
+// one SO_REUSEPORT group (server.cpp: AcceptingTransport, in place of Pistache's single
+// accept thread). mailconfd owns everything above the bytes: the session (session.h:
+// framing, keep-alive, pipelining), timeouts (a reaper thread), connection limits and
+// writing. HTTPS runs on mailconfd's own loops (tls_listener.h), with the same sessions,
+// limits and snapshot. Only server.cpp knows Pistache.
 #pragma once
 
 #include <chrono>
@@ -39,8 +41,8 @@ class Server {
   // Drains, then stops. From the first moment: new connections get 503 and are closed, idle
   // keep-alive connections are closed, and every answer closes its connection. Requests in
   // flight (head or body still arriving, answer still queued) may finish for up to grace;
-  // then every connection is closed and Pistache shut down. Pistache's own shutdown does not
-  // drain (pistache.md #4), and its accept thread can hang, so main runs a watchdog.
+  // then every connection is closed and Pistache's reactor shut down. Pistache's own shutdown
+  // does not drain (pistache.md #4); main still runs a watchdog in case a worker hangs.
   void stop(std::chrono::milliseconds grace);
 
   std::size_t open_connections() const;

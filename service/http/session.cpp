@@ -78,6 +78,7 @@ bool Session::on_input(std::string_view fresh, const App& app, bool draining, st
 
 void Session::process(const App& app, const Limits& limits, bool draining, std::string& out) {
   bool closing = false;
+  bool last_complete = false;  // the last answer was to a complete request, all of it read
   while (!in_.empty() && !closing) {
     const Clock::time_point started = Clock::now();
     const ParseResult r = parse_request(in_, limits, request_, chunked_body_);
@@ -107,7 +108,8 @@ void Session::process(const App& app, const Limits& limits, bool draining, std::
     }
     const std::size_t before = out.size();
     serialize(reply, keep_alive, request_.method == Method::Head, out);
-    if (r.outcome == Parse::Complete) {
+    last_complete = r.outcome == Parse::Complete;
+    if (last_complete) {
       log_request(request_, reply, out.size() - before, started);
       in_.erase(0, r.consumed);
     }
@@ -119,7 +121,12 @@ void Session::process(const App& app, const Limits& limits, bool draining, std::
     deadline = Clock::now() + (in_.empty() ? limits.keepalive_timeout : limits.header_timeout);
     saw_bytes_ = !in_.empty();
   }
-  if (closing) close(Clock::now());
+  if (closing) {
+    // The client asked for the close (it must not send more, RFC 9112 §9.6); a close the
+    // server decides (errors, draining) may cross a request the client is already sending.
+    clean_close_ = last_complete && in_.empty() && !request_.keep_alive;
+    close(Clock::now());
+  }
 }
 
 }  // namespace mailconfd::http

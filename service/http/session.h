@@ -57,6 +57,13 @@ class Session {
   bool in_flight() const { return (state == State::Header && saw_bytes_) || state == State::Body; }
   // True for a connection that has not sent a byte yet (nothing answered on it so far).
   bool fresh() const { return state == State::Header && !saw_bytes_; }
+  // True when the connection is Closing after a complete request whose every byte was read,
+  // that asked for the close itself (Connection: close, HTTP/1.0) and that nothing followed:
+  // the client is not sending, so the socket may close at once instead of lingering. When
+  // the server decides to close (errors, draining) or bytes were left unread, a client's
+  // next bytes arriving at a closed socket would draw an RST that can destroy the answer in
+  // the client's receive buffer; those connections shut down their side and linger.
+  bool clean_close() const { return state == State::Closing && clean_close_; }
 
   State state = State::Header;
   Clock::time_point deadline;
@@ -70,6 +77,7 @@ class Session {
   std::size_t needed_ = 0;  // Body with Content-Length: bytes the request needs in total
   bool continue_sent_ = false;
   bool saw_bytes_ = false;  // any byte of the current request arrived
+  bool clean_close_ = false;
   bool secure_ = false;
   Surface surface_ = Surface::All;
 };

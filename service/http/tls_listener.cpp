@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "http/listen_socket.h"
 #include "sign/openssl.h"
 #include "tls/context.h"
 
@@ -422,38 +423,9 @@ TlsListener::TlsListener(std::shared_ptr<ServerState> state) : state_(std::move(
 TlsListener::~TlsListener() { stop(); }
 
 void TlsListener::start(const ListenAddress& listen, unsigned threads) {
-  const bool v6 = listen.host.find(':') != std::string::npos;
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  if (v6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(listen.port);
-    ::inet_pton(AF_INET6, listen.host.c_str(), &a->sin6_addr);
-    length = sizeof *a;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(listen.port);
-    ::inet_pton(AF_INET, listen.host.c_str(), &a->sin_addr);
-    length = sizeof *a;
-  }
-  listen_fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error(std::strerror(errno));
-  const int one = 1;
-  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&storage), length) != 0 ||
-      ::listen(listen_fd_, SOMAXCONN) != 0) {
-    const std::string reason = std::strerror(errno);
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    throw std::runtime_error(reason);
-  }
-  sockaddr_storage bound{};
-  socklen_t bound_length = sizeof bound;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_length);
-  port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                   : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  const ListenSocket socket = open_listen_socket(listen, listen.port, PortGroup::None, SOMAXCONN);
+  listen_fd_ = socket.fd;
+  port_ = socket.port;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i) {
     loops_.push_back(std::make_unique<Loop>(*state_, listen_fd_));

@@ -100,6 +100,40 @@ TEST_CASE("Connection: close: the answer and the FIN arrive at once, not after a
   CHECK(took[2] < 150ms);  // the median; the cork timer is 200 ms
 }
 
+TEST_CASE("closing: unread bytes or a server-decided close linger, so no RST eats the answer") {
+  // A clean close (nothing unread) closes the socket at once; with unread bytes, a close()
+  // would send an RST that can destroy the answer in the client's receive buffer (Windows
+  // discards it), so the server shuts down its side and lingers instead.
+  Service s;
+  for (const std::string& extra :
+       {std::string("GET /second HTTP/1.1\r\nHost: x\r\n\r\n"), std::string(20000, 'x')}) {
+    Connection c(s.port());
+    c.send(
+        "GET /mail/config-v1.1.xml?emailaddress=alice%40example.com HTTP/1.1\r\nHost: "
+        "x\r\nConnection: close\r\n\r\n" +
+        extra);
+    std::this_thread::sleep_for(200ms);  // an RST, if one came, has arrived by now
+    const std::string bytes = c.read_all(3s);
+    CHECK(c.closed());
+    CHECK(bytes.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(bytes.ends_with("</clientConfig>\n"));
+    CHECK(bytes.find("HTTP/1.1", 1) == std::string::npos);  // the second request is not answered
+  }
+  // The server closes after a 400 on a keep-alive connection while the client, not yet
+  // knowing, sends its next request. The server must not answer that with an RST (Windows
+  // would discard the unread 400): the socket lingers, so the client's writes still succeed
+  // (after an RST, the second send fails with EPIPE).
+  Connection c(s.port());
+  c.send("GET /mail/config-v1.1.xml?emailaddress=not-an-address HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(100ms);
+  CHECK(c.send(kGet));
+  std::this_thread::sleep_for(100ms);
+  CHECK(c.send(kGet));
+  const std::string bytes = c.read_all(3s);
+  CHECK(bytes.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+  CHECK(bytes.ends_with("400 Bad Request\n"));
+}
+
 TEST_CASE("framing errors are answered at once with a fixed body and the connection closed") {
   Service s;
   struct Case {
