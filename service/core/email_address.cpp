@@ -110,6 +110,10 @@ bool valid_local_part(std::string_view local) {
 
 bool valid_utf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {  // ASCII runs: no decoding needed
+      ++i;
+      continue;
+    }
     char32_t cp = 0;
     const std::size_t len = decode_utf8(text, i, cp);
     if (len == 0) return false;

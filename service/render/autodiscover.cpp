@@ -1,5 +1,6 @@
 #include "render/autodiscover.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <ctime>
@@ -64,7 +65,9 @@ std::optional<std::string> decode_references(std::string_view raw) {
   std::size_t i = 0;
   while (i < raw.size()) {
     if (raw[i] != '&') {
-      out.push_back(raw[i++]);
+      const std::size_t amp = std::min(raw.find('&', i), raw.size());
+      out.append(raw.substr(i, amp - i));
+      i = amp;
       continue;
     }
     const std::size_t semi = raw.find(';', i);
@@ -146,10 +149,12 @@ bool deeper_than(const pugi::xml_document& doc, int limit) {
 // rejects control characters, and a DTD is refused outright rather than skipped.
 bool acceptable_bytes(std::string_view body) {
   if (body.empty() || body.size() > kMaxPoxRequestBytes || !valid_utf8(body)) return false;
+  bool control = false;  // no early exit: the compiler vectorizes this loop
   for (char c : body) {
     const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+    control |= byte < 0x20 && c != '\t' && c != '\n' && c != '\r';
   }
+  if (control) return false;
   for (auto pos = body.find("<!"); pos != std::string_view::npos; pos = body.find("<!", pos + 2)) {
     const std::string_view rest = body.substr(pos + 2);
     if (!rest.starts_with("--") && !rest.starts_with("[CDATA[")) return false;

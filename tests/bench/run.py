@@ -71,9 +71,11 @@ def children(pid):
 
 
 def to_ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        raise SystemExit(f"wrk printed a latency this script cannot read: {text!r}")
     value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    return {"us": value / 1000, "ms": value, "s": value * 1000, "m": value * 60000}[unit]
 
 
 def wrk(url, connections, seconds, script=None, headers=()):
