@@ -1,8 +1,12 @@
 // Operations against the real binary: SIGHUP reload under load and with broken files,
 // SIGTERM drain, health endpoints, /metrics (promtool), the metrics listener, sd_notify.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -276,6 +280,57 @@ TEST_CASE("access log: one exact line per request, written while serving, none l
   }
   CHECK(access == 1 + kConnections * kPerConnection);
   CHECK(matching == access);
+}
+
+TEST_CASE("a stderr nobody reads never stalls a worker, and its lines follow once read") {
+  const std::string fifo = e2e::temp_dir() + "/stderr.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);  // lets the service open it
+  REQUIRE(reader >= 0);
+  Service s({}, true, fifo);
+  REQUIRE(s.ready());
+  // About 100 bytes of log per request: 3,000 requests are several times the 64 KiB a pipe
+  // holds, so the log thread blocks in write() while the workers go on answering.
+  constexpr int kRequests = 3000;
+  int answered = 0;
+  {
+    Connection c(s.port());
+    for (int batch = 0; batch < kRequests / 50; ++batch) {
+      std::string requests;
+      for (int i = 0; i < 50; ++i) requests += kAlice;
+      c.send(requests);
+      for (int i = 0; i < 50; ++i) answered += c.read_response().status == 200 ? 1 : 0;
+    }
+  }
+  CHECK(answered == kRequests);
+  int queued = 0;
+  REQUIRE(::ioctl(reader, FIONREAD, &queued) == 0);
+  CHECK(queued >= 48 * 1024);  // the pipe is full: the log thread is blocked
+
+  // Once somebody reads, every line arrives (nothing was dropped at this size).
+  std::string text;
+  const auto until = Clock::now() + 20s;
+  while (count_of(text, "GET /mail/config-v1.1.xml 200 ") < kRequests && Clock::now() < until) {
+    pollfd p{reader, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buffer[65536];
+    const ssize_t n = ::read(reader, buffer, sizeof buffer);
+    if (n > 0) text.append(buffer, static_cast<std::size_t>(n));
+  }
+  CHECK(count_of(text, "GET /mail/config-v1.1.xml 200 ") == kRequests);
+  CHECK(count_of(text, "dropped") == 0);
+  // Keep reading while it stops, so that its last lines cannot block the exit.
+  s.signal(SIGTERM);
+  const auto stop_until = Clock::now() + 10s;
+  int status = -1;
+  while (status < 0 && Clock::now() < stop_until) {
+    char buffer[65536];
+    while (::read(reader, buffer, sizeof buffer) > 0) {
+    }
+    status = s.wait_exit(50ms);
+  }
+  CHECK(status == 0);
+  ::close(reader);
 }
 
 TEST_CASE("/healthz and /readyz: plain text, never cached") {

@@ -185,8 +185,8 @@ CommandResult run_mailconfd(const std::vector<std::string>& args) {
   return run_command(argv);
 }
 
-Service::Service(std::vector<std::string> extra_args, bool expect_ready) {
-  log_path_ = temp_dir() + "/stderr.log";
+Service::Service(std::vector<std::string> extra_args, bool expect_ready, std::string stderr_path) {
+  log_path_ = stderr_path.empty() ? temp_dir() + "/stderr.log" : std::move(stderr_path);
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   std::vector<std::string> argv{MAILCONFD_BINARY, "serve", "--listen", "127.0.0.1:0"};

@@ -60,7 +60,9 @@ class Connection {
 
 class Service {
  public:
-  explicit Service(std::vector<std::string> extra_args = {}, bool expect_ready = true);
+  // stderr_path: where its stderr goes (a FIFO, say); a fresh file by default.
+  explicit Service(std::vector<std::string> extra_args = {}, bool expect_ready = true,
+                   std::string stderr_path = "");
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
