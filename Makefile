@@ -54,7 +54,8 @@ test-fast: deps
 	@ctest --preset dev -L unit
 
 # mailconfd against nginx serving the same bytes, plus the 1M-domain checks (a few minutes).
-# BENCH_SECONDS (per run, default 6) and BENCH_ROUNDS (default 1) tune it.
+# BENCH_SECONDS (per run, default 6), BENCH_ROUNDS (default 1), BENCH_ONLY (regex on the rows)
+# and BENCH_MILLION=0 (skip the 1M-domain checks) tune it.
 bench: build
 	@.ci/install-deps wrk nginx-light python3 procps util-linux
 	@python3 tests/bench/run.py
