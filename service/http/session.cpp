@@ -11,9 +11,8 @@ namespace mailconfd::http {
 namespace {
 
 void log_request(const Request& request, const Reply& reply, std::size_t bytes,
-                 Clock::time_point started) {
-  const auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count();
+                 Clock::duration took) {
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
   // The path only: queries carry addresses, and headers carry passwords (Authorization).
   log_access(request.method_text.substr(0, 16), request.path.substr(0, 200), reply.status, bytes,
              micros, client_kind(request.header("User-Agent")));
@@ -108,17 +107,18 @@ void Session::process(const App& app, const Limits& limits, bool draining, std::
     }
     const std::size_t before = out.size();
     serialize(reply, keep_alive, request_.method == Method::Head, out);
+    const Clock::time_point finished = Clock::now();  // one reading for log, metrics, deadline
     last_complete = r.outcome == Parse::Complete;
     if (last_complete) {
-      log_request(request_, reply, out.size() - before, started);
+      log_request(request_, reply, out.size() - before, finished - started);
       in_.erase(0, r.consumed);
     }
-    metrics::count_request(reply.endpoint, reply.status, Clock::now() - started);
+    metrics::count_request(reply.endpoint, reply.status, finished - started);
     needed_ = 0;
     continue_sent_ = false;
     closing = !keep_alive;
     state = in_.empty() ? State::Idle : State::Header;
-    deadline = Clock::now() + (in_.empty() ? limits.keepalive_timeout : limits.header_timeout);
+    deadline = finished + (in_.empty() ? limits.keepalive_timeout : limits.header_timeout);
     saw_bytes_ = !in_.empty();
   }
   if (closing) {
