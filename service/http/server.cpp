@@ -244,10 +244,6 @@ class Handler final : public Tcp::Handler {
   std::shared_ptr<Registry> registry_;  // this worker's; created on its thread
 };
 
-}  // namespace
-
-namespace {
-
 // Pistache's Tcp::Transport (peers, reads, write queue, epoll worker) with a listening socket
 // of its own. Pistache's Tcp::Listener accepts every connection on one extra thread, makes
 // it non-blocking with two fcntl calls and hands it to a worker through an eventfd: about a
