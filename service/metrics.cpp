@@ -67,6 +67,8 @@ Block& own_block() {
 std::atomic<std::uint64_t> reloads_ok{0};
 std::atomic<std::uint64_t> reloads_failed{0};
 std::atomic<bool> is_ready{false};
+std::atomic<std::int64_t> open_http{0};
+std::atomic<std::int64_t> open_https{0};
 const std::int64_t started_at = std::chrono::duration_cast<std::chrono::seconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();
@@ -85,6 +87,10 @@ void count_request(Endpoint endpoint, int status, std::chrono::nanoseconds elaps
   bump(b.latency[e][bucket]);
   bump(b.latency_micros[e], static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0)));
 }
+
+void connection_opened(bool tls) { (tls ? open_https : open_http).fetch_add(1); }
+
+void connection_closed(bool tls) { (tls ? open_https : open_http).fetch_sub(1); }
 
 void count_reload(bool succeeded) { (succeeded ? reloads_ok : reloads_failed).fetch_add(1); }
 
@@ -167,6 +173,11 @@ std::string render(const App& app) {
       "being served was loaded (start or last successful reload).\n"
       "# TYPE mailconfd_config_last_reload_success_timestamp_seconds gauge\n"
       "mailconfd_config_last_reload_success_timestamp_seconds {}\n"
+      "# HELP mailconfd_open_connections Client connections open now, by listener (the "
+      "separate metrics listener's are not counted).\n"
+      "# TYPE mailconfd_open_connections gauge\n"
+      "mailconfd_open_connections{{listener=\"http\"}} {}\n"
+      "mailconfd_open_connections{{listener=\"https\"}} {}\n"
       "# HELP mailconfd_ready 1 while every listener is up and the process is not shutting "
       "down.\n"
       "# TYPE mailconfd_ready gauge\n"
@@ -178,7 +189,8 @@ std::string render(const App& app) {
       "# TYPE process_start_time_seconds gauge\n"
       "process_start_time_seconds {}\n",
       app.config.domains.size(), app.config.providers.size(), reloads_ok.load(),
-      reloads_failed.load(), loaded, ready() ? 1 : 0, MAILCONFD_VERSION, started_at);
+      reloads_failed.load(), loaded, open_http.load(), open_https.load(), ready() ? 1 : 0,
+      MAILCONFD_VERSION, started_at);
   return out;
 }
 

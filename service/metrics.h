@@ -19,6 +19,10 @@ inline constexpr std::string_view kContentType = "text/plain; version=0.0.4; cha
 // first parse of its complete bytes to the serialized answer.
 void count_request(http::Endpoint endpoint, int status, std::chrono::nanoseconds elapsed);
 
+// A client connection opened or closed, plain HTTP or HTTPS (the gauge of open connections).
+void connection_opened(bool tls);
+void connection_closed(bool tls);
+
 // One SIGHUP reload attempt: true when the new configuration was swapped in.
 void count_reload(bool succeeded);
 

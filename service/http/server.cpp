@@ -186,7 +186,7 @@ class Handler final : public Tcp::Handler {
     const Limits& limits = app->config.server.limits;
     auto c = std::make_shared<Connection>(peer->fd(), peer,
                                           Session(Clock::now(), limits, false, shared_->surface));
-    const std::size_t open = shared_->connections.fetch_add(1) + 1;
+    const std::size_t open = shared_->opened(false);
     {
       std::lock_guard lock(registry_->mutex);
       registry_->connections[c->fd] = c;
@@ -213,7 +213,7 @@ class Handler final : public Tcp::Handler {
     if (it == registry_->connections.end()) return;
     it->second->gone.store(true);
     registry_->connections.erase(it);
-    shared_->connections.fetch_sub(1);
+    shared_->closed(false);
   }
 
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {

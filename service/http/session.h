@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "http/request.h"
+#include "metrics.h"
 
 namespace mailconfd::http {
 
@@ -29,6 +30,17 @@ struct ServerState {
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> draining{false};
   Surface surface = Surface::All;  // which URLs these listeners serve; set before they start
+
+  // Counts a connection for the limits and for /metrics (not on the metrics listener);
+  // returns how many are open with it.
+  std::size_t opened(bool tls) {
+    if (surface != Surface::Metrics) metrics::connection_opened(tls);
+    return connections.fetch_add(1) + 1;
+  }
+  void closed(bool tls) {
+    if (surface != Surface::Metrics) metrics::connection_closed(tls);
+    connections.fetch_sub(1);
+  }
 };
 
 enum class State {

@@ -185,10 +185,10 @@ struct TlsListener::Loop {
     const auto app = state.app.load();
     const Limits& limits = app->config.server.limits;
     const auto& tls = app->config.server.tls;
-    const std::size_t open = state.connections.fetch_add(1) + 1;
+    const std::size_t open = state.opened(true);
     if (open > limits.max_connections || !tls || !tls->context) {
       // Nothing can be answered before a handshake; refusing costs the least.
-      state.connections.fetch_sub(1);
+      state.closed(true);
       ::close(fd);
       return;
     }
@@ -200,7 +200,7 @@ struct TlsListener::Loop {
     if (!bio) {
       spdlog::error("https: cannot create a TLS session: {}", sign::openssl_error());
       if (ssl) SSL_free(ssl);
-      state.connections.fetch_sub(1);
+      state.closed(true);
       ::close(fd);
       return;
     }
@@ -413,7 +413,7 @@ struct TlsListener::Loop {
     c.ssl = nullptr;
     if (c.fd >= 0) ::close(c.fd);
     c.fd = -1;
-    state.connections.fetch_sub(1);
+    state.closed(true);
   }
 };
 

@@ -74,6 +74,9 @@ TEST_CASE("https: the golden autoconfig over TLS 1.2+, ALPN http/1.1, keep-alive
     CHECK(r.header("Content-Type") == "application/xml; charset=utf-8");
     CHECK(r.body == e2e::golden("autoconfig/example-alice.xml"));
   }
+  // /metrics (over plain HTTP) counts this connection under https.
+  const std::string metrics = s.get("/metrics").body;
+  CHECK(metrics.find("\nmailconfd_open_connections{listener=\"https\"} 1\n") != std::string::npos);
   REQUIRE(
       client.send("GET " + kAlice + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
   auto last = client.read_response();

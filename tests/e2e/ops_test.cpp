@@ -389,6 +389,32 @@ TEST_CASE("/metrics counts requests by endpoint and class and passes promtool ch
   CHECK(check.out + check.err == "");
 }
 
+TEST_CASE("/metrics: the open-connections gauge follows the connections") {
+  Service s;
+  const std::string http = "mailconfd_open_connections{listener=\"http\"}";
+  const std::string https = "mailconfd_open_connections{listener=\"https\"}";
+  // Each scrape is a connection of its own, counted while it is answered.
+  auto scrape = [&](const std::string& name) { return sample(s.get("/metrics").body, name); };
+  CHECK(scrape(http) == 1);
+  CHECK(scrape(https) == 0);
+  {
+    Connection a(s.port());
+    Connection b(s.port());
+    for (Connection* c : {&a, &b}) {  // answered, so surely accepted
+      c->send(kAlice);
+      REQUIRE(c->read_response().status == 200);
+    }
+    CHECK(scrape(http) == 3);
+  }
+  // Closed by the clients: the server notices and counts them out.
+  double open = -1;
+  for (int i = 0; i < 100 && open != 1; ++i) {
+    open = scrape(http);
+    if (open != 1) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(open == 1);
+}
+
 TEST_CASE("a separate metrics listener serves /metrics and health, and the main one does not") {
   const std::string path = e2e::temp_dir() + "/mailconfd.xml";
   write_file(path, config_text("Split", "<server><metrics listen=\"127.0.0.1:0\"/></server>"));
