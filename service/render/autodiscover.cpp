@@ -197,18 +197,6 @@ std::optional<std::string> element_text(const pugi::xml_node& node) {
   return text.substr(first, last - first + 1);
 }
 
-std::string_view type_name(Protocol protocol) {
-  switch (protocol) {
-    case Protocol::Imap:
-      return "IMAP";
-    case Protocol::Pop3:
-      return "POP3";
-    case Protocol::Smtp:
-      return "SMTP";
-  }
-  return "IMAP";
-}
-
 // Outlook 2010+ reads Encryption before SSL: SSL = implicit TLS, TLS = STARTTLS. Encryption
 // TLS on 993/465 makes Outlook try STARTTLS there (stalwartlabs/stalwart#3248).
 std::string_view encryption(Security security) {
@@ -223,7 +211,7 @@ std::string_view encryption(Security security) {
 
 void protocol(xml::Writer& w, const MailServer& s) {
   w.open("Protocol");
-  w.leaf("Type", type_name(s.protocol));
+  w.leaf("Type", to_string(s.protocol));  // IMAP, POP3, SMTP
   w.leaf("Server", s.host);
   w.leaf("Port", std::to_string(s.port));
   w.leaf("DomainRequired", "off");

@@ -128,7 +128,7 @@ TEST_CASE("autoconfig: HEAD gives the headers of GET and no body") {
         std::to_string(golden("autoconfig/example-alice.xml").size()));
   CHECK(r.body.empty());
   // The connection is still in sync: the next answer is a complete GET.
-  c.send("GET /mail/config-v1.1.xml?emailaddress=alice%40example.com HTTP/1.1\r\nHost: x\r\n\r\n");
+  c.send(e2e::kAliceGet);
   CHECK(c.read_response().body == golden("autoconfig/example-alice.xml"));
 }
 

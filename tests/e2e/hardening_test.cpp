@@ -17,15 +17,13 @@
 #include "service.h"
 
 using e2e::Connection;
+using e2e::kAliceGet;
 using e2e::Response;
 using e2e::Service;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const std::string kGet =
-    "GET /mail/config-v1.1.xml?emailaddress=alice%40example.com HTTP/1.1\r\nHost: x\r\n\r\n";
 
 // A configuration with one provider for example.com and the given <limits> attributes.
 std::string limits_config(const std::string& limits) {
@@ -170,7 +168,8 @@ TEST_CASE("framing: ambiguous or invalid requests get 400 and the connection is 
 TEST_CASE("framing: pipelined requests are answered in order, bodies included") {
   auto s = small_service();
   Connection c(s->port());
-  c.send(kGet + "POST /mail/config-v1.1.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+  c.send(kAliceGet +
+         "POST /mail/config-v1.1.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
          "HEAD /mail/config-v1.1.xml?emailaddress=bob%40example.com HTTP/1.1\r\nHost: x\r\n\r\n" +
          "POST /nothing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
          "chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n" +
@@ -199,7 +198,7 @@ TEST_CASE("framing: a request after a refused one on the same connection is neve
   c.send(
       "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"
       "0\r\n\r\n" +
-      kGet);
+      kAliceGet);
   const std::string all = c.read_all(3s);
   CHECK(c.closed());
   CHECK(all.starts_with("HTTP/1.1 400 "));
@@ -272,7 +271,7 @@ TEST_CASE("timeouts: header timeout 408 from the first byte, also on a kept-aliv
     // Second request on a keep-alive connection: the header timeout (1 s) runs from its first
     // byte, not the keep-alive timeout (3 s).
     Connection c(s->port());
-    c.send(kGet);
+    c.send(kAliceGet);
     CHECK(c.read_response().status == 200);
     std::this_thread::sleep_for(1500ms);  // longer than the header timeout, shorter than idle
     const auto started = Clock::now();
@@ -312,7 +311,7 @@ TEST_CASE("timeouts: body timeout 408, idle keep-alive connections close silentl
   }
   {
     Connection c(s->port());
-    c.send(kGet);
+    c.send(kAliceGet);
     CHECK(c.read_response().status == 200);
     const auto idle = Clock::now();
     const std::string rest = c.read_all(8s);
@@ -337,7 +336,7 @@ TEST_CASE("limits: connections above max-connections get 503 and are closed") {
   std::vector<std::unique_ptr<Connection>> held;
   for (int i = 0; i < 4; ++i) {
     held.push_back(std::make_unique<Connection>(s.port()));
-    held.back()->send(kGet);
+    held.back()->send(kAliceGet);
     CHECK(held.back()->read_response().status == 200);
   }
   {
@@ -503,7 +502,7 @@ TEST_CASE("a client that pipelines without reading is closed and its answers do 
   const int small = 4096;
   setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   std::string burst;
-  for (int i = 0; i < 50; ++i) burst += kGet;
+  for (int i = 0; i < 50; ++i) burst += kAliceGet;
   const auto started = Clock::now();
   std::size_t sent = 0;
   bool cut = false;

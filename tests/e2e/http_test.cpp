@@ -9,19 +9,15 @@
 #include "service.h"
 
 using e2e::Connection;
+using e2e::kAliceGet;
 using e2e::Service;
 using namespace std::chrono_literals;
-
-namespace {
-const std::string kGet =
-    "GET /mail/config-v1.1.xml?emailaddress=alice%40example.com HTTP/1.1\r\nHost: x\r\n\r\n";
-}
 
 TEST_CASE("HTTP/1.1 without a Connection header keeps the connection open") {
   Service s;
   Connection c(s.port());
   for (int i = 0; i < 3; ++i) {
-    c.send(kGet);
+    c.send(kAliceGet);
     auto r = c.read_response();
     CHECK(r.status == 200);
     CHECK(r.count("Connection") == 0);
@@ -32,7 +28,7 @@ TEST_CASE("HTTP/1.1 without a Connection header keeps the connection open") {
 TEST_CASE("pipelined requests are all answered, in order") {
   Service s;
   Connection c(s.port());
-  c.send(kGet + "GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n" +
+  c.send(kAliceGet + "GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n" +
          "GET /mail/config-v1.1.xml?emailaddress=bob%40example.org HTTP/1.1\r\nHost: "
          "x\r\nConnection: close\r\n\r\n");
   auto a = c.read_response();
@@ -50,7 +46,7 @@ TEST_CASE("pipelined requests are all answered, in order") {
 TEST_CASE("a request split into single bytes is still answered") {
   Service s;
   Connection c(s.port());
-  for (char ch : kGet) {
+  for (char ch : kAliceGet) {
     c.send(std::string_view(&ch, 1));
     std::this_thread::sleep_for(1ms);
   }
@@ -126,9 +122,9 @@ TEST_CASE("closing: unread bytes or a server-decided close linger, so no RST eat
   Connection c(s.port());
   c.send("GET /mail/config-v1.1.xml?emailaddress=not-an-address HTTP/1.1\r\nHost: x\r\n\r\n");
   std::this_thread::sleep_for(100ms);
-  CHECK(c.send(kGet));
+  CHECK(c.send(kAliceGet));
   std::this_thread::sleep_for(100ms);
-  CHECK(c.send(kGet));
+  CHECK(c.send(kAliceGet));
   const std::string bytes = c.read_all(3s);
   CHECK(bytes.starts_with("HTTP/1.1 400 Bad Request\r\n"));
   CHECK(bytes.ends_with("400 Bad Request\n"));

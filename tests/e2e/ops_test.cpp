@@ -24,14 +24,12 @@
 #include "service.h"
 
 using e2e::Connection;
+using e2e::kAliceGet;
 using e2e::Service;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const std::string kAlice =
-    "GET /mail/config-v1.1.xml?emailaddress=alice%40example.com HTTP/1.1\r\nHost: x\r\n\r\n";
 
 std::string config_text(const std::string& display_name, const std::string& server = "<server/>",
                         const std::string& provider_extra = "") {
@@ -96,7 +94,7 @@ TEST_CASE("SIGHUP with a good file under concurrent load: no request fails, new 
     const auto until = Clock::now() + 20s;
     for (int i = 0; i < 3000 && after_here < 30 && Clock::now() < until; ++i) {
       if (!c || !keep_alive) c = std::make_unique<Connection>(s.port());
-      if (!c->send(kAlice)) {
+      if (!c->send(kAliceGet)) {
         ++failures;
         c.reset();
         continue;
@@ -140,7 +138,7 @@ TEST_CASE("SIGHUP with each kind of broken file keeps the old answers byte-ident
   REQUIRE(s.ready());
   auto snapshot = [&] {
     Connection c(s.port());
-    c.send(kAlice);
+    c.send(kAliceGet);
     c.send("GET /mail/config-v1.1.xml?emailaddress=bob%40list.example HTTP/1.1\r\nHost: x\r\n\r\n");
     auto a = c.read_response();
     auto b = c.read_response();
@@ -179,7 +177,7 @@ TEST_CASE("SIGTERM drains: requests in flight finish, idle connections close, ne
   Service s;
   REQUIRE(s.ready());
   Connection idle(s.port());
-  idle.send(kAlice);
+  idle.send(kAliceGet);
   REQUIRE(idle.read_response().status == 200);
   Connection body(s.port());  // a request whose body is still arriving
   body.send("POST /mail/config-v1.1.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345");
@@ -195,7 +193,7 @@ TEST_CASE("SIGTERM drains: requests in flight finish, idle connections close, ne
   CHECK(Clock::now() - stopped_at < 3s);
 
   Connection late(s.port());
-  late.send(kAlice);
+  late.send(kAliceGet);
   const auto refused = late.read_response(3s);
   CHECK(refused.status == 503);
   CHECK(refused.header("Connection") == "close");
@@ -255,7 +253,7 @@ TEST_CASE("access log: one exact line per request, written while serving, none l
       Connection conn(s.port());
       for (int batch = 0; batch < kPerConnection / 50; ++batch) {
         std::string requests;
-        for (int i = 0; i < 50; ++i) requests += kAlice;
+        for (int i = 0; i < 50; ++i) requests += kAliceGet;
         conn.send(requests);
         for (int i = 0; i < 50; ++i) {
           if (conn.read_response().status == 200) ++answered;
@@ -297,7 +295,7 @@ TEST_CASE("a stderr nobody reads never stalls a worker, and its lines follow onc
     Connection c(s.port());
     for (int batch = 0; batch < kRequests / 50; ++batch) {
       std::string requests;
-      for (int i = 0; i < 50; ++i) requests += kAlice;
+      for (int i = 0; i < 50; ++i) requests += kAliceGet;
       c.send(requests);
       for (int i = 0; i < 50; ++i) answered += c.read_response().status == 200 ? 1 : 0;
     }
@@ -401,7 +399,7 @@ TEST_CASE("/metrics: the open-connections gauge follows the connections") {
     Connection a(s.port());
     Connection b(s.port());
     for (Connection* c : {&a, &b}) {  // answered, so surely accepted
-      c->send(kAlice);
+      c->send(kAliceGet);
       REQUIRE(c->read_response().status == 200);
     }
     CHECK(scrape(http) == 3);

@@ -11,6 +11,10 @@
 
 namespace e2e {
 
+// GET of alice@example.com's autoconfig file over keep-alive HTTP/1.1.
+inline const std::string kAliceGet =
+    "GET /mail/config-v1.1.xml?emailaddress=alice%40example.com HTTP/1.1\r\nHost: x\r\n\r\n";
+
 struct Response {
   int status = 0;
   std::string status_line;
