@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -342,9 +344,31 @@ class Loader {
     config.signing = std::move(signing);
   }
 
+  // The secret is in the file itself, or in secret-file (e.g. 0640 root:mailconfd or a
+  // systemd credential), so that the configuration can stay world-readable. One trailing
+  // newline of the file is not part of the secret.
   void read_mobileconfig(const pugi::xml_node& node, Config& config) {
-    check_known(problems_, node, {"secret"}, {});
-    const std::string secret = node.attribute("secret").value();
+    check_known(problems_, node, {"secret", "secret-file"}, {});
+    const bool inline_secret = !node.attribute("secret").empty();
+    const bool file_secret = !node.attribute("secret-file").empty();
+    if (inline_secret == file_secret) {
+      problems_.at(node, "<mobileconfig> needs exactly one of secret and secret-file");
+      return;
+    }
+    std::string secret = node.attribute("secret").value();
+    if (file_secret) {
+      const std::string path = path_of(node.attribute("secret-file").value());
+      if (!read_whole_file(path, secret)) {
+        problems_.at(node,
+                     fmt::format("cannot read secret-file '{}': {}", path, std::strerror(errno)));
+        return;
+      }
+      if (secret.ends_with("\r\n")) {
+        secret.resize(secret.size() - 2);
+      } else if (secret.ends_with('\n')) {
+        secret.pop_back();
+      }
+    }
     if (secret.size() < 16 || secret.size() > 1024 || has_control(secret)) {
       problems_.at(node,
                    "<mobileconfig> secret must be 16 to 1024 characters without control "

@@ -1,5 +1,6 @@
 #include "render/mobileconfig.h"
 
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -248,6 +249,40 @@ TEST_CASE("mobileconfig served through App uses the configured secret") {
   CHECK(flat.at("PayloadUUID") == "string:" + ids.profile_uuid);
   CHECK(flat.at("PayloadContent.0.PayloadUUID") == "string:" + ids.account_uuid);
   CHECK(flat.at("PayloadIdentifier") == "string:" + ids.identifier);
+}
+
+TEST_CASE("<mobileconfig secret-file> reads the secret from a file, without its newline") {
+  const std::string dir = testing::temp_dir();
+  const std::string path = dir + "/profile-secret";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "0123456789abcdef-from-file\n";
+  }
+  Loaded loaded = testing::load_text(
+      testing::minimal_config("", "<mobileconfig secret-file=\"" + path + "\"/>\n"));
+  REQUIRE(loaded.ok());
+  CHECK(loaded.config.profile_secret == "0123456789abcdef-from-file");
+
+  // Both, or a file that is missing or holds a bad secret: one problem naming the file.
+  const std::string both =
+      "<mobileconfig secret=\"0123456789abcdef\" secret-file=\"" + path + "\"/>\n";
+  Loaded twice = testing::load_text(testing::minimal_config("", both));
+  REQUIRE(twice.problems.size() == 1);
+  CHECK(twice.problems[0] ==
+        "test.xml:2:1: <mobileconfig> needs exactly one of secret and secret-file");
+  Loaded missing = testing::load_text(
+      testing::minimal_config("", "<mobileconfig secret-file=\"" + dir + "/none\"/>\n"));
+  REQUIRE(missing.problems.size() == 1);
+  CHECK(missing.problems[0] ==
+        "test.xml:2:1: cannot read secret-file '" + dir + "/none': No such file or directory");
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << "short\n";
+  }
+  Loaded short_secret = testing::load_text(
+      testing::minimal_config("", "<mobileconfig secret-file=\"" + path + "\"/>\n"));
+  REQUIRE(short_secret.problems.size() == 1);
+  CHECK(short_secret.problems[0].starts_with("test.xml:2:1: <mobileconfig> secret must be"));
 }
 
 TEST_CASE("<mobileconfig> secret problems are reported with the location") {
