@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install the Debian
 # packages they need first (.ci/install-deps; apt-get, sudo when not root).
-.PHONY: all deps build run test test-fast bench fuzz fuzz-build check format clean
+.PHONY: all deps build run test test-deploy test-fast bench fuzz fuzz-build check format clean
 
 JOBS ?= $(shell nproc)
 
@@ -25,6 +25,14 @@ test: deps fuzz-build
 	@cmake --build build/ci -j $(JOBS)
 	@ctest --preset ci -j $(JOBS)
 	@ctest --preset fuzz -j $(JOBS)
+
+# Every file in deploy/ run for real (root; tests/deploy/run.sh): the container image built
+# and run with podman, compose with podman-compose, the systemd unit under systemd in
+# systemd-nspawn, the Kubernetes manifests validated and their pod run with podman, the nginx
+# configurations in front of two instances. Base images and npm packages are cached in
+# /var/cache/mailconfd-tests; one build of mailconfd inside the image per run.
+test-deploy: deps
+	@tests/deploy/run.sh
 
 # libFuzzer binaries (clang, ASan + UBSan) in build/fuzz.
 fuzz-build: deps
