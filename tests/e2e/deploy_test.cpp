@@ -1,7 +1,8 @@
-// deploy/ is tested, not only shipped: the systemd unit passes systemd-analyze verify, the
-// nginx snippet runs for real in front of mailconfd (Debian's nginx on 127.0.0.1), the
-// compose proxy and site configurations pass nginx -t, and the Kubernetes ConfigMap holds a
-// configuration that mailconfd check accepts. No Docker engine or cluster runs here.
+// The quick checks of deploy/ that run in make test: the systemd unit passes systemd-analyze
+// verify, the nginx snippet runs for real in front of mailconfd (Debian's nginx on
+// 127.0.0.1), the compose proxy and site configurations pass nginx -t, and the Kubernetes
+// ConfigMap holds a configuration that mailconfd check accepts. make test-deploy
+// (tests/deploy/) runs every deploy file for real: podman, podman-compose, systemd-nspawn.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -109,7 +110,9 @@ TEST_CASE("nginx with deploy/nginx/mailconfd-proxy.conf in front of mailconfd") 
   write(conf,
         nginx_main(dir, "  upstream mailconfd {\n    server 127.0.0.1:" + std::to_string(s.port()) +
                             ";\n    keepalive 4;\n  }\n  server {\n    listen 127.0.0.1:" +
-                            std::to_string(port) + ";\n    location / {\n      include " + kDeploy +
+                            std::to_string(port) +
+                            ";\n    location / {\n      proxy_pass http://mailconfd;\n" +
+                            "      include " + kDeploy +
                             "/nginx/mailconfd-proxy.conf;\n    }\n  }\n"));
   auto t = nginx_test(conf);
   REQUIRE_MESSAGE(t.exit_code != 127, "nginx is missing: run .ci/install-deps");
@@ -173,7 +176,8 @@ TEST_CASE("the compose proxy and the nginx site example pass nginx -t") {
                        kDeploy + "/nginx/mailconfd-proxy.conf");
     text = replace_all(text, "/etc/ssl/mailconfd/fullchain.pem", cert);
     text = replace_all(text, "/etc/ssl/mailconfd/privkey.pem", key);
-    text = replace_all(text, "server mailconfd:8080;", "server 127.0.0.1:8080;");  // no DNS
+    text = replace_all(text, "include /run/nginx-resolver.conf;", "resolver 127.0.0.1;");
+    text = replace_all(text, "/var/log/nginx/mailconfd.access.log", dir + "/access.log");
     return text;
   };
   std::string compose = adapt(e2e::read_file(kDeploy + "/container/nginx.conf"));
@@ -212,7 +216,7 @@ TEST_CASE("the Kubernetes ConfigMap holds a valid configuration, and probes use 
   }
   // compose mounts what exists in the repository.
   const std::string compose = e2e::read_file(kDeploy + "/container/compose.yaml");
-  for (const char* mounted : {"../example:", "./nginx.conf:", "../nginx/mailconfd-proxy.conf:"}) {
+  for (const char* mounted : {"./config:", "./nginx.conf:", "../nginx/mailconfd-proxy.conf:"}) {
     CHECK_MESSAGE(compose.find(mounted) != std::string::npos, mounted);
   }
 }
