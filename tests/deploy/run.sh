@@ -23,12 +23,18 @@ step() {
 }
 
 step "base image" "$here/debian-base.sh" podman-image >/dev/null
+# The images of the previous run, removed below once the new ones are tagged.
+previous=$(podman image inspect --format '{{.Id}}' localhost/mailconfd:latest \
+  localhost/mailconfd-proxy:latest 2>/dev/null || true)
 step "podman build --target runtime" podman build --quiet -f deploy/container/Dockerfile \
   --target runtime -t localhost/mailconfd:latest . >/dev/null
 step "podman build --target proxy" podman build --quiet -f deploy/container/Dockerfile \
   --target proxy -t localhost/mailconfd-proxy:latest . >/dev/null
-# Images of earlier runs that the new ones replaced.
-podman image prune -f >/dev/null
+current=$(podman image inspect --format '{{.Id}}' localhost/mailconfd:latest \
+  localhost/mailconfd-proxy:latest)
+for image in $previous; do
+  grep -q "$image" <<<"$current" || podman rmi "$image" >/dev/null 2>&1 || true
+done
 id=$(podman create localhost/mailconfd:latest)
 podman cp "$id:/usr/bin/mailconfd" "$work/mailconfd"
 podman rm "$id" >/dev/null
