@@ -612,7 +612,6 @@ int serve(const Args& args) {
   if (!started_with.metrics_listen.empty()) {
     metrics_listen = parse_listen(started_with.metrics_listen);  // checked by the loader
   }
-  const unsigned threads = loaded.config.server.threads;
   std::optional<ListenAddress> tls_listen;
   if (loaded.config.server.tls || args.options.count("tls-listen")) {
     if (!loaded.config.server.tls) {
@@ -655,7 +654,7 @@ int serve(const Args& args) {
   }
   if (tls_listen) {
     try {
-      server.start_tls(*tls_listen, threads);
+      server.start_tls(*tls_listen);
     } catch (const std::exception& e) {
       spdlog::critical("cannot listen on {}:{} (https): {}", tls_listen->host, tls_listen->port,
                        e.what());

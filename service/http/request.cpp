@@ -1,5 +1,6 @@
 #include "http/request.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace mailconfd::http {
@@ -88,21 +89,6 @@ ParseResult error(int status) {
   return r;
 }
 
-// Next line starting at pos: returns false if no LF yet. A CR is allowed only right before
-// the LF (RFC 9112 2.2: a bare CR is an error). Used for chunk-size lines.
-enum class Line { Ok, Incomplete, BadCr };
-Line next_line(std::string_view buffer, std::size_t pos, std::string_view& line,
-               std::size_t& next) {
-  const std::size_t lf = buffer.find('\n', pos);
-  if (lf == std::string_view::npos) return Line::Incomplete;
-  std::size_t end = lf;
-  if (end > pos && buffer[end - 1] == '\r') --end;
-  line = buffer.substr(pos, end - pos);
-  if (line.find('\r') != std::string_view::npos) return Line::BadCr;
-  next = lf + 1;
-  return Line::Ok;
-}
-
 // A request line or a header (or trailer) line, checked byte by byte in arrival order, so
 // that the verdict is the same however the bytes were split into reads (the HTTP fuzz target
 // checks this): a byte that can never be valid is Bad (400) and a byte past the limit is
@@ -185,76 +171,6 @@ bool split_target(Request& request, std::string_view& authority) {
   return true;
 }
 
-// Decodes a chunked body starting at pos. Returns Complete with consumed set to the end of
-// the trailer section, Incomplete, or Error.
-ParseResult parse_chunked(std::string_view buffer, std::size_t pos, const Limits& limits,
-                          std::string& body) {
-  body.clear();
-  while (true) {
-    std::string_view line;
-    std::size_t next = 0;
-    switch (next_line(buffer, pos, line, next)) {
-      case Line::Incomplete:
-        return buffer.size() - pos > 1024 ? error(400) : ParseResult{};
-      case Line::BadCr:
-        return error(400);
-      case Line::Ok:
-        break;
-    }
-    if (line.size() > 1024) return error(400);
-    std::string_view size_text = line.substr(0, line.find(';'));
-    const std::string_view extensions = line.substr(size_text.size());
-    size_text = trim_ows(size_text);
-    if (size_text.empty() || size_text.size() > 8 || !field_value(extensions)) return error(400);
-    std::size_t size = 0;
-    auto [end, ec] =
-        std::from_chars(size_text.data(), size_text.data() + size_text.size(), size, 16);
-    if (ec != std::errc() || end != size_text.data() + size_text.size()) return error(400);
-    pos = next;
-    if (size == 0) break;
-    if (body.size() + size > limits.max_body_bytes) return error(413);
-    if (buffer.size() - pos < size + 1) return ParseResult{};
-    body.append(buffer.substr(pos, size));
-    pos += size;
-    if (buffer[pos] == '\r') {
-      if (buffer.size() - pos < 2) return ParseResult{};
-      if (buffer[pos + 1] != '\n') return error(400);
-      pos += 2;
-    } else if (buffer[pos] == '\n') {
-      pos += 1;
-    } else {
-      return error(400);
-    }
-  }
-  // Trailer section: header lines, ignored, then an empty line.
-  const std::size_t trailer_end = pos + limits.max_header_bytes;
-  while (true) {
-    std::string_view line;
-    std::size_t next = 0;
-    switch (take_line(buffer, pos, trailer_end, false, line, next)) {
-      case Take::Incomplete:
-        return ParseResult{};
-      case Take::Bad:
-        return error(400);
-      case Take::TooLong:
-        return error(431);
-      case Take::Ok:
-        break;
-    }
-    pos = next;
-    if (line.empty()) break;
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos || !token(line.substr(0, colon)) ||
-        !field_value(line.substr(colon + 1))) {
-      return error(400);
-    }
-  }
-  ParseResult done;
-  done.outcome = Parse::Complete;
-  done.consumed = pos;
-  return done;
-}
-
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -292,8 +208,7 @@ void Request::clear() {
   secure = false;
 }
 
-ParseResult parse_request(std::string_view buffer, const Limits& limits, Request& request,
-                          std::string& chunked_body) {
+ParseResult parse_head(std::string_view buffer, const Limits& limits, Request& request) {
   request.clear();
   std::size_t pos = 0;
   // RFC 9112 2.2: ignore empty lines before the request line.
@@ -380,18 +295,14 @@ ParseResult parse_request(std::string_view buffer, const Limits& limits, Request
     request.keep_alive = !has_token(connection, "close");
   }
 
+  ParseResult head;
+  head.outcome = Parse::Complete;
+  head.consumed = header_end;
   if (transfer_count == 1) {
     if (request.minor_version == 0 || !iequals(transfer_encoding, "chunked")) return error(400);
-    ParseResult r = parse_chunked(buffer, header_end, limits, chunked_body);
-    if (r.outcome == Parse::Complete) {
-      request.body = chunked_body;
-    } else if (r.outcome == Parse::Incomplete) {
-      r.headers_done = true;
-    }
-    return r;
+    head.chunked = true;
+    return head;
   }
-
-  std::size_t length = 0;
   if (length_count == 1) {
     if (content_length.empty() || content_length.size() > 15) {
       return content_length.empty()
@@ -401,23 +312,163 @@ ParseResult parse_request(std::string_view buffer, const Limits& limits, Request
                         ? error(413)
                         : error(400));
     }
-    auto [end, ec] = std::from_chars(content_length.data(),
-                                     content_length.data() + content_length.size(), length);
+    auto [end, ec] = std::from_chars(
+        content_length.data(), content_length.data() + content_length.size(), head.body_length);
     if (ec != std::errc() || end != content_length.data() + content_length.size())
       return error(400);
-    if (length > limits.max_body_bytes) return error(413);  // before a byte of it is read
+    if (head.body_length > limits.max_body_bytes) return error(413);  // before a byte of it
   }
-  if (buffer.size() - header_end < length) {
-    ParseResult r;
-    r.headers_done = true;
-    r.needed = header_end + length;
+  return head;
+}
+
+ParseResult parse_request(std::string_view buffer, const Limits& limits, Request& request,
+                          std::string& chunked_body) {
+  const ParseResult head = parse_head(buffer, limits, request);
+  if (head.outcome != Parse::Complete) return head;
+  const std::size_t header_end = head.consumed;
+  if (head.chunked) {
+    chunked_body.clear();
+    ChunkedDecoder decoder(limits);
+    ParseResult r = decoder.feed(buffer.substr(header_end), chunked_body);
+    if (r.outcome == Parse::Complete) {
+      request.body = chunked_body;
+      r.consumed += header_end;
+    } else if (r.outcome == Parse::Incomplete) {
+      r.headers_done = true;
+    }
     return r;
   }
-  request.body = buffer.substr(header_end, length);
+  if (buffer.size() - header_end < head.body_length) {
+    ParseResult r;
+    r.headers_done = true;
+    r.needed = header_end + head.body_length;
+    return r;
+  }
+  request.body = buffer.substr(header_end, head.body_length);
   ParseResult done;
   done.outcome = Parse::Complete;
-  done.consumed = header_end + length;
+  done.consumed = header_end + head.body_length;
   return done;
+}
+
+std::size_t max_chunked_wire_bytes(const Limits& limits) {
+  return 2 * limits.max_body_bytes + 16 * 1024;
+}
+
+ParseResult ChunkedDecoder::feed(std::string_view bytes, std::string& body) {
+  int status = 0;
+  std::size_t i = 0;
+  const std::size_t limit = max_chunked_wire_bytes(*limits_);
+  while (i < bytes.size() && step_ != Step::Done) {
+    if (wire_ >= limit) return error(413);
+    if (step_ == Step::Data) {
+      // The only step that takes many bytes at once: copy them.
+      const std::size_t n = std::min({remaining_, bytes.size() - i, limit - wire_});
+      body.append(bytes.substr(i, n));
+      i += n;
+      wire_ += n;
+      remaining_ -= n;
+      if (remaining_ == 0) step_ = Step::DataEnd;
+      continue;
+    }
+    const char c = bytes[i++];
+    ++wire_;
+    switch (step_) {
+      case Step::Size:
+        if (c != '\n') {
+          // A size line longer than its limit (a CR LF end allowed) is refused before its LF.
+          if (line_.size() > kMaxChunkLine) return error(400);
+          line_.push_back(c);
+          break;
+        }
+        if (!size_line(body, status)) return error(status);
+        break;
+      case Step::DataEnd:
+        if (c == '\r') {
+          step_ = Step::DataLf;
+        } else if (c == '\n') {
+          step_ = Step::Size;
+        } else {
+          return error(400);
+        }
+        break;
+      case Step::DataLf:
+        if (c != '\n') return error(400);
+        step_ = Step::Size;
+        break;
+      case Step::Trailer: {
+        // As take_line: bytes are judged in arrival order, a byte past the limit is 431
+        // and one that is never valid is 400, whichever comes first; a CR must be
+        // followed by the LF.
+        if (cr_ && c != '\n') return error(400);
+        if (trailer_++ >= limits_->max_header_bytes) return error(431);
+        if (c == '\n') {
+          if (cr_) line_.pop_back();
+          cr_ = false;
+          if (!trailer_line(status)) return error(status);
+          break;
+        }
+        const auto b = static_cast<unsigned char>(c);
+        if ((b < 0x20 && c != '\t' && c != '\r') || b == 0x7F) return error(400);
+        cr_ = c == '\r';
+        line_.push_back(c);
+        break;
+      }
+      case Step::Data:
+      case Step::Done:
+        break;
+    }
+  }
+  ParseResult r;
+  if (step_ != Step::Done) return r;  // Incomplete: every byte was taken
+  r.outcome = Parse::Complete;
+  r.consumed = i;
+  return r;
+}
+
+// A complete chunk-size line (in line_, without its LF): size, optional OWS, extensions.
+bool ChunkedDecoder::size_line(std::string& body, int& status) {
+  status = 400;
+  std::string_view line = line_;
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  if (line.size() > kMaxChunkLine || line.find('\r') != std::string_view::npos) return false;
+  std::string_view size_text = line.substr(0, line.find(';'));
+  const std::string_view extensions = line.substr(size_text.size());
+  size_text = trim_ows(size_text);
+  if (size_text.empty() || size_text.size() > 8 || !field_value(extensions)) return false;
+  std::size_t size = 0;
+  auto [end, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size, 16);
+  if (ec != std::errc() || end != size_text.data() + size_text.size()) return false;
+  line_.clear();
+  if (size == 0) {
+    step_ = Step::Trailer;
+    return true;
+  }
+  if (body.size() + size > limits_->max_body_bytes) {
+    status = 413;
+    return false;
+  }
+  remaining_ = size;
+  step_ = Step::Data;
+  return true;
+}
+
+// A complete trailer line (in line_, without CR LF): empty ends the body; others must be
+// well-formed fields and are ignored.
+bool ChunkedDecoder::trailer_line(int& status) {
+  status = 400;
+  const std::string_view line = line_;
+  if (line.empty()) {
+    step_ = Step::Done;
+    return true;
+  }
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos || !token(line.substr(0, colon)) ||
+      !field_value(line.substr(colon + 1))) {
+    return false;
+  }
+  line_.clear();
+  return true;
 }
 
 }  // namespace mailconfd::http

@@ -57,16 +57,60 @@ enum class Parse {
 
 struct ParseResult {
   Parse outcome = Parse::Incomplete;
-  std::size_t consumed = 0;   // bytes of this request (Complete only)
-  int status = 0;             // Error only: 400, 408, 413, 414, 431, 501, 505
-  bool headers_done = false;  // Incomplete: the header block is complete, the body is not
-  std::size_t needed = 0;     // Incomplete with Content-Length: total bytes the request needs
+  std::size_t consumed = 0;     // bytes of this request (Complete only)
+  int status = 0;               // Error only: 400, 408, 413, 414, 431, 501, 505
+  bool headers_done = false;    // Incomplete: the header block is complete, the body is not
+  std::size_t needed = 0;       // Incomplete with Content-Length: total bytes the request needs
+  bool chunked = false;         // parse_head, Complete: the body is chunked (ChunkedDecoder)
+  std::size_t body_length = 0;  // parse_head, Complete, not chunked: Content-Length (or 0)
 };
 
 // Parses the request at the start of buffer. chunked_body receives the decoded body of a
 // chunked request (Request::body then points into it). Never throws.
 ParseResult parse_request(std::string_view buffer, const Limits& limits, Request& request,
                           std::string& chunked_body);
+
+// Parses only the head (request line, headers, framing checks) at the start of buffer.
+// Complete: consumed is where the body starts, and chunked / body_length say how it is
+// framed; Request::body stays empty. Same verdicts as parse_request for the head.
+ParseResult parse_head(std::string_view buffer, const Limits& limits, Request& request);
+
+// The longest chunk-size line (size and extensions, without CR LF) a chunked body may have.
+inline constexpr std::size_t kMaxChunkLine = 1024;
+
+// The most bytes a chunked body may take on the wire (sizes, extensions, CR LFs, data and
+// trailers): twice the body limit plus 16 KiB. One-byte chunks with long extensions would
+// otherwise make a 32 KiB body cost 33 MB of reading; past this the request gets 413.
+std::size_t max_chunked_wire_bytes(const Limits& limits);
+
+// Decodes a chunked body incrementally (RFC 9112 7.1), as nginx's ngx_http_parse_chunked:
+// the state survives between calls, so every byte is looked at once however the body is
+// split into reads. Verdicts do not depend on the split.
+class ChunkedDecoder {
+ public:
+  explicit ChunkedDecoder(const Limits& limits) : limits_(&limits) {}
+
+  // Takes bytes that follow what it was fed before and appends decoded data to body.
+  // Incomplete: all of bytes was used, more are needed. Complete: consumed says how many
+  // of bytes belong to the body (the trailer section's end included); the rest is the next
+  // request. Error: status is 400, 413 or 431. After Complete or Error it takes nothing.
+  ParseResult feed(std::string_view bytes, std::string& body);
+
+  std::size_t wire_bytes() const { return wire_; }  // bytes taken so far
+
+ private:
+  enum class Step { Size, Data, DataEnd, DataLf, Trailer, Done };
+  bool size_line(std::string& body, int& status);
+  bool trailer_line(int& status);
+
+  const Limits* limits_;
+  Step step_ = Step::Size;
+  std::string line_;           // the current size or trailer line, at most its limit
+  std::size_t remaining_ = 0;  // data bytes left in the current chunk
+  std::size_t wire_ = 0;
+  std::size_t trailer_ = 0;  // bytes of the trailer section so far
+  bool cr_ = false;          // Trailer: the last byte was a CR
+};
 
 bool iequals(std::string_view a, std::string_view b);
 

@@ -1,10 +1,9 @@
-// The HTTP/1.1 server. Pistache's reactor and Tcp::Transport own the epoll worker threads,
-// the peers and their reads; each worker also accepts its own connections from a socket of
-// one SO_REUSEPORT group (server.cpp: AcceptingTransport, in place of Pistache's single
-// accept thread). mailconfd owns everything above the bytes: the session (session.h:
-// framing, keep-alive, pipelining), timeouts (a reaper thread), connection limits and
-// writing. HTTPS runs on mailconfd's own loops (tls_listener.h), with the same sessions,
-// limits and snapshot. Only server.cpp knows Pistache.
+// The HTTP/1.1 and HTTPS server. Pistache's reactor (Aio::Reactor: one epoll worker thread
+// per core) is the one event mechanism for both listeners: each worker accepts its own plain
+// and TLS connections (one socket of each SO_REUSEPORT group per worker), owns them on its
+// thread alone, and drives each through a Session (session.h), the single connection engine
+// for framing, limits, output cap, back-pressure, deadlines and in-flight accounting, over a
+// plain or TLS Transport (transport.h). Only server.cpp knows Pistache.
 #pragma once
 
 #include <chrono>
@@ -29,20 +28,22 @@ class Server {
   void start(const ListenAddress& listen, unsigned threads, Surface surface = Surface::All);
   std::uint16_t port() const;
 
-  // Starts the HTTPS listener (the snapshot's <tls> settings apply per connection). Call after
-  // start(). Throws std::runtime_error (with the OS reason) on failure.
-  void start_tls(const ListenAddress& listen, unsigned threads);
+  // Starts the HTTPS listener on the same workers (the snapshot's <tls> settings apply per
+  // connection). Call after start(). Throws std::runtime_error (with the OS reason) on failure.
+  void start_tls(const ListenAddress& listen);
   std::uint16_t tls_port() const;  // 0 without HTTPS
 
   // Swaps in a new snapshot; requests already running finish on the old one.
   void swap(std::shared_ptr<const App> app);
   std::shared_ptr<const App> app() const;
 
-  // Drains, then stops. From the first moment: new connections get 503 and are closed, idle
-  // keep-alive connections are closed, and every answer closes its connection. Requests in
-  // flight (head or body still arriving, answer still queued) may finish for up to grace;
-  // then every connection is closed and Pistache's reactor shut down. Pistache's own shutdown
-  // does not drain (pistache.md #4); main still runs a watchdog in case a worker hangs.
+  // Drains, then stops. From the first moment: new plain connections get 503 and are closed,
+  // HTTPS stops accepting, idle keep-alive connections are closed, and every answer closes
+  // its connection. Requests in flight on either listener (head or body still arriving,
+  // answer still queued; a connection that has sent nothing yet gets kDrainFresh) may finish
+  // for up to grace: stop() waits on their exact count (InFlight), not on a timer; then every
+  // connection is closed and Pistache's reactor shut down. Pistache's own shutdown does not
+  // drain (pistache.md #4); main still runs a watchdog in case a worker hangs.
   void stop(std::chrono::milliseconds grace);
 
   std::size_t open_connections() const;

@@ -31,7 +31,7 @@ using X509StackPtr = std::unique_ptr<STACK_OF(X509), Deleter<free_x509_stack>>;
 
 // Drains this thread's OpenSSL error queue into one line ("reason; reason"), so that no stale
 // error is left for the next call. Returns if_empty when the queue is empty. Used by every
-// part of mailconfd that talks to OpenSSL (sign/, tls/, http/tls_listener, probe/).
+// part of mailconfd that talks to OpenSSL (sign/, tls/, http/transport, probe/).
 inline std::string openssl_error(const char* if_empty = "unknown OpenSSL error") {
   std::string out;
   char buffer[256];
