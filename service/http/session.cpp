@@ -225,6 +225,7 @@ void Session::scan_head(const Limits& limits) {
       crossed(limits.max_header_bytes + kLeadingEmptyLines)) {
     head_ready_ = true;
   }
+  work_ += i - before;
   scanned_ = in_start_ + i;
 }
 
@@ -239,6 +240,7 @@ void Session::pump(const App& app, bool draining) {
       if (!head_ready_) return;
       head_ready_ = false;
       const ParseResult head = parse_head(pending, limits, request_);
+      work_ += head.outcome == Parse::Complete ? head.consumed : pending.size();
       if (head.outcome == Parse::Incomplete) {
         scan_head(limits);  // go on looking from where the scan stopped
         if (!head_ready_) return;
@@ -265,6 +267,7 @@ void Session::pump(const App& app, bool draining) {
     ParseResult r;
     if (chunked_) {
       r = chunked_->feed(pending.substr(head_.consumed), chunked_body_);
+      work_ += pending.size() - head_.consumed;
       if (r.outcome == Parse::Incomplete) {
         in_.resize(in_start_ + head_.consumed);  // every byte was taken: only the head stays
         return;
@@ -282,6 +285,7 @@ void Session::pump(const App& app, bool draining) {
       // The head's views may point into a buffer that has grown since: parse it again
       // (the same bytes, so the same result; a head costs two passes, not one per read).
       (void)parse_head(std::string_view(in_).substr(in_start_), limits, request_);
+      work_ += head_.consumed;
       request_.body =
           chunked_ ? std::string_view(chunked_body_)
                    : std::string_view(in_).substr(in_start_ + head_.consumed, head_.body_length);

@@ -114,6 +114,10 @@ class Session {
   std::size_t buffered() const { return in_.size(); }  // request bytes kept (incl. consumed)
   // A request in flight (see InFlight), or a fresh connection: a drain waits for it.
   bool busy() const;
+  // Bytes the framing has looked at so far (head scans and parses, chunked decoding): at
+  // most a small multiple of the bytes received, however they were split (session_test,
+  // fuzz_session).
+  std::size_t work() const { return work_; }
 
  private:
   void handshake();
@@ -159,6 +163,7 @@ class Session {
   bool fin_sent_ = false;
   bool done_ = false;
   bool counted_ = false;  // counted in options_.in_flight
+  std::size_t work_ = 0;
 };
 
 // The complete answer to a connection over max-connections (or arriving while draining).
