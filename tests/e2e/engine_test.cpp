@@ -96,8 +96,9 @@ TEST_CASE("engine: one-byte chunks with long extensions get 413 at a bounded CPU
   REQUIRE(s.ready());
   const double cpu_before = cpu_seconds(s.pid());
   Connection c(s.port());
-  REQUIRE(c.send(
-      "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  REQUIRE(
+      c.send("POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+             "chunked\r\n\r\n"));
   // The worst case of issue 18: legal under the default 32 KiB body limit, ~33 MB on the wire.
   // Sent in small segments, as a slow client would; the server refuses it early.
   const std::string chunk = "1;" + std::string(1000, 'x') + "\r\na\r\n";
@@ -130,8 +131,9 @@ TEST_CASE("engine: a chunked body trickled in small pieces is decoded and answer
       "requestschema/2006\"><Request><EMailAddress>alice@example.com</EMailAddress>"
       "<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/"
       "responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>";
-  REQUIRE(c.send(
-      "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  REQUIRE(
+      c.send("POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+             "chunked\r\n\r\n"));
   for (std::size_t at = 0; at < body.size(); at += 7) {
     const std::string piece = body.substr(at, 7);
     char size[8];
@@ -144,8 +146,9 @@ TEST_CASE("engine: a chunked body trickled in small pieces is decoded and answer
   CHECK(r.body.find("<LoginName>alice@example.com</LoginName>") != std::string::npos);
 }
 
-TEST_CASE("engine: pipelining without reading, plain and TLS: the server stops reading, RSS stays "
-          "bounded and comes back after close") {
+TEST_CASE(
+    "engine: pipelining without reading, plain and TLS: the server stops reading, RSS stays "
+    "bounded and comes back after close") {
   TlsService t;
   Service& s = *t.service;
   REQUIRE(s.tls_port() != 0);
@@ -177,8 +180,8 @@ TEST_CASE("engine: pipelining without reading, plain and TLS: the server stops r
   const std::size_t during = rss_kb(s.pid());
   std::string amounts;
   for (std::size_t n : sent) amounts += std::to_string(n / 1024) + " ";
-  MESSAGE("KiB taken per connection (plain, TLS, ...): ", amounts, "; server RSS ", before,
-          " -> ", during, " KiB");
+  MESSAGE("KiB taken per connection (plain, TLS, ...): ", amounts, "; server RSS ", before, " -> ",
+          during, " KiB");
   for (std::size_t n : sent) CHECK(n < kLimit);  // every one was stopped
   CHECK(during < before + 24 * 1024);
   CHECK(gauge(s, "https") == kEach);

@@ -76,14 +76,15 @@ const App& app_for(bool small) {
     std::string text = base;
     text.replace(text.find("LIMITS"), 6, limits);
     Loaded loaded = load_config_text(text, "fuzz.xml", "/nonexistent/mailconfd-fuzz");
-    for (const std::string& problem : loaded.problems) std::fprintf(stderr, "%s\n", problem.c_str());
+    for (const std::string& problem : loaded.problems)
+      std::fprintf(stderr, "%s\n", problem.c_str());
     FUZZ_CHECK(loaded.ok());
     return build_app(std::move(loaded.config));
   };
-  static const auto small_app =
-      make("<limits max-request-line=\"256\" max-header-bytes=\"1024\" max-headers=\"8\" "
-           "max-body-bytes=\"1024\" header-timeout=\"1s\" body-timeout=\"1s\" "
-           "keepalive-timeout=\"2s\"/>");
+  static const auto small_app = make(
+      "<limits max-request-line=\"256\" max-header-bytes=\"1024\" max-headers=\"8\" "
+      "max-body-bytes=\"1024\" header-timeout=\"1s\" body-timeout=\"1s\" "
+      "keepalive-timeout=\"2s\"/>");
   static const auto default_app = make("");
   return small ? *small_app : *default_app;
 }
@@ -117,8 +118,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       2 * (limits.max_header_bytes + 16 + limits.max_body_bytes + kReadChunk) + 64;
   while (!session->done() && (pos < bytes.size() || session->queued() > 0)) {
     state = state * 1103515245u + 12345u;
-    const std::size_t piece = std::min<std::size_t>(1 + (state >> 16) % ((control & 0x3F) + 1),
-                                                    bytes.size() - pos);
+    const std::size_t piece =
+        std::min<std::size_t>(1 + (state >> 16) % ((control & 0x3F) + 1), bytes.size() - pos);
     if (piece > 0) wire.incoming.emplace_back(bytes.substr(pos, piece));
     pos += piece;
     received += piece;

@@ -175,7 +175,8 @@ TEST_CASE("session: header, body and keep-alive deadlines follow the injected cl
   }
   {
     Harness h;  // a body that stops: 408 at body-timeout
-    h.send("POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12");
+    h.send(
+        "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12");
     CHECK(h.session->state() == State::Body);
     CHECK(h.session->busy());
     fake_now += 1999ms;
@@ -207,7 +208,8 @@ TEST_CASE("session: header, body and keep-alive deadlines follow the injected cl
   }
 }
 
-TEST_CASE("session: pipelined requests stop being answered at the output cap until the client reads") {
+TEST_CASE(
+    "session: pipelined requests stop being answered at the output cap until the client reads") {
   Harness h;
   h.wire.room = 0;  // the client reads nothing
   std::string burst;
@@ -256,7 +258,9 @@ TEST_CASE("session: a client that reads none of its answers is closed at body-ti
 
 TEST_CASE("session: one-byte chunks with long extensions cost linear work and end in 413") {
   Harness h;
-  h.send("POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  h.send(
+      "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n");
   const std::string chunk = "1;" + std::string(1000, 'x') + "\r\na\r\n";
   std::size_t sent = 0;
   const double started = thread_cpu_seconds();
@@ -277,7 +281,8 @@ TEST_CASE("session: a chunked body in one-byte reads is decoded once and answere
   Harness h;
   const std::string body = "<Autodiscover/>";
   std::string request =
-      "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+      "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n";
   for (char c : body) request += "1\r\n" + std::string(1, c) + "\r\n";
   request += "0\r\nX-Trailer: y\r\n\r\n";
   request += kGet;  // pipelined after it
@@ -292,8 +297,9 @@ TEST_CASE("session: a chunked body in one-byte reads is decoded once and answere
 TEST_CASE("session: a trickled head costs no parse per byte") {
   Harness h;
   // Header bytes that may be valid (obs-text) used to trigger a full parse each.
-  std::string head = "GET /mail/config-v1.1.xml?emailaddress=a%40customer.example HTTP/1.1\r\n"
-                     "Host: x\r\nX-A: ";
+  std::string head =
+      "GET /mail/config-v1.1.xml?emailaddress=a%40customer.example HTTP/1.1\r\n"
+      "Host: x\r\nX-A: ";
   for (char c : head) h.send(std::string(1, c));
   for (int i = 0; i < 800; ++i) h.send("\xC3");
   h.send("\r\n\r\n");
@@ -301,7 +307,8 @@ TEST_CASE("session: a trickled head costs no parse per byte") {
   CHECK(h.session->work() <= 5 * (head.size() + 804));
 }
 
-TEST_CASE("session: draining closes idle connections, lets requests in flight finish, counts exactly") {
+TEST_CASE(
+    "session: draining closes idle connections, lets requests in flight finish, counts exactly") {
   fake_now = Clock::time_point(1000h);
   InFlight shared;
   auto app = small_app();
