@@ -45,7 +45,8 @@ std::string_view timeout_answer() {
 }
 
 void InFlight::remove() {
-  if (count_.fetch_sub(1) == 1) {
+  // Only a waiting drain is told (seq_cst: either this sees waiting_, or the waiter sees 0).
+  if (count_.fetch_sub(1) == 1 && waiting_.load()) {
     std::lock_guard lock(mutex_);
     idle_.notify_all();
   }
@@ -53,7 +54,10 @@ void InFlight::remove() {
 
 bool InFlight::wait_idle(Clock::time_point until) {
   std::unique_lock lock(mutex_);
-  return idle_.wait_until(lock, until, [this] { return count_.load() == 0; });
+  waiting_.store(true);
+  const bool idle = idle_.wait_until(lock, until, [this] { return count_.load() == 0; });
+  waiting_.store(false);
+  return idle;
 }
 
 Session::Session(std::unique_ptr<Transport> transport, const Limits& limits,
@@ -190,12 +194,15 @@ void Session::take(std::string_view fresh, const App& app) {
     deadline_ = options_.now() + app.config.server.limits.header_timeout;  // from its first byte
   }
   saw_bytes_ = true;
+  const char* const data = in_.data();
   if (in_start_ > 0 && in_start_ * 2 >= in_.size()) {
     in_.erase(0, in_start_);  // at most once per read: no memmove per pipelined request
     scanned_ -= std::min(scanned_, in_start_);
     in_start_ = 0;
+    views_moved_ = true;
   }
   in_.append(fresh);
+  views_moved_ = views_moved_ || in_.data() != data;
   if (state_ == State::Header) scan_head(app.config.server.limits);
 }
 
@@ -251,16 +258,18 @@ void Session::pump(const App& app, bool draining) {
         return;
       }
       head_ = head;
+      views_moved_ = false;
       state_ = State::Body;
-      deadline_ = options_.now() + limits.body_timeout;
       if (head.chunked) {
         chunked_.emplace(limits);
         chunked_body_.clear();
       }
-      const bool body_follows = head.chunked || pending.size() < head.consumed + head.body_length;
-      if (body_follows && request_.expect_continue && !continue_sent_) {
-        out_.append("HTTP/1.1 100 Continue\r\n\r\n");
-        continue_sent_ = true;
+      if (head.chunked || pending.size() < head.consumed + head.body_length) {
+        deadline_ = options_.now() + limits.body_timeout;
+        if (request_.expect_continue && !continue_sent_) {
+          out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+          continue_sent_ = true;
+        }
       }
     }
     // Body: Content-Length waits for its bytes; chunked decodes what arrived and drops it.
@@ -281,11 +290,13 @@ void Session::pump(const App& app, bool draining) {
       r.outcome = Parse::Complete;
       r.consumed = head_.consumed + head_.body_length;
     }
-    if (r.outcome == Parse::Complete) {
-      // The head's views may point into a buffer that has grown since: parse it again
-      // (the same bytes, so the same result; a head costs two passes, not one per read).
+    if (r.outcome == Parse::Complete && views_moved_) {
+      // The head's views point into a buffer that has moved since: parse it again (the same
+      // bytes, so the same result; a head costs at most two passes, not one per read).
       (void)parse_head(std::string_view(in_).substr(in_start_), limits, request_);
       work_ += head_.consumed;
+    }
+    if (r.outcome == Parse::Complete) {
       request_.body =
           chunked_ ? std::string_view(chunked_body_)
                    : std::string_view(in_).substr(in_start_ + head_.consumed, head_.body_length);
@@ -311,8 +322,7 @@ void Session::answer(const App& app, bool draining, const ParseResult& r) {
     keep_alive = request_.keep_alive && !reply.close && !draining;
   }
   const std::size_t before = out_.size();
-  serialize(reply, keep_alive, r.outcome == Parse::Complete && request_.method == Method::Head,
-            out_);
+  serialize(reply, keep_alive, request_.method == Method::Head, out_);
   const Clock::time_point finished = options_.now();  // one reading for log, metrics, deadline
   const bool complete = r.outcome == Parse::Complete;
   if (complete) {

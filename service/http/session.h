@@ -59,6 +59,7 @@ class InFlight {
 
  private:
   std::atomic<std::size_t> count_{0};
+  std::atomic<bool> waiting_{false};
   std::mutex mutex_;
   std::condition_variable idle_;
 };
@@ -144,10 +145,11 @@ class Session {
   std::string in_;  // received; in_start_ bytes of it are consumed
   std::size_t in_start_ = 0;
   Request request_;
-  ParseResult head_;         // the current request's head, once complete (state Body)
-  bool head_ready_ = false;  // Header: a parse may now complete or refuse the head
-  bool line_seen_ = false;   // Header: the request line's LF has arrived
-  std::size_t scanned_ = 0;  // Header: in_ is looked at up to here for the head's end
+  ParseResult head_;          // the current request's head, once complete (state Body)
+  bool views_moved_ = false;  // in_ moved since head_ was parsed: request_'s views are stale
+  bool head_ready_ = false;   // Header: a parse may now complete or refuse the head
+  bool line_seen_ = false;    // Header: the request line's LF has arrived
+  std::size_t scanned_ = 0;   // Header: in_ is looked at up to here for the head's end
   std::optional<ChunkedDecoder> chunked_;
   std::string chunked_body_;
   bool continue_sent_ = false;
