@@ -136,6 +136,7 @@ void Session::handshake() {
       return;
     case Io::WantRead:
       read_wants_write_ = false;
+      readable_ = false;  // wait for epoll: nothing more to take now
       return;
     case Io::WantWrite:
       read_wants_write_ = true;
