@@ -39,6 +39,13 @@ void write_tls_config(const std::string& path, const Certificate& certificate,
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
+void TlsClient::set_timeout(std::chrono::milliseconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 TlsClient::TlsClient(std::uint16_t port, const std::string& ca, std::chrono::milliseconds timeout) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{static_cast<time_t>(timeout.count() / 1000),

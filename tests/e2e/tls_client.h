@@ -39,6 +39,8 @@ class TlsClient {
   TlsClient& operator=(const TlsClient&) = delete;
 
   bool ok() const { return ok_; }
+  // Bounds every later socket operation by timeout instead.
+  void set_timeout(std::chrono::milliseconds timeout);
   std::string error() const { return error_; }
   std::string subject_cn() const;  // of the server's certificate
   std::string alpn() const;
