@@ -55,7 +55,7 @@ constexpr const char* kUsage =
     "  probe [--config FILE] [DOMAIN|PROVIDER ...]  check that the advertised servers work\n"
     "\n"
     "Without --config, the built-in example configuration (deploy/example/mailconfd.xml) is used.\n"
-    "Run 'mailconfd <command> --help' for details.\n";
+    "Run 'mailconfd <command> --help' for details, 'mailconfd --version' for the version.\n";
 
 constexpr const char* kServeHelp =
     "usage: mailconfd serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
