@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install the Debian
 # packages they need first (.ci/install-deps; apt-get, sudo when not root).
-.PHONY: all deps build run test test-deploy test-fast bench fuzz fuzz-build check format clean
+.PHONY: all deps build run test test-deploy test-deb deb test-fast bench fuzz fuzz-build check format clean
 
 JOBS ?= $(shell nproc)
 
@@ -54,6 +54,15 @@ fuzz: fuzz-build
 	  grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|peak_rss_mb)' build/fuzz/$$t.log; \
 	  [ $$rc -eq 0 ] || { tail -40 build/fuzz/$$t.log; exit 1; }; \
 	done
+
+# The Debian package (deploy/debian/, dpkg-buildpackage): build/deb/mailconfd_VERSION_ARCH.deb.
+deb: deps
+	@.ci/build-deb
+
+# The package tested for real: lintian, then install, upgrade, remove and purge in a Debian 12
+# tree booted with systemd-nspawn (tests/deploy/deb_test.sh; README, "The Debian package").
+test-deb: deps
+	@tests/deploy/deb_test.sh
 
 # Unit tests only, debug build: seconds.
 test-fast: deps

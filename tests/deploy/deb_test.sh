@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# make test-deb: the Debian package, tested the way an administrator uses it.
+#
+#  1. builds the package (.ci/build-deb) and a newer build of it (version +test1);
+#  2. lintian, pedantic, fails on every tag that is not overridden in
+#     deploy/debian/mailconfd.lintian-overrides (each override says why);
+#  3. boots a clean Debian 12 tree with systemd in systemd-nspawn (own network namespace:
+#     only its loopback) and, inside it: installs the package; the unit is enabled, runs as
+#     the mailconfd user (member of ssl-cert) and answers over HTTP exactly what
+#     `mailconfd render` prints; `man mailconfd` and `man 5 mailconfd.xml` render without
+#     warnings; the shipped templates are the built-in ones; a locally edited conffile
+#     survives the upgrade and the service restarts onto the new binary; a broken
+#     configuration on upgrade keeps the old process serving and the output says why;
+#     `remove` keeps configuration, state and user; `purge` leaves the tree as it was
+#     before the installation (every path, and /etc/passwd, group, shadow, gshadow).
+#
+# Needs root (systemd-nspawn). The Debian tree is cached by tests/deploy/debian-base.sh
+# (a few minutes the first time); later runs take about two minutes. KEEP=1 keeps the
+# temporary directory (tree, logs) for inspection; NO_BUILD=1 tests the packages of the last
+# run again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+started=$(date +%s)
+step() { echo "== $* ($(($(date +%s) - started))s)"; }
+fail() {
+  echo "deb_test.sh: FAIL: $*" >&2
+  exit 1
+}
+[ "$(id -u)" -eq 0 ] || fail "needs root (systemd-nspawn)"
+
+step "building the package and a newer build of it"
+base_version=$(dpkg-parsechangelog -l deploy/debian/changelog -S Version)
+new_version="$base_version+test1"
+if [ -n "${NO_BUILD:-}" ]; then # while working on this script: the packages of the last run
+  arch=$(dpkg --print-architecture)
+  deb=build/deb/mailconfd_${base_version}_$arch.deb
+  new_deb=build/deb/mailconfd_${new_version}_$arch.deb
+else
+  deb=$(.ci/build-deb)
+  new_deb=$(.ci/build-deb "$new_version")
+fi
+
+step "lintian"
+if ! tags=$(lintian --pedantic -I --fail-on error,warning,info,pedantic "$deb" 2>&1); then
+  printf '%s\n' "$tags" >&2
+  fail "lintian reports tags (above)"
+fi
+
+step "Debian 12 tree"
+# The package's run-time dependencies are in the cached tree, so installing needs no
+# network; man-db and groff-base render the man pages, curl asks the service.
+mapfile -t depends < <(dpkg-deb -f "$deb" Depends | sed 's/([^)]*)//g; s/|[^,]*//g' |
+  tr ',' '\n' | tr -d ' ' | grep -v '^$')
+tarball=$(tests/deploy/debian-base.sh tarball deb-test systemd systemd-sysv dbus man-db \
+  groff-base curl "${depends[@]}")
+work=$(mktemp -d /var/tmp/mailconfd-deb-test.XXXXXX)
+tree=$work/root
+mkdir "$tree"
+tar -C "$tree" -xf "$tarball"
+cp "$deb" "$new_deb" "$tree/root/"
+deb_in=/root/$(basename "$deb")
+new_in=/root/$(basename "$new_deb")
+
+nspawn=""
+init=""
+cleanup() {
+  local rc=$?
+  if [ -n "$init" ] && kill -0 "$init" 2>/dev/null; then
+    nsenter -t "$init" -a -- systemctl poweroff >/dev/null 2>&1 || true
+  fi
+  if [ -n "$nspawn" ]; then
+    for _ in $(seq 1 100); do
+      kill -0 "$nspawn" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$nspawn" 2>/dev/null || true
+    wait "$nspawn" 2>/dev/null || true
+  fi
+  if [ $rc -ne 0 ]; then
+    echo "--- container console (last 30 lines):" >&2
+    tail -30 "$work/console.log" >&2 || true
+  fi
+  if [ -n "${KEEP:-}" ]; then
+    echo "deb_test.sh: kept $work" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+step "booting it with systemd"
+systemd-nspawn -q --register=no --keep-unit --private-network -M "mailconfd-deb-$$" \
+  -D "$tree" -b >"$work/console.log" 2>&1 </dev/null &
+nspawn=$!
+# The container's PID 1: systemd, started by systemd-nspawn as its child.
+for _ in $(seq 1 200); do
+  init=$(pgrep -P "$nspawn" -x systemd || true)
+  [ -n "$init" ] && break
+  kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited"
+  sleep 0.1
+done
+[ -n "$init" ] || fail "the container's systemd did not start"
+
+# Runs a command in the container, with a clean environment.
+ct() {
+  nsenter -t "$init" -a -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+}
+# systemctl needs systemd's private socket, which exists shortly after PID 1 starts.
+for _ in $(seq 1 300); do
+  ct test -S /run/systemd/private && break
+  sleep 0.1
+done
+state=$(ct timeout 120 systemctl is-system-running --wait || true)
+case $state in
+  running | degraded) ;;
+  *) fail "the container's systemd is '$state'" ;;
+esac
+
+# Every path of the tree except what changes by itself (logs, caches, apt's and dpkg's
+# own records, the run-time directories) and /root (the .deb files).
+snapshot() {
+  ct find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
+    -o -path /var/tmp -o -path /var/log -o -path /var/cache -o -path /var/lib/apt \
+    -o -path /var/lib/dpkg -o -path /root -o -path /var/lib/systemd/timers \
+    -o -path /var/lib/systemd/random-seed -o -path /var/lib/systemd/catalog \
+    -o -path '/etc/*-' \) -prune -o -print | sort
+  for f in /etc/passwd /etc/group /etc/shadow /etc/gshadow; do
+    echo "== $f"
+    ct cat "$f"
+  done
+}
+snapshot >"$work/before"
+
+# GET on the service inside the container: "STATUS BODY-FILE".
+get() {
+  local name=$1 url=$2
+  ct rm -f "/tmp/$name"
+  ct curl -s -o "/tmp/$name" -w '%{http_code}' --max-time 10 "$url" || true
+  ct cat "/tmp/$name" >"$work/$name" 2>/dev/null || true
+}
+autoconfig=http://127.0.0.1:8080/mail/config-v1.1.xml?emailaddress=alice%40
+expect_eq() { # WHAT EXPECTED ACTUAL
+  [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
+}
+
+step "apt-get install"
+ct apt-get install -y --no-install-recommends "$deb_in" >"$work/install.log" 2>&1 ||
+  { cat "$work/install.log" >&2; fail "apt-get install"; }
+expect_eq "version" "install ok installed $base_version" \
+  "$(ct dpkg-query -W -f '${Status} ${Version}' mailconfd)"
+expect_eq "is-enabled" enabled "$(ct systemctl is-enabled mailconfd || true)"
+expect_eq "is-active" active "$(ct systemctl is-active mailconfd || true)"
+expect_eq "files" "$(printf '%s\n' /. /etc /etc/mailconfd /etc/mailconfd/mailconfd.xml /lib \
+  /lib/systemd /lib/systemd/system /lib/systemd/system/mailconfd.service /usr /usr/sbin \
+  /usr/sbin/mailconfd /usr/share /usr/share/doc /usr/share/doc/mailconfd \
+  /usr/share/doc/mailconfd/README.md.gz /usr/share/doc/mailconfd/changelog.gz \
+  /usr/share/doc/mailconfd/copyright /usr/share/lintian /usr/share/lintian/overrides \
+  /usr/share/lintian/overrides/mailconfd /usr/share/mailconfd /usr/share/mailconfd/templates \
+  /usr/share/mailconfd/templates/setup.css /usr/share/mailconfd/templates/setup.de.html \
+  /usr/share/mailconfd/templates/setup.en.html /usr/share/man /usr/share/man/man5 \
+  /usr/share/man/man5/mailconfd.xml.5.gz /usr/share/man/man8 /usr/share/man/man8/mailconfd.8.gz |
+  sort)" "$(ct dpkg -L mailconfd | sort)"
+expect_eq "conffiles" "/etc/mailconfd/mailconfd.xml" \
+  "$(ct dpkg-query -W -f '${Conffiles}' mailconfd | awk 'NF { print $1 }')"
+ct cat /etc/mailconfd/mailconfd.xml | cmp - deploy/example/mailconfd.xml ||
+  fail "/etc/mailconfd/mailconfd.xml is not deploy/example/mailconfd.xml"
+for t in setup.css setup.de.html setup.en.html; do
+  ct cat "/usr/share/mailconfd/templates/$t" | cmp - "templates/$t" ||
+    fail "/usr/share/mailconfd/templates/$t differs from templates/$t"
+done
+expect_eq "Documentation" '"man:mailconfd(8)" "man:mailconfd.xml(5)"' \
+  "$(ct systemctl show -P Documentation mailconfd)"
+verify=$(ct systemd-analyze verify /lib/systemd/system/mailconfd.service 2>&1 || echo "exit $?")
+expect_eq "systemd-analyze verify" "" "$verify"
+
+step "the service: user, state directory, HTTP"
+pid=$(ct systemctl show -P MainPID mailconfd)
+[ "$pid" -gt 0 ] || fail "no MainPID"
+expect_eq "process user" "mailconfd mailconfd" "$(ct stat -c '%U %G' "/proc/$pid")"
+expect_eq "groups" "mailconfd ssl-cert" "$(ct id -nG mailconfd)"
+expect_eq "passwd entry" "/var/lib/mailconfd:/usr/sbin/nologin" \
+  "$(ct getent passwd mailconfd | cut -d: -f6,7)"
+[ "$(ct getent passwd mailconfd | cut -d: -f3)" -lt 1000 ] || fail "mailconfd is not a system user"
+expect_eq "/var/lib/mailconfd" "mailconfd mailconfd 750" \
+  "$(ct stat -c '%U %G %a' /var/lib/mailconfd)"
+expect_eq "readyz" 200 "$(get readyz http://127.0.0.1:8080/readyz)"
+expect_eq "readyz body" "ready" "$(cat "$work/readyz")"
+expect_eq "autoconfig" 200 "$(get autoconfig "${autoconfig}example.com")"
+ct mailconfd render autoconfig alice@example.com --config /etc/mailconfd/mailconfd.xml |
+  cmp - "$work/autoconfig" || fail "the served autoconfig differs from mailconfd render"
+grep -q '<hostname>smtp.example.net</hostname>' "$work/autoconfig" || fail "autoconfig body"
+expect_eq "setup page" 200 "$(get setup-before http://127.0.0.1:8080/)"
+
+step "man pages"
+for page in "mailconfd" "5 mailconfd.xml"; do
+  # shellcheck disable=SC2086 # the section and the name are two words
+  ct env MANWIDTH=100 man -P cat $page >"$work/man.txt" 2>"$work/man.err" ||
+    fail "man $page: exit $?"
+  [ ! -s "$work/man.err" ] || { cat "$work/man.err" >&2; fail "man $page wrote to stderr"; }
+  case $page in
+    mailconfd)
+      grep -q '^NAME$' "$work/man.txt" && grep -q 'mailconfd - mail client autoconfiguration' \
+        "$work/man.txt" && grep -q -- '--connect-to LIST' "$work/man.txt" ||
+        { cat "$work/man.txt" >&2; fail "man mailconfd"; }
+      ;;
+    *)
+      grep -q 'mailconfd.xml - mailconfd configuration file' "$work/man.txt" &&
+        grep -q 'limits/@keepalive-timeout' "$work/man.txt" ||
+        { cat "$work/man.txt" >&2; fail "man 5 mailconfd.xml"; }
+      ;;
+  esac
+done
+for f in /usr/share/man/man8/mailconfd.8.gz /usr/share/man/man5/mailconfd.xml.5.gz; do
+  warnings=$(ct env MANWIDTH=100 man --warnings -l "$f" 2>&1 >/dev/null)
+  expect_eq "groff warnings for $f" "" "$warnings"
+done
+
+step "a local edit, then the upgrade to $new_version"
+# The edit: one more domain, and the shipped templates (identical to the built-in ones).
+ct sed -i -e 's|<domain>example.org</domain>|&<domain>local.example</domain>|' \
+  -e 's|<setup lang="en"/>|<setup lang="en" templates="/usr/share/mailconfd/templates"/>|' \
+  /etc/mailconfd/mailconfd.xml
+ct systemctl reload mailconfd || fail "systemctl reload"
+expect_eq "local.example after reload" 200 "$(get local "${autoconfig}local.example")"
+expect_eq "setup page from /usr/share/mailconfd/templates" 200 \
+  "$(get setup-after http://127.0.0.1:8080/)"
+cmp "$work/setup-before" "$work/setup-after" ||
+  fail "the setup page from /usr/share/mailconfd/templates differs from the built-in one"
+edited=$(ct sha256sum /etc/mailconfd/mailconfd.xml)
+ct apt-get install -y --no-install-recommends "$new_in" >"$work/upgrade.log" 2>&1 ||
+  { cat "$work/upgrade.log" >&2; fail "apt-get install (upgrade)"; }
+expect_eq "version after upgrade" "install ok installed $new_version" \
+  "$(ct dpkg-query -W -f '${Status} ${Version}' mailconfd)"
+expect_eq "the edited conffile" "$edited" "$(ct sha256sum /etc/mailconfd/mailconfd.xml)"
+expect_eq "/etc/mailconfd" "mailconfd.xml" "$(ct ls -A /etc/mailconfd)"
+expect_eq "is-active after upgrade" active "$(ct systemctl is-active mailconfd || true)"
+upgraded=$(ct systemctl show -P MainPID mailconfd)
+[ "$upgraded" != "$pid" ] || fail "the upgrade did not restart mailconfd (MainPID $pid)"
+expect_eq "the running binary" /usr/sbin/mailconfd "$(ct readlink "/proc/$upgraded/exe")"
+expect_eq "local.example after upgrade" 200 "$(get local "${autoconfig}local.example")"
+
+step "a broken configuration: reload refused, the service keeps serving"
+ct sed -i 's|port="587" security="starttls"|port="25" security="starttls"|' \
+  /etc/mailconfd/mailconfd.xml
+ct systemctl reload mailconfd >"$work/reload.log" 2>&1 &&
+  fail "systemctl reload accepted a configuration with port 25"
+expect_eq "is-active after a refused reload" active "$(ct systemctl is-active mailconfd || true)"
+expect_eq "MainPID after a refused reload" "$upgraded" "$(ct systemctl show -P MainPID mailconfd)"
+expect_eq "local.example after a refused reload" 200 "$(get local "${autoconfig}local.example")"
+
+step "a broken configuration on upgrade"
+ct apt-get install -y --reinstall --no-install-recommends "$new_in" >"$work/broken.log" 2>&1 ||
+  { cat "$work/broken.log" >&2; fail "apt-get install --reinstall with a broken configuration"; }
+grep -q '^mailconfd: .*mailconfd was NOT restarted' "$work/broken.log" &&
+  grep -q '^mailconfd:   /etc/mailconfd/mailconfd.xml:[0-9]*:[0-9]*: .*25' "$work/broken.log" ||
+  { cat "$work/broken.log" >&2; fail "the upgrade does not say why it kept the old process"; }
+expect_eq "MainPID after a broken upgrade" "$upgraded" "$(ct systemctl show -P MainPID mailconfd)"
+expect_eq "local.example after a broken upgrade" 200 "$(get local "${autoconfig}local.example")"
+
+step "remove"
+ct apt-get remove -y mailconfd >"$work/remove.log" 2>&1 ||
+  { cat "$work/remove.log" >&2; fail "apt-get remove"; }
+expect_eq "status after remove" "deinstall ok config-files" \
+  "$(ct dpkg-query -W -f '${Status}' mailconfd)"
+expect_eq "is-active after remove" inactive "$(ct systemctl is-active mailconfd || true)"
+ct test ! -e /usr/sbin/mailconfd || fail "/usr/sbin/mailconfd is still there"
+ct test -f /etc/mailconfd/mailconfd.xml || fail "remove deleted the configuration"
+ct test -d /var/lib/mailconfd || fail "remove deleted /var/lib/mailconfd"
+ct getent passwd mailconfd >/dev/null || fail "remove deleted the mailconfd user"
+
+step "purge"
+ct apt-get purge -y mailconfd >"$work/purge.log" 2>&1 ||
+  { cat "$work/purge.log" >&2; fail "apt-get purge"; }
+ct dpkg-query -W mailconfd >/dev/null 2>&1 && fail "dpkg still knows mailconfd after purge"
+snapshot >"$work/after"
+diff -u "$work/before" "$work/after" || fail "purge left the tree different from before (above)"
+
+step "installing with a broken configuration already in place"
+# Enabled, but not started, and the output says why; the installation itself succeeds.
+ct mkdir /etc/mailconfd
+sed 's|port="587" security="starttls"|port="25" security="starttls"|' \
+  deploy/example/mailconfd.xml | ct sh -c 'cat >/etc/mailconfd/mailconfd.xml'
+ct apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "$deb_in" \
+  >"$work/install-broken.log" 2>&1 ||
+  { cat "$work/install-broken.log" >&2; fail "apt-get install with a broken configuration"; }
+grep -q '^mailconfd: .*mailconfd is enabled but was not started' "$work/install-broken.log" ||
+  { cat "$work/install-broken.log" >&2; fail "the installation does not say why"; }
+expect_eq "is-enabled (broken configuration)" enabled "$(ct systemctl is-enabled mailconfd || true)"
+[ "$(ct systemctl is-active mailconfd || true)" != active ] ||
+  fail "mailconfd runs with a broken configuration"
+expect_eq "nothing listens" 000 "$(get none http://127.0.0.1:8080/readyz 2>/dev/null)"
+# A file of the administrator's own survives the purge, and so does its directory.
+ct mkdir /etc/mailconfd/tls
+ct sh -c 'echo mine >/etc/mailconfd/tls/notes'
+ct apt-get purge -y mailconfd >"$work/purge2.log" 2>&1 ||
+  { cat "$work/purge2.log" >&2; fail "apt-get purge"; }
+expect_eq "the administrator's file after purge" "mine" "$(ct cat /etc/mailconfd/tls/notes)"
+ct test ! -e /etc/mailconfd/mailconfd.xml || fail "purge kept /etc/mailconfd/mailconfd.xml"
+
+step "done"
