@@ -145,7 +145,11 @@ for where, found in (("mailconfd.xml.5", man_terms), ("README (Configuration ref
                 problems.append(f"{where} names '{part}' ({term}), which the loader does not know")
 for where, text in (("mailconfd.xml.5", man5), ("README (Configuration reference)",
                                                 readme_config)):
-    for element in sorted(set(re.findall(r"<([a-z][a-z-]*)(?:>|/>|\s+[a-z-]+=)", text))):
+    # The examples (fenced blocks); in prose, <reason> and the like are placeholders.
+    examples = "".join(re.findall(r"```[a-z]*\n(.*?)```", text, re.S))
+    if "<provider" not in examples:
+        problems.append(f"{where} has no example configuration")
+    for element in sorted(set(re.findall(r"<([a-z][a-z-]*)(?:>|/>|\s+[a-z-]+=)", examples))):
         if element not in known:
             problems.append(f"{where} shows <{element}>, which the loader does not know")
 
