@@ -42,7 +42,7 @@ fuzz-build: deps
 # Runs every fuzz target for FUZZ_SECONDS each; new inputs go to build/fuzz/corpus/TARGET,
 # crashes to build/fuzz/artifacts/. Add a finding's input to tests/fuzz/corpus/TARGET with its fix.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := email_address query_param http_request config autodiscover session
+FUZZ_TARGETS := email_address query_param http_request config autodiscover session log_line
 fuzz: fuzz-build
 	@mkdir -p build/fuzz/artifacts
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,4 +1,4 @@
-// argv → subcommand (serve, check, render, dns, probe); the only place that exits.
+// argv → subcommand (serve, check, render, dns, probe, cutover); the only place that exits.
 // Exit status: 0 success, 1 runtime failure, 2 usage error or invalid configuration.
 #include <signal.h>
 #include <sys/resource.h>
@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app.h"
+#include "cli/cutover.h"
 #include "config/config_file.h"
 #include "core/client_settings.h"
 #include "core/email_address.h"
@@ -53,6 +54,8 @@ constexpr const char* kUsage =
     "  dns check [--config FILE] [DOMAIN...] [--resolver IP[:PORT]] [--json]\n"
     "                                              compare live DNS with those records\n"
     "  probe [--config FILE] [DOMAIN|PROVIDER ...]  check that the advertised servers work\n"
+    "  cutover scan [--config FILE] [--json|--csv] [LOG...]\n"
+    "                                              who still sends via SMTP-after-POP\n"
     "\n"
     "Without --config, the built-in example configuration (deploy/example/mailconfd.xml) is used.\n"
     "Run 'mailconfd <command> --help' for details, 'mailconfd --version' for the version.\n";
@@ -736,6 +739,7 @@ int run(int argc, char** argv) {
     return args ? render_command(*args) : usage_error(error, kRenderHelp);
   }
   if (command == "dns") return dns_command(argc, argv);
+  if (command == "cutover") return cli::cutover(argc, argv);
   if (command == "probe") {
     auto args = parse_args(argc, argv, 2,
                            {"config", "timeout", "ca-file", "user", "password-file", "relay-to",

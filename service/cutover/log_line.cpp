@@ -1,0 +1,577 @@
+#include "cutover/log_line.h"
+
+#include <time.h>
+
+#include <cstring>
+
+namespace mailconfd::cutover {
+namespace {
+
+constexpr Micros kSecond = 1'000'000;
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Reads exactly n digits at text[pos]; -1 when they are not all digits or the text ends.
+int digits(std::string_view text, std::size_t pos, std::size_t n) {
+  if (pos + n > text.size()) return -1;
+  int value = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = text[pos + i];
+    if (!is_digit(c)) return -1;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+bool leap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+
+int days_in_month(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && leap(year) ? 29 : kDays[month - 1];
+}
+
+// "Jan".."Dec" → 1..12; 0 otherwise.
+int month_number(std::string_view m) {
+  if (m.size() != 3) return 0;
+  switch (m[0]) {
+    case 'J':
+      if (m == "Jan") return 1;
+      if (m == "Jun") return 6;
+      if (m == "Jul") return 7;
+      return 0;
+    case 'F':
+      return m == "Feb" ? 2 : 0;
+    case 'M':
+      if (m == "Mar") return 3;
+      if (m == "May") return 5;
+      return 0;
+    case 'A':
+      if (m == "Apr") return 4;
+      if (m == "Aug") return 8;
+      return 0;
+    case 'S':
+      return m == "Sep" ? 9 : 0;
+    case 'O':
+      return m == "Oct" ? 10 : 0;
+    case 'N':
+      return m == "Nov" ? 11 : 0;
+    case 'D':
+      return m == "Dec" ? 12 : 0;
+    default:
+      return 0;
+  }
+}
+
+bool tag_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '/' || c == '-' ||
+         c == '_' || c == '.';
+}
+
+// At text[pos]: "program[pid]: message" or "program: message". Fills program and message.
+bool parse_tag(std::string_view text, std::size_t pos, LogLine& out) {
+  const std::size_t start = pos;
+  while (pos < text.size() && tag_char(text[pos])) ++pos;
+  if (pos == start || pos >= text.size()) return false;
+  out.program = text.substr(start, pos - start);
+  if (text[pos] == '[') {
+    const std::size_t digits_start = ++pos;
+    while (pos < text.size() && is_digit(text[pos])) ++pos;
+    if (pos == digits_start || pos >= text.size() || text[pos] != ']') return false;
+    ++pos;
+  }
+  if (pos + 1 >= text.size() || text[pos] != ':' || text[pos + 1] != ' ') return false;
+  out.message = text.substr(pos + 2);
+  return true;
+}
+
+std::size_t next_space(std::string_view text, std::size_t pos) {
+  const void* hit =
+      pos < text.size() ? std::memchr(text.data() + pos, ' ', text.size() - pos) : nullptr;
+  return hit == nullptr ? std::string_view::npos
+                        : static_cast<std::size_t>(static_cast<const char*>(hit) - text.data());
+}
+
+// "host program[pid]: message", or "program[pid]: message" without a host (some syslog
+// daemons, and Dovecot's own log_path: "pop3-login: Info: …").
+bool parse_host_and_tag(std::string_view line, std::size_t pos, LogLine& out) {
+  if (parse_tag(line, pos, out)) return true;
+  const std::size_t space = next_space(line, pos);
+  if (space == std::string_view::npos || space == pos) return false;
+  return parse_tag(line, space + 1, out);
+}
+
+// RFC 3164 / maillog_file: "Jul  2 12:22:07 " or "Jul 02 12:22:07 ". Returns the position
+// after the trailing space, 0 when the text does not start so.
+std::size_t parse_yearless(std::string_view line, YearlessClock& clock, Micros& time) {
+  if (line.size() < 16) return 0;
+  const int month = month_number(line.substr(0, 3));
+  if (month == 0 || line[3] != ' ') return 0;
+  std::size_t pos = 4;
+  if (line[pos] == ' ') ++pos;
+  int day = digits(line, pos, 2);
+  if (day >= 0) {
+    pos += 2;
+  } else if ((day = digits(line, pos, 1)) >= 0) {
+    pos += 1;
+  } else {
+    return 0;
+  }
+  if (pos >= line.size() || line[pos] != ' ') return 0;
+  ++pos;
+  const int hour = digits(line, pos, 2);
+  const int minute = digits(line, pos + 3, 2);
+  const int second = digits(line, pos + 6, 2);
+  if (hour < 0 || minute < 0 || second < 0 || line[pos + 2] != ':' || line[pos + 5] != ':' ||
+      hour > 23 || minute > 59 || second > 60) {
+    return 0;
+  }
+  pos += 8;
+  if (pos >= line.size() || line[pos] != ' ') return 0;
+  const auto resolved = clock.resolve(month, day, hour, minute, second);
+  if (!resolved) return 0;
+  time = *resolved;
+  return pos + 1;
+}
+
+std::optional<LogLine> parse_rfc5424(std::string_view line) {
+  // <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA [MSG]
+  std::size_t pos = line.find('>');
+  if (pos == std::string_view::npos || pos > 4 || line.substr(pos + 1, 2) != "1 ") {
+    return std::nullopt;
+  }
+  pos += 3;
+  std::string_view fields[5];
+  for (std::string_view& field : fields) {
+    const std::size_t space = next_space(line, pos);
+    if (space == std::string_view::npos || space == pos) return std::nullopt;
+    field = line.substr(pos, space - pos);
+    pos = space + 1;
+  }
+  LogLine out;
+  const auto time = parse_rfc3339(fields[0]);
+  if (!time) return std::nullopt;
+  out.time = *time;
+  out.program = fields[2];
+  for (char c : out.program) {
+    if (!tag_char(c)) return std::nullopt;
+  }
+  // STRUCTURED-DATA: "-" or one or more [id param="value" …] with \" \] \\ escapes.
+  if (pos >= line.size()) return std::nullopt;
+  if (line[pos] == '-') {
+    ++pos;
+  } else {
+    while (pos < line.size() && line[pos] == '[') {
+      ++pos;
+      while (pos < line.size() && line[pos] != ']') {
+        if (line[pos] == '"') {
+          for (++pos; pos < line.size() && line[pos] != '"'; ++pos) {
+            if (line[pos] == '\\') ++pos;
+          }
+        }
+        ++pos;
+      }
+      if (pos >= line.size()) return std::nullopt;
+      ++pos;
+    }
+  }
+  if (pos < line.size()) {
+    if (line[pos] != ' ') return std::nullopt;
+    ++pos;
+  }
+  std::string_view message = line.substr(pos);
+  if (message.starts_with("\xEF\xBB\xBF")) message.remove_prefix(3);  // RFC 5424 BOM
+  out.message = message;
+  return out;
+}
+
+}  // namespace
+
+std::int64_t days_from_civil(int year, int month, int day) {
+  // Howard Hinnant's days_from_civil.
+  const int y = year - (month <= 2 ? 1 : 0);
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const int yoe = y - era * 400;
+  const int doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return static_cast<std::int64_t>(era) * 146097 + doe - 719468;
+}
+
+std::string rfc3339(Micros time) {
+  std::int64_t seconds = time / kSecond;
+  if (time < 0 && time % kSecond != 0) --seconds;
+  std::int64_t days = seconds / 86400;
+  std::int64_t rest = seconds % 86400;
+  if (rest < 0) {
+    rest += 86400;
+    --days;
+  }
+  // civil_from_days
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const std::int64_t doe = days - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  char buffer[96];
+  std::snprintf(buffer, sizeof buffer, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
+                static_cast<long long>(year), static_cast<long long>(month),
+                static_cast<long long>(day), static_cast<long long>(rest / 3600),
+                static_cast<long long>(rest / 60 % 60), static_cast<long long>(rest % 60));
+  return buffer;
+}
+
+std::optional<Micros> parse_rfc3339(std::string_view text) {
+  const int year = digits(text, 0, 4);
+  const int month = digits(text, 5, 2);
+  const int day = digits(text, 8, 2);
+  const int hour = digits(text, 11, 2);
+  const int minute = digits(text, 14, 2);
+  const int second = digits(text, 17, 2);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 ||
+      minute > 59 || second < 0 || second > 60 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':' ||
+      day > days_in_month(year, month)) {
+    return std::nullopt;
+  }
+  std::size_t pos = 19;
+  Micros fraction = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    Micros scale = 100'000;
+    const std::size_t start = ++pos;
+    while (pos < text.size() && is_digit(text[pos])) {
+      fraction += (text[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  if (pos >= text.size()) return std::nullopt;
+  Micros offset = 0;
+  if (text[pos] == 'Z' || text[pos] == 'z') {
+    ++pos;
+  } else if (text[pos] == '+' || text[pos] == '-') {
+    const int oh = digits(text, pos + 1, 2);
+    const int om = digits(text, pos + 4, 2);
+    if (oh < 0 || om < 0 || text[pos + 3] != ':' || oh > 23 || om > 59) return std::nullopt;
+    offset = (oh * 3600 + om * 60) * kSecond;
+    if (text[pos] == '-') offset = -offset;
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != text.size()) return std::nullopt;
+  const Micros local =
+      (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) * kSecond +
+      fraction;
+  return local - offset;
+}
+
+YearlessClock::YearlessClock(Micros reference, bool utc) : reference_(reference), utc_(utc) {
+  const time_t seconds = static_cast<time_t>(reference / kSecond);
+  struct tm fields {};
+  if (utc_) {
+    gmtime_r(&seconds, &fields);
+  } else {
+    localtime_r(&seconds, &fields);
+  }
+  reference_year_ = fields.tm_year + 1900;
+}
+
+std::optional<Micros> YearlessClock::hour_start(int year, int month, int day, int hour) {
+  if (day > days_in_month(year, month)) return std::nullopt;
+  if (utc_) return (days_from_civil(year, month, day) * 86400 + hour * 3600) * kSecond;
+  struct tm fields {};
+  fields.tm_year = year - 1900;
+  fields.tm_mon = month - 1;
+  fields.tm_mday = day;
+  fields.tm_hour = hour;
+  fields.tm_isdst = -1;
+  const time_t seconds = mktime(&fields);
+  if (seconds == static_cast<time_t>(-1)) return std::nullopt;
+  return static_cast<Micros>(seconds) * kSecond;
+}
+
+std::optional<Micros> YearlessClock::resolve(int month, int day, int hour, int minute, int second) {
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23) return std::nullopt;
+  const int key = (month * 100 + day) * 100 + hour;
+  if (key != cached_key_) {
+    int year = reference_year_;
+    auto start = hour_start(year, month, day, hour);
+    if (!start || *start > reference_ + 86400 * kSecond) {
+      year = reference_year_ - 1;
+      start = hour_start(year, month, day, hour);
+      if (!start) {  // 29 February: the last leap year before the reference
+        for (year = reference_year_ - 2; year > reference_year_ - 8 && !start; --year) {
+          start = hour_start(year, month, day, hour);
+        }
+        if (!start) return std::nullopt;
+      }
+    }
+    cached_key_ = key;
+    cached_year_ = year;
+    cached_start_ = *start;
+  }
+  return cached_start_ + (minute * 60 + second) * kSecond;
+}
+
+std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& clock) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() < 16) return std::nullopt;
+  const char first = line[0];
+  LogLine out;
+  if (first == '<') {
+    if (auto parsed = parse_rfc5424(line)) return parsed;
+    // "<PRI>" in front of a classic line (some forwarders keep it).
+    const std::size_t close = line.find('>');
+    if (close == std::string_view::npos || close > 4) return std::nullopt;
+    return parse_syslog_line(line.substr(close + 1), clock);
+  }
+  if (is_digit(first)) {
+    const std::size_t space = next_space(line, 0);
+    if (space == std::string_view::npos) return std::nullopt;
+    const auto time = parse_rfc3339(line.substr(0, space));
+    if (!time) return std::nullopt;
+    out.time = *time;
+    if (!parse_host_and_tag(line, space + 1, out)) return std::nullopt;
+    return out;
+  }
+  const std::size_t pos = parse_yearless(line, clock, out.time);
+  if (pos == 0 || !parse_host_and_tag(line, pos, out)) return std::nullopt;
+  return out;
+}
+
+namespace {
+
+// A small reader for one flat JSON object, as journalctl -o json writes them.
+class JsonObject {
+ public:
+  explicit JsonObject(std::string_view text) : text_(text) {}
+
+  void skip_space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool consume(char c) {
+    skip_space();
+    if (pos_ < text_.size() && text_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  bool at_end() {
+    skip_space();
+    return pos_ == text_.size();
+  }
+  char peek() {
+    skip_space();
+    return pos_ < text_.size() ? text_[pos_] : '\0';
+  }
+
+  // A JSON string, decoded and appended to out (UTF-8). False when malformed.
+  bool string(std::string* out) {
+    if (!consume('"')) return false;
+    while (pos_ < text_.size()) {
+      const char c = text_[pos_++];
+      if (c == '"') return true;
+      if (static_cast<unsigned char>(c) < 0x20) return false;
+      if (c != '\\') {
+        if (out) out->push_back(c);
+        continue;
+      }
+      if (pos_ >= text_.size()) return false;
+      const char e = text_[pos_++];
+      char plain = 0;
+      switch (e) {
+        case '"':
+          plain = '"';
+          break;
+        case '\\':
+          plain = '\\';
+          break;
+        case '/':
+          plain = '/';
+          break;
+        case 'b':
+          plain = '\b';
+          break;
+        case 'f':
+          plain = '\f';
+          break;
+        case 'n':
+          plain = '\n';
+          break;
+        case 'r':
+          plain = '\r';
+          break;
+        case 't':
+          plain = '\t';
+          break;
+        case 'u': {
+          unsigned code = 0;
+          if (!hex4(code)) return false;
+          if (code >= 0xD800 && code <= 0xDBFF) {
+            unsigned low = 0;
+            if (pos_ + 1 >= text_.size() || text_[pos_] != '\\' || text_[pos_ + 1] != 'u')
+              return false;
+            pos_ += 2;
+            if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+          } else if (code >= 0xDC00 && code <= 0xDFFF) {
+            return false;
+          }
+          if (out) append_utf8(*out, code);
+          continue;
+        }
+        default:
+          return false;
+      }
+      if (out) out->push_back(plain);
+    }
+    return false;
+  }
+
+  // An array of byte values (journalctl's form of a non-UTF-8 field), appended to out.
+  bool byte_array(std::string* out) {
+    if (!consume('[')) return false;
+    if (consume(']')) return true;
+    do {
+      skip_space();
+      unsigned value = 0;
+      const std::size_t start = pos_;
+      while (pos_ < text_.size() && is_digit(text_[pos_]) && pos_ - start < 4) {
+        value = value * 10 + static_cast<unsigned>(text_[pos_++] - '0');
+      }
+      if (pos_ == start || value > 255) return false;
+      if (out) out->push_back(static_cast<char>(value));
+    } while (consume(','));
+    return consume(']');
+  }
+
+  // Skips any other value (number, literal, nested array or object).
+  bool skip_value() {
+    const char c = peek();
+    if (c == '"') return string(nullptr);
+    if (c == '[' || c == '{') {
+      const char close = c == '[' ? ']' : '}';
+      ++pos_;
+      if (consume(close)) return true;
+      do {
+        if (close == '}') {
+          if (!string(nullptr) || !consume(':')) return false;
+        }
+        if (!skip_value()) return false;
+      } while (consume(','));
+      return consume(close);
+    }
+    const std::size_t start = pos_;
+    while (pos_ < text_.size() &&
+           (is_digit(text_[pos_]) || text_[pos_] == '-' || text_[pos_] == '+' ||
+            text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E' ||
+            (text_[pos_] >= 'a' && text_[pos_] <= 'z'))) {
+      ++pos_;
+    }
+    return pos_ > start;
+  }
+
+ private:
+  bool hex4(unsigned& code) {
+    if (pos_ + 4 > text_.size()) return false;
+    for (int i = 0; i < 4; ++i) {
+      const char h = text_[pos_++];
+      code <<= 4;
+      if (is_digit(h)) {
+        code |= static_cast<unsigned>(h - '0');
+      } else if (h >= 'a' && h <= 'f') {
+        code |= static_cast<unsigned>(h - 'a' + 10);
+      } else if (h >= 'A' && h <= 'F') {
+        code |= static_cast<unsigned>(h - 'A' + 10);
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+  static void append_utf8(std::string& out, unsigned code) {
+    if (code < 0x80) {
+      out.push_back(static_cast<char>(code));
+    } else if (code < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (code >> 6)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    } else if (code < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (code >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (code >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    }
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::optional<LogLine> parse_journal_line(std::string_view json, std::string& storage,
+                                          std::string_view* cursor) {
+  storage.clear();
+  JsonObject object(json);
+  if (!object.consume('{')) return std::nullopt;
+  // Offsets into storage: [begin, end) of each wanted field; -1 = absent.
+  long message[2] = {-1, -1}, program[2] = {-1, -1}, realtime[2] = {-1, -1},
+       cursor_at[2] = {-1, -1};
+  std::string key;
+  if (!object.consume('}')) {
+    do {
+      key.clear();
+      if (!object.string(&key) || !object.consume(':')) return std::nullopt;
+      long* slot = key == "MESSAGE"                ? message
+                   : key == "SYSLOG_IDENTIFIER"    ? program
+                   : key == "__REALTIME_TIMESTAMP" ? realtime
+                   : key == "__CURSOR"             ? cursor_at
+                                                   : nullptr;
+      if (slot == nullptr) {
+        if (!object.skip_value()) return std::nullopt;
+        continue;
+      }
+      slot[0] = static_cast<long>(storage.size());
+      const bool ok = object.peek() == '[' ? object.byte_array(&storage) : object.string(&storage);
+      if (!ok) return std::nullopt;
+      slot[1] = static_cast<long>(storage.size());
+    } while (object.consume(','));
+    if (!object.consume('}')) return std::nullopt;
+  }
+  if (!object.at_end() || message[0] < 0 || program[0] < 0 || realtime[0] < 0) {
+    return std::nullopt;
+  }
+  auto view = [&](const long* slot) {
+    return std::string_view(storage).substr(static_cast<std::size_t>(slot[0]),
+                                            static_cast<std::size_t>(slot[1] - slot[0]));
+  };
+  const std::string_view stamp = view(realtime);
+  if (stamp.empty() || stamp.size() > 18) return std::nullopt;
+  Micros time = 0;
+  for (char c : stamp) {
+    if (!is_digit(c)) return std::nullopt;
+    time = time * 10 + (c - '0');
+  }
+  LogLine out;
+  out.time = time;
+  out.program = view(program);
+  std::string_view text = view(message);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  out.message = text;
+  if (cursor != nullptr) *cursor = cursor_at[0] >= 0 ? view(cursor_at) : std::string_view();
+  return out;
+}
+
+}  // namespace mailconfd::cutover

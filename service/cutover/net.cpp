@@ -1,0 +1,141 @@
+#include "cutover/net.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+namespace mailconfd::cutover {
+namespace {
+
+constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+
+bool parse_v4(std::string_view text, std::uint8_t* out) {
+  int part = 0;
+  std::size_t pos = 0;
+  while (part < 4) {
+    if (pos >= text.size() || text[pos] < '0' || text[pos] > '9') return false;
+    unsigned value = 0;
+    const std::size_t start = pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9' && pos - start < 3) {
+      value = value * 10 + static_cast<unsigned>(text[pos++] - '0');
+    }
+    if (value > 255 || (pos - start > 1 && text[start] == '0')) return false;
+    out[part++] = static_cast<std::uint8_t>(value);
+    if (part < 4) {
+      if (pos >= text.size() || text[pos] != '.') return false;
+      ++pos;
+    }
+  }
+  return pos == text.size();
+}
+
+}  // namespace
+
+bool IpAddress::is_v4() const {
+  return std::memcmp(bytes.data(), kMappedPrefix.data(), kMappedPrefix.size()) == 0;
+}
+
+std::size_t IpHash::operator()(const IpAddress& ip) const {
+  std::uint64_t a = 0, b = 0;
+  std::memcpy(&a, ip.bytes.data(), 8);
+  std::memcpy(&b, ip.bytes.data() + 8, 8);
+  std::uint64_t h = a * 0x9E3779B97F4A7C15ULL ^ (b + 0x632BE59BD9B4E019ULL);
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ULL;
+  h ^= h >> 32;
+  return static_cast<std::size_t>(h);
+}
+
+std::optional<IpAddress> parse_ip(std::string_view text) {
+  IpAddress ip;
+  if (text.empty() || text.size() > 45) return std::nullopt;
+  std::memcpy(ip.bytes.data(), kMappedPrefix.data(), kMappedPrefix.size());
+  if (parse_v4(text, ip.bytes.data() + 12)) return ip;
+  if (text.find(':') == std::string_view::npos) return std::nullopt;
+  char buffer[46];
+  std::memcpy(buffer, text.data(), text.size());
+  buffer[text.size()] = '\0';
+  if (inet_pton(AF_INET6, buffer, ip.bytes.data()) != 1) return std::nullopt;
+  return ip;
+}
+
+std::string to_string(const IpAddress& ip) {
+  char buffer[INET6_ADDRSTRLEN];
+  if (ip.is_v4()) {
+    inet_ntop(AF_INET, ip.bytes.data() + 12, buffer, sizeof buffer);
+  } else {
+    inet_ntop(AF_INET6, ip.bytes.data(), buffer, sizeof buffer);
+  }
+  return buffer;
+}
+
+bool Network::contains(const IpAddress& ip) const {
+  int bits = prefix;
+  for (std::size_t i = 0; i < 16 && bits > 0; ++i, bits -= 8) {
+    const std::uint8_t mask = bits >= 8 ? 0xFF : static_cast<std::uint8_t>(0xFF << (8 - bits));
+    if ((ip.bytes[i] & mask) != base.bytes[i]) return false;
+  }
+  return true;
+}
+
+std::optional<Network> parse_network(std::string_view text) {
+  std::string_view address = text;
+  std::string_view length;
+  if (const std::size_t slash = text.find('/'); slash != std::string_view::npos) {
+    address = text.substr(0, slash);
+    length = text.substr(slash + 1);
+  }
+  if (address.size() >= 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  const auto ip = parse_ip(address);
+  if (!ip) return std::nullopt;
+  const bool v4 = ip->is_v4() && address.find(':') == std::string_view::npos;
+  int bits = v4 ? 32 : 128;
+  if (!length.empty()) {
+    if (length.size() > 3) return std::nullopt;
+    int value = 0;
+    for (char c : length) {
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + (c - '0');
+    }
+    if (value > bits) return std::nullopt;
+    bits = value;
+  } else if (text.find('/') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  Network network;
+  network.prefix = v4 ? 96 + bits : bits;
+  network.base = *ip;
+  int remaining = network.prefix;
+  for (std::size_t i = 0; i < 16; ++i, remaining -= 8) {
+    if (remaining >= 8) continue;
+    network.base.bytes[i] =
+        remaining <= 0
+            ? 0
+            : static_cast<std::uint8_t>(network.base.bytes[i] & (0xFF << (8 - remaining)));
+  }
+  return network;
+}
+
+std::vector<Network> parse_networks(std::string_view text, std::vector<std::string>& problems) {
+  std::vector<Network> networks;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t end = text.find_first_of(", \t\n", pos);
+    const std::string_view item =
+        text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    if (!item.empty()) {
+      if (auto network = parse_network(item)) {
+        networks.push_back(*network);
+      } else {
+        problems.emplace_back(item);
+      }
+    }
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return networks;
+}
+
+}  // namespace mailconfd::cutover

@@ -1,0 +1,371 @@
+#include "cutover/report.h"
+
+#include <algorithm>
+
+#include "core/email_address.h"
+
+namespace mailconfd::cutover {
+namespace {
+
+std::size_t index(State state) { return static_cast<std::size_t>(state); }
+
+const Provider* provider_of(const Config& config, std::string_view domain) {
+  const DomainEntry* entry = config.domains.find(domain);
+  return entry == nullptr ? nullptr : &config.providers[entry->provider];
+}
+
+std::string time_or_null(Micros time) { return time == 0 ? "null" : '"' + rfc3339(time) + '"'; }
+
+// JSON string with quotes; bytes that are not UTF-8 become U+FFFD.
+std::string json(std::string_view text) {
+  std::string out = "\"";
+  const bool utf8 = valid_utf8(text);
+  for (char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (b < 0x20 || b == 0x7F) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\u%04x", b);
+      out += buffer;
+    } else if (b >= 0x80 && !utf8) {
+      out += "\\ufffd";
+    } else {
+      out += c;
+    }
+  }
+  return out + '"';
+}
+
+// For the table: control characters and non-UTF-8 bytes shown as '?'.
+std::string printable(std::string_view text) {
+  std::string out(text);
+  const bool utf8 = valid_utf8(text);
+  for (char& c : out) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7F || (b >= 0x80 && !utf8)) c = '?';
+  }
+  return out;
+}
+
+std::string percent_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if ((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    }
+  }
+  return out;
+}
+
+// RFC 4180 field; a leading = + - @ is prefixed with ' so that spreadsheets never run it.
+std::string csv(std::string_view text) {
+  std::string value(text);
+  if (!value.empty() && (value[0] == '=' || value[0] == '+' || value[0] == '-' || value[0] == '@' ||
+                         value[0] == '\t' || value[0] == '\r')) {
+    value.insert(0, "'");
+  }
+  if (value.find_first_of(",\"\r\n") == std::string::npos) return value;
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
+}
+
+std::string ip_list(const Mailbox& m, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < m.ips.size(); ++i) {
+    if (i) out += separator;
+    out += to_string(m.ips[i]);
+  }
+  return out;
+}
+
+std::string plural(std::uint64_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
+}
+
+// One sentence for the CSV's evidence column.
+std::string evidence(const Mailbox& m) {
+  const std::string ips = ip_list(m, " ");
+  switch (state_of(m)) {
+    case State::AtRisk:
+      return plural(m.relayed, "message", "messages") +
+             " relayed via SMTP-after-POP without a login, from " + ips + " (confidence " +
+             std::string(confidence_of(m)) + ")";
+    case State::Ambiguous: {
+      std::string others;
+      for (const std::string& other : m.shared_with) others += (others.empty() ? "" : " ") + other;
+      return plural(m.relayed_shared + m.denied_shared, "relay", "relays") + " from " + ips +
+             " where other mailboxes also logged in: " + printable(others);
+    }
+    case State::Broke:
+      return plural(m.denied, "relay", "relays") +
+             " refused (Relay access denied) after its POP/IMAP login, from " + ips;
+    case State::LoginFailing:
+      return plural(m.login_failures, "failed SMTP login", "failed SMTP logins") + " from " + ips;
+    case State::Switched:
+      return plural(m.authenticated, "authenticated submission", "authenticated submissions");
+  }
+  return {};
+}
+
+void mailbox_json(std::string& out, const Config& config, const Mailbox& m,
+                  std::string_view setup_url) {
+  const Provider* provider = m.hosted ? provider_of(config, m.domain) : nullptr;
+  out += "{\"address\":" + json(m.address);
+  out += ",\"domain\":" + (m.domain.empty() ? std::string("null") : json(m.domain));
+  out += ",\"provider\":" + (provider ? json(provider->id) : std::string("null"));
+  out += ",\"state\":\"" + std::string(to_string(state_of(m))) + '"';
+  out += ",\"confidence\":\"" + std::string(confidence_of(m)) + '"';
+  out += ",\"first_seen\":" + time_or_null(m.first_seen);
+  out += ",\"last_seen\":" + time_or_null(m.last_seen);
+  out += ",\"relayed_via_map\":" + std::to_string(m.relayed + m.relayed_shared);
+  out += ",\"relayed_alone\":" + std::to_string(m.relayed);
+  out += ",\"explicit_evidence\":" + std::to_string(m.explicit_relays);
+  out += ",\"sender_domain_matches\":" + std::to_string(m.sender_matches);
+  out += ",\"authenticated\":" + std::to_string(m.authenticated);
+  out += ",\"relay_denied\":" + std::to_string(m.denied + m.denied_shared);
+  out += ",\"login_failures\":" + std::to_string(m.login_failures);
+  out += ",\"last_relay\":" + time_or_null(std::max(m.last_relay, m.last_shared_relay));
+  out += ",\"last_authenticated\":" + time_or_null(m.last_auth);
+  out += ",\"last_denied\":" + time_or_null(std::max(m.last_denied, m.last_shared_denied));
+  out += ",\"last_login_failure\":" + time_or_null(m.last_failure);
+  out += ",\"ips\":[";
+  for (std::size_t i = 0; i < m.ips.size(); ++i) {
+    out += (i ? ",\"" : "\"") + to_string(m.ips[i]) + '"';
+  }
+  out += "],\"candidates_with\":[";
+  for (std::size_t i = 0; i < m.shared_with.size(); ++i) {
+    out += (i ? "," : "") + json(m.shared_with[i]);
+  }
+  out += "]";
+  if (provider) out += ",\"setup_url\":" + json(setup_link(config, m, setup_url));
+  out += "}";
+}
+
+std::string counts_json(const std::array<std::uint64_t, kStateCount>& counts) {
+  std::string out;
+  std::uint64_t total = 0;
+  for (State state : kStates) {
+    out += '"' + std::string(to_string(state)) + "\":" + std::to_string(counts[index(state)]) + ',';
+    total += counts[index(state)];
+  }
+  return out + "\"total\":" + std::to_string(total);
+}
+
+std::string pad(std::string text, std::size_t width) {
+  if (text.size() < width) text.append(width - text.size(), ' ');
+  return text;
+}
+
+}  // namespace
+
+Report build_report(const Config& config, const Scanner& scanner, Micros generated) {
+  Report report;
+  report.generated = generated;
+  report.grace = scanner.options().grace;
+  report.stats = scanner.stats();
+  for (const auto& [address, m] : scanner.mailboxes()) {
+    (m.hosted ? report.mailboxes : report.not_hosted).push_back(&m);
+  }
+  auto by_address = [](const Mailbox* a, const Mailbox* b) { return a->address < b->address; };
+  std::sort(report.mailboxes.begin(), report.mailboxes.end(), by_address);
+  std::sort(report.not_hosted.begin(), report.not_hosted.end(), by_address);
+  for (const Mailbox* m : report.mailboxes) {
+    const State state = state_of(*m);
+    ++report.summary[index(state)];
+    if (report.domains.empty() || report.domains.back().domain != m->domain) {
+      DomainRollup rollup;
+      rollup.domain = m->domain;
+      const Provider* provider = provider_of(config, m->domain);
+      rollup.provider = provider ? provider->id : "";
+      report.domains.push_back(std::move(rollup));
+    }
+  }
+  // Mailboxes sorted by address are not grouped by domain; count per domain separately.
+  std::sort(report.domains.begin(), report.domains.end(),
+            [](const DomainRollup& a, const DomainRollup& b) { return a.domain < b.domain; });
+  report.domains.erase(std::unique(report.domains.begin(), report.domains.end(),
+                                   [](const DomainRollup& a, const DomainRollup& b) {
+                                     return a.domain == b.domain;
+                                   }),
+                       report.domains.end());
+  for (const Mailbox* m : report.mailboxes) {
+    auto it = std::lower_bound(report.domains.begin(), report.domains.end(), m->domain,
+                               [](const DomainRollup& rollup, const std::string& domain) {
+                                 return rollup.domain < domain;
+                               });
+    ++it->counts[index(state_of(*m))];
+    ++it->total;
+  }
+  for (const auto& entry : scanner.unattributed()) report.unattributed.push_back(entry);
+  std::sort(
+      report.unattributed.begin(), report.unattributed.end(), [](const auto& a, const auto& b) {
+        return a.second.messages != b.second.messages ? a.second.messages > b.second.messages
+                                                      : to_string(a.first) < to_string(b.first);
+      });
+
+  const ScanStats& stats = report.stats;
+  if (stats.lines == 0) report.advice.push_back("No log lines were read.");
+  std::uint64_t relays = 0;
+  for (const auto& [address, m] : scanner.mailboxes()) relays += m.relayed + m.relayed_shared;
+  if (stats.explicit_lines == 0 && stats.lines > 0) {
+    report.advice.push_back(
+        "No INFO tag or reject_warning line in these logs: who relays via SMTP-after-POP is "
+        "inferred from logins and client IPs only. Add the dry-run rule and the INFO-tag map "
+        "(deploy/postfix/) to be sure.");
+  }
+  const std::uint64_t at_risk = report.summary[index(State::AtRisk)];
+  const std::uint64_t ambiguous = report.summary[index(State::Ambiguous)];
+  if (at_risk + ambiguous > 0) {
+    report.advice.push_back(std::to_string(at_risk + ambiguous) +
+                            " hosted mailbox(es) still send via SMTP-after-POP (at-risk or "
+                            "ambiguous): send them their setup link (--csv) before the cut-off.");
+  }
+  if (!report.unattributed.empty()) {
+    report.advice.push_back(
+        std::to_string(report.unattributed.size()) +
+        " client IP(s) relayed without a login in the grace window and outside mynetworks: an "
+        "open relay, a static entry in the map, or mynetworks (--mynetworks) is incomplete.");
+  }
+  if (relays == 0 && report.mailboxes.empty() && stats.lines > 0) {
+    report.advice.push_back("No mailbox relayed via SMTP-after-POP in these logs.");
+  }
+  return report;
+}
+
+bool anyone_at_risk(const Report& report) {
+  return report.summary[index(State::AtRisk)] + report.summary[index(State::Ambiguous)] +
+             report.summary[index(State::Broke)] >
+         0;
+}
+
+std::string setup_link(const Config& config, const Mailbox& mailbox, std::string_view setup_url) {
+  std::string base(setup_url);
+  if (base.empty()) {
+    const Provider* provider = provider_of(config, mailbox.domain);
+    base = "https://" + (provider ? provider->autodiscover_host : mailbox.domain) + "/setup";
+  }
+  return base + (base.find('?') == std::string::npos ? "?" : "&") +
+         "emailaddress=" + percent_encode(mailbox.address);
+}
+
+std::string render_json(const Config& config, const Report& report, std::string_view setup_url) {
+  const ScanStats& s = report.stats;
+  std::string out = "{\"generated\":\"" + rfc3339(report.generated) + '"';
+  out += ",\"grace_seconds\":" + std::to_string(report.grace / kSecondMicros);
+  out += ",\"logs\":{\"lines\":" + std::to_string(s.lines) +
+         ",\"bytes\":" + std::to_string(s.bytes) + ",\"skipped\":" + std::to_string(s.skipped) +
+         ",\"used\":" + std::to_string(s.events) +
+         ",\"explicit_evidence\":" + std::to_string(s.explicit_lines) +
+         ",\"unattributed_denied\":" + std::to_string(s.unattributed_denied) +
+         ",\"unknown_login_failures\":" + std::to_string(s.unknown_sasl_failures) +
+         ",\"from\":" + time_or_null(s.first_time) + ",\"to\":" + time_or_null(s.last_time) + "}";
+  out += ",\"summary\":{" + counts_json(report.summary) +
+         ",\"not_hosted\":" + std::to_string(report.not_hosted.size()) + "}";
+  out += ",\"domains\":[";
+  for (std::size_t i = 0; i < report.domains.size(); ++i) {
+    const DomainRollup& d = report.domains[i];
+    out += (i ? ",{" : "{") + std::string("\"domain\":") + json(d.domain) +
+           ",\"provider\":" + json(d.provider) + "," + counts_json(d.counts) + "}";
+  }
+  out += "],\"mailboxes\":[";
+  for (std::size_t i = 0; i < report.mailboxes.size(); ++i) {
+    if (i) out += ',';
+    mailbox_json(out, config, *report.mailboxes[i], setup_url);
+  }
+  out += "],\"not_hosted\":[";
+  for (std::size_t i = 0; i < report.not_hosted.size(); ++i) {
+    if (i) out += ',';
+    mailbox_json(out, config, *report.not_hosted[i], setup_url);
+  }
+  out += "],\"unattributed\":[";
+  for (std::size_t i = 0; i < report.unattributed.size(); ++i) {
+    const auto& [ip, u] = report.unattributed[i];
+    out += (i ? ",{" : "{") + std::string("\"ip\":\"") + to_string(ip) +
+           "\",\"messages\":" + std::to_string(u.messages) +
+           ",\"first_seen\":" + time_or_null(u.first_seen) +
+           ",\"last_seen\":" + time_or_null(u.last_seen) + "}";
+  }
+  out += "],\"advice\":[";
+  for (std::size_t i = 0; i < report.advice.size(); ++i) {
+    out += (i ? "," : "") + json(report.advice[i]);
+  }
+  return out + "]}\n";
+}
+
+std::string render_csv(const Config& config, const Report& report, std::string_view setup_url) {
+  std::string out = "mailbox,domain,state,evidence,last_seen,setup_link\r\n";
+  for (const Mailbox* m : report.mailboxes) {
+    if (state_of(*m) == State::Switched) continue;
+    out += csv(m->address) + ',' + csv(m->domain) + ',' + std::string(to_string(state_of(*m))) +
+           ',' + csv(evidence(*m)) + ',' + rfc3339(m->last_seen) + ',' +
+           csv(setup_link(config, *m, setup_url)) + "\r\n";
+  }
+  return out;
+}
+
+std::string render_table(const Config& config, const Report& report) {
+  (void)config;
+  std::string out;
+  auto row = [&](const Mailbox& m) {
+    out += pad(std::string(to_string(state_of(m))), 14) + pad(printable(m.address), 32) + ' ' +
+           pad(std::string(confidence_of(m)), 9) +
+           pad(std::to_string(m.relayed + m.relayed_shared), 8) +
+           pad(std::to_string(m.authenticated), 6) +
+           pad(std::to_string(m.denied + m.denied_shared), 7) +
+           pad(std::to_string(m.login_failures), 7) + rfc3339(m.last_seen) + "  " +
+           ip_list(m, ",") + '\n';
+  };
+  const std::string header = pad("STATE", 14) + pad("MAILBOX", 32) + ' ' + pad("CONF", 9) +
+                             pad("RELAYED", 8) + pad("AUTH", 6) + pad("DENIED", 7) +
+                             pad("FAILED", 7) + pad("LAST SEEN", 22) + "IPS\n";
+  if (report.mailboxes.empty()) {
+    out += "No hosted mailbox has evidence in these logs.\n";
+  } else {
+    out += header;
+    for (const Mailbox* m : report.mailboxes) row(*m);
+  }
+  if (!report.domains.empty()) {
+    out += '\n' + pad("DOMAIN", 32) + pad("PROVIDER", 24) +
+           "AT-RISK AMBIGUOUS BROKE LOGIN-FAILING SWITCHED\n";
+    for (const DomainRollup& d : report.domains) {
+      out += pad(printable(d.domain), 32) + pad(printable(d.provider), 24) +
+             pad(std::to_string(d.counts[index(State::AtRisk)]), 8) +
+             pad(std::to_string(d.counts[index(State::Ambiguous)]), 10) +
+             pad(std::to_string(d.counts[index(State::Broke)]), 6) +
+             pad(std::to_string(d.counts[index(State::LoginFailing)]), 14) +
+             std::to_string(d.counts[index(State::Switched)]) + '\n';
+    }
+  }
+  if (!report.not_hosted.empty()) {
+    out += "\nNot hosted in this configuration:\n" + header;
+    for (const Mailbox* m : report.not_hosted) row(*m);
+  }
+  if (!report.unattributed.empty()) {
+    out += "\nRelayed without a login (client IP, messages):\n";
+    for (const auto& [ip, u] : report.unattributed) {
+      out += "  " + pad(to_string(ip), 40) + std::to_string(u.messages) + '\n';
+    }
+  }
+  const ScanStats& s = report.stats;
+  out += '\n' + std::to_string(s.lines) + " lines read (" + std::to_string(s.skipped) +
+         " skipped as not log lines), " + std::to_string(s.events) + " used";
+  if (s.first_time) out += ", " + rfc3339(s.first_time) + " to " + rfc3339(s.last_time);
+  out += "; grace " + std::to_string(report.grace / kSecondMicros) + "s\n";
+  for (const std::string& advice : report.advice) out += "note: " + advice + '\n';
+  return out;
+}
+
+}  // namespace mailconfd::cutover

@@ -1,0 +1,617 @@
+#include "cutover/scan.h"
+
+#include <algorithm>
+#include <charconv>
+#include <ostream>
+
+#include "core/email_address.h"
+
+namespace mailconfd::cutover {
+namespace {
+
+// A login logged in one file and the client line in another may share a second, or be a
+// second apart in either order: logins count from this much after a relay.
+constexpr Micros kSlop = 2 * kSecondMicros;
+// An INFO tag or reject_warning belongs to a message from the same IP this close in time.
+constexpr Micros kExplicitWindow = 120 * kSecondMicros;
+// A message accepted but without a delivery line after this long is forgotten (counted).
+constexpr Micros kPendingMaxAge = 3600 * kSecondMicros;
+constexpr std::size_t kMaxLoginsPerIp = 64;
+constexpr std::size_t kMaxListed = 16;
+constexpr std::size_t kMaxUnattributedIps = 4096;
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view domain_part(std::string_view address) {
+  const std::size_t at = address.rfind('@');
+  return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
+}
+
+bool same_domain(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+void add_limited(std::vector<IpAddress>& list, const IpAddress& ip) {
+  if (list.size() < kMaxListed && std::find(list.begin(), list.end(), ip) == list.end()) {
+    list.push_back(ip);
+  }
+}
+
+void add_limited(std::vector<std::string>& list, const std::string& name) {
+  if (list.size() < kMaxListed && std::find(list.begin(), list.end(), name) == list.end()) {
+    list.push_back(name);
+  }
+}
+
+// --state file fields: bytes below '!' , '%' and DEL as %XX.
+std::string escape(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b <= 0x20 || b == '%' || b == 0x7F || b == ',') {
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    } else {
+      out += c;
+    }
+  }
+  return text.empty() ? "-" : out;
+}
+
+std::optional<std::string> unescape(std::string_view text) {
+  if (text == "-") return std::string();
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size()) return std::nullopt;
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != text.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+std::vector<std::string_view> split(std::string_view line, char separator) {
+  std::vector<std::string_view> fields;
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t end = line.find(separator, pos);
+    fields.push_back(line.substr(pos, end == std::string_view::npos ? end : end - pos));
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return fields;
+}
+
+template <typename T>
+bool number(std::string_view text, T& out) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
+std::string_view to_string(State state) {
+  switch (state) {
+    case State::AtRisk:
+      return "at-risk";
+    case State::Switched:
+      return "switched";
+    case State::Ambiguous:
+      return "ambiguous";
+    case State::Broke:
+      return "broke";
+    case State::LoginFailing:
+      return "login-failing";
+  }
+  return "at-risk";
+}
+
+State state_of(const Mailbox& m) {
+  const Micros last_map = std::max(m.last_relay, m.last_shared_relay);
+  const Micros last_refused = std::max(m.last_denied, m.last_shared_denied);
+  if (m.last_auth > 0 && m.last_auth >= last_map && m.last_auth >= last_refused) {
+    return m.last_failure > m.last_auth ? State::LoginFailing : State::Switched;
+  }
+  if (m.last_denied > 0 && m.last_denied >= last_map) {
+    return m.last_failure > m.last_denied ? State::LoginFailing : State::Broke;
+  }
+  if (m.last_relay > m.last_auth) return State::AtRisk;
+  if (m.last_shared_relay > m.last_auth || m.last_shared_denied > m.last_auth) {
+    return State::Ambiguous;
+  }
+  return State::LoginFailing;
+}
+
+std::string_view confidence_of(const Mailbox& m) {
+  switch (state_of(m)) {
+    case State::Switched:
+    case State::LoginFailing:
+      return "explicit";
+    case State::Ambiguous:
+      return "low";
+    case State::AtRisk:
+      if (m.explicit_relays > 0) return "explicit";
+      return m.sender_matches > 0 ? "high" : "medium";
+    case State::Broke:
+      return m.denied_sender_matches > 0 ? "high" : "medium";
+  }
+  return "low";
+}
+
+Scanner::Scanner(const Config& config, ScanOptions options)
+    : config_(config), options_(std::move(options)) {
+  for (const Provider& provider : config_.providers) {
+    if (provider.login == LoginForm::LocalPart) any_local_part_ = true;
+  }
+  if (any_local_part_) {
+    std::size_t count = 0;
+    for (std::string_view domain : config_.domains.sorted()) {
+      const DomainEntry* entry = config_.domains.find(domain);
+      if (config_.providers[entry->provider].login != LoginForm::LocalPart) continue;
+      if (++count == 1) only_local_part_domain_ = std::string(domain);
+    }
+    if (count != 1) only_local_part_domain_.clear();
+  }
+}
+
+std::uint32_t Scanner::intern(std::string_view user) {
+  std::string key = lower(user);
+  if (auto it = user_ids_.find(key); it != user_ids_.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(users_.size());
+  users_.push_back(key);
+  user_ids_.emplace(std::move(key), id);
+  return id;
+}
+
+std::optional<std::uint32_t> Scanner::known_user(std::string_view user) const {
+  const auto it = user_ids_.find(lower(user));
+  if (it == user_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+Scanner::Resolved Scanner::resolve_login(std::string_view user, std::string_view sender) const {
+  Resolved who;
+  const std::string name = lower(user);
+  if (name.find('@') != std::string::npos) {
+    if (auto address = parse_email(name)) {
+      who.domain = address->domain;
+      who.address = address->local + "@" + address->domain;
+      who.hosted = config_.domains.find(who.domain) != nullptr;
+    } else {
+      who.address = name;
+    }
+    return who;
+  }
+  if (any_local_part_) {
+    const std::string domain = lower(domain_part(sender));
+    const DomainEntry* entry = domain.empty() ? nullptr : config_.domains.find(domain);
+    if (entry != nullptr && config_.providers[entry->provider].login == LoginForm::LocalPart) {
+      who.domain = domain;
+    } else if (!only_local_part_domain_.empty()) {
+      who.domain = only_local_part_domain_;
+    }
+    if (!who.domain.empty() && parse_email(name + "@" + who.domain)) {
+      who.address = name + "@" + who.domain;
+      who.hosted = true;
+      return who;
+    }
+    who.domain.clear();
+  }
+  who.address = name;
+  return who;
+}
+
+Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip) {
+  auto [it, fresh] = mailboxes_.try_emplace(who.address);
+  Mailbox& m = it->second;
+  if (fresh) {
+    m.address = who.address;
+    m.domain = who.domain;
+    m.hosted = who.hosted;
+    m.first_seen = time;
+  }
+  m.first_seen = std::min(m.first_seen, time);
+  m.last_seen = std::max(m.last_seen, time);
+  add_limited(m.ips, ip);
+  return m;
+}
+
+std::vector<std::uint32_t> Scanner::candidates(const IpAddress& ip, Micros time) const {
+  std::vector<std::uint32_t> users;
+  const auto it = logins_.find(ip);
+  if (it == logins_.end()) return users;
+  for (const Login& login : it->second) {
+    if (login.first <= time + kSlop && time <= login.last + options_.grace + kSlop) {
+      users.push_back(login.user);
+    }
+  }
+  return users;
+}
+
+bool Scanner::remote(std::string_view recipient, std::string_view agent) const {
+  if (agent == "local" || agent == "virtual") return false;
+  const std::string domain = lower(domain_part(recipient));
+  if (domain.empty()) return false;  // a local name without a domain
+  return config_.domains.find(domain) == nullptr;
+}
+
+bool Scanner::in_mynetworks(const IpAddress& ip) const {
+  for (const Network& network : options_.mynetworks) {
+    if (network.contains(ip)) return true;
+  }
+  return false;
+}
+
+void Scanner::relay(const Pending& message) {
+  const std::vector<std::uint32_t> users = candidates(message.ip, message.time);
+  if (users.empty()) {
+    if (unattributed_.size() < kMaxUnattributedIps || unattributed_.count(message.ip)) {
+      Unattributed& u = unattributed_[message.ip];
+      if (u.messages++ == 0) u.first_seen = message.time;
+      u.last_seen = message.time;
+    }
+    return;
+  }
+  const auto evidence = explicit_.find(message.ip);
+  const bool proven = evidence != explicit_.end() &&
+                      evidence->second + kExplicitWindow >= message.time &&
+                      evidence->second <= message.time + kExplicitWindow;
+  const std::string_view sender_domain = domain_part(message.sender);
+  if (users.size() == 1) {
+    const Resolved who = resolve_login(users_[users[0]], message.sender);
+    Mailbox& m = mailbox(who, message.time, message.ip);
+    ++m.relayed;
+    m.last_relay = std::max(m.last_relay, message.time);
+    if (proven) ++m.explicit_relays;
+    if (same_domain(who.domain, sender_domain)) ++m.sender_matches;
+    return;
+  }
+  std::vector<Resolved> everyone;
+  for (std::uint32_t user : users) everyone.push_back(resolve_login(users_[user], message.sender));
+  for (const Resolved& who : everyone) {
+    Mailbox& m = mailbox(who, message.time, message.ip);
+    ++m.relayed_shared;
+    m.last_shared_relay = std::max(m.last_shared_relay, message.time);
+    for (const Resolved& other : everyone) {
+      if (other.address != who.address) add_limited(m.shared_with, other.address);
+    }
+  }
+}
+
+void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender) {
+  const std::vector<std::uint32_t> users = candidates(ip, time);
+  if (users.empty()) {
+    ++stats_.unattributed_denied;
+    return;
+  }
+  if (users.size() == 1) {
+    const Resolved who = resolve_login(users_[users[0]], sender);
+    Mailbox& m = mailbox(who, time, ip);
+    ++m.denied;
+    m.last_denied = std::max(m.last_denied, time);
+    if (same_domain(who.domain, domain_part(sender))) ++m.denied_sender_matches;
+    return;
+  }
+  std::vector<Resolved> everyone;
+  for (std::uint32_t user : users) everyone.push_back(resolve_login(users_[user], sender));
+  for (const Resolved& who : everyone) {
+    Mailbox& m = mailbox(who, time, ip);
+    ++m.denied_shared;
+    m.last_shared_denied = std::max(m.last_shared_denied, time);
+    for (const Resolved& other : everyone) {
+      if (other.address != who.address) add_limited(m.shared_with, other.address);
+    }
+  }
+}
+
+void Scanner::expire(Micros now) {
+  const Micros login_horizon = now - options_.grace - kSlop;
+  while (!login_order_.empty() && login_order_.front().first < login_horizon) {
+    const auto it = logins_.find(login_order_.front().second);
+    login_order_.pop_front();
+    if (it == logins_.end()) continue;
+    auto& list = it->second;
+    const std::size_t before = list.size();
+    std::erase_if(list, [&](const Login& l) { return l.last < login_horizon; });
+    login_count_ -= before - list.size();
+    if (list.empty()) logins_.erase(it);
+  }
+  while (!pending_order_.empty() && pending_order_.front().first < now - kPendingMaxAge) {
+    const auto it = pending_.find(pending_order_.front().second);
+    if (it != pending_.end() && it->second.time == pending_order_.front().first) {
+      pending_.erase(it);
+      ++stats_.expired_messages;
+    }
+    pending_order_.pop_front();
+  }
+  std::erase_if(explicit_, [&](const auto& entry) { return entry.second < login_horizon; });
+}
+
+void Scanner::add(Micros time, const Event& event) {
+  if (event.kind == EventKind::None) return;
+  ++stats_.events;
+  if (stats_.first_time == 0 || time < stats_.first_time) stats_.first_time = time;
+  if (time > now_) {
+    now_ = time;
+    if (now_ >= next_expiry_) {
+      expire(now_);
+      next_expiry_ = now_ + 10 * kSecondMicros;
+    }
+  }
+  stats_.last_time = now_;
+  switch (event.kind) {
+    case EventKind::Login:
+    case EventKind::MapAdd: {
+      const auto ip = parse_ip(event.ip);
+      if (!ip) return;
+      const std::uint32_t user = intern(event.user);
+      auto& list = logins_[*ip];
+      auto it =
+          std::find_if(list.begin(), list.end(), [&](const Login& l) { return l.user == user; });
+      if (it != list.end()) {
+        if (time > it->last + options_.grace + kSlop) it->first = time;  // a new window
+        it->last = std::max(it->last, time);
+      } else {
+        if (list.size() >= kMaxLoginsPerIp) {
+          list.erase(std::min_element(list.begin(), list.end(), [](const Login& a, const Login& b) {
+            return a.last < b.last;
+          }));
+          --login_count_;
+        }
+        list.push_back({user, time, time});
+        ++login_count_;
+      }
+      login_order_.emplace_back(time, *ip);
+      return;
+    }
+    case EventKind::Client: {
+      const auto ip = parse_ip(event.ip);
+      if (!ip) return;
+      if (!event.authenticated && in_mynetworks(*ip)) return;
+      Pending message;
+      message.ip = *ip;
+      message.time = time;
+      message.authenticated = event.authenticated;
+      if (event.authenticated) message.user = intern(event.user);
+      pending_.insert_or_assign(std::string(event.queue_id), std::move(message));
+      pending_order_.emplace_back(time, std::string(event.queue_id));
+      return;
+    }
+    case EventKind::From: {
+      const auto it = pending_.find(event.queue_id);
+      if (it == pending_.end()) return;
+      if (!it->second.authenticated) {
+        it->second.sender = std::string(event.sender);
+        return;
+      }
+      const Pending& message = it->second;
+      const Resolved who = resolve_login(users_[message.user], event.sender);
+      Mailbox& m = mailbox(who, message.time, message.ip);
+      ++m.authenticated;
+      m.last_auth = std::max(m.last_auth, message.time);
+      pending_.erase(it);
+      return;
+    }
+    case EventKind::Delivery: {
+      const auto it = pending_.find(event.queue_id);
+      if (it == pending_.end() || it->second.authenticated) return;
+      if (!remote(event.recipient, event.agent)) return;
+      relay(it->second);
+      pending_.erase(it);
+      return;
+    }
+    case EventKind::Removed: {
+      if (const auto it = pending_.find(event.queue_id); it != pending_.end()) pending_.erase(it);
+      return;
+    }
+    case EventKind::RejectWarning:
+    case EventKind::Info: {
+      ++stats_.explicit_lines;
+      if (const auto ip = parse_ip(event.ip)) explicit_[*ip] = time;
+      return;
+    }
+    case EventKind::Reject: {
+      const auto ip = parse_ip(event.ip);
+      if (!ip || in_mynetworks(*ip)) return;
+      denied(*ip, time, event.sender);
+      return;
+    }
+    case EventKind::SaslFailed: {
+      const auto user = known_user(event.user);
+      const auto ip = parse_ip(event.ip);
+      if (!user || !ip) {
+        ++stats_.unknown_sasl_failures;
+        return;
+      }
+      Mailbox& m = mailbox(resolve_login(users_[*user], ""), time, *ip);
+      ++m.login_failures;
+      m.last_failure = std::max(m.last_failure, time);
+      return;
+    }
+    case EventKind::None:
+      return;
+  }
+}
+
+void Scanner::save(std::ostream& out) const {
+  out << "now\t" << now_ << '\n';
+  const ScanStats& s = stats_;
+  out << "stats\t" << s.lines << '\t' << s.bytes << '\t' << s.skipped << '\t' << s.events << '\t'
+      << s.explicit_lines << '\t' << s.unattributed_denied << '\t' << s.unknown_sasl_failures
+      << '\t' << s.expired_messages << '\t' << s.first_time << '\t' << s.last_time << '\n';
+  for (const std::string& user : users_) out << "user\t" << escape(user) << '\n';
+  for (const auto& [ip, list] : logins_) {
+    for (const Login& l : list) {
+      out << "login\t" << to_string(ip) << '\t' << l.user << '\t' << l.first << '\t' << l.last
+          << '\n';
+    }
+  }
+  for (const auto& [ip, time] : explicit_)
+    out << "explicit\t" << to_string(ip) << '\t' << time << '\n';
+  for (const auto& [qid, p] : pending_) {
+    out << "pending\t" << escape(qid) << '\t' << to_string(p.ip) << '\t' << p.time << '\t'
+        << (p.authenticated ? 1 : 0) << '\t' << p.user << '\t' << escape(p.sender) << '\n';
+  }
+  for (const auto& [address, m] : mailboxes_) {
+    out << "mailbox\t" << escape(m.address) << '\t' << escape(m.domain) << '\t'
+        << (m.hosted ? 1 : 0) << '\t' << m.relayed << '\t' << m.relayed_shared << '\t'
+        << m.explicit_relays << '\t' << m.sender_matches << '\t' << m.authenticated << '\t'
+        << m.denied << '\t' << m.denied_shared << '\t' << m.denied_sender_matches << '\t'
+        << m.login_failures << '\t' << m.first_seen << '\t' << m.last_seen << '\t' << m.last_relay
+        << '\t' << m.last_shared_relay << '\t' << m.last_auth << '\t' << m.last_denied << '\t'
+        << m.last_shared_denied << '\t' << m.last_failure << '\t';
+    for (std::size_t i = 0; i < m.ips.size(); ++i) out << (i ? "," : "") << to_string(m.ips[i]);
+    if (m.ips.empty()) out << '-';
+    out << '\t';
+    for (std::size_t i = 0; i < m.shared_with.size(); ++i) {
+      out << (i ? "," : "") << escape(m.shared_with[i]);
+    }
+    if (m.shared_with.empty()) out << '-';
+    out << '\n';
+  }
+  for (const auto& [ip, u] : unattributed_) {
+    out << "unattributed\t" << to_string(ip) << '\t' << u.messages << '\t' << u.first_seen << '\t'
+        << u.last_seen << '\n';
+  }
+}
+
+bool Scanner::load_line(std::string_view line, std::string& error) {
+  const std::vector<std::string_view> f = split(line, '\t');
+  const std::string_view kind = f[0];
+  auto bad = [&](std::string_view what) {
+    error = "bad " + std::string(what) + " record";
+    return false;
+  };
+  if (kind == "now") {
+    if (f.size() != 2 || !number(f[1], now_)) return bad(kind);
+    next_expiry_ = now_;
+    return true;
+  }
+  if (kind == "stats") {
+    ScanStats& s = stats_;
+    if (f.size() != 11 || !number(f[1], s.lines) || !number(f[2], s.bytes) ||
+        !number(f[3], s.skipped) || !number(f[4], s.events) || !number(f[5], s.explicit_lines) ||
+        !number(f[6], s.unattributed_denied) || !number(f[7], s.unknown_sasl_failures) ||
+        !number(f[8], s.expired_messages) || !number(f[9], s.first_time) ||
+        !number(f[10], s.last_time)) {
+      return bad(kind);
+    }
+    return true;
+  }
+  if (kind == "user") {
+    const auto name = f.size() == 2 ? unescape(f[1]) : std::nullopt;
+    if (!name) return bad(kind);
+    intern(*name);
+    return true;
+  }
+  if (kind == "login") {
+    Login l{};
+    const auto ip = f.size() == 5 ? parse_ip(f[1]) : std::nullopt;
+    if (!ip || !number(f[2], l.user) || l.user >= users_.size() || !number(f[3], l.first) ||
+        !number(f[4], l.last)) {
+      return bad(kind);
+    }
+    logins_[*ip].push_back(l);
+    ++login_count_;
+    login_order_.emplace_back(l.last, *ip);
+    return true;
+  }
+  if (kind == "explicit") {
+    Micros time = 0;
+    const auto ip = f.size() == 3 ? parse_ip(f[1]) : std::nullopt;
+    if (!ip || !number(f[2], time)) return bad(kind);
+    explicit_[*ip] = time;
+    return true;
+  }
+  if (kind == "pending") {
+    Pending p;
+    int authenticated = 0;
+    const auto qid = f.size() == 7 ? unescape(f[1]) : std::nullopt;
+    const auto ip = f.size() == 7 ? parse_ip(f[2]) : std::nullopt;
+    const auto sender = f.size() == 7 ? unescape(f[6]) : std::nullopt;
+    if (!qid || !ip || !sender || !number(f[3], p.time) || !number(f[4], authenticated) ||
+        !number(f[5], p.user) || p.user >= std::max<std::size_t>(users_.size(), 1)) {
+      return bad(kind);
+    }
+    p.ip = *ip;
+    p.authenticated = authenticated != 0;
+    p.sender = *sender;
+    if (p.authenticated && p.user >= users_.size()) return bad(kind);
+    pending_order_.emplace_back(p.time, *qid);
+    pending_.insert_or_assign(*qid, std::move(p));
+    return true;
+  }
+  if (kind == "mailbox") {
+    if (f.size() != 23) return bad(kind);
+    Mailbox m;
+    const auto address = unescape(f[1]);
+    const auto domain = unescape(f[2]);
+    int hosted = 0;
+    std::uint64_t* counts[] = {&m.relayed,        &m.relayed_shared,        &m.explicit_relays,
+                               &m.sender_matches, &m.authenticated,         &m.denied,
+                               &m.denied_shared,  &m.denied_sender_matches, &m.login_failures};
+    Micros* times[] = {&m.first_seen, &m.last_seen,   &m.last_relay,         &m.last_shared_relay,
+                       &m.last_auth,  &m.last_denied, &m.last_shared_denied, &m.last_failure};
+    if (!address || address->empty() || !domain || !number(f[3], hosted)) return bad(kind);
+    for (std::size_t i = 0; i < 9; ++i) {
+      if (!number(f[4 + i], *counts[i])) return bad(kind);
+    }
+    for (std::size_t i = 0; i < 8; ++i) {
+      if (!number(f[13 + i], *times[i])) return bad(kind);
+    }
+    if (f[21] != "-") {
+      for (std::string_view text : split(f[21], ',')) {
+        const auto ip = parse_ip(text);
+        if (!ip) return bad(kind);
+        add_limited(m.ips, *ip);
+      }
+    }
+    if (f[22] != "-") {
+      for (std::string_view text : split(f[22], ',')) {
+        const auto name = unescape(text);
+        if (!name) return bad(kind);
+        add_limited(m.shared_with, *name);
+      }
+    }
+    m.address = *address;
+    m.domain = *domain;
+    m.hosted = hosted != 0;
+    mailboxes_.insert_or_assign(m.address, std::move(m));
+    return true;
+  }
+  if (kind == "unattributed") {
+    Unattributed u;
+    const auto ip = f.size() == 5 ? parse_ip(f[1]) : std::nullopt;
+    if (!ip || !number(f[2], u.messages) || !number(f[3], u.first_seen) ||
+        !number(f[4], u.last_seen)) {
+      return bad(kind);
+    }
+    unattributed_[*ip] = u;
+    return true;
+  }
+  error = "unknown record '" + std::string(kind.substr(0, 32)) + "'";
+  return false;
+}
+
+}  // namespace mailconfd::cutover

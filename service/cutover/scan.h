@@ -1,0 +1,169 @@
+// The join at the heart of `mailconfd cutover scan`: Dovecot logins (client IP → mailboxes,
+// for the grace period of the POP-before-SMTP map) against Postfix's unauthenticated relays,
+// authenticated submissions, relay refusals and SASL failures, per mailbox. Events must arrive
+// in time order (input.h merges several logs). Memory is bounded by what the grace window
+// holds (recent logins, messages waiting for their first delivery line) plus one record per
+// mailbox that has evidence, never by the log's size.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "cutover/event.h"
+#include "cutover/log_line.h"
+#include "cutover/net.h"
+
+namespace mailconfd::cutover {
+
+inline constexpr Micros kSecondMicros = 1'000'000;
+
+struct ScanOptions {
+  Micros grace = 30 * 60 * kSecondMicros;  // how long the map lets an IP relay after a login
+  std::vector<Network> mynetworks;         // relays from here are Postfix's own permit
+};
+
+enum class State { AtRisk, Switched, Ambiguous, Broke, LoginFailing };
+inline constexpr State kStates[] = {State::AtRisk, State::Ambiguous, State::Broke,
+                                    State::LoginFailing, State::Switched};
+std::string_view to_string(State state);
+
+// What the logs say about one mailbox. Times are 0 when never seen.
+struct Mailbox {
+  std::string address;        // lower case; for a mailbox that is not hosted, the login as logged
+  std::string domain;         // empty when the login has no domain and maps to none
+  bool hosted = false;        // the domain is in the configuration
+  std::uint64_t relayed = 0;  // relays via the map, this mailbox the only candidate
+  std::uint64_t relayed_shared = 0;   // relays from an IP where several mailboxes logged in
+  std::uint64_t explicit_relays = 0;  // sole relays with an INFO tag or reject_warning line
+  std::uint64_t sender_matches = 0;   // sole relays whose envelope sender has this domain
+  std::uint64_t authenticated = 0;    // submissions with SMTP AUTH as this mailbox
+  std::uint64_t denied = 0;           // "Relay access denied" after its login (sole)
+  std::uint64_t denied_shared = 0;
+  std::uint64_t denied_sender_matches = 0;
+  std::uint64_t login_failures = 0;  // SASL authentication failed for its login name
+  Micros first_seen = 0, last_seen = 0;
+  Micros last_relay = 0, last_shared_relay = 0, last_auth = 0, last_denied = 0,
+         last_shared_denied = 0, last_failure = 0;
+  std::vector<IpAddress> ips;            // client IPs of its evidence, first seen first; ≤ 16
+  std::vector<std::string> shared_with;  // other candidates at its IPs; ≤ 16
+};
+
+// The state and how sure the attribution is: "explicit" (an INFO/reject_warning line, or
+// SMTP AUTH), "high" (the only candidate and the sender's domain is the mailbox's),
+// "medium" (the only candidate), "low" (one of several candidates).
+State state_of(const Mailbox& mailbox);
+std::string_view confidence_of(const Mailbox& mailbox);
+
+struct ScanStats {
+  std::uint64_t lines = 0;                  // lines read
+  std::uint64_t bytes = 0;                  // bytes read (uncompressed)
+  std::uint64_t skipped = 0;                // not a log line: garbage, truncated, binary, too long
+  std::uint64_t events = 0;                 // lines the scan used
+  std::uint64_t explicit_lines = 0;         // INFO tags and reject_warning lines seen
+  std::uint64_t unattributed_denied = 0;    // "Relay access denied" with no login before
+  std::uint64_t unknown_sasl_failures = 0;  // SASL failures for names never seen logging in
+  std::uint64_t expired_messages = 0;       // accepted messages without a delivery line in time
+  Micros first_time = 0, last_time = 0;
+};
+
+// Relays via neither a login nor mynetworks: an open relay or a static map entry.
+struct Unattributed {
+  std::uint64_t messages = 0;
+  Micros first_seen = 0, last_seen = 0;
+};
+
+class Scanner {
+ public:
+  // config must outlive the scanner (hosted domains and login schemes).
+  Scanner(const Config& config, ScanOptions options);
+
+  void add(Micros time, const Event& event);
+  // Adds to the counts of lines read, lines that were not log lines, and bytes read.
+  void count(std::uint64_t lines, std::uint64_t skipped, std::uint64_t bytes) {
+    stats_.lines += lines;
+    stats_.skipped += skipped;
+    stats_.bytes += bytes;
+  }
+
+  const std::unordered_map<std::string, Mailbox>& mailboxes() const { return mailboxes_; }
+  const std::unordered_map<IpAddress, Unattributed, IpHash>& unattributed() const {
+    return unattributed_;
+  }
+  const ScanStats& stats() const { return stats_; }
+  const ScanOptions& options() const { return options_; }
+  // Live state: logins still inside the grace window and messages awaiting delivery.
+  std::size_t live_logins() const { return login_count_; }
+  std::size_t live_messages() const { return pending_.size(); }
+
+  // The whole state (including the grace window) as text lines for --state; load() reads it
+  // back into a scanner built with the same config. False and error set on a bad file.
+  void save(std::ostream& out) const;
+  bool load_line(std::string_view line, std::string& error);
+
+ private:
+  // One mailbox's stay in the map for one IP: logins that follow each other within the grace
+  // period extend it.
+  struct Login {
+    std::uint32_t user = 0;
+    Micros first = 0;
+    Micros last = 0;
+  };
+  struct Pending {
+    IpAddress ip;
+    Micros time = 0;
+    std::uint32_t user = 0;  // authenticated: the SASL user
+    bool authenticated = false;
+    std::string sender;
+  };
+  struct Resolved {
+    std::string address;
+    std::string domain;
+    bool hosted = false;
+  };
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using StringMap = std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>>;
+
+  std::uint32_t intern(std::string_view user);
+  std::optional<std::uint32_t> known_user(std::string_view user) const;
+  Resolved resolve_login(std::string_view user, std::string_view sender) const;
+  Mailbox& mailbox(const Resolved& who, Micros time, const IpAddress& ip);
+  std::vector<std::uint32_t> candidates(const IpAddress& ip, Micros time) const;
+  bool remote(std::string_view recipient, std::string_view agent) const;
+  bool in_mynetworks(const IpAddress& ip) const;
+  void relay(const Pending& message);
+  void denied(const IpAddress& ip, Micros time, std::string_view sender);
+  void expire(Micros now);
+
+  const Config& config_;
+  ScanOptions options_;
+  // When no hosted domain uses local-part logins this is empty; with exactly one such
+  // domain, a bare login maps to it.
+  std::string only_local_part_domain_;
+  bool any_local_part_ = false;
+
+  std::vector<std::string> users_;  // interned login names; index = id
+  StringMap user_ids_;
+  std::unordered_map<IpAddress, std::vector<Login>, IpHash> logins_;
+  std::size_t login_count_ = 0;
+  std::deque<std::pair<Micros, IpAddress>> login_order_;
+  std::unordered_map<IpAddress, Micros, IpHash> explicit_;  // last INFO/reject_warning per IP
+  std::unordered_map<std::string, Pending, StringHash, std::equal_to<>> pending_;
+  std::deque<std::pair<Micros, std::string>> pending_order_;
+  std::unordered_map<std::string, Mailbox> mailboxes_;
+  std::unordered_map<IpAddress, Unattributed, IpHash> unattributed_;
+  ScanStats stats_;
+  Micros now_ = 0;
+  Micros next_expiry_ = 0;
+};
+
+}  // namespace mailconfd::cutover

@@ -1,0 +1,178 @@
+#include "cutover/log_line.h"
+
+#include <time.h>
+
+#include <cstdlib>
+#include <string>
+
+#include <doctest/doctest.h>
+
+using namespace mailconfd::cutover;
+
+namespace {
+
+Micros at(const char* rfc3339_text) { return *parse_rfc3339(rfc3339_text); }
+
+}  // namespace
+
+TEST_CASE("parse_syslog_line reads every timestamp format a Debian 12 mail server writes") {
+  struct Case {
+    const char* line;
+    const char* time;
+    const char* program;
+    const char* message;
+  };
+  const Case cases[] = {
+      // rsyslog, Debian 12 default: RFC 3339 with microseconds and offset
+      {"2025-11-27T16:26:19.504798+03:00 mail postfix/submission/smtpd[147650]: 7B05841236: "
+       "client=unknown[185.21.46.169]",
+       "2025-11-27T13:26:19.504798Z", "postfix/submission/smtpd",
+       "7B05841236: client=unknown[185.21.46.169]"},
+      {"2026-12-02T10:00:00Z host dovecot: pop3-login: Login: user=<a>", "2026-12-02T10:00:00Z",
+       "dovecot", "pop3-login: Login: user=<a>"},
+      // RFC 3164, day space-padded, no year
+      {"Jul  2 12:22:07 integrecomm dovecot: pop3-login: Login: user=<nilator>",
+       "2026-07-02T12:22:07Z", "dovecot", "pop3-login: Login: user=<nilator>"},
+      // Postfix maillog_file: day zero-padded, host = first label
+      {"Jul 02 12:22:07 smtp postfix/smtpd[6445]: NOQUEUE: reject: RCPT from x[1.2.3.4]",
+       "2026-07-02T12:22:07Z", "postfix/smtpd", "NOQUEUE: reject: RCPT from x[1.2.3.4]"},
+      // Dovecot's own log_path: no host, the service as tag, the level in the message
+      {"Jul 02 12:22:07 pop3-login: Info: Login: user=<alice>", "2026-07-02T12:22:07Z",
+       "pop3-login", "Info: Login: user=<alice>"},
+      // Dovecot 2.4 under systemd with a pid
+      {"Oct  8 10:00:02 titan dovecot[1]: imap-login: Logged in: user=<info@shop.gr>",
+       "2025-10-08T10:00:02Z", "dovecot", "imap-login: Logged in: user=<info@shop.gr>"},
+      // RFC 5424
+      {"<22>1 2026-11-28T10:00:00.123456+01:00 mail postfix/smtpd 1234 - - 1CF582025C: "
+       "client=x[2.3.4.5]",
+       "2026-11-28T09:00:00.123456Z", "postfix/smtpd", "1CF582025C: client=x[2.3.4.5]"},
+      {"<22>1 2026-11-28T10:00:00Z mail postfix/qmgr 1 - [meta sequenceId=\"1\" x=\"a\\]b\"] "
+       "\xEF\xBB\xBF"
+       "ABC: removed",
+       "2026-11-28T10:00:00Z", "postfix/qmgr", "ABC: removed"},
+      // a forwarder that keeps <PRI> before a classic line
+      {"<22>Jul  2 12:22:07 mail postfix/qmgr[9]: ABC: removed", "2026-07-02T12:22:07Z",
+       "postfix/qmgr", "ABC: removed"},
+      // Windows line end
+      {"2026-12-02T10:00:00Z host postfix/qmgr[1]: ABC: removed\r", "2026-12-02T10:00:00Z",
+       "postfix/qmgr", "ABC: removed"},
+  };
+  for (const Case& c : cases) {
+    YearlessClock clock(at("2026-07-10T00:00:00Z"), true);
+    if (std::string(c.line).find("Oct  8") != std::string::npos) {
+      clock = YearlessClock(at("2025-10-09T00:00:00Z"), true);
+    }
+    const auto parsed = parse_syslog_line(c.line, clock);
+    REQUIRE_MESSAGE(parsed, c.line);
+    CHECK_MESSAGE(parsed->time == at(c.time), c.line);
+    CHECK(parsed->program == c.program);
+    CHECK(parsed->message == c.message);
+  }
+}
+
+TEST_CASE("year-less timestamps across New Year get the previous year for December") {
+  YearlessClock clock(at("2027-01-01T00:30:00Z"), true);
+  const auto december =
+      parse_syslog_line("Dec 31 23:59:59 mail postfix/qmgr[1]: A: removed", clock);
+  const auto january = parse_syslog_line("Jan  1 00:10:00 mail postfix/qmgr[1]: A: removed", clock);
+  REQUIRE(december);
+  REQUIRE(january);
+  CHECK(december->time == at("2026-12-31T23:59:59Z"));
+  CHECK(january->time == at("2027-01-01T00:10:00Z"));
+  // A day of slack: a file touched just before a line written after midnight.
+  CHECK(clock.resolve(1, 1, 23, 0, 0) == at("2027-01-01T23:00:00Z"));
+  CHECK(clock.resolve(1, 3, 0, 0, 0) == at("2026-01-03T00:00:00Z"));
+  // 29 February belongs to the last leap year.
+  YearlessClock later(at("2029-03-01T00:00:00Z"), true);
+  CHECK(later.resolve(2, 29, 12, 0, 0) == at("2028-02-29T12:00:00Z"));
+  CHECK_FALSE(later.resolve(2, 30, 12, 0, 0));
+  CHECK_FALSE(later.resolve(13, 1, 0, 0, 0));
+}
+
+TEST_CASE("year-less timestamps are local time unless the clock is UTC") {
+  const char* old = std::getenv("TZ");
+  const std::string saved = old ? old : "";
+  setenv("TZ", "Europe/Berlin", 1);
+  tzset();
+  YearlessClock clock(at("2026-07-10T00:00:00Z"), false);
+  const auto parsed = parse_syslog_line("Jul  2 12:22:07 mail postfix/qmgr[1]: A: removed", clock);
+  if (old) {
+    setenv("TZ", saved.c_str(), 1);
+  } else {
+    unsetenv("TZ");
+  }
+  tzset();
+  REQUIRE(parsed);
+  CHECK(parsed->time == at("2026-07-02T10:22:07Z"));  // CEST = UTC+2
+}
+
+TEST_CASE("lines that are not log lines are refused, never half-read") {
+  const std::string binary("\x00\x01\x02\xff\xfe postfix/smtpd[1]: A: client=x[1.2.3.4]", 44);
+  const std::string with_nul("2026-12-02T10:00:00Z host postfix\0smtpd[1]: A: removed", 53);
+  const char* bad[] = {
+      "",
+      "garbage",
+      "2026-12-02T10:00",                                        // truncated timestamp
+      "2026-12-02T10:00:00Z",                                    // nothing after it
+      "2026-12-02T10:00:00Z host",                               // no tag
+      "2026-12-02T10:00:00Z host postfix/smtpd[12",              // truncated pid
+      "2026-12-02T10:00:00Z host postfix/smtpd[x]: A: removed",  // pid not a number
+      "2026-13-02T10:00:00Z host postfix/qmgr[1]: A: removed",   // month 13
+      "2026-02-30T10:00:00Z host postfix/qmgr[1]: A: removed",   // 30 February
+      "2026-12-02T25:00:00Z host postfix/qmgr[1]: A: removed",
+      "2026-12-02 10:00:00Z host postfix/qmgr[1]: A: removed",  // space, not T
+      "2026-12-02T10:00:00+0100 host postfix/qmgr[1]: A: removed",
+      "Jul 32 12:22:07 mail postfix/qmgr[1]: A: removed",
+      "Jux  2 12:22:07 mail postfix/qmgr[1]: A: removed",
+      "Jul  2 12:22 mail postfix/qmgr[1]: A: removed",
+      "Jul  2 12:22:07",
+      "<22>1 2026-11-28T10:00:00Z mail postfix/smtpd 1234",  // RFC 5424 cut short
+      "<22>1 2026-11-28T10:00:00Z mail postfix/smtpd 1234 - [unterminated",
+      "<999999>Jul  2 12:22:07 mail postfix/qmgr[9]: ABC: removed",
+  };
+  YearlessClock clock(at("2026-07-10T00:00:00Z"), true);
+  for (const char* line : bad) CHECK_MESSAGE(!parse_syslog_line(line, clock), line);
+  CHECK_FALSE(parse_syslog_line(binary, clock));
+  CHECK_FALSE(parse_syslog_line(with_nul, clock));
+}
+
+TEST_CASE("parse_journal_line reads journalctl -o json objects") {
+  std::string storage;
+  std::string_view cursor;
+  const auto parsed = parse_journal_line(
+      R"({"__CURSOR":"s=abc;i=1","__REALTIME_TIMESTAMP":"1764669600000001","_PID":"12",)"
+      R"("SYSLOG_IDENTIFIER":"postfix/smtpd","MESSAGE":"ABC: client=x[2001:db8::7]",)"
+      R"("_SYSTEMD_UNIT":"postfix@-.service","EXTRA":[1,{"a":null}]})",
+      storage, &cursor);
+  REQUIRE(parsed);
+  CHECK(parsed->time == 1764669600000001);
+  CHECK(parsed->program == "postfix/smtpd");
+  CHECK(parsed->message == "ABC: client=x[2001:db8::7]");
+  CHECK(cursor == "s=abc;i=1");
+
+  // A non-UTF-8 MESSAGE comes as an array of bytes; escapes are decoded.
+  const auto bytes = parse_journal_line(
+      R"({"__REALTIME_TIMESTAMP":"1","SYSLOG_IDENTIFIER":"dovecot\u002f","MESSAGE":[65,255,10]})",
+      storage);
+  REQUIRE(bytes);
+  CHECK(bytes->program == "dovecot/");
+  CHECK(bytes->message == std::string("A\xff"));
+
+  for (const char* bad :
+       {"", "{", "[]", R"({"MESSAGE":"x"})",
+        R"({"__REALTIME_TIMESTAMP":"1","SYSLOG_IDENTIFIER":"a"})",
+        R"({"__REALTIME_TIMESTAMP":"x1","SYSLOG_IDENTIFIER":"a","MESSAGE":"m"})",
+        R"({"__REALTIME_TIMESTAMP":"1","SYSLOG_IDENTIFIER":"a","MESSAGE":"m"} x)",
+        R"({"__REALTIME_TIMESTAMP":"1","SYSLOG_IDENTIFIER":"a","MESSAGE":"\ud800"})",
+        R"({"__REALTIME_TIMESTAMP":"1","SYSLOG_IDENTIFIER":"a","MESSAGE":[256]})"}) {
+    CHECK_MESSAGE(!parse_journal_line(bad, storage), bad);
+  }
+}
+
+TEST_CASE("rfc3339 writes UTC seconds and parse_rfc3339 reads offsets") {
+  CHECK(rfc3339(0) == "1970-01-01T00:00:00Z");
+  CHECK(rfc3339(at("2026-12-31T23:59:59.999Z")) == "2026-12-31T23:59:59Z");
+  CHECK(at("2026-01-01T00:30:00+01:00") == at("2025-12-31T23:30:00Z"));
+  CHECK(at("2026-01-01T00:30:00-02:30") == at("2026-01-01T03:00:00Z"));
+  CHECK(days_from_civil(2000, 3, 1) == 11017);
+}
