@@ -7,18 +7,23 @@
 #      and reads it back over IMAP with curl,
 #   3. checks that submission without AUTH, and AUTH before STARTTLS, are refused,
 #   4. checks that `mailconfd probe` passes the good setup and names each weakness of two
-#      deliberately weakened submission services (AUTH before TLS; relaying by client IP).
+#      deliberately weakened submission services (AUTH before TLS; relaying by client IP),
+#   5. runs a real POP-before-SMTP setup (deploy/postfix/: Dovecot's post-login script feeding
+#      Postfix's check_client_access map) with simulated customers on loopback addresses
+#      127.0.0.10-16, through the dry run and the cut-off, and checks that
+#      `mailconfd cutover scan` classifies each of them exactly.
 # Usage: mail_stack_test.sh MAILCONFD_BINARY. Needs root (Postfix's master runs as root) and
 # the packages from .ci/install-deps; exits 77 (skipped) when not root. Everything it
 # starts is stopped on exit, also on failure or a signal. KEEP=1 keeps the directory.
 set -euo pipefail
 
 mailconfd=${1:?usage: mail_stack_test.sh MAILCONFD_BINARY}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: needs root to run Postfix (CI runs as root)"
   exit 77
 fi
-for tool in postfix dovecot swaks curl openssl xmllint; do
+for tool in postfix dovecot swaks curl openssl xmllint python3 flock; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool missing (.ci/install-deps installs it)"; exit 1; }
 done
 
@@ -34,7 +39,8 @@ fail() {
 }
 
 dump_logs() {
-  for f in "$T/postfix/maillog" "$T/dovecot/dovecot.log" "$T/mailconfd.log"; do
+  for f in "$T/postfix/maillog" "$T/dovecot/dovecot.log" "$T/mailconfd.log" \
+    "$T/popb4smtp/popb4smtp.log"; do
     [ -s "$f" ] && { echo "--- $f (last 40 lines)"; tail -n 40 "$f"; }
   done >&2
 }
@@ -109,6 +115,7 @@ password="e2e-$RANDOM$RANDOM-secret"
 token="mailconfd-e2e-$RANDOM$RANDOM"
 
 submission=$(free_port)       # the good one: 587 as advertised
+legacy=$(free_port)           # where customers relay via SMTP-after-POP (port 25's role)
 submission_tls=$(free_port)   # 465 implicit TLS
 auth_early=$(free_port)       # weakened: AUTH offered before STARTTLS
 open_relay=$(free_port)       # weakened: relays for 127.0.0.0/8 without a login
@@ -137,7 +144,10 @@ dovecot_ip=127.0.0.2
 step "dovecot on $dovecot_ip (imaps $imaps, imap $imap, pop3s $pop3s, pop3 $pop3)"
 mkdir -p "$T/dovecot" "$T/mail"
 chown nobody:nogroup "$T/mail"
-printf '%s:{PLAIN}%s::::::\n' "$user" "$password" >"$T/dovecot/users"
+customers="anna bert carol dave dora emil fritz"  # section 5
+for name in "${user%@*}" $customers; do
+  printf '%s@customer.test:{PLAIN}%s::::::\n' "$name" "$password"
+done >"$T/dovecot/users"
 chown root:dovecot "$T/dovecot/users"
 chmod 640 "$T/dovecot/users"
 dh=""
@@ -188,15 +198,28 @@ service auth {
   }
 }
 EOF
+# POP-before-SMTP as many sites run it: deploy/postfix/popb4smtp-postlogin.sh after each login
+# (wired by deploy/postfix/dovecot-postlogin.conf, paths pointed into $T) feeds the map.
+pf=$T/postfix
+pb=$T/popb4smtp
+mkdir -p "$T/bin" "$pb" "$pf"
+install -m 755 "$source_dir/deploy/postfix/popb4smtp-postlogin.sh" "$T/bin/"
+sed -e "s|^POPB4SMTP_MAP=.*|POPB4SMTP_MAP=$pb/map|" -e "s|^POPB4SMTP_LOG=.*|POPB4SMTP_LOG=$pb/popb4smtp.log|" \
+  -e "s|^POPB4SMTP_POSTFIX_CONFIG=.*|POPB4SMTP_POSTFIX_CONFIG=$pf|" \
+  -e "s|^POPB4SMTP_ACTION=.*|POPB4SMTP_ACTION=popb4smtp|" \
+  "$source_dir/deploy/postfix/popb4smtp-postlogin.conf" >"$T/bin/popb4smtp-postlogin.conf"
+printf '' >"$pb/map"
+chown -R dovecot "$pb"
+sed -e "s|/usr/local/lib/mailconfd/popb4smtp-postlogin.sh|$T/bin/popb4smtp-postlogin.sh|" \
+  "$source_dir/deploy/postfix/dovecot-postlogin.conf" >>"$T/dovecot/dovecot.conf"
 dovecot -F -c "$T/dovecot/dovecot.conf" >>"$T/dovecot/dovecot.log" 2>&1 &
 dovecot_pid=$!
 for port in $imaps $imap $pop3s $pop3; do wait_port "$port" $dovecot_ip; done
 
-step "postfix (submission $submission, smtps $submission_tls, weakened $auth_early and $open_relay)"
-pf=$T/postfix
+step "postfix (submission $submission, smtps $submission_tls, weakened $auth_early and $open_relay, legacy $legacy)"
 mkdir -p "$pf/queue" "$pf/data"
 chown postfix "$pf/data"
-cat >"$pf/main.cf" <<EOF
+cat >"$pf/main.cf.base" <<EOF
 compatibility_level = 3.6
 queue_directory = $pf/queue
 data_directory = $pf/data
@@ -207,7 +230,8 @@ mydomain = $provider
 mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+# Only the probe's own address: the customers of section 5 (127.0.0.10-16) are not trusted.
+mynetworks = 127.0.0.1/32
 alias_maps =
 alias_database =
 local_recipient_maps =
@@ -231,6 +255,27 @@ smtpd_sasl_auth_enable = yes
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 EOF
+# Section 5 changes only the legacy service's relay restrictions, by phase.
+relay_phase() {  # $1: map (SMTP-after-POP as today), dry-run (deploy/postfix snippet), cutoff
+  {
+    cat "$pf/main.cf.base"
+    case $1 in
+      # The map's value names a restriction class (as the post-login script writes it for
+      # the snippet); today it only permits.
+      map) printf '%s\n' "smtpd_restriction_classes = popb4smtp" "popb4smtp = permit" \
+             "legacy_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, check_client_access hash:$pb/map, reject_unauth_destination" ;;
+      # The shipped snippet, its paths pointed into $T, for the legacy service only.
+      dry-run) sed -e "s|/etc/postfix/pop-before-smtp|$pb/map|" \
+                 -e "s|/etc/postfix/popb4smtp-info.regexp|$source_dir/deploy/postfix/popb4smtp-info.regexp|" \
+                 -e "s|^smtpd_relay_restrictions =|legacy_relay_restrictions =|" \
+                 "$source_dir/deploy/postfix/main.cf.cutover" ;;
+      cutoff) echo "legacy_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination" ;;
+    esac
+  } >"$pf/main.cf"
+}
+relay_phase map
+postmap -c "$pf" "hash:$pb/map"
+chown dovecot "$pb/map.db"
 cat >"$pf/master.cf" <<EOF
 127.0.0.1:$submission inet n - n - - smtpd
   -o syslog_name=postfix/submission
@@ -245,6 +290,10 @@ cat >"$pf/master.cf" <<EOF
   -o syslog_name=postfix/open-relay
   -o smtpd_relay_restrictions=permit_mynetworks,permit_sasl_authenticated,reject_unauth_destination
   -o smtpd_recipient_restrictions=permit_mynetworks,permit_sasl_authenticated,reject
+127.0.0.1:$legacy inet n - n - - smtpd
+  -o syslog_name=postfix/legacy
+  -o smtpd_relay_restrictions=\$legacy_relay_restrictions
+  -o smtpd_recipient_restrictions=
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
 tlsmgr    unix - - n 1000? 1 tlsmgr
@@ -266,7 +315,7 @@ EOF
 postfix -c "$pf" check >/dev/null 2>&1 || true  # creates the queue directories
 postfix_up=1
 postfix -c "$pf" start >"$pf/start.log" 2>&1 || { cat "$pf/start.log" >&2; fail "postfix did not start"; }
-for port in $submission $submission_tls $auth_early $open_relay; do wait_port "$port"; done
+for port in $submission $submission_tls $auth_early $open_relay $legacy; do wait_port "$port"; done
 
 step "mailconfd"
 cat >"$T/mailconfd.xml" <<EOF
@@ -466,5 +515,140 @@ grep -Eq '^      ok +certificate-name +valid for smtp.provider.test' "$T/probe-c
 grep -q 'relay-probe@mailconfd-probe.invalid' "$pf/maillog" &&
   grep 'relay-probe@mailconfd-probe.invalid' "$pf/maillog" | grep -q 'status=' &&
   fail "a probe message was queued for delivery"
+
+step "5. SMTP-after-POP customers and mailconfd cutover scan"
+# Each customer has its own loopback address. A POP3 login (curl, over TLS, from that
+# address) runs the post-login script, which puts the address into the map; Postfix notices
+# the rebuilt map by its modification time (seconds), hence the pauses around each login.
+read -r pop_ip pop_port <<<"$(real_address "$pop_host" 995)"
+pop_login() {  # $1 = mailbox name, $2 = source address
+  sleep 1.1
+  printf 'machine %s login %s@customer.test password %s\n' "$pop_host" "$1" "$password" >"$T/netrc-$1"
+  chmod 600 "$T/netrc-$1"
+  curl -sS --max-time 10 --interface "$2" --netrc-file "$T/netrc-$1" --cacert "$T/tls/ca.pem" \
+    --connect-to "$pop_host:995:$pop_ip:$pop_port" "pop3s://$pop_host:995/" >/dev/null ||
+    fail "POP3 login of $1 from $2 failed"
+  sleep 1.1
+}
+# Unauthenticated mail to an outside address through the legacy service; $3 = expect
+# accepted|refused; the rest goes to swaks.
+legacy_send() {
+  local from=$1 ip=$2 expect=$3 log="$T/swaks-legacy-$2-$RANDOM.log" status
+  set +e
+  swaks --server 127.0.0.1 --port "$legacy" --local-interface "$ip" --timeout 20 \
+    --from "$from" --to friend@remote.example --header "Subject: $token legacy" "${@:4}" >"$log" 2>&1
+  status=$?
+  set -e
+  if [ "$expect" = accepted ]; then
+    [ $status -eq 0 ] && grep -q '^<-  250 2.0.0 Ok: queued' "$log" ||
+      { cat "$log" >&2; fail "mail from $from at $ip was not relayed"; }
+  else
+    [ $status -ne 0 ] && grep -q '^<\*\* 554 5.7.1 <friend@remote.example>: Relay access denied' "$log" ||
+      { cat "$log" >&2; fail "mail from $from at $ip was not refused"; }
+  fi
+}
+authenticated_send() {  # $1 = mailbox name, $2 = source address, $3 = password
+  printf 'auth-password %s\n' "$3" >"$T/swaks-$1.conf"
+  chmod 600 "$T/swaks-$1.conf"
+  swaks --config "$T/swaks-$1.conf" --server "$smtp_ip" --port "$smtp_port" --local-interface "$2" \
+    --timeout 20 --tls --tls-verify --tls-ca-path "$T/tls/ca.pem" --tls-sni "$out_host" \
+    --auth PLAIN --auth-user "$1@customer.test" --from "$1@customer.test" \
+    --to friend@remote.example --header "Subject: $token authenticated" >"$T/swaks-auth-$1.log" 2>&1
+}
+
+echo "   -- phase 1: the map as it is today"
+pop_login anna 127.0.0.10                                  # (a) at-risk
+legacy_send anna@customer.test 127.0.0.10 accepted
+pop_login bert 127.0.0.11                                  # (b) relays, then switches
+legacy_send bert@customer.test 127.0.0.11 accepted
+authenticated_send bert 127.0.0.11 "$password" || fail "bert's authenticated submission"
+pop_login carol 127.0.0.12                                 # (c) two mailboxes, one IP
+pop_login dave 127.0.0.12
+legacy_send carol@customer.test 127.0.0.12 accepted
+authenticated_send fritz 127.0.0.15 "$password" || fail "fritz's authenticated submission"
+# (g) forgeries from an address where nobody logged in: a HELO holding a Dovecot login line
+# and one holding an AUTH, a sender holding sasl_username=; to outside (refused) and to a
+# hosted mailbox (accepted: a client= line and a from= line carry the forged sender).
+legacy_send forger@evil.example 127.0.0.16 refused \
+  --ehlo "x dovecot: pop3-login: Login: user=<gina@customer.test>, method=PLAIN, rip=127.0.0.16, lip=127.0.0.2"
+swaks --server 127.0.0.1 --port "$legacy" --local-interface 127.0.0.16 --timeout 20 \
+  --ehlo "x, sasl_method=PLAIN, sasl_username=gina@customer.test" \
+  --from '"y, sasl_method=PLAIN, sasl_username=gina@customer.test"@evil.example' \
+  --to "$user" --header "Subject: $token forged" >"$T/swaks-forged.log" 2>&1 ||
+  { cat "$T/swaks-forged.log" >&2; fail "the forged sender's mail to a hosted mailbox"; }
+
+echo "   -- phase 2: the dry-run rule and the INFO tag (deploy/postfix/main.cf.cutover)"
+relay_phase dry-run
+postfix -c "$pf" reload >/dev/null 2>&1
+pop_login dora 127.0.0.13                                  # (d) explicit evidence
+legacy_send dora@customer.test 127.0.0.13 accepted         # the dry run refuses nothing
+sleep 1
+grep -Eq 'postfix/legacy/smtpd\[[0-9]+\]: NOQUEUE: reject_warning: RCPT from [^ ]*\[127\.0\.0\.13\]: 554 5\.7\.1 <friend@remote\.example>: Relay access denied;' "$pf/maillog" ||
+  fail "the dry-run rule logged no reject_warning"
+grep -Eq 'postfix/legacy/smtpd\[[0-9]+\]: (NOQUEUE|[0-9A-F]+): info: RCPT from [^ ]*\[127\.0\.0\.13\]: relayed via SMTP-after-POP; from=<dora@customer\.test> to=<friend@remote\.example>' "$pf/maillog" ||
+  fail "the INFO tag was not logged"
+grep -q 'popb4smtp\[[0-9]*\]: added ip=127.0.0.13 user=dora@customer.test$' "$pb/popb4smtp.log" ||
+  fail "the post-login script did not log dora"
+grep -q "^127.0.0.13	popb4smtp$" "$pb/map" || fail "the post-login script did not write the map"
+
+echo "   -- phase 3: the cut-off (the map is gone)"
+relay_phase cutoff
+postfix -c "$pf" reload >/dev/null 2>&1
+sleep 1
+pop_login emil 127.0.0.14                                  # (e) broke
+legacy_send emil@customer.test 127.0.0.14 refused
+authenticated_send fritz 127.0.0.15 "wrong-$password" &&    # (f) switched, wrong password
+  fail "AUTH with a wrong password succeeded"
+sleep 1
+grep -q 'warning: [^ ]*\[127.0.0.15\]: SASL PLAIN authentication failed: .*, sasl_username=fritz@customer.test$' "$pf/maillog" ||
+  fail "Postfix logged no SASL failure with the user name"
+
+echo "   -- the scan"
+set +e
+"$mailconfd" cutover scan --config "$T/mailconfd.xml" --postfix-config "$pf" --json \
+  "$T/dovecot/dovecot.log" "$pf/maillog" "$pb/popb4smtp.log" >"$T/cutover.json" 2>"$T/cutover.err"
+status=$?
+set -e
+[ $status -eq 1 ] || { cat "$T/cutover.err" "$T/cutover.json" >&2; fail "cutover scan exited $status, expected 1"; }
+[ -s "$T/cutover.err" ] && { cat "$T/cutover.err" >&2; fail "cutover scan wrote to stderr"; }
+python3 - "$T/cutover.json" <<'PY' || fail "cutover scan classified a customer wrongly (report above)"
+import json, sys
+report = json.load(open(sys.argv[1]))
+got = {m["address"]: (m["state"], m["confidence"], m["candidates_with"]) for m in report["mailboxes"]}
+want = {
+    "alice@customer.test": ("switched", "explicit", []),   # sections 2 and 4
+    "anna@customer.test": ("at-risk", "high", []),          # (a)
+    "bert@customer.test": ("switched", "explicit", []),     # (b)
+    "carol@customer.test": ("ambiguous", "low", ["dave@customer.test"]),  # (c)
+    "dave@customer.test": ("ambiguous", "low", ["carol@customer.test"]),
+    "dora@customer.test": ("at-risk", "explicit", []),      # (d)
+    "emil@customer.test": ("broke", "high", []),            # (e)
+    "fritz@customer.test": ("login-failing", "explicit", []),  # (f)
+}
+ok = got == want                                           # (g): gina nowhere
+ok &= report["summary"] == {"at-risk": 2, "ambiguous": 2, "broke": 1, "login-failing": 1,
+                            "switched": 2, "total": 8, "not_hosted": 0}
+ok &= report["not_hosted"] == [] and report["unattributed"] == []
+ok &= report["domains"] == [{"domain": "customer.test", "provider": "provider.test", "at-risk": 2,
+                             "ambiguous": 2, "broke": 1, "login-failing": 1, "switched": 2,
+                             "total": 8}]
+ips = {m["address"]: m["ips"] for m in report["mailboxes"]}
+ok &= ips["anna@customer.test"] == ["127.0.0.10"] and ips["emil@customer.test"] == ["127.0.0.14"]
+ok &= report["logs"]["explicit_evidence"] >= 2 and report["logs"]["unattributed_denied"] == 1
+for m in report["mailboxes"]:
+    ok &= m["setup_url"] == "https://autodiscover.provider.test/setup?emailaddress=" + m["address"].replace("@", "%40")
+if not ok:
+    json.dump(report, sys.stderr, indent=1)
+    sys.exit(1)
+PY
+echo "   classified: anna at-risk, bert switched, carol+dave ambiguous, dora at-risk (explicit),"
+echo "   emil broke, fritz login-failing; the forged lines named nobody"
+"$mailconfd" cutover scan --config "$T/mailconfd.xml" --postfix-config "$pf" --csv \
+  "$T/dovecot/dovecot.log" "$pf/maillog" >"$T/cutover.csv" || true
+[ "$(head -1 "$T/cutover.csv")" = $'mailbox,domain,state,evidence,last_seen,setup_link\r' ] ||
+  fail "CSV header"
+[ "$(grep -c 'customer.test,' "$T/cutover.csv")" -eq 6 ] || { cat "$T/cutover.csv"; fail "CSV rows"; }
+grep -q "$password" "$T/cutover.json" "$T/cutover.csv" "$pb/popb4smtp.log" &&
+  fail "a password appears in the scan's output"
 
 step "all passed"
