@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install the Debian
 # packages they need first (.ci/install-deps; apt-get, sudo when not root).
-.PHONY: all deps build run test test-deploy test-deb deb test-fast bench fuzz fuzz-build check format clean
+.PHONY: all deps build run test test-deploy test-deb deb test-fast bench bench-cutover fuzz fuzz-build check format clean
 
 JOBS ?= $(shell nproc)
 
@@ -76,6 +76,13 @@ test-fast: deps
 bench: build
 	@.ci/install-deps wrk nginx-light python3 procps util-linux
 	@python3 tests/bench/run.py
+	@python3 tests/bench/cutover_bench.py build/release/mailconfd
+
+# Only the cut-off scan's benchmark: a generated 5M-line mail log against grep
+# (BENCH_CUTOVER_LINES, BENCH_CUTOVER_ROUNDS tune it).
+bench-cutover: build
+	@.ci/install-deps python3 util-linux
+	@python3 tests/bench/cutover_bench.py build/release/mailconfd
 
 # Validates a configuration file: make check CONFIG=/etc/mailconfd/mailconfd.xml
 check: build

@@ -120,7 +120,7 @@ constexpr const char* kProbeHelp =
     "usage: mailconfd probe [--config FILE] [DOMAIN|PROVIDER ...] [--json] [--timeout 10s]\n"
     "                       [--ca-file FILE] [--user USER --password-file FILE]\n"
     "                       [--relay-to ADDRESS] [--connect-to HOST:PORT:ADDR:PORT,...]\n"
-    "                       [--parallel N]\n"
+    "                       [--parallel N] [--source ADDRESS]\n"
     "\n"
     "Connects to every server the configuration advertises (host overrides included; only\n"
     "those of the named providers or domains, if any) and checks what clients rely on:\n"
@@ -129,7 +129,9 @@ constexpr const char* kProbeHelp =
     "and RCPT TO, then RSET: no message is ever sent); 465 the same over implicit TLS;\n"
     "IMAP and POP3 greet over TLS and refuse plaintext logins before STARTTLS/STLS. Every\n"
     "certificate must chain to the system store (or --ca-file), be valid for at least 14\n"
-    "more days and name the advertised host. Exit 0 only when every check passes.\n"
+    "more days and name the advertised host. With --user, also the cut-off-day check\n"
+    "(relay-after-login): after a POP3 (or IMAP) login as that account from this address,\n"
+    "relaying without AUTH must be refused. Exit 0 only when every check passes.\n"
     "\n"
     "  --json               one JSON document instead of the table\n"
     "  --timeout T          for each connect, handshake and reply (default 10s)\n"
@@ -140,7 +142,9 @@ constexpr const char* kProbeHelp =
     "                       (default relay-probe@mailconfd-probe.invalid)\n"
     "  --connect-to LIST    HOST:PORT:ADDR:PORT, comma-separated: connect there instead of\n"
     "                       resolving HOST (certificate still checked against HOST)\n"
-    "  --parallel N         servers probed at the same time (default 8, at most 64)\n";
+    "  --parallel N         servers probed at the same time (default 8, at most 64)\n"
+    "  --source ADDRESS     connect from this local address (one a customer could have,\n"
+    "                       outside Postfix's mynetworks)\n";
 
 int usage_error(const std::string& message, const char* help) {
   std::cerr << "mailconfd: " << message << "\n\n" << help;
@@ -403,6 +407,13 @@ std::optional<probe::Options> probe_options(const Args& args, int& exit_code) {
     options.timeout = *timeout;
   }
   if (auto it = o.find("ca-file"); it != o.end()) options.ca_file = it->second;
+  if (auto it = o.find("source"); it != o.end()) {
+    if (it->second.empty() ||
+        it->second.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+      return fail("--source '" + it->second + "' is not an IP address");
+    }
+    options.source = it->second;
+  }
   if (auto it = o.find("relay-to"); it != o.end()) {
     if (!parse_email(it->second) || it->second.find_first_of("<> \r\n") != std::string::npos) {
       return fail("--relay-to '" + it->second + "' is not an email address");
@@ -743,7 +754,7 @@ int run(int argc, char** argv) {
   if (command == "probe") {
     auto args = parse_args(argc, argv, 2,
                            {"config", "timeout", "ca-file", "user", "password-file", "relay-to",
-                            "connect-to", "parallel"},
+                            "connect-to", "parallel", "source"},
                            error, {"json"});
     if (args) init_logging(false);
     return args ? probe_command(*args) : usage_error(error, kProbeHelp);

@@ -20,11 +20,17 @@ constexpr std::size_t kMaxLoginsPerIp = 64;
 constexpr std::size_t kMaxListed = 16;
 constexpr std::size_t kMaxUnattributedIps = 4096;
 
-std::string lower(std::string_view text) {
-  std::string out(text);
+// ASCII lower case into out (reused: no allocation once it has grown).
+void lower_into(std::string& out, std::string_view text) {
+  out.assign(text);
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
+}
+
+std::string lower(std::string_view text) {
+  std::string out;
+  lower_into(out, text);
   return out;
 }
 
@@ -176,18 +182,33 @@ Scanner::Scanner(const Config& config, ScanOptions options)
 }
 
 std::uint32_t Scanner::intern(std::string_view user) {
-  std::string key = lower(user);
-  if (auto it = user_ids_.find(key); it != user_ids_.end()) return it->second;
+  lower_into(scratch_, user);
+  if (auto it = user_ids_.find(scratch_); it != user_ids_.end()) return it->second;
   const auto id = static_cast<std::uint32_t>(users_.size());
-  users_.push_back(key);
-  user_ids_.emplace(std::move(key), id);
+  users_.push_back(scratch_);
+  resolved_.emplace_back();
+  user_ids_.emplace(scratch_, id);
   return id;
 }
 
-std::optional<std::uint32_t> Scanner::known_user(std::string_view user) const {
-  const auto it = user_ids_.find(lower(user));
+std::optional<std::uint32_t> Scanner::known_user(std::string_view user) {
+  lower_into(scratch_, user);
+  const auto it = user_ids_.find(scratch_);
   if (it == user_ids_.end()) return std::nullopt;
   return it->second;
+}
+
+const Scanner::Resolved& Scanner::resolve(std::uint32_t user, std::string_view sender) {
+  // A full address (or a configuration without local-part logins) maps the same way whatever
+  // the sender: resolved once per login name.
+  const std::string& name = users_[user];
+  if (!any_local_part_ || name.find('@') != std::string::npos) {
+    std::optional<Resolved>& cached = resolved_[user];
+    if (!cached) cached = resolve_login(name, sender);
+    return *cached;
+  }
+  scratch_resolved_ = resolve_login(name, sender);
+  return scratch_resolved_;
 }
 
 Scanner::Resolved Scanner::resolve_login(std::string_view user, std::string_view sender) const {
@@ -237,8 +258,9 @@ Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip)
   return m;
 }
 
-std::vector<std::uint32_t> Scanner::candidates(const IpAddress& ip, Micros time) const {
-  std::vector<std::uint32_t> users;
+const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, Micros time) {
+  std::vector<std::uint32_t>& users = candidates_;
+  users.clear();
   const auto it = logins_.find(ip);
   if (it == logins_.end()) return users;
   for (const Login& login : it->second) {
@@ -249,11 +271,11 @@ std::vector<std::uint32_t> Scanner::candidates(const IpAddress& ip, Micros time)
   return users;
 }
 
-bool Scanner::remote(std::string_view recipient, std::string_view agent) const {
+bool Scanner::remote(std::string_view recipient, std::string_view agent) {
   if (agent == "local" || agent == "virtual") return false;
-  const std::string domain = lower(domain_part(recipient));
-  if (domain.empty()) return false;  // a local name without a domain
-  return config_.domains.find(domain) == nullptr;
+  lower_into(scratch_, domain_part(recipient));
+  if (scratch_.empty()) return false;  // a local name without a domain
+  return config_.domains.find(scratch_) == nullptr;
 }
 
 bool Scanner::in_mynetworks(const IpAddress& ip) const {
@@ -264,7 +286,7 @@ bool Scanner::in_mynetworks(const IpAddress& ip) const {
 }
 
 void Scanner::relay(const Pending& message) {
-  const std::vector<std::uint32_t> users = candidates(message.ip, message.time);
+  const std::vector<std::uint32_t>& users = candidates(message.ip, message.time);
   if (users.empty()) {
     if (unattributed_.size() < kMaxUnattributedIps || unattributed_.count(message.ip)) {
       Unattributed& u = unattributed_[message.ip];
@@ -279,7 +301,7 @@ void Scanner::relay(const Pending& message) {
                       evidence->second <= message.time + kExplicitWindow;
   const std::string_view sender_domain = domain_part(message.sender);
   if (users.size() == 1) {
-    const Resolved who = resolve_login(users_[users[0]], message.sender);
+    const Resolved& who = resolve(users[0], message.sender);
     Mailbox& m = mailbox(who, message.time, message.ip);
     ++m.relayed;
     m.last_relay = std::max(m.last_relay, message.time);
@@ -288,7 +310,7 @@ void Scanner::relay(const Pending& message) {
     return;
   }
   std::vector<Resolved> everyone;
-  for (std::uint32_t user : users) everyone.push_back(resolve_login(users_[user], message.sender));
+  for (std::uint32_t user : users) everyone.push_back(resolve(user, message.sender));
   for (const Resolved& who : everyone) {
     Mailbox& m = mailbox(who, message.time, message.ip);
     ++m.relayed_shared;
@@ -300,13 +322,13 @@ void Scanner::relay(const Pending& message) {
 }
 
 void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender) {
-  const std::vector<std::uint32_t> users = candidates(ip, time);
+  const std::vector<std::uint32_t>& users = candidates(ip, time);
   if (users.empty()) {
     ++stats_.unattributed_denied;
     return;
   }
   if (users.size() == 1) {
-    const Resolved who = resolve_login(users_[users[0]], sender);
+    const Resolved& who = resolve(users[0], sender);
     Mailbox& m = mailbox(who, time, ip);
     ++m.denied;
     m.last_denied = std::max(m.last_denied, time);
@@ -314,7 +336,7 @@ void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender) 
     return;
   }
   std::vector<Resolved> everyone;
-  for (std::uint32_t user : users) everyone.push_back(resolve_login(users_[user], sender));
+  for (std::uint32_t user : users) everyone.push_back(resolve(user, sender));
   for (const Resolved& who : everyone) {
     Mailbox& m = mailbox(who, time, ip);
     ++m.denied_shared;
@@ -406,7 +428,7 @@ void Scanner::add(Micros time, const Event& event) {
         return;
       }
       const Pending& message = it->second;
-      const Resolved who = resolve_login(users_[message.user], event.sender);
+      const Resolved& who = resolve(message.user, event.sender);
       Mailbox& m = mailbox(who, message.time, message.ip);
       ++m.authenticated;
       m.last_auth = std::max(m.last_auth, message.time);
@@ -444,7 +466,7 @@ void Scanner::add(Micros time, const Event& event) {
         ++stats_.unknown_sasl_failures;
         return;
       }
-      Mailbox& m = mailbox(resolve_login(users_[*user], ""), time, *ip);
+      Mailbox& m = mailbox(resolve(*user, ""), time, *ip);
       ++m.login_failures;
       m.last_failure = std::max(m.last_failure, time);
       return;

@@ -134,11 +134,15 @@ class Scanner {
   using StringMap = std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>>;
 
   std::uint32_t intern(std::string_view user);
-  std::optional<std::uint32_t> known_user(std::string_view user) const;
+  std::optional<std::uint32_t> known_user(std::string_view user);
   Resolved resolve_login(std::string_view user, std::string_view sender) const;
+  // resolve_login for an interned user, cached when the sender cannot change the answer.
+  // The reference is valid until the next call.
+  const Resolved& resolve(std::uint32_t user, std::string_view sender);
   Mailbox& mailbox(const Resolved& who, Micros time, const IpAddress& ip);
-  std::vector<std::uint32_t> candidates(const IpAddress& ip, Micros time) const;
-  bool remote(std::string_view recipient, std::string_view agent) const;
+  // The users logged in from ip within the grace period around time (valid until next call).
+  const std::vector<std::uint32_t>& candidates(const IpAddress& ip, Micros time);
+  bool remote(std::string_view recipient, std::string_view agent);
   bool in_mynetworks(const IpAddress& ip) const;
   void relay(const Pending& message);
   void denied(const IpAddress& ip, Micros time, std::string_view sender);
@@ -151,8 +155,12 @@ class Scanner {
   std::string only_local_part_domain_;
   bool any_local_part_ = false;
 
-  std::vector<std::string> users_;  // interned login names; index = id
+  std::vector<std::string> users_;                 // interned login names (lower case); index = id
+  std::vector<std::optional<Resolved>> resolved_;  // index = id
   StringMap user_ids_;
+  std::string scratch_;
+  Resolved scratch_resolved_;
+  std::vector<std::uint32_t> candidates_;
   std::unordered_map<IpAddress, std::vector<Login>, IpHash> logins_;
   std::size_t login_count_ = 0;
   std::deque<std::pair<Micros, IpAddress>> login_order_;

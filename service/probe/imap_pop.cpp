@@ -281,4 +281,56 @@ ServerReport probe_pop3(const Target& target, const Options& options) {
   return report;
 }
 
+bool login_only(const MailServer& server, const Options& options, std::string& detail) {
+  const bool pop3 = server.protocol == Protocol::Pop3;
+  const std::string where =
+      fmt::format("{} {}:{}", pop3 ? "POP3" : "IMAP", server.host, server.port);
+  std::string error;
+  const auto session = Session::open(server.host, server.port, options, error);
+  if (!session) {
+    detail = where + ": " + error;
+    return false;
+  }
+  if (server.security == Security::Tls && !session->start_tls(server.host, error)) {
+    detail = where + ": " + error;
+    return false;
+  }
+  const auto greeting = session->read_line();
+  if (!greeting || !(pop3 ? greeting->starts_with("+OK") : greeting->starts_with("* OK"))) {
+    detail = where + ": no greeting";
+    return false;
+  }
+  if (server.security == Security::StartTls) {
+    bool go_ahead = false;
+    if (pop3) {
+      const auto reply = pop_command(*session, "STLS");
+      go_ahead = reply && reply->starts_with("+OK");
+    } else {
+      const auto reply = imap_command(*session, "l1", "STARTTLS");
+      go_ahead = reply && reply->ok();
+    }
+    if (!go_ahead || !session->start_tls(server.host, error)) {
+      detail = where + ": STARTTLS failed" + (error.empty() ? "" : ": " + error);
+      return false;
+    }
+  }
+  const Account& account = *options.account;
+  bool ok = false;
+  if (pop3) {
+    auto reply = pop_command(*session, "USER " + account.user);
+    if (reply && reply->starts_with("+OK"))
+      reply = pop_command(*session, "PASS " + account.password);
+    ok = reply && reply->starts_with("+OK");
+    pop_command(*session, "QUIT");
+  } else {
+    const auto reply = imap_command(
+        *session, "l2", "LOGIN " + quoted(account.user) + " " + quoted(account.password));
+    ok = reply && reply->ok();
+    imap_command(*session, "l3", "LOGOUT");
+  }
+  detail = fmt::format("{} as {} at {}", ok ? "logged in" : "login refused", sanitize(account.user),
+                       where);
+  return ok;
+}
+
 }  // namespace mailconfd::probe

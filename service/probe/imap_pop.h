@@ -16,6 +16,10 @@ namespace mailconfd::probe {
 std::vector<std::string> capability_words(const std::string& text);
 
 ServerReport probe_imap(const Target& target, const Options& options);
+// Logs in with options.account on a POP3 or IMAP server (TLS or STARTTLS/STLS as
+// advertised) and logs out: what a mail client does before it sends via SMTP-after-POP.
+// True on success; detail says what happened.
+bool login_only(const MailServer& server, const Options& options, std::string& detail);
 ServerReport probe_pop3(const Target& target, const Options& options);
 
 }  // namespace mailconfd::probe

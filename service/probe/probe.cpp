@@ -62,7 +62,9 @@ std::vector<Target> targets(const Config& config, const std::vector<std::string>
     const ClientSettings settings = resolve(config, DomainEntry{key.first, key.second});
     for (const auto* list : {&settings.outgoing, &settings.incoming}) {
       for (const MailServer& server : *list) {
-        if (!seen(server)) out.push_back({server, settings.provider->id, domain});
+        if (seen(server)) continue;
+        out.push_back({server, settings.provider->id, domain, {}});
+        if (server.protocol == Protocol::Smtp) out.back().incoming = settings.incoming;
       }
     }
   }

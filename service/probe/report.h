@@ -16,6 +16,7 @@ struct Target {
   MailServer server;     // as advertised; host is what the certificate must name
   std::string provider;  // provider id that advertises it
   std::string domain;    // a hosted domain told to use it; the relay test's sender domain
+  std::vector<MailServer> incoming;  // SMTP targets: the same clients' IMAP/POP3 servers
 };
 
 struct Check {

@@ -155,6 +155,25 @@ std::unique_ptr<Session> Session::open(const std::string& host, std::uint16_t po
     if (fd < 0) continue;
     std::unique_ptr<Session> session(new Session(fd, options.timeout, options.ca_file));
     const std::string target = address_text(a->ai_addr, true);
+    if (!options.source.empty()) {
+      addrinfo source_hints{};
+      source_hints.ai_family = a->ai_family;
+      source_hints.ai_socktype = SOCK_STREAM;
+      source_hints.ai_flags = AI_NUMERICHOST;
+      addrinfo* source = nullptr;
+      if (::getaddrinfo(options.source.c_str(), nullptr, &source_hints, &source) != 0) {
+        error = fmt::format("--source {} is not an address of {}'s family", options.source, target);
+        continue;
+      }
+      const int bound = ::bind(fd, source->ai_addr, source->ai_addrlen);
+      const int bind_errno = errno;
+      ::freeaddrinfo(source);
+      if (bound != 0) {
+        error =
+            fmt::format("cannot connect from {}: {}", options.source, std::strerror(bind_errno));
+        continue;
+      }
+    }
     if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
       if (errno != EINPROGRESS) {
         error = fmt::format("cannot connect to {}: {}", target, std::strerror(errno));

@@ -42,6 +42,12 @@ struct Options {
   std::string relay_to = "relay-probe@mailconfd-probe.invalid";  // outside recipient
   std::vector<ConnectTo> connect_to;
   unsigned parallel = 8;  // servers probed at the same time
+  // Local address every connection comes from (--source); empty: the system's choice. The
+  // cut-off-day check (relay-after-login) must come from an address a customer could have.
+  std::string source;
+  // relay-after-login: the pause between the POP3/IMAP login and the SMTP connection, for
+  // the POP-before-SMTP map to be updated and noticed.
+  std::chrono::milliseconds map_delay{2'000};
 };
 
 // What the TLS handshake showed about the server's certificate.

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <thread>
 
 #include <fmt/format.h>
 
+#include "probe/imap_pop.h"
 #include "probe/tls_check.h"
 
 namespace mailconfd::probe {
@@ -147,6 +149,80 @@ RelayVerdict judge_relay(const SmtpReply& mail, const std::optional<SmtpReply>& 
                              step, decisive.text())};
 }
 
+namespace {
+
+// The cut-off-day check: log in over POP3 (else IMAP) as the test account, as a mail client
+// does before it sends via SMTP-after-POP, then try to relay without AUTH from the same
+// address on a new connection. After the cut-off this must be refused.
+void relay_after_login(const Target& target, const Options& options, ServerReport& report) {
+  const auto incoming =
+      std::find_if(target.incoming.begin(), target.incoming.end(),
+                   [](const MailServer& s) { return s.protocol == Protocol::Pop3; });
+  const MailServer* server = incoming != target.incoming.end() ? &*incoming
+                             : target.incoming.empty()         ? nullptr
+                                                               : &target.incoming.front();
+  if (server == nullptr) {
+    report.fail("relay-after-login", "no POP3 or IMAP server to log in to");
+    return;
+  }
+  std::string detail;
+  if (!login_only(*server, options, detail)) {
+    report.fail("relay-after-login", "cannot log in first: " + detail);
+    return;
+  }
+  std::this_thread::sleep_for(options.map_delay);  // the map is updated and noticed
+  const std::string& host = target.server.host;
+  std::string error;
+  const auto session = Session::open(host, target.server.port, options, error);
+  if (!session) {
+    report.fail("relay-after-login", error);
+    return;
+  }
+  const bool implicit_tls = target.server.security == Security::Tls;
+  if (implicit_tls && !session->start_tls(host, error)) {
+    report.fail("relay-after-login", "TLS: " + error);
+    return;
+  }
+  const auto greeting = read_smtp_reply(*session);
+  auto hello = greeting && greeting->code == 220
+                   ? command(*session, "EHLO " + address_literal(*session))
+                   : std::nullopt;
+  if (hello && hello->code == 250 && !implicit_tls && has_extension(*hello, "STARTTLS")) {
+    const auto go_ahead = command(*session, "STARTTLS");
+    hello = go_ahead && go_ahead->code == 220 && session->start_tls(host, error)
+                ? command(*session, "EHLO " + address_literal(*session))
+                : std::nullopt;
+  }
+  if (!hello || hello->code != 250) {
+    report.fail("relay-after-login", "no EHLO: " + (error.empty() ? session->error() : error));
+    return;
+  }
+  const std::string sender =
+      target.domain.empty() ? "<>" : "<mailconfd-probe@" + target.domain + ">";
+  const auto mail = command(*session, "MAIL FROM:" + sender);
+  std::optional<SmtpReply> rcpt;
+  if (mail && mail->code / 100 == 2) rcpt = command(*session, "RCPT TO:<" + options.relay_to + ">");
+  if (!mail || (mail->code / 100 == 2 && !rcpt)) {
+    report.fail("relay-after-login", "no answer: " + session->error());
+    return;
+  }
+  const RelayVerdict verdict = judge_relay(*mail, rcpt, options.relay_to);
+  const std::string from = "after " + detail + " from " + session->local();
+  if (verdict.refused) {
+    report.pass("relay-after-login", "refused " + from + ": " + verdict.detail);
+  } else if (rcpt && rcpt->code / 100 == 2) {
+    report.fail("relay-after-login", "accepted RCPT TO:<" + options.relay_to +
+                                         "> without authentication " + from +
+                                         ": SMTP-after-POP is still on (" + rcpt->text() + ")");
+  } else {
+    report.fail("relay-after-login", verdict.detail);
+  }
+  command(*session, "RSET");
+  quit(*session);
+}
+
+}  // namespace
+
 ServerReport probe_smtp(const Target& target, const Options& options) {
   ServerReport report{target.server, target.provider, {}, {}};
   const std::string& host = target.server.host;
@@ -257,6 +333,7 @@ ServerReport probe_smtp(const Target& target, const Options& options) {
     }
   }
   quit(*session);
+  if (options.account) relay_after_login(target, options, report);
   return report;
 }
 

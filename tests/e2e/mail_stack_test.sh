@@ -577,6 +577,24 @@ swaks --server 127.0.0.1 --port "$legacy" --local-interface 127.0.0.16 --timeout
   --to "$user" --header "Subject: $token forged" >"$T/swaks-forged.log" 2>&1 ||
   { cat "$T/swaks-forged.log" >&2; fail "the forged sender's mail to a hosted mailbox"; }
 
+# The probe's cut-off-day check, from an address of its own, the legacy service standing in
+# for submission: after a POP3 login as the test account, relaying without AUTH still works.
+cutoff_probe() {  # $1 = source address; prints the report, returns the probe's status
+  local status
+  set +e
+  probe --connect-to "$smtp_host:587:127.0.0.1:$legacy,$good_map" --source "$1" --parallel 1 \
+    --user "$user" --password-file "$T/password" customer.test >"$T/probe-cutoff-$1.txt" 2>&1
+  status=$?
+  set -e
+  cat "$T/probe-cutoff-$1.txt"
+  return $status
+}
+cutoff_probe 127.0.0.17 && fail "the probe passed while SMTP-after-POP is on"
+grep -Eq '^      PROBLEM +relay-after-login +accepted RCPT TO:<relay-probe@mailconfd-probe\.invalid> without authentication after logged in as alice@customer\.test at POP3 pop\.provider\.test:995 from 127\.0\.0\.17.*: SMTP-after-POP is still on' \
+  "$T/probe-cutoff-127.0.0.17.txt" || fail "the probe did not name relay-after-login"
+[ "$(grep -c '^      PROBLEM' "$T/probe-cutoff-127.0.0.17.txt")" -eq 1 ] ||
+  fail "the probe should have found exactly one problem"
+
 echo "   -- phase 2: the dry-run rule and the INFO tag (deploy/postfix/main.cf.cutover)"
 relay_phase dry-run
 postfix -c "$pf" reload >/dev/null 2>&1
@@ -634,7 +652,8 @@ ok &= report["domains"] == [{"domain": "customer.test", "provider": "provider.te
                              "total": 8}]
 ips = {m["address"]: m["ips"] for m in report["mailboxes"]}
 ok &= ips["anna@customer.test"] == ["127.0.0.10"] and ips["emil@customer.test"] == ["127.0.0.14"]
-ok &= report["logs"]["explicit_evidence"] >= 2 and report["logs"]["unattributed_denied"] == 1
+# The forger's refused relay, and the probe's relay test before its login.
+ok &= report["logs"]["explicit_evidence"] >= 2 and report["logs"]["unattributed_denied"] == 2
 for m in report["mailboxes"]:
     ok &= m["setup_url"] == "https://autodiscover.provider.test/setup?emailaddress=" + m["address"].replace("@", "%40")
 if not ok:
@@ -650,5 +669,10 @@ echo "   emil broke, fritz login-failing; the forged lines named nobody"
 [ "$(grep -c 'customer.test,' "$T/cutover.csv")" -eq 6 ] || { cat "$T/cutover.csv"; fail "CSV rows"; }
 grep -q "$password" "$T/cutover.json" "$T/cutover.csv" "$pb/popb4smtp.log" &&
   fail "a password appears in the scan's output"
+echo "   -- the probe after the cut-off"
+cutoff_probe 127.0.0.18 || fail "the probe should pass after the cut-off"
+grep -Eq '^      ok +relay-after-login +refused after logged in as alice@customer\.test at POP3 pop\.provider\.test:995 from 127\.0\.0\.18.*Relay access denied' \
+  "$T/probe-cutoff-127.0.0.18.txt" || fail "relay-after-login should pass after the cut-off"
+grep -q "$password" "$T"/probe-cutoff-*.txt && fail "the password appears in the probe report"
 
 step "all passed"

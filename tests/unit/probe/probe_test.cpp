@@ -71,7 +71,7 @@ TEST_CASE("probe_all reports every target in order, also when none answers") {
   // Port 1 on loopback: nothing listens, the connection is refused at once.
   std::vector<probe::Target> targets;
   for (auto protocol : {Protocol::Smtp, Protocol::Imap, Protocol::Pop3}) {
-    targets.push_back({MailServer{protocol, "localhost", 1, Security::Tls, {}}, "p", "d"});
+    targets.push_back({MailServer{protocol, "localhost", 1, Security::Tls, {}}, "p", "d", {}});
   }
   probe::Options options;
   options.connect_to = {{"localhost", 1, "127.0.0.1", 1}};
