@@ -9,9 +9,9 @@
 namespace mailconfd::cutover {
 namespace {
 
-// A login logged in one file and the client line in another may share a second, or be a
-// second apart in either order: logins count from this much after a relay.
-constexpr Micros kSlop = 2 * kSecondMicros;
+// A login in a log with whole seconds and a relay in one with microseconds (or the other way
+// round) may appear up to a second out of order: logins count from this much after a relay.
+constexpr Micros kSlop = 1 * kSecondMicros;
 // An INFO tag or reject_warning belongs to a message from the same IP this close in time.
 constexpr Micros kExplicitWindow = 120 * kSecondMicros;
 // A message accepted but without a delivery line after this long is forgotten (counted).
@@ -76,7 +76,8 @@ std::string escape(std::string_view text) {
       out += c;
     }
   }
-  return text.empty() ? "-" : out;
+  if (text.empty()) return "-";
+  return out == "-" ? "%2D" : out;
 }
 
 std::optional<std::string> unescape(std::string_view text) {
@@ -411,6 +412,7 @@ void Scanner::add(Micros time, const Event& event) {
       const auto ip = parse_ip(event.ip);
       if (!ip) return;
       if (!event.authenticated && in_mynetworks(*ip)) return;
+      if (event.authenticated && event.user.empty()) return;  // no name to attribute it to
       Pending message;
       message.ip = *ip;
       message.time = time;

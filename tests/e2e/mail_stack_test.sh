@@ -634,7 +634,10 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 got = {m["address"]: (m["state"], m["confidence"], m["candidates_with"]) for m in report["mailboxes"]}
 want = {
-    "alice@customer.test": ("switched", "explicit", []),   # sections 2 and 4
+    # The probe's test account: switched in section 2, but the probe's relay tests after its
+    # POP3 login from 127.0.0.17 were refused on the submission services: broke, as a
+    # customer's would be.
+    "alice@customer.test": ("broke", "high", []),
     "anna@customer.test": ("at-risk", "high", []),          # (a)
     "bert@customer.test": ("switched", "explicit", []),     # (b)
     "carol@customer.test": ("ambiguous", "low", ["dave@customer.test"]),  # (c)
@@ -644,16 +647,17 @@ want = {
     "fritz@customer.test": ("login-failing", "explicit", []),  # (f)
 }
 ok = got == want                                           # (g): gina nowhere
-ok &= report["summary"] == {"at-risk": 2, "ambiguous": 2, "broke": 1, "login-failing": 1,
-                            "switched": 2, "total": 8, "not_hosted": 0}
+ok &= report["summary"] == {"at-risk": 2, "ambiguous": 2, "broke": 2, "login-failing": 1,
+                            "switched": 1, "total": 8, "not_hosted": 0}
 ok &= report["not_hosted"] == [] and report["unattributed"] == []
 ok &= report["domains"] == [{"domain": "customer.test", "provider": "provider.test", "at-risk": 2,
-                             "ambiguous": 2, "broke": 1, "login-failing": 1, "switched": 2,
+                             "ambiguous": 2, "broke": 2, "login-failing": 1, "switched": 1,
                              "total": 8}]
 ips = {m["address"]: m["ips"] for m in report["mailboxes"]}
 ok &= ips["anna@customer.test"] == ["127.0.0.10"] and ips["emil@customer.test"] == ["127.0.0.14"]
-# The forger's refused relay, and the probe's relay test before its login.
-ok &= report["logs"]["explicit_evidence"] >= 2 and report["logs"]["unattributed_denied"] == 2
+# The forger's refused relay (and the probe's first relay test, unless its login follows
+# within the second the scan allows for logs written with different clock resolutions).
+ok &= report["logs"]["explicit_evidence"] >= 2 and report["logs"]["unattributed_denied"] >= 1
 for m in report["mailboxes"]:
     ok &= m["setup_url"] == "https://autodiscover.provider.test/setup?emailaddress=" + m["address"].replace("@", "%40")
 if not ok:

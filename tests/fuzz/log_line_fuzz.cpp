@@ -56,7 +56,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     pos = end + 1;
   }
-  if (const auto time = parse_rfc3339(input)) FUZZ_CHECK(parse_rfc3339(rfc3339(*time)).has_value());
+  // Within years 1..9999 a time survives being written and read back (to the second).
+  if (const auto time = parse_rfc3339(input)) {
+    if (*time >= -62135596800LL * 1'000'000 && *time < 253402300800LL * 1'000'000) {
+      const auto again = parse_rfc3339(rfc3339(*time));
+      FUZZ_CHECK(again &&
+                 *again / 1'000'000 ==
+                     (*time - (((*time % 1'000'000) + 1'000'000) % 1'000'000)) / 1'000'000);
+    }
+  }
   // The state round-trips through its text form.
   std::ostringstream saved;
   scanner.save(saved);
