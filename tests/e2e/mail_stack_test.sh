@@ -670,7 +670,8 @@ echo "   emil broke, fritz login-failing; the forged lines named nobody"
   "$T/dovecot/dovecot.log" "$pf/maillog" >"$T/cutover.csv" || true
 [ "$(head -1 "$T/cutover.csv")" = $'mailbox,domain,state,evidence,last_seen,setup_link\r' ] ||
   fail "CSV header"
-[ "$(grep -c 'customer.test,' "$T/cutover.csv")" -eq 6 ] || { cat "$T/cutover.csv"; fail "CSV rows"; }
+# Everyone but bert (switched): alice (the probe account), anna, carol, dave, dora, emil, fritz.
+[ "$(grep -c 'customer.test,' "$T/cutover.csv")" -eq 7 ] || { cat "$T/cutover.csv"; fail "CSV rows"; }
 grep -q "$password" "$T/cutover.json" "$T/cutover.csv" "$pb/popb4smtp.log" &&
   fail "a password appears in the scan's output"
 echo "   -- the probe after the cut-off"
