@@ -48,7 +48,7 @@ def options(text):
 helps = []
 for args in (["--help"], ["serve", "--help"], ["check", "--help"], ["render", "--help"],
              ["dns", "--help"], ["dns", "zone", "--help"], ["dns", "check", "--help"],
-             ["probe", "--help"]):
+             ["probe", "--help"], ["cutover", "--help"]):
     run = subprocess.run([binary, *args], capture_output=True, text=True, timeout=30)
     if run.returncode != 0:
         problems.append(f"mailconfd {' '.join(args)} exits {run.returncode}")
