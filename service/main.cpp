@@ -21,6 +21,7 @@
 
 #include "app.h"
 #include "cli/cutover.h"
+#include "cockpit/board.h"
 #include "config/config_file.h"
 #include "core/client_settings.h"
 #include "core/email_address.h"
@@ -28,6 +29,7 @@
 #include "dns/zone.h"
 #include "example_config.h"
 #include "http/server.h"
+#include "journal/journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -536,7 +538,8 @@ std::shared_ptr<const App> build_or_log(Config config, std::string_view what) {
 // SIGHUP: the new snapshot is built completely off to the side; only a snapshot without any
 // problem is swapped in. Requests in flight finish on the snapshot they started with.
 void reload(const std::string& path, const ServerOptions& started_with, bool tls_listening,
-            const std::vector<http::Server*>& servers) {
+            const std::vector<http::Server*>& servers, cockpit::Board* board,
+            const std::optional<JournalOptions>& journal_started) {
   Loaded next = load_config_file(path);
   if (!next.ok()) {
     for (const auto& problem : next.problems) spdlog::error("reload: {}", problem);
@@ -556,6 +559,15 @@ void reload(const std::string& path, const ServerOptions& started_with, bool tls
       options.metrics_listen != started_with.metrics_listen) {
     spdlog::warn("reload: listen addresses and threads change only at restart");
   }
+  const auto& journal = next.config.journal;
+  if (journal.has_value() != journal_started.has_value() ||
+      (journal && (journal->file != journal_started->file ||
+                   journal->retention != journal_started->retention))) {
+    spdlog::warn("reload: <journal> changes take effect at the next start");
+  }
+  if (next.config.cockpit.has_value() != (board != nullptr)) {
+    spdlog::warn("reload: adding or removing <cockpit> takes effect at the next start");
+  }
   auto app = build_or_log(std::move(next.config), "reload failed");
   if (!app) {
     spdlog::error("reload failed; still serving the previous configuration");
@@ -563,6 +575,7 @@ void reload(const std::string& path, const ServerOptions& started_with, bool tls
     return;
   }
   for (http::Server* server : servers) server->swap(app);
+  if (board != nullptr && app->config.cockpit && app->config.journal) board->swap(app);
   metrics::count_reload(true);
   spdlog::info("reloaded {}: {} domains", path, app->config.domains.size());
   log_signing(*app);
@@ -648,6 +661,18 @@ int serve(const Args& args) {
     shutdown_logging();
     return 2;
   }
+  // The settings journal and the cockpit run beside the servers; their threads never block a
+  // request (journal/journal.h, cockpit/board.h).
+  const std::optional<JournalOptions> journal_started = app->config.journal;
+  std::unique_ptr<journal::Journal> journal;
+  if (journal_started) {
+    journal = std::make_unique<journal::Journal>(
+        journal::Options{journal_started->file, journal_started->retention});
+    spdlog::info("settings journal on: {} (fetches kept {} days)", journal_started->file,
+                 journal_started->retention.count() / 86400);
+  }
+  std::unique_ptr<cockpit::Board> board;
+  if (app->config.cockpit) board = std::make_unique<cockpit::Board>(app);
   http::Server server(app);
   std::unique_ptr<http::Server> metrics_server;
   std::vector<http::Server*> servers{&server};
@@ -704,7 +729,8 @@ int serve(const Args& args) {
     if (sig == SIGHUP) {
       notify_systemd_reloading();
       if (from_file) {
-        reload(config_path, started_with, tls_listen.has_value(), servers);
+        reload(config_path, started_with, tls_listen.has_value(), servers, board.get(),
+               journal_started);
       } else {
         spdlog::warn("SIGHUP: the built-in example configuration cannot be reloaded");
         metrics::count_reload(false);
@@ -722,6 +748,8 @@ int serve(const Args& args) {
   start_watchdog(signals, grace + std::chrono::seconds(5));
   server.stop(grace);
   if (metrics_server) metrics_server->stop(std::chrono::seconds(1));
+  board.reset();
+  journal.reset();  // writes what is still buffered
   spdlog::info("stopped");
   shutdown_logging();
   return 0;

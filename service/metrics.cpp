@@ -10,6 +10,9 @@
 
 #include <fmt/format.h>
 
+#include "cockpit/board.h"
+#include "journal/journal.h"
+
 namespace mailconfd::metrics {
 namespace {
 
@@ -191,6 +194,8 @@ std::string render(const App& app) {
       app.config.domains.size(), app.config.providers.size(), reloads_ok.load(),
       reloads_failed.load(), loaded, open_http.load(), open_https.load(), ready() ? 1 : 0,
       MAILCONFD_VERSION, started_at);
+  journal::append_metrics(out);
+  cockpit::append_metrics(out);
   return out;
 }
 

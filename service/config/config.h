@@ -201,6 +201,23 @@ struct Signing {
   std::shared_ptr<const sign::Signer> signer;  // loaded and checked by the loader; never null
 };
 
+// <journal>: the opt-in settings journal (journal/journal.h); absent: nothing is recorded.
+struct JournalOptions {
+  std::string file;                                 // SQLite file, relative to the config's dir
+  std::chrono::seconds retention{180 * 24 * 3600};  // then a fetch row is deleted
+};
+
+// <cockpit>: the staff page on the admin (metrics) listener (cockpit/).
+struct CockpitOptions {
+  std::string report;         // the newest `cutover scan --json` report; may not exist yet
+  std::string password_file;  // empty: no password (the admin listener is loopback-only)
+  struct User {
+    std::string name;
+    std::string hash;  // crypt(3): yescrypt or bcrypt, checked by the loader
+  };
+  std::vector<User> users;  // read from password_file by the loader
+};
+
 struct Config {
   std::string path;  // file it came from; "(built-in example)" for the compiled-in one
   ServerOptions server;
@@ -211,6 +228,8 @@ struct Config {
   // <mobileconfig secret>: HMAC key for profile UUIDs and identifiers (render/mobileconfig.h).
   // Empty when not configured. Changing it changes every identifier.
   std::string profile_secret;
+  std::optional<JournalOptions> journal;
+  std::optional<CockpitOptions> cockpit;
 };
 
 std::string_view to_string(Protocol protocol);

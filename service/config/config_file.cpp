@@ -1,6 +1,7 @@
 #include "config/config_file.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -135,8 +136,9 @@ class Loader {
       problems_.at(root, "the root element must be <mailconfd>");
       return;
     }
-    check_known(problems_, root, {}, {"server", "setup", "signing", "mobileconfig", "provider"});
-    for (const char* once : {"server", "signing", "mobileconfig"}) {
+    check_known(problems_, root, {},
+                {"server", "setup", "signing", "mobileconfig", "provider", "journal", "cockpit"});
+    for (const char* once : {"server", "signing", "mobileconfig", "journal", "cockpit"}) {
       auto children = root.children(once);
       if (children.begin() != children.end() && std::next(children.begin()) != children.end()) {
         problems_.at(*std::next(children.begin()), fmt::format("<{}> may appear only once", once));
@@ -145,6 +147,8 @@ class Loader {
     if (auto server = root.child("server")) read_server(server, config.server);
     if (auto signing = root.child("signing")) read_signing(signing, config);
     if (auto mobileconfig = root.child("mobileconfig")) read_mobileconfig(mobileconfig, config);
+    if (auto journal = root.child("journal")) read_journal(journal, config);
+    if (auto cockpit = root.child("cockpit")) read_cockpit(cockpit, config);
     for (const pugi::xml_node& p : root.children("provider")) read_provider(p, config);
     if (config.providers.empty()) problems_.at(root, "no <provider> is configured");
     if (auto setup = root.child("setup")) read_setup(setup, config);
@@ -376,6 +380,94 @@ class Loader {
       return;
     }
     config.profile_secret = secret;
+  }
+
+  void read_journal(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"file", "retention"}, {});
+    JournalOptions journal;
+    journal.file = path_of(node.attribute("file").value());
+    if (journal.file.empty()) problems_.at(node, "<journal> needs file (the SQLite database)");
+    if (auto a = node.attribute("retention")) {
+      const std::string_view text = a.value();
+      auto days = text.size() > 1 && text.back() == 'd'
+                      ? parse_number<unsigned>(text.substr(0, text.size() - 1))
+                      : std::nullopt;
+      if (!days || *days < 1 || *days > 3650) {
+        problems_.at(node, "<journal> retention must be a number of days from 1d to 3650d");
+      } else {
+        journal.retention = std::chrono::seconds(std::int64_t{*days} * 24 * 3600);
+      }
+    }
+    config.journal = std::move(journal);
+  }
+
+  // The cockpit's password file is read here, so `check` and every reload see it; its lines
+  // are NAME:HASH with a yescrypt or bcrypt crypt(3) hash (mkpasswd -m yescrypt).
+  void read_cockpit(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"report", "password-file"}, {});
+    CockpitOptions cockpit;
+    cockpit.report = path_of(node.attribute("report").value());
+    cockpit.password_file = path_of(node.attribute("password-file").value());
+    if (!node.parent().child("journal")) {
+      problems_.at(node, "<cockpit> needs <journal> (it keeps the day-by-day history there)");
+    }
+    const std::string& listen = config.server.metrics_listen;
+    const auto admin = parse_listen(listen);
+    if (!admin) {
+      problems_.at(node,
+                   "<cockpit> is served only on the admin listener: set <metrics listen> to a "
+                   "loopback address such as 127.0.0.1:9187");
+    } else {
+      in6_addr v6{};
+      in_addr v4{};
+      const bool loopback =
+          (inet_pton(AF_INET, admin->host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+          (inet_pton(AF_INET6, admin->host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
+      if (!loopback) {
+        problems_.at(node, fmt::format("<cockpit>: the admin listener {} is not a loopback "
+                                       "address; it has no TLS, so the cockpit is refused there "
+                                       "(use 127.0.0.1 or ::1 and an SSH tunnel or a TLS proxy)",
+                                       listen));
+      }
+    }
+    if (!cockpit.password_file.empty()) {
+      std::string text;
+      if (!read_whole_file(cockpit.password_file, text)) {
+        problems_.at(node,
+                     fmt::format("<cockpit>: cannot read password-file {}", cockpit.password_file));
+      } else {
+        Problems in_file(cockpit.password_file, text);
+        std::size_t line = 0, start = 0;
+        while (start < text.size()) {
+          ++line;
+          auto end = text.find('\n', start);
+          if (end == std::string::npos) end = text.size();
+          const std::string entry = trimmed(std::string_view(text).substr(start, end - start));
+          start = end + 1;
+          if (entry.empty() || entry.front() == '#') continue;
+          const auto colon = entry.find(':');
+          const std::string name = entry.substr(0, colon);
+          const std::string hash = colon == std::string::npos ? "" : entry.substr(colon + 1);
+          const bool strong = hash.rfind("$y$", 0) == 0 || hash.rfind("$gy$", 0) == 0 ||
+                              hash.rfind("$2b$", 0) == 0 || hash.rfind("$2y$", 0) == 0;
+          if (name.empty() || has_control(name) || !strong ||
+              crypt_checksalt(hash.c_str()) != CRYPT_SALT_OK) {
+            in_file.at_line(line, 1,
+                            "expected NAME:HASH with a yescrypt ($y$) or bcrypt ($2b$) hash, as "
+                            "`mkpasswd -m yescrypt` writes it");
+            continue;
+          }
+          cockpit.users.push_back({name, hash});
+        }
+        auto found = in_file.take();
+        if (cockpit.users.empty() && found.empty()) {
+          problems_.at(node, fmt::format("<cockpit>: password-file {} has no NAME:HASH line",
+                                         cockpit.password_file));
+        }
+        for (auto& problem : found) extra_.push_back(std::move(problem));
+      }
+    }
+    config.cockpit = std::move(cockpit);
   }
 
   void read_limits(const pugi::xml_node& node, Limits& limits) {

@@ -39,6 +39,8 @@ std::string_view to_string(Endpoint endpoint) {
       return "health";
     case Endpoint::Metrics:
       return "metrics";
+    case Endpoint::Cockpit:
+      return "cockpit";
     case Endpoint::Other:
       return "other";
   }
@@ -66,6 +68,8 @@ std::string_view reason_phrase(int status) {
       return "Not Modified";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
     case 403:
       return "Forbidden";
     case 404:
@@ -82,6 +86,8 @@ std::string_view reason_phrase(int status) {
       return "URI Too Long";
     case 415:
       return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
     case 500:

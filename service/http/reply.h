@@ -14,6 +14,7 @@ inline constexpr std::string_view kText = "text/plain; charset=utf-8";
 inline constexpr std::string_view kHtml = "text/html; charset=utf-8";
 inline constexpr std::string_view kJson = "application/json; charset=utf-8";
 inline constexpr std::string_view kAppleProfile = "application/x-apple-aspen-config";
+inline constexpr std::string_view kCsv = "text/csv; charset=utf-8; header=present";
 
 // Which part of the URL surface answered; a fixed set, used as a metrics label.
 enum class Endpoint {
@@ -24,6 +25,7 @@ enum class Endpoint {
   Setup,
   Health,
   Metrics,
+  Cockpit,
   Other
 };
 std::string_view to_string(Endpoint endpoint);

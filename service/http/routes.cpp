@@ -7,8 +7,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cockpit/auth.h"
+#include "cockpit/board.h"
+#include "cockpit/page.h"
 #include "core/client_settings.h"
 #include "core/email_address.h"
+#include "journal/journal.h"
 #include "metrics.h"
 #include "render/autodiscover.h"
 #include "render/html.h"
@@ -19,6 +23,11 @@ namespace {
 
 bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
+}
+
+// A hosted address got its settings: counted for /metrics and, when on, journaled.
+void fetched(journal::Door door, const Request& request, const EmailAddress& address) {
+  journal::record(door, client_kind(request.header("User-Agent")), address.full());
 }
 
 Reply method_not_allowed(std::string_view allow, Endpoint endpoint) {
@@ -50,6 +59,7 @@ Reply autoconfig(const App& app, const Request& request) {
   values[render::Slot::Domain] = *domain;
   values[render::Slot::Login] =
       address ? std::string_view(login) : login_placeholder(provider.login);
+  if (address) fetched(journal::Door::Autoconfig, request, *address);
   Reply reply;
   reply.status = 200;
   reply.content_type = kXml;
@@ -125,14 +135,23 @@ std::optional<Reply> http_redirect(const App& app, const Request& request) {
 // GET (Delta Chat, redirects turned into GETs): the address from emailaddress or Email, else
 // the domain from Host with the %EMAILADDRESS% placeholders, as for autoconfig.
 Reply autodiscover_get(const App& app, const Request& request) {
-  if (auto redirect = http_redirect(app, request)) return *redirect;
   auto raw = query_param(request.query, "emailaddress");
   if (!raw) raw = query_param(request.query, "Email");
+  if (auto redirect = http_redirect(app, request)) {
+    auto decoded = raw ? percent_decode(*raw) : std::nullopt;
+    auto address = decoded ? parse_email(*decoded) : std::nullopt;
+    if (address && app.config.domains.find(address->domain) != nullptr) {
+      fetched(journal::Door::Redirect, request, *address);
+    }
+    return *redirect;
+  }
   if (raw) {
     auto decoded = percent_decode(*raw);
     auto address = decoded ? parse_email(*decoded) : std::nullopt;
     if (!address) return pox_error(render::PoxError::InvalidRequest);
-    return pox_settings(app, address->domain, &*address);
+    Reply reply = pox_settings(app, address->domain, &*address);
+    if (reply.status == 200) fetched(journal::Door::Autodiscover, request, *address);
+    return reply;
   }
   const auto domain = domain_from_host(request.host);
   if (!domain) return pox_error(render::PoxError::AddressNotFound);
@@ -153,7 +172,9 @@ Reply autodiscover_post(const App& app, const Request& request) {
   }
   const auto address = parse_email(parsed.email_address);
   if (!address) return pox_error(render::PoxError::InvalidRequest);
-  return pox_settings(app, address->domain, &*address);
+  Reply reply = pox_settings(app, address->domain, &*address);
+  if (reply.status == 200) fetched(journal::Door::Autodiscover, request, *address);
+  return reply;
 }
 
 Reply json_reply(int status, std::string body) {
@@ -181,6 +202,7 @@ Reply autodiscover_json(const App& app, const Request& request,
   if (entry == nullptr) {
     return json_reply(404, render::autodiscover_json_error(render::JsonError::NotFound));
   }
+  fetched(journal::Door::AutodiscoverJson, request, *address);
   return json_reply(200, app.documents_for(*entry).autodiscover_json);
 }
 
@@ -257,6 +279,7 @@ Reply setup(const App& app, const Request& request) {
     app.setup.unknown_domain[l].expand(values, reply.body);
     return reply;
   }
+  fetched(journal::Door::Setup, request, *address);
   const std::string login = login_name(app.config.providers[entry->provider].login, *address);
   values[render::Slot::Login] = login;
   values[render::Slot::Domain] = address->domain;
@@ -280,6 +303,7 @@ Reply mobileconfig(const App& app, const Request& request) {
 
   auto body = mobileconfig_for(app, *entry, *address);
   if (!body) return error_reply(500);
+  fetched(journal::Door::Mobileconfig, request, *address);
   Reply reply;
   reply.status = 200;
   reply.content_type = kAppleProfile;
@@ -315,11 +339,63 @@ Reply prometheus(const App& app, const Request&) {
   return reply;
 }
 
+// The cockpit (cockpit/): only on the separate admin (metrics) listener, behind HTTP Basic
+// when a password file is configured. Answers from the Model the cockpit's thread keeps.
+std::optional<Reply> cockpit_gate(const App& app, const Request& request) {
+  if (!app.config.cockpit) return error_reply(404);
+  const cockpit::Verdict verdict = cockpit::check_access(
+      *app.config.cockpit, request.header("Authorization"), std::chrono::steady_clock::now());
+  if (verdict.access == cockpit::Access::Denied) {
+    Reply reply = error_reply(401);
+    reply.header("WWW-Authenticate", "Basic realm=\"mailconfd cockpit\", charset=\"UTF-8\"");
+    return reply;
+  }
+  if (verdict.access == cockpit::Access::Throttled) {
+    Reply reply = error_reply(429);
+    reply.header("Retry-After", std::to_string(verdict.retry_after.count()));
+    return reply;
+  }
+  if (!cockpit::current()) return error_reply(503);
+  return std::nullopt;
+}
+
+cockpit::View cockpit_view(const App& app, const Request& request) {
+  return cockpit::parse_view(
+      request.query,
+      render::negotiate_lang(request.header("Accept-Language"), app.setup.default_lang));
+}
+
+Reply cockpit_page(const App& app, const Request& request) {
+  if (auto refused = cockpit_gate(app, request)) return *refused;
+  const cockpit::View view = cockpit_view(app, request);
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = kHtml;
+  reply.body = cockpit::render_page(*cockpit::current(), view);
+  reply.header("Content-Security-Policy", cockpit::content_security_policy());
+  reply.header("Referrer-Policy", "no-referrer");
+  reply.header("X-Frame-Options", "DENY");
+  reply.header("Content-Language", render::to_string(view.lang));
+  reply.header("Vary", "Accept-Language, Authorization");
+  return reply;
+}
+
+Reply cockpit_csv(const App& app, const Request& request) {
+  if (auto refused = cockpit_gate(app, request)) return *refused;
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = kCsv;
+  reply.body = cockpit::render_csv(*cockpit::current(), cockpit_view(app, request), app.config);
+  reply.header("Content-Disposition", "attachment; filename=\"mailconfd-contacts.csv\"");
+  return reply;
+}
+
 // Which listeners serve a route (see Surface).
 enum class Exposure {
   Public,   // the mail-client surface: not on the metrics listener
   Health,   // everywhere, so probes work whichever port they are pointed at
   Metrics,  // /metrics: on its own listener when there is one, else on the main one
+  Admin,    // the cockpit: only on the separate metrics listener, never on the public one
 };
 
 bool exposed(Exposure exposure, Surface surface) {
@@ -330,6 +406,8 @@ bool exposed(Exposure exposure, Surface surface) {
       return true;
     case Exposure::Metrics:
       return surface != Surface::Public;
+    case Exposure::Admin:
+      return surface == Surface::Metrics;
   }
   return false;
 }
@@ -362,6 +440,10 @@ constexpr std::array kRoutes{
     Route{"/readyz", false, Endpoint::Health, "GET, HEAD", readyz, nullptr, Exposure::Health},
     Route{"/metrics", false, Endpoint::Metrics, "GET, HEAD", prometheus, nullptr,
           Exposure::Metrics},
+    Route{"/cockpit", false, Endpoint::Cockpit, "GET, HEAD", cockpit_page, nullptr,
+          Exposure::Admin},
+    Route{"/cockpit/contacts.csv", false, Endpoint::Cockpit, "GET, HEAD", cockpit_csv, nullptr,
+          Exposure::Admin},
 };
 
 Reply dispatch(const App& app, const Request& request) {

@@ -1,0 +1,188 @@
+#include "cockpit/board.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "journal/journal.h"
+#include "journal/store.h"
+
+namespace mailconfd::cockpit {
+namespace {
+
+std::atomic<Board*> running{nullptr};
+
+constexpr auto kPoll = std::chrono::seconds(1);
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Board::Seen {
+  const App* app = nullptr;
+  std::string report;  // path, mtime, size and inode of the report the model was built from
+  std::uint64_t rows = 0;
+  std::string day;
+  std::unique_ptr<journal::Store> store;
+  std::string store_path;
+  std::string last_error;  // logged once until it changes
+};
+
+Board::Board(std::shared_ptr<const App> app) : seen_(std::make_unique<Seen>()) {
+  app_.store(std::move(app));
+  running.store(this);
+  thread_ = std::thread([this] { run(); });
+}
+
+Board::~Board() {
+  running.store(nullptr);
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void Board::swap(std::shared_ptr<const App> app) {
+  app_.store(std::move(app));
+  std::lock_guard lock(mutex_);
+  ++requests_;
+  wake_.notify_all();
+}
+
+void Board::refresh() {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t mine = ++requests_;
+  wake_.notify_all();
+  wake_.wait(lock, [&] { return done_ >= mine || stopping_; });
+}
+
+void Board::run() {
+  std::unique_lock lock(mutex_);
+  bool forced = true;
+  while (!stopping_) {
+    const std::uint64_t target = requests_;
+    lock.unlock();
+    Seen& s = *seen_;
+    const auto app = app_.load();
+    std::string report_key;
+    struct stat st {};
+    const std::string& path = app->config.cockpit->report;
+    if (!path.empty() && ::stat(path.c_str(), &st) == 0) {
+      report_key = fmt::format("{}:{}.{}:{}:{}", path, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                               st.st_size, st.st_ino);
+    }
+    const std::string day = utc_day(now_seconds());
+    if (forced || app.get() != s.app || report_key != s.report ||
+        journal::rows_written() != s.rows || day != s.day) {
+      s.app = app.get();
+      s.report = report_key;
+      s.rows = journal::rows_written();
+      s.day = day;
+      rebuild();
+    }
+    lock.lock();
+    done_ = target;
+    wake_.notify_all();
+    forced = false;
+    wake_.wait_for(lock, kPoll, [&] { return stopping_ || requests_ != done_; });
+    if (requests_ != done_) forced = true;
+  }
+}
+
+void Board::rebuild() {
+  Seen& s = *seen_;
+  const auto app = app_.load();
+  const CockpitOptions& options = *app->config.cockpit;
+  auto problem = [&](const std::string& text) {
+    if (text != s.last_error) spdlog::error("cockpit: {}", text);
+    s.last_error = text;
+  };
+  std::string error;
+  Report report;
+  bool found = false;
+  std::string report_error;
+  if (!options.report.empty()) {
+    std::ifstream in(options.report, std::ios::binary);
+    if (in) {
+      std::ostringstream text;
+      text << in.rdbuf();
+      if (parse_report(text.str(), report, error)) {
+        found = true;
+      } else {
+        report_error = fmt::format("scan report {}: {}", options.report, error);
+      }
+    }
+  }
+  const std::string& file = app->config.journal->file;
+  if (!s.store || s.store_path != file) {
+    s.store = journal::Store::open(file, 2000, error);
+    s.store_path = file;
+  }
+  std::vector<journal::Fetch> fetches;
+  std::vector<journal::DayCounts> days;
+  std::string journal_error;
+  if (!s.store) {
+    journal_error = fmt::format("journal {}: {}", file, error);
+  } else if (!s.store->fetches(fetches, error) || !s.store->days(days, error)) {
+    journal_error = fmt::format("journal {}: {}", file, error);
+    s.store.reset();
+  }
+  auto model = std::make_shared<Model>(
+      build_model(app->config, found ? &report : nullptr, fetches, std::move(days), now_seconds()));
+  model->report_path = options.report;
+  model->report_found = found;
+  model->report_error = report_error;
+  if (found && s.store && !s.store->put_day(day_counts(*model, model->today), error)) {
+    journal_error = fmt::format("journal {}: {}", file, error);
+  }
+  const std::string text = !report_error.empty() ? report_error : journal_error;
+  if (!text.empty()) {
+    problem(text);
+  } else {
+    s.last_error.clear();
+  }
+  model_.store(std::move(model));
+}
+
+std::shared_ptr<const Model> current() {
+  Board* board = running.load();
+  return board ? board->model() : nullptr;
+}
+
+void append_metrics(std::string& out) {
+  const auto model = current();
+  if (!model) return;
+  out +=
+      "# HELP mailconfd_cutover_mailboxes Mailboxes per state in the cockpit (newest scan "
+      "joined with the settings journal).\n"
+      "# TYPE mailconfd_cutover_mailboxes gauge\n";
+  for (Status s : kStatuses) {
+    fmt::format_to(std::back_inserter(out), "mailconfd_cutover_mailboxes{{state=\"{}\"}} {}\n",
+                   to_string(s), model->counts[static_cast<std::size_t>(s)]);
+  }
+  out +=
+      "# HELP mailconfd_cutover_provider_mailboxes Mailboxes per provider and state "
+      "(provider \"none\": domains that are not hosted).\n"
+      "# TYPE mailconfd_cutover_provider_mailboxes gauge\n";
+  for (const Row& row : model->providers) {
+    for (Status s : kStatuses) {
+      fmt::format_to(std::back_inserter(out),
+                     "mailconfd_cutover_provider_mailboxes{{provider=\"{}\",state=\"{}\"}} {}\n",
+                     row.name.empty() ? "none" : row.name, to_string(s),
+                     row.counts[static_cast<std::size_t>(s)]);
+    }
+  }
+}
+
+}  // namespace mailconfd::cockpit

@@ -1,0 +1,170 @@
+#include "journal/store.h"
+
+#include <sqlite3.h>
+
+namespace mailconfd::journal {
+namespace {
+
+constexpr const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS fetch("
+    " address TEXT NOT NULL, door TEXT NOT NULL, client TEXT NOT NULL,"
+    " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, fetches INTEGER NOT NULL,"
+    " PRIMARY KEY(address, door, client)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS fetch_last_seen ON fetch(last_seen);"
+    "CREATE TABLE IF NOT EXISTS history("
+    " day TEXT PRIMARY KEY, at_risk INTEGER NOT NULL, fetched INTEGER NOT NULL,"
+    " switched INTEGER NOT NULL, ambiguous INTEGER NOT NULL, broke INTEGER NOT NULL,"
+    " login_failing INTEGER NOT NULL, unknown INTEGER NOT NULL) WITHOUT ROWID;";
+
+// A prepared statement that finalizes itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  explicit operator bool() const { return stmt_ != nullptr; }
+  sqlite3_stmt* get() const { return stmt_; }
+  void text(int i, std::string_view value) {
+    sqlite3_bind_text(stmt_, i, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  }
+  void integer(int i, std::int64_t value) { sqlite3_bind_int64(stmt_, i, value); }
+  std::string column_text(int i) const {
+    const auto* p = sqlite3_column_text(stmt_, i);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+             : std::string();
+  }
+  std::int64_t column_int(int i) const { return sqlite3_column_int64(stmt_, i); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::string& path, int busy_ms, std::string& error) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    error = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return nullptr;
+  }
+  sqlite3_busy_timeout(db, busy_ms);
+  std::unique_ptr<Store> store(new Store(db));
+  if (!store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", error) ||
+      !store->exec(kSchema, error)) {
+    return nullptr;
+  }
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+bool Store::exec(const char* sql, std::string& error) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) == SQLITE_OK) return true;
+  error = message ? message : sqlite3_errmsg(db_);
+  sqlite3_free(message);
+  return false;
+}
+
+bool Store::add(const std::vector<Fetch>& fetches, std::string& error) {
+  if (fetches.empty()) return true;
+  if (!exec("BEGIN IMMEDIATE", error)) return false;
+  Statement upsert(db_,
+                   "INSERT INTO fetch(address, door, client, first_seen, last_seen, fetches) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(address, door, client) DO UPDATE "
+                   "SET first_seen = min(first_seen, excluded.first_seen), "
+                   "last_seen = max(last_seen, excluded.last_seen), "
+                   "fetches = fetches + excluded.fetches");
+  bool ok = static_cast<bool>(upsert);
+  for (std::size_t i = 0; ok && i < fetches.size(); ++i) {
+    const Fetch& f = fetches[i];
+    upsert.text(1, f.address);
+    upsert.text(2, f.door);
+    upsert.text(3, f.client);
+    upsert.integer(4, f.first_seen);
+    upsert.integer(5, f.last_seen);
+    upsert.integer(6, f.count);
+    ok = sqlite3_step(upsert.get()) == SQLITE_DONE;
+    sqlite3_reset(upsert.get());
+  }
+  if (!ok) {
+    error = sqlite3_errmsg(db_);
+    std::string ignored;
+    exec("ROLLBACK", ignored);
+    return false;
+  }
+  if (!exec("COMMIT", error)) {
+    std::string ignored;
+    exec("ROLLBACK", ignored);
+    return false;
+  }
+  return true;
+}
+
+std::int64_t Store::expire(std::int64_t cutoff, std::string& error) {
+  Statement del(db_, "DELETE FROM fetch WHERE last_seen < ?1");
+  if (!del) return error = sqlite3_errmsg(db_), -1;
+  del.integer(1, cutoff);
+  if (sqlite3_step(del.get()) != SQLITE_DONE) return error = sqlite3_errmsg(db_), -1;
+  return sqlite3_changes(db_);
+}
+
+bool Store::fetches(std::vector<Fetch>& out, std::string& error) {
+  Statement select(db_,
+                   "SELECT address, door, client, first_seen, last_seen, fetches FROM fetch "
+                   "ORDER BY address, door, client");
+  if (!select) return error = sqlite3_errmsg(db_), false;
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+    out.push_back({select.column_text(0), select.column_text(1), select.column_text(2),
+                   select.column_int(3), select.column_int(4), select.column_int(5)});
+  }
+  if (rc != SQLITE_DONE) return error = sqlite3_errmsg(db_), false;
+  return true;
+}
+
+bool Store::put_day(const DayCounts& c, std::string& error) {
+  Statement put(db_,
+                "INSERT OR REPLACE INTO history(day, at_risk, fetched, switched, ambiguous, "
+                "broke, login_failing, unknown) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  if (!put) return error = sqlite3_errmsg(db_), false;
+  put.text(1, c.day);
+  put.integer(2, c.at_risk);
+  put.integer(3, c.fetched);
+  put.integer(4, c.switched);
+  put.integer(5, c.ambiguous);
+  put.integer(6, c.broke);
+  put.integer(7, c.login_failing);
+  put.integer(8, c.unknown);
+  if (sqlite3_step(put.get()) != SQLITE_DONE) return error = sqlite3_errmsg(db_), false;
+  return true;
+}
+
+bool Store::days(std::vector<DayCounts>& out, std::string& error) {
+  Statement select(db_,
+                   "SELECT day, at_risk, fetched, switched, ambiguous, broke, login_failing, "
+                   "unknown FROM history ORDER BY day");
+  if (!select) return error = sqlite3_errmsg(db_), false;
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+    DayCounts d;
+    d.day = select.column_text(0);
+    d.at_risk = select.column_int(1);
+    d.fetched = select.column_int(2);
+    d.switched = select.column_int(3);
+    d.ambiguous = select.column_int(4);
+    d.broke = select.column_int(5);
+    d.login_failing = select.column_int(6);
+    d.unknown = select.column_int(7);
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return error = sqlite3_errmsg(db_), false;
+  return true;
+}
+
+}  // namespace mailconfd::journal
