@@ -21,6 +21,7 @@
 
 #include "app.h"
 #include "cli/cutover.h"
+#include "cli/cockpit.h"
 #include "cockpit/board.h"
 #include "config/config_file.h"
 #include "core/client_settings.h"
@@ -58,6 +59,7 @@ constexpr const char* kUsage =
     "  probe [--config FILE] [DOMAIN|PROVIDER ...]  check that the advertised servers work\n"
     "  cutover scan [--config FILE] [--json|--csv] [LOG...]\n"
     "                                              who still sends via SMTP-after-POP\n"
+    "  cockpit password NAME < password           print a line for the cockpit's password file\n"
     "\n"
     "Without --config, the built-in example configuration (deploy/example/mailconfd.xml) is used.\n"
     "Run 'mailconfd <command> --help' for details, 'mailconfd --version' for the version.\n";
@@ -779,6 +781,7 @@ int run(int argc, char** argv) {
   }
   if (command == "dns") return dns_command(argc, argv);
   if (command == "cutover") return cli::cutover(argc, argv);
+  if (command == "cockpit") return cli::cockpit_command(argc, argv);
   if (command == "probe") {
     auto args = parse_args(argc, argv, 2,
                            {"config", "timeout", "ca-file", "user", "password-file", "relay-to",

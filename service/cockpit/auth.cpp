@@ -17,8 +17,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Throttle {
   std::mutex mutex;
-  int failures = 0;           // within the window
-  Clock::time_point first{};  // of the window
+  int failures = 0;          // within the window
+  Clock::time_point last{};  // the latest failure
   Clock::time_point locked_until{};
   std::chrono::seconds delay{0};
 };
@@ -101,11 +101,11 @@ Verdict check_access(const CockpitOptions& options, std::string_view authorizati
     t.delay = std::chrono::seconds(0);
     return {Access::Allowed, {}};
   }
-  if (t.failures == 0 || now - t.first > kWindow) {
+  if (t.failures > 0 && now - t.last > kWindow) {
     t.failures = 0;
-    t.first = now;
     t.delay = std::chrono::seconds(0);
   }
+  t.last = now;
   ++t.failures;
   if (t.failures > kFreeFailures) {
     t.delay = std::min<std::chrono::seconds>(

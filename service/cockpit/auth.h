@@ -1,8 +1,9 @@
 // Who may see the cockpit. With a password file (<cockpit password-file>): HTTP Basic, the
 // password checked with crypt(3) (yescrypt or bcrypt, Debian's libcrypt) and the result compared
 // in constant time; an unknown user costs the same hash computation as a known one. Failed
-// attempts slow every further attempt down: after kFreeFailures failures within kWindow, each
-// further failure locks the check for a delay that doubles (1 s … kMaxDelay); while locked,
+// attempts slow every further attempt down: after kFreeFailures failures, each further failure
+// locks the check for a delay that doubles (1 s … kMaxDelay), and only kWindow without a
+// failure (or a successful login) forgets them; while locked,
 // attempts are answered 429 at once, without computing a hash and without making any thread
 // wait. The admin listener is loopback-only (the loader refuses anything else), so all attempts
 // come from this host and the throttle is one for all of them. Without a password file, access
