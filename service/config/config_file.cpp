@@ -402,7 +402,7 @@ class Loader {
   }
 
   // The cockpit's password file is read here, so `check` and every reload see it; its lines
-  // are NAME:HASH with a yescrypt or bcrypt crypt(3) hash (mkpasswd -m yescrypt).
+  // are NAME:HASH with a yescrypt or bcrypt crypt(3) hash (`mailconfd cockpit password NAME`).
   void read_cockpit(const pugi::xml_node& node, Config& config) {
     check_known(problems_, node, {"report", "password-file"}, {});
     CockpitOptions cockpit;
@@ -454,7 +454,7 @@ class Loader {
               crypt_checksalt(hash.c_str()) != CRYPT_SALT_OK) {
             in_file.at_line(line, 1,
                             "expected NAME:HASH with a yescrypt ($y$) or bcrypt ($2b$) hash, as "
-                            "`mkpasswd -m yescrypt` writes it");
+                            "`mailconfd cockpit password NAME` writes it");
             continue;
           }
           cockpit.users.push_back({name, hash});

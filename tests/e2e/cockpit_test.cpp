@@ -1,0 +1,223 @@
+// The settings journal and the cockpit against the real binary: nothing without credentials,
+// a wrong password refused, a brute force throttled, nothing on the public listener, the
+// numbers of a seeded scan report joined with fetches made through the public listener, and
+// the CSV's bytes.
+#include <regex>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <openssl/evp.h>
+
+#include "service.h"
+
+using e2e::Connection;
+using e2e::Response;
+using e2e::Service;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kReport = R"({"generated": "2026-12-02T06:00:00Z", "mailboxes": [
+  {"address": "alice@example.com", "domain": "example.com", "provider": "example.net",
+   "state": "at-risk", "confidence": "high", "first_seen": "2026-11-20T08:00:00Z",
+   "last_seen": "2026-12-02T05:00:00Z", "ips": ["127.0.0.21"]},
+  {"address": "bob@example.com", "domain": "example.com", "provider": "example.net",
+   "state": "switched", "confidence": "explicit", "first_seen": "2026-11-20T08:00:00Z",
+   "last_seen": "2026-12-01T22:00:00Z", "ips": ["127.0.0.22"]},
+  {"address": "carol@example.com", "domain": "example.com", "provider": "example.net",
+   "state": "at-risk", "confidence": "medium", "first_seen": "2026-11-21T08:00:00Z",
+   "last_seen": "2026-12-02T04:00:00Z", "ips": ["127.0.0.23"]}],
+  "domains": [], "summary": {}})";
+
+std::string basic(const std::string& credentials) {
+  std::string out(4 * ((credentials.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(credentials.data()),
+                                static_cast<int>(credentials.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return "Authorization: Basic " + out;
+}
+
+Response admin_get(std::uint16_t port, const std::string& target,
+                   const std::string& authorization = "") {
+  Connection c(port);
+  std::string raw = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n";
+  if (!authorization.empty()) raw += authorization + "\r\n";
+  c.send(raw + "\r\n");
+  return c.read_response(10s);
+}
+
+struct Setup {
+  std::string dir = e2e::temp_dir();
+  std::string config = dir + "/mailconfd.xml";
+  Setup() {
+    const auto made = e2e::run_command({"sh", "-c",
+                                        "printf 'correct horse\\n' | '" MAILCONFD_BINARY
+                                        "' cockpit password admin > '" +
+                                            dir + "/cockpit.passwd'"});
+    REQUIRE(made.exit_code == 0);
+    CHECK(e2e::read_file(dir + "/cockpit.passwd").rfind("admin:$y$", 0) == 0);
+    e2e::run_command(
+        {"sh", "-c", "cat > '" + dir + "/scan.json' <<'EOF'\n" + std::string(kReport) + "\nEOF"});
+    e2e::run_command(
+        {"sh", "-c",
+         "cat > '" + config +
+             "' <<'EOF'\n<mailconfd>\n"
+             "<server><metrics listen=\"127.0.0.1:0\"/></server>\n"
+             "<journal file=\"journal.sqlite\" retention=\"30d\"/>\n"
+             "<cockpit report=\"scan.json\" password-file=\"cockpit.passwd\"/>\n"
+             "<provider id=\"example.net\">\n"
+             "<incoming protocol=\"imap\" host=\"imap.example.net\" port=\"993\" "
+             "security=\"tls\"/>\n"
+             "<outgoing host=\"smtp.example.net\" port=\"587\" security=\"starttls\"/>\n"
+             "<notice smtp-after-pop-off=\"2099-01-01\"><text lang=\"en\">Bye</text></notice>\n"
+             "<domain>example.com</domain>\n</provider>\n</mailconfd>\nEOF"});
+  }
+};
+
+const std::string kRight = basic("admin:correct horse");
+
+}  // namespace
+
+TEST_CASE("cockpit: nothing without the password, nothing on the public listener") {
+  Setup setup;
+  Service s({"--config", setup.config});
+  REQUIRE(s.ready());
+  REQUIRE(s.metrics_port() != 0);
+  for (const char* target : {"/cockpit", "/cockpit/contacts.csv", "/cockpit?lang=de"}) {
+    const Response none = admin_get(s.metrics_port(), target);
+    CHECK(none.status == 401);
+    CHECK(none.header("WWW-Authenticate") ==
+          "Basic realm=\"mailconfd cockpit\", charset=\"UTF-8\"");
+    CHECK(none.body == "401 Unauthorized\n");
+    CHECK(admin_get(s.metrics_port(), target, basic("admin:wrong")).status == 401);
+    // The public listener does not know the cockpit, with or without credentials.
+    CHECK(s.get(target).status == 404);
+    CHECK(s.get(target, {kRight}).status == 404);
+    CHECK(s.get(target, {kRight}).body == "404 Not Found\n");
+  }
+  const Response ok = admin_get(s.metrics_port(), "/cockpit", kRight);
+  CHECK(ok.status == 200);
+  CHECK(ok.header("Content-Type") == "text/html; charset=utf-8");
+  CHECK(ok.header("Content-Security-Policy").rfind("default-src 'none'; style-src 'sha256-", 0) ==
+        0);
+  CHECK(ok.header("Cache-Control") == "no-store");
+  CHECK(ok.header("X-Frame-Options") == "DENY");
+  CHECK(ok.body.find("<script") == std::string::npos);
+}
+
+TEST_CASE("cockpit: the seeded scan joined with fetches through the public listener, and the CSV") {
+  Setup setup;
+  Service s({"--config", setup.config});
+  REQUIRE(s.ready());
+  // alice fetches new settings with Thunderbird; a domain that is not hosted is not journaled.
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com",
+              {"User-Agent: Mozilla/5.0 Thunderbird/115.0"})
+            .status == 200);
+  CHECK(s.get("/autodiscover/autodiscover.json?Email=dora%40example.com&Protocol=AutodiscoverV1",
+              {"User-Agent: Microsoft Office/16.0"})
+            .status == 200);
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=eve%40not-hosted.example").status == 404);
+  // The journal writes within a second, the cockpit picks it up within another.
+  std::string page;
+  const auto until = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < until) {
+    page = admin_get(s.metrics_port(), "/cockpit?lang=en", kRight).body;
+    if (page.find("<li id=\"count-fetched\"><a href=\"/cockpit?lang=en&amp;sort=domain&amp;"
+                  "dir=asc&amp;state=fetched#list\"><span class=\"n\">1</span>") !=
+        std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  auto count = [&](const std::string& state) {
+    const std::string key = "<li id=\"count-" + state + "\">";
+    const auto at = page.find(key);
+    REQUIRE(at != std::string::npos);
+    const auto n = page.find("<span class=\"n\">", at);
+    return std::stoi(page.substr(n + 16));
+  };
+  CHECK(count("at-risk") == 1);   // carol
+  CHECK(count("fetched") == 1);   // alice
+  CHECK(count("switched") == 1);  // bob
+  CHECK(count("unknown") == 1);   // dora: fetched, no log evidence
+  CHECK(count("broke") == 0);
+  CHECK(page.find("thunderbird") != std::string::npos);
+
+  const Response csv = admin_get(s.metrics_port(), "/cockpit/contacts.csv?state=switched", kRight);
+  CHECK(csv.status == 200);
+  CHECK(csv.header("Content-Type") == "text/csv; charset=utf-8; header=present");
+  CHECK(csv.header("Content-Disposition") == "attachment; filename=\"mailconfd-contacts.csv\"");
+  CHECK(csv.body ==
+        "address,domain,provider,state,confidence,ips,first_seen,last_seen,fetched_settings,"
+        "setup_link\r\n"
+        "\"bob@example.com\",\"example.com\",\"example.net\",\"switched\",\"explicit\","
+        "\"127.0.0.22\",\"2026-11-20T08:00:00Z\",\"2026-12-01T22:00:00Z\",\"\","
+        "\"https://autodiscover.example.net/setup?emailaddress=bob%40example.com\"\r\n");
+  const std::string all = admin_get(s.metrics_port(), "/cockpit/contacts.csv", kRight).body;
+  CHECK(std::regex_search(
+      all, std::regex("\r\n\"alice@example.com\",\"example.com\",\"example.net\",\"fetched\","
+                      "\"high\",\"127.0.0.21\",\"2026-11-20T08:00:00Z\",\"2026-12-02T05:00:00Z\","
+                      "\"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} UTC\",\"https://"
+                      "autodiscover.example.net/setup\\?emailaddress=alice%40example.com\"\r\n")));
+  CHECK(all.find("not-hosted") == std::string::npos);
+
+  // /metrics on the admin listener: gauges per state and provider, fetches by door and kind.
+  const std::string metrics = admin_get(s.metrics_port(), "/metrics").body;
+  CHECK(metrics.find("\nmailconfd_cutover_mailboxes{state=\"fetched\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("\nmailconfd_cutover_provider_mailboxes{provider=\"example.net\",state="
+                     "\"switched\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("\nmailconfd_settings_fetched_total{door=\"autoconfig\",client="
+                     "\"thunderbird\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("\nmailconfd_settings_fetched_total{door=\"autodiscover-json\",client="
+                     "\"outlook\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("alice") == std::string::npos);
+  // The access log has paths only: no address, no Authorization.
+  const std::string log = s.log();
+  CHECK(log.find("GET /cockpit 200") != std::string::npos);
+  CHECK(log.find("alice") == std::string::npos);
+  CHECK(log.find("Basic") == std::string::npos);
+}
+
+TEST_CASE("cockpit: a brute force is answered 429 without checking, then the password works") {
+  Setup setup;
+  Service s({"--config", setup.config});
+  REQUIRE(s.ready());
+  for (int i = 0; i < 6; ++i) {
+    CHECK(
+        admin_get(s.metrics_port(), "/cockpit", basic("admin:guess" + std::to_string(i))).status ==
+        401);
+  }
+  const Response locked = admin_get(s.metrics_port(), "/cockpit", kRight);
+  CHECK(locked.status == 429);
+  CHECK(locked.header("Retry-After") == "1");
+  // Other admin URLs keep answering while the cockpit is locked.
+  CHECK(admin_get(s.metrics_port(), "/healthz").status == 200);
+  std::this_thread::sleep_for(1100ms);
+  CHECK(admin_get(s.metrics_port(), "/cockpit", kRight).status == 200);
+}
+
+TEST_CASE("journal: a file that cannot be written never fails a request") {
+  Setup setup;
+  e2e::run_command(
+      {"sh", "-c", "sed -i 's#journal.sqlite#no-such-dir/journal.sqlite#' '" + setup.config + "'"});
+  Service s({"--config", setup.config});
+  REQUIRE(s.ready());
+  for (int i = 0; i < 20; ++i) {
+    CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").status == 200);
+  }
+  std::string metrics;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    metrics = admin_get(s.metrics_port(), "/metrics").body;
+    if (metrics.find("\nmailconfd_journal_write_failures_total 0\n") == std::string::npos) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(metrics.find("\nmailconfd_journal_write_failures_total 0\n") == std::string::npos);
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").status == 200);
+  std::this_thread::sleep_for(1500ms);  // more failed attempts, still one log line
+  const std::string log = s.log();
+  const auto first = log.find("journal: cannot write");
+  CHECK(first != std::string::npos);
+  CHECK(log.find("journal: cannot write", first + 1) == std::string::npos);
+}
