@@ -98,7 +98,7 @@ constexpr Words kEn{
     "Provider",
     "Domain",
     "Mailboxes",
-    "Switched",
+    "Progress (switched)",
     "Client kinds that fetched settings",
     "No mailbox has fetched settings yet.",
     "Client kind",
@@ -149,7 +149,7 @@ constexpr Words kDe{
     "Anbieter",
     "Domain",
     "Postfächer",
-    "Umgestellt",
+    "Fortschritt (umgestellt)",
     "Programme, die Einstellungen abgerufen haben",
     "Noch hat kein Postfach Einstellungen abgerufen.",
     "Programm",
@@ -494,7 +494,8 @@ class Page {
       const bool active = v_.sort == sort;
       if (active) out_ += v_.descending ? " aria-sort=\"descending\"" : " aria-sort=\"ascending\"";
       out_ += "><a href=\"";
-      const bool next_desc = active ? !v_.descending : num;
+      // Names sort A→Z first, numbers and progress largest first.
+      const bool next_desc = active ? !v_.descending : sort != "domain" && sort != "provider";
       attr(link({{"sort", std::string(sort)}, {"dir", next_desc ? "desc" : "asc"}}) +
            (providers ? "#providers" : "#domains"));
       out_ += "\">";
