@@ -74,7 +74,7 @@ test-fast: deps
 # BENCH_SECONDS (per run, default 6), BENCH_ROUNDS (default 1), BENCH_ONLY (regex on the rows)
 # and BENCH_MILLION=0 (skip the 1M-domain checks) tune it.
 bench: build
-	@.ci/install-deps wrk nginx-light python3 procps util-linux
+	@.ci/install-deps wrk nginx-light python3 procps util-linux sqlite3
 	@python3 tests/bench/run.py
 	@python3 tests/bench/cutover_bench.py build/release/mailconfd
 

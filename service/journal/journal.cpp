@@ -150,7 +150,11 @@ void append_metrics(std::string& out) {
 
 struct Journal::State {
   std::unique_ptr<Store> store;
-  std::unordered_map<std::string, Fetch> pending;
+  // Folded rows: key = address, '\0', door and client as one letter each.
+  struct Folded {
+    std::int64_t first_seen, last_seen, count;
+  };
+  std::unordered_map<std::string, Folded> pending;
   std::string arena;
   std::vector<Entry> entries;
   bool failing = false;
@@ -240,8 +244,7 @@ bool Journal::write_once(std::unique_lock<std::mutex>& lock) {
           dropped_total.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
-        s.pending.emplace(key, Fetch{std::string(address), std::string(kDoorNames[e.door]),
-                                     std::string(kClientKinds[e.client]), e.when, e.when, 1});
+        s.pending.emplace(key, State::Folded{e.when, e.when, 1});
       } else {
         it->second.first_seen = std::min(it->second.first_seen, e.when);
         it->second.last_seen = std::max(it->second.last_seen, e.when);
@@ -259,10 +262,16 @@ bool Journal::write_once(std::unique_lock<std::mutex>& lock) {
     if (!s.store) ok = false;
   }
   if (ok && !s.pending.empty()) {
-    std::vector<Fetch> rows;
+    std::vector<Store::Row> rows;
     rows.reserve(s.pending.size());
-    for (auto& [key, fetch] : s.pending) rows.push_back(fetch);
-    if (s.store->add(rows, error)) {
+    for (const auto& [key, f] : s.pending) {
+      const std::string_view k(key);
+      const std::size_t door = static_cast<std::size_t>(k[k.size() - 2] - 'a');
+      const std::size_t client = static_cast<std::size_t>(k[k.size() - 1] - 'a');
+      rows.push_back({k.substr(0, k.size() - 3), kDoorNames[door], kClientKinds[client],
+                      f.first_seen, f.last_seen, f.count});
+    }
+    if (s.store->add_rows(rows, error)) {
       written_total.fetch_add(rows.size());
       s.pending.clear();
       s.pending_size.store(0);

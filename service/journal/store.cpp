@@ -10,7 +10,6 @@ constexpr const char* kSchema =
     " address TEXT NOT NULL, door TEXT NOT NULL, client TEXT NOT NULL,"
     " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, fetches INTEGER NOT NULL,"
     " PRIMARY KEY(address, door, client)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS fetch_last_seen ON fetch(last_seen);"
     "CREATE TABLE IF NOT EXISTS history("
     " day TEXT PRIMARY KEY, at_risk INTEGER NOT NULL, fetched INTEGER NOT NULL,"
     " switched INTEGER NOT NULL, ambiguous INTEGER NOT NULL, broke INTEGER NOT NULL,"
@@ -25,8 +24,9 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
   explicit operator bool() const { return stmt_ != nullptr; }
   sqlite3_stmt* get() const { return stmt_; }
+  // value must outlive the statement's next step (it is not copied).
   void text(int i, std::string_view value) {
-    sqlite3_bind_text(stmt_, i, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt_, i, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
   }
   void integer(int i, std::int64_t value) { sqlite3_bind_int64(stmt_, i, value); }
   std::string column_text(int i) const {
@@ -54,7 +54,9 @@ std::unique_ptr<Store> Store::open(const std::string& path, int busy_ms, std::st
   }
   sqlite3_busy_timeout(db, busy_ms);
   std::unique_ptr<Store> store(new Store(db));
-  if (!store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", error) ||
+  if (!store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                   "PRAGMA cache_size=-16384;",
+                   error) ||
       !store->exec(kSchema, error)) {
     return nullptr;
   }
@@ -72,6 +74,15 @@ bool Store::exec(const char* sql, std::string& error) {
 }
 
 bool Store::add(const std::vector<Fetch>& fetches, std::string& error) {
+  std::vector<Row> rows;
+  rows.reserve(fetches.size());
+  for (const Fetch& f : fetches) {
+    rows.push_back({f.address, f.door, f.client, f.first_seen, f.last_seen, f.count});
+  }
+  return add_rows(rows, error);
+}
+
+bool Store::add_rows(const std::vector<Row>& fetches, std::string& error) {
   if (fetches.empty()) return true;
   if (!exec("BEGIN IMMEDIATE", error)) return false;
   Statement upsert(db_,
@@ -82,7 +93,7 @@ bool Store::add(const std::vector<Fetch>& fetches, std::string& error) {
                    "fetches = fetches + excluded.fetches");
   bool ok = static_cast<bool>(upsert);
   for (std::size_t i = 0; ok && i < fetches.size(); ++i) {
-    const Fetch& f = fetches[i];
+    const Row& f = fetches[i];
     upsert.text(1, f.address);
     upsert.text(2, f.door);
     upsert.text(3, f.client);

@@ -43,7 +43,15 @@ class Store {
   // Adds folded fetches in one transaction (first/last widened, counts summed). False with
   // error (SQLite's message: full disk, locked file …) when nothing was written.
   bool add(const std::vector<Fetch>& fetches, std::string& error);
+  // The same from views (the journal's folded rows, without copying their strings).
+  struct Row {
+    std::string_view address, door, client;
+    std::int64_t first_seen, last_seen, count;
+  };
+  bool add_rows(const std::vector<Row>& rows, std::string& error);
   // Deletes fetches whose last_seen is before cutoff; returns how many (or -1 on failure).
+  // (A scan of the table: it runs once an hour, and an index on last_seen would cost every
+  // insert more than the scan costs.)
   std::int64_t expire(std::int64_t cutoff, std::string& error);
   // Every fetch row, ordered by address, door, client.
   bool fetches(std::vector<Fetch>& out, std::string& error);

@@ -25,6 +25,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 ONLY = os.environ.get("BENCH_ONLY", "")  # regex on "scenario conns": run only those rows
 MILLION = os.environ.get("BENCH_MILLION", "1") != "0"  # 0 skips the 1M-domain checks
+JOURNAL = os.environ.get("BENCH_JOURNAL", "1") != "0"  # 0 skips the settings-journal rows
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 ADDRESS = "alice%40example.com"
@@ -208,6 +209,46 @@ def median_row(rows):
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
+def journal_rows(work, started):
+    """The settings journal's cost: GET autoconfig with a new address on every request (nothing
+    folds), keep-alive, 64 connections, against the same binary with the journal off; the two
+    alternate, at least 3 rounds, median."""
+    with open(os.path.join(ROOT, "deploy/example/mailconfd.xml")) as f:
+        example = f.read()
+    configs = {}
+    for name, extra in (("off", ""), ("on", f'<journal file="{work}/journal.sqlite"/>')):
+        configs[name] = f"{work}/journal-{name}.xml"
+        with open(configs[name], "w") as f:
+            f.write(example.replace("<setup lang=\"en\"/>", "<setup lang=\"en\"/>" + extra))
+    script = f"{work}/distinct.lua"
+    with open(script, "w") as f:
+        f.write("counter = 0\n"
+                "request = function()\n"
+                "  counter = counter + 1\n"
+                "  return wrk.format(nil, \"/mail/config-v1.1.xml?emailaddress=user\" .. counter .."
+                " \"%40example.com\")\n"
+                "end\n")
+    rows = {"off": [], "on": []}
+    for round_number in range(max(ROUNDS, 3)):
+        order = ["off", "on"] if round_number % 2 == 0 else ["on", "off"]
+        for name in order:
+            server = Mailconfd(configs[name])
+            started.append(server)
+            rows[name].append(measure(server, "/", 64, script))
+            server.stop()
+            started.remove(server)
+    off, on = median_row(rows["off"]), median_row(rows["on"])
+    with_rows = subprocess.run(["sqlite3", f"{work}/journal.sqlite", "SELECT count(*) FROM fetch"],
+                               capture_output=True, text=True).stdout.strip()
+    print("\n| GET autoconfig, a new address per request, c64 | req/s | CPU µs/req | p99 ms | errors |")
+    print("|---|---|---|---|---|")
+    for name, r in (("journal off", off), ("journal on", on)):
+        print(f"| {name} | {r['rps']:,.0f} | {r['cpu_us']:.1f} | {r['p99']:.2f} "
+              f"| {r['non2xx'] + r['socket_errors']:.0f} |")
+    print(f"| on/off | {on['rps'] / off['rps']:.3f} | {on['cpu_us'] / off['cpu_us']:.3f} | | |")
+    print(f"journal rows written: {with_rows}")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="mailconfd-bench-")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
@@ -289,6 +330,8 @@ def run(work, started):
               f"| {m['rss_mb']:.1f} / {n['rss_mb']:.1f} "
               f"| {m['non2xx'] + m['socket_errors']:.0f} / {n['non2xx'] + n['socket_errors']:.0f} |")
 
+    if JOURNAL and re.search(ONLY, "journal"):
+        journal_rows(work, started)
     if not MILLION:
         return
     # One million hosted domains.
