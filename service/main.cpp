@@ -20,8 +20,8 @@
 #include <spdlog/spdlog.h>
 
 #include "app.h"
-#include "cli/cutover.h"
 #include "cli/cockpit.h"
+#include "cli/cutover.h"
 #include "cockpit/board.h"
 #include "config/config_file.h"
 #include "core/client_settings.h"
