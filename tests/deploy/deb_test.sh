@@ -14,6 +14,14 @@
 #     `remove` keeps configuration, state and user; `purge` leaves the tree as it was
 #     before the installation (every path, and /etc/passwd, group, shadow, gshadow).
 #
+# Each file of deploy/debian/ and where it is checked: control, rules, source/format,
+# changelog, copyright (the build in 1, lintian in 2); mailconfd.lintian-overrides (2);
+# mailconfd.install (the conffile /etc/mailconfd/mailconfd.xml, "apt-get install" and the
+# upgrade); mailconfd.docs (README.md.gz in the list of installed paths); postinst (the system
+# user in ssl-cert, /var/lib/mailconfd 0750, the restart onto the new binary on upgrade, the
+# refusal with a broken configuration, the install with one already in place); postrm
+# ("remove" keeps, "purge" deletes user, group, state and configuration).
+#
 # Needs root (systemd-nspawn). The Debian tree is cached by tests/deploy/debian-base.sh
 # (a few minutes the first time); later runs take about two minutes. KEEP=1 keeps the
 # temporary directory (tree, logs) for inspection; NO_BUILD=1 tests the packages of the last
