@@ -16,6 +16,15 @@ BASE = os.path.join(ROOT, "tests", "deploy", "debian-base.sh")
 IMAGE = os.environ.get("MAILCONFD_IMAGE", "localhost/mailconfd:latest")
 PROXY_IMAGE = os.environ.get("MAILCONFD_PROXY_IMAGE", "localhost/mailconfd-proxy:latest")
 
+def runtime_packages():
+    """The Debian packages the binary needs at run time: those the Dockerfile's runtime stage
+    installs (one list; deploy.build_deps checks it against CMakeLists.txt)."""
+    with open(os.path.join(DEPLOY, "container", "Dockerfile"), encoding="utf-8") as f:
+        stage = f.read().split("AS runtime\n", 1)[1].split("\nFROM ", 1)[0]
+    install = stage.split("apt-get install", 1)[1].split("&&", 1)[0]
+    return [w for w in install.replace("\\", " ").split() if not w.startswith("-")]
+
+
 AUTODISCOVER_BODY = (
     '<?xml version="1.0" encoding="utf-8"?>\n'
     '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">\n'

@@ -14,12 +14,14 @@ CONTAINERS_CONF=$("$here/debian-base.sh" containers-conf)
 work=$(mktemp -d /var/tmp/mailconfd-deploy.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+# Returns the command's status (also where `set -e` does not apply: `if step ...`).
 step() {
-  local start=$SECONDS
+  local start=$SECONDS status=0
   echo "== $1" >&2
   shift
-  "$@"
+  "$@" || status=$?
   echo "   $((SECONDS - start)) s" >&2
+  return $status
 }
 
 step "base image" "$here/debian-base.sh" podman-image >/dev/null

@@ -14,11 +14,12 @@ import subprocess
 import tempfile
 import time
 
-from common import BASE, DEPLOY, Checks, answers, free_port, request, run, wait_until
+from common import (BASE, DEPLOY, Checks, answers, free_port, request, run, runtime_packages,
+                    wait_until)
 
 BINARY = os.environ.get("MAILCONFD_BINARY", "")
-PACKAGES = ["libpistache0", "libpugixml1v5", "libspdlog1.10", "libfmt9", "libidn2-0", "libssl3",
-            "libc-ares2", "ssl-cert", "openssl", "procps"]  # procps: /bin/kill of ExecReload
+# The binary's libraries as the image has them; procps: /bin/kill of ExecReload.
+PACKAGES = runtime_packages() + ["ssl-cert", "openssl", "procps"]
 SECRET = "a-profile-secret-that-never-changes"
 c = Checks("systemd")
 work = tempfile.mkdtemp(prefix="mailconfd-systemd-", dir="/var/tmp")
