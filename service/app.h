@@ -27,17 +27,19 @@ struct App {
     render::Splice autodiscover;    // outlook 2006a settings; slots Login, Address
     std::string autodiscover_url;   // https://<autodiscover host>/autodiscover/autodiscover.xml
     std::string autodiscover_json;  // the v2 answer pointing to autodiscover_url
-    std::array<render::Splice, render::kLangCount> setup;  // [lang] SetupState::Settings
-    render::Splice mobileconfig;                           // unsigned plist; see mobileconfig_for()
+    // [lang][render::variant_index(date passed, A-label login of an IDN)] SetupState::Settings
+    std::array<std::array<render::Splice, render::kPageVariants>, render::kLangCount> setup;
+    render::Splice mobileconfig;  // unsigned plist; see mobileconfig_for()
   };
   std::vector<std::vector<Documents>> documents;  // [provider][override]
   std::chrono::system_clock::time_point loaded_at;
 
-  // The setup page without settings, presenting config.setup.provider; [lang].
+  // The setup page without settings, presenting config.setup.provider; [lang][date passed].
   struct SetupPages {
-    std::array<render::Splice, render::kLangCount> form;            // 200
-    std::array<render::Splice, render::kLangCount> unknown_domain;  // 404
-    std::array<render::Splice, render::kLangCount> bad_address;     // 400
+    using Pages = std::array<std::array<render::Splice, 2>, render::kLangCount>;
+    Pages form;            // 200
+    Pages unknown_domain;  // 404
+    Pages bad_address;     // 400
     std::string content_security_policy;
     render::Lang default_lang = render::Lang::En;
   } setup;
@@ -57,6 +59,18 @@ struct App {
 // Safe from any thread.
 std::optional<std::string> mobileconfig_for(const App& app, DomainEntry entry,
                                             const EmailAddress& address);
+
+// True when provider's smtp-after-pop-off date has come at now (UTC): the setup page then
+// speaks of it in the past tense.
+bool date_passed(const Provider& provider, std::chrono::system_clock::time_point now);
+
+// The setup page (GET / and /setup, `mailconfd render setup`): appends it to body and returns
+// the status (200 form or settings, 400 not an address, 404 domain not hosted). input is what
+// the customer typed or pasted, decoded, shown back in the form; empty: the form. address is
+// input read as an address (pasted_address), nullopt if it is none.
+int setup_page(const App& app, render::Lang lang, std::string_view input,
+               const std::optional<EmailAddress>& address,
+               std::chrono::system_clock::time_point now, std::string& body);
 
 // Renders every document for every provider and host override, with the setup templates of
 // config.setup.templates (the built-in ones when empty). Cannot fail for a Config that

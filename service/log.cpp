@@ -233,7 +233,7 @@ void shutdown_logging() {
 }
 
 void log_access(std::string_view method, std::string_view path, int status, std::size_t bytes,
-                long long micros, std::string_view client) {
+                long long micros, std::string_view client, std::optional<bool> secure) {
   thread_local std::string line;
   line.clear();
   append_stamp(line, "info");
@@ -248,7 +248,7 @@ void log_access(std::string_view method, std::string_view path, int status, std:
   append_number(line, micros);
   line.append("us ");
   line.append(client);
-  line.push_back('\n');
+  line.append(!secure ? " -\n" : *secure ? " https\n" : " http\n");
 
   Writer* w = writer.load();
   if (!w) {  // not serving (tests, CLI): straight to stderr

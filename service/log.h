@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
@@ -25,10 +26,13 @@ void init_logging(bool async);
 // Writes what is still batched and stops the log thread. Call before exiting.
 void shutdown_logging();
 
-// One access-log line: "<UTC time> info <method> <path> <status> <bytes> <micros>us <client>".
-// Callers pass the path without the query: queries carry addresses.
+// One access-log line:
+// "<UTC time> info <method> <path> <status> <bytes> <micros>us <client> <http|https>"
+// (https: mailconfd's own TLS listener; "-" where the listener is not known). Callers pass
+// the path without the query (queries carry addresses), or the route when the path carries
+// an address.
 void log_access(std::string_view method, std::string_view path, int status, std::size_t bytes,
-                long long micros, std::string_view client);
+                long long micros, std::string_view client, std::optional<bool> secure = {});
 
 namespace log_limits {
 inline constexpr auto kInterval = std::chrono::milliseconds(50);

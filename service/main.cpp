@@ -49,8 +49,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
     "                                              answer mail clients' discovery requests\n"
-    "  check --config FILE                         validate a configuration file\n"
-    "  render autoconfig|autodiscover|mobileconfig EMAIL [--config FILE]\n"
+    "  check [--config] FILE                       validate a configuration file\n"
+    "  render autoconfig|autodiscover|mobileconfig|setup EMAIL [--config FILE] [--lang de|en]\n"
     "                                              print the document that would be served\n"
     "  dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
     "                                              print or write the DNS records of each domain\n"
@@ -83,17 +83,21 @@ constexpr const char* kServeHelp =
     "  --tls-listen HOST:PORT  overrides <tls listen> (needs <tls>); port 0 picks a free port\n";
 
 constexpr const char* kCheckHelp =
-    "usage: mailconfd check --config FILE\n"
+    "usage: mailconfd check [--config] FILE\n"
     "\n"
     "Loads and validates FILE (and the domain lists it names). Prints every problem as\n"
     "FILE:LINE:COLUMN: message on stderr and exits 2 if there is any, 0 if the file is valid.\n";
 
 constexpr const char* kRenderHelp =
-    "usage: mailconfd render autoconfig|autodiscover|mobileconfig EMAIL [--config FILE]\n"
+    "usage: mailconfd render autoconfig|autodiscover|mobileconfig|setup EMAIL [--config FILE]\n"
+    "                        [--lang de|en]\n"
     "\n"
     "Prints the document mailconfd would serve for EMAIL: the Thunderbird autoconfig file,\n"
-    "the Outlook Autodiscover (POX, outlook 2006a) answer, or the Apple profile's bytes\n"
-    "(CMS-signed DER when the configuration has <signing>, else the plain plist).\n";
+    "the Outlook Autodiscover (POX, outlook 2006a) answer, the Apple profile's bytes\n"
+    "(CMS-signed DER when the configuration has <signing>, else the plain plist), or the\n"
+    "setup page (HTML; --lang picks the language, default <setup lang>).\n"
+    "Without --config it says on stderr that it used the built-in example configuration.\n"
+    "The <tls> private key is not read (it is not needed to render).\n";
 
 constexpr const char* kDnsZoneHelp =
     "usage: mailconfd dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
@@ -206,11 +210,11 @@ std::optional<Args> parse_args(int argc, char** argv, int first,
   return args;
 }
 
-Loaded load(const Args& args) {
+Loaded load(const Args& args, TlsKeys tls_keys = TlsKeys::Load) {
   if (auto it = args.options.find("config"); it != args.options.end()) {
-    return load_config_file(it->second);
+    return load_config_file(it->second, tls_keys);
   }
-  return load_config_text(example_config(), kExampleConfigName, ".");
+  return load_config_text(example_config(), kExampleConfigName, ".", tls_keys);
 }
 
 bool report(const Loaded& loaded) {
@@ -218,9 +222,14 @@ bool report(const Loaded& loaded) {
   return loaded.ok();
 }
 
-int check(const Args& args) {
+int check(Args args) {
   if (args.help) return std::cout << kCheckHelp, 0;
-  if (!args.options.count("config")) return usage_error("check needs --config FILE", kCheckHelp);
+  // `check FILE` and `check --config FILE` are the same.
+  if (!args.options.count("config") && args.positional.size() == 1) {
+    args.options["config"] = args.positional[0];
+    args.positional.clear();
+  }
+  if (!args.options.count("config")) return usage_error("check needs a FILE", kCheckHelp);
   if (!args.positional.empty())
     return usage_error("unexpected argument " + args.positional[0], kCheckHelp);
   const Loaded loaded = load(args);
@@ -240,11 +249,38 @@ int render_command(const Args& args) {
   if (args.positional.size() != 2)
     return usage_error("render needs a document kind and an address", kRenderHelp);
   const std::string& kind = args.positional[0];
-  if (kind != "autoconfig" && kind != "autodiscover" && kind != "mobileconfig") {
+  if (kind != "autoconfig" && kind != "autodiscover" && kind != "mobileconfig" && kind != "setup") {
     return usage_error("unknown document kind '" + kind + "'", kRenderHelp);
   }
-  Loaded loaded = load(args);
+  std::optional<render::Lang> lang;
+  if (auto it = args.options.find("lang"); it != args.options.end()) {
+    if (kind != "setup") return usage_error("--lang goes with render setup", kRenderHelp);
+    lang = render::parse_lang(it->second);
+    if (!lang) return usage_error("--lang must be de or en", kRenderHelp);
+  }
+  if (!args.options.count("config")) {
+    std::cerr << "mailconfd: no --config given: rendering from the built-in example "
+                 "configuration (deploy/example/mailconfd.xml)\n";
+  }
+  Loaded loaded = load(args, TlsKeys::Skip);
   if (!report(loaded)) return 2;
+  if (kind == "setup") {
+    // The page as a browser gets it, what the customer typed included: any input gives a
+    // page (exit 0 for settings, 1 for an unknown domain or not an address, as the status).
+    auto app = build_app(std::move(loaded.config));
+    std::string body;
+    const int status =
+        setup_page(*app, lang.value_or(app->setup.default_lang), args.positional[1],
+                   parse_pasted_email(args.positional[1]), std::chrono::system_clock::now(), body);
+    std::cout << body;
+    if (status != 200) {
+      std::cerr << "mailconfd: "
+                << (status == 404 ? "the domain is not hosted in this configuration"
+                                  : "not an email address")
+                << " (the page says so; HTTP status " << status << ")\n";
+    }
+    return status == 200 ? 0 : 1;
+  }
   auto address = parse_email(args.positional[1]);
   if (!address) {
     std::cerr << "mailconfd: '" << args.positional[1] << "' is not a valid email address\n";
@@ -265,12 +301,14 @@ int render_command(const Args& args) {
     std::cout.flush();
     return std::cout ? 0 : 1;
   }
-  const std::string login = login_name(settings->provider->login, *address);
+  const std::string login = login_name(*settings->provider, *address);
   const std::string full = address->full();
+  const std::string shown = address->display();
   render::SlotValues values;
   values[render::Slot::Domain] = address->domain;
   values[render::Slot::Login] = login;
   values[render::Slot::Address] = full;
+  values[render::Slot::Display] = shown;
   const render::Splice doc =
       kind == "autoconfig" ? render::autoconfig(*settings) : render::autodiscover(*settings);
   std::cout << doc.expand(values);
@@ -298,7 +336,7 @@ std::optional<std::vector<std::string>> pick_domains(const Args& args, const Con
 
 int dns_zone(const Args& args) {
   if (args.help) return std::cout << kDnsZoneHelp, 0;
-  const Loaded loaded = load(args);
+  const Loaded loaded = load(args, TlsKeys::Skip);
   if (!report(loaded)) return 2;
   std::string error;
   auto domains = pick_domains(args, loaded.config, error);
@@ -326,11 +364,7 @@ int dns_zone(const Args& args) {
     ok = write(dir / (domain + ".zone"), zones.zone(domain)) && ok;
   for (std::uint32_t p = 0; p < loaded.config.providers.size(); ++p) {
     const std::string& id = loaded.config.providers[p].id;
-    ok = write(dir / (id + ".include"),
-               "; mail client discovery records of provider " + id +
-                   " for $INCLUDE into the zone of each of its domains without host override\n" +
-                   zones.shared(p)) &&
-         ok;
+    ok = write(dir / (id + ".include"), zones.include_file(p)) && ok;
   }
   return ok ? 0 : 1;
 }
@@ -358,7 +392,7 @@ int dns_check(const Args& args) {
     return usage_error("--concurrency must be a number from 1 to 10000", kDnsCheckHelp);
   options.timeout = std::chrono::milliseconds(timeout);
   options.max_in_flight = static_cast<std::size_t>(concurrency);
-  const Loaded loaded = load(args);
+  const Loaded loaded = load(args, TlsKeys::Skip);
   if (!report(loaded)) return 2;
   std::string error;
   auto domains = pick_domains(args, loaded.config, error);
@@ -718,8 +752,11 @@ int serve(const Args& args) {
     spdlog::info("https certificate {}", app->config.server.tls->context->subject());
   }
   std::cout << ready << std::flush;
-  spdlog::info("serving {} domains from {} on {}:{}", app->config.domains.size(), config_path,
-               url_host(*listen), server.port());
+  spdlog::info(
+      "serving {} domains from {} on http://{}:{}{}", app->config.domains.size(), config_path,
+      url_host(*listen), server.port(),
+      tls_listen ? " and https://" + url_host(*tls_listen) + ":" + std::to_string(server.tls_port())
+                 : std::string());
   log_signing(*app);
   metrics::set_ready(true);
   app.reset();  // the servers hold the snapshot; a reload must be able to free it
@@ -775,7 +812,7 @@ int run(int argc, char** argv) {
     return args ? check(*args) : usage_error(error, kCheckHelp);
   }
   if (command == "render") {
-    auto args = parse_args(argc, argv, 2, {"config"}, error);
+    auto args = parse_args(argc, argv, 2, {"config", "lang"}, error);
     if (args) init_logging(false);
     return args ? render_command(*args) : usage_error(error, kRenderHelp);
   }

@@ -64,6 +64,13 @@ const DomainEntry* DomainTable::find(std::string_view domain) const {
   return index_[slot] == 0 ? nullptr : &records_[index_[slot] - 1].entry;
 }
 
+std::optional<std::size_t> DomainTable::position(std::string_view domain) const {
+  if (index_.empty()) return std::nullopt;
+  const std::size_t slot = slot_for(domain, hash_name(domain));
+  if (index_[slot] == 0) return std::nullopt;
+  return index_[slot] - 1;
+}
+
 std::vector<std::string_view> DomainTable::sorted() const {
   std::vector<std::string_view> names;
   names.reserve(records_.size());

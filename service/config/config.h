@@ -41,6 +41,14 @@ enum class LoginForm {
   LocalPart,  // alice
 };
 
+// How an internationalized domain is spelled in the user name sent to clients (LoginForm
+// Address only). The servers decide: the login must match what their user database stores.
+enum class LoginDomain {
+  ALabel,  // hans@xn--mller-bau-q9a.de (default: what Postfix maps, Dovecot passdbs and the
+           // usual hosting panels store, and the only form a server without SMTPUTF8 knows)
+  ULabel,  // hans@müller-bau.de (servers whose user database keeps UTF-8 domain names)
+};
+
 struct MailServer {
   Protocol protocol = Protocol::Imap;
   std::string host;  // lowercase A-label
@@ -95,6 +103,7 @@ struct Provider {
   std::vector<MailServer> incoming;  // IMAP and POP3, as written in the file
   std::vector<MailServer> outgoing;  // SMTP submission only; 587+STARTTLS is always present
   LoginForm login = LoginForm::Address;
+  LoginDomain login_domain = LoginDomain::ALabel;
   std::string documentation_url;             // empty: no <documentation> element
   std::vector<LocalizedText> documentation;  // descriptions of documentation_url
   // Host that answers Outlook Autodiscover over HTTPS for every customer domain
@@ -123,6 +132,8 @@ class DomainTable {
   // Returns false (and leaves the table unchanged) when the domain is already present.
   bool insert(std::string_view domain, DomainEntry entry);
   const DomainEntry* find(std::string_view domain) const;
+  // The domain's insertion number (0 for the first one inserted), or nullopt.
+  std::optional<std::size_t> position(std::string_view domain) const;
   std::size_t size() const { return records_.size(); }
   // Every domain in lexicographic order (stable output for zone files and tests).
   std::vector<std::string_view> sorted() const;

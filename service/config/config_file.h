@@ -20,13 +20,20 @@ struct Loaded {
   bool ok() const { return problems.empty(); }
 };
 
+// What a command needs read besides the file itself.
+enum class TlsKeys {
+  Load,  // serve, check, reload: <tls> certificate and private key are read and matched
+  Skip,  // render, dns: <tls> is checked for form only, its files are not opened (an
+         // operator without access to the private key can still run them)
+};
+
 // Reads and checks the file at path. Domain-list files named in it are read relative to the
 // directory of path.
-Loaded load_config_file(const std::string& path);
+Loaded load_config_file(const std::string& path, TlsKeys tls_keys = TlsKeys::Load);
 
 // Checks text as if it had been read from a file called name in directory base_dir.
-Loaded load_config_text(std::string_view text, const std::string& name,
-                        const std::string& base_dir);
+Loaded load_config_text(std::string_view text, const std::string& name, const std::string& base_dir,
+                        TlsKeys tls_keys = TlsKeys::Load);
 
 struct ListenAddress {
   std::string host;  // "127.0.0.1", "::1", "0.0.0.0", "::"

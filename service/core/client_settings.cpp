@@ -57,8 +57,9 @@ std::optional<ClientSettings> resolve(const Config& config, std::string_view dom
   return resolve(config, *entry);
 }
 
-std::string login_name(LoginForm form, const EmailAddress& address) {
-  return form == LoginForm::LocalPart ? address.local : address.full();
+std::string login_name(LoginForm form, LoginDomain domain, const EmailAddress& address) {
+  if (form == LoginForm::LocalPart) return address.local;
+  return domain == LoginDomain::ULabel ? address.display() : address.full();
 }
 
 std::string_view login_placeholder(LoginForm form) {

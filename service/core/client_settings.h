@@ -24,8 +24,12 @@ ClientSettings resolve(const Config& config, DomainEntry entry);
 // Returns nullopt when the domain (a lowercase A-label) is not hosted. Pure.
 std::optional<ClientSettings> resolve(const Config& config, std::string_view domain);
 
-// What the user types as user name for this address: the full address or its local part.
-std::string login_name(LoginForm form, const EmailAddress& address);
+// What the user types as user name for this address: the full address (its domain as A- or
+// U-labels) or its local part.
+std::string login_name(LoginForm form, LoginDomain domain, const EmailAddress& address);
+inline std::string login_name(const Provider& provider, const EmailAddress& address) {
+  return login_name(provider.login, provider.login_domain, address);
+}
 
 // The Thunderbird placeholder that stands for login_name() when no address is known.
 std::string_view login_placeholder(LoginForm form);

@@ -185,6 +185,38 @@ std::optional<std::string> normalize_domain(std::string_view domain) {
   return ascii;
 }
 
+std::string domain_to_unicode(std::string_view domain) {
+  if (domain.find("xn--") == std::string_view::npos) return std::string(domain);
+  std::string out;
+  while (!domain.empty()) {
+    const auto dot = domain.find('.');
+    const std::string label(domain.substr(0, dot));
+    char* decoded = nullptr;
+    const int rc = label.starts_with("xn--") ? idn2_to_unicode_8z8z(label.c_str(), &decoded, 0)
+                                             : IDN2_ENCODING_ERROR;
+    std::unique_ptr<char, decltype(&idn2_free)> owned(decoded, &idn2_free);
+    // A decoded label that carries deceptive characters would render differently from what
+    // it is: keep the A-label then.
+    bool shown = rc == IDN2_OK && decoded != nullptr && valid_utf8(decoded);
+    if (shown) {
+      const std::string_view text(decoded);
+      for (std::size_t i = 0; i < text.size() && shown;) {
+        char32_t cp = 0;
+        const std::size_t len = decode_utf8(text, i, cp);
+        shown = len != 0 && !deceptive(cp);
+        i += len == 0 ? 1 : len;
+      }
+    }
+    out += shown ? std::string(decoded) : label;
+    if (dot == std::string_view::npos) break;
+    out += '.';
+    domain.remove_prefix(dot + 1);
+  }
+  return out;
+}
+
+std::string EmailAddress::display() const { return local + '@' + domain_to_unicode(domain); }
+
 std::optional<EmailAddress> parse_email(std::string_view address) {
   if (address.empty() || address.size() > 1024) return std::nullopt;
   const auto at = address.rfind('@');
@@ -195,6 +227,35 @@ std::optional<EmailAddress> parse_email(std::string_view address) {
   if (!domain) return std::nullopt;
   if (local.size() + 1 + domain->size() > kMaxAddress) return std::nullopt;
   return EmailAddress{std::string(local), std::move(*domain)};
+}
+
+std::optional<EmailAddress> parse_pasted_email(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  auto trim = [&](std::string_view s) {
+    const auto first = s.find_first_not_of(kSpace);
+    if (first == std::string_view::npos) return std::string_view();
+    return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+  };
+  text = trim(text);
+  if (!text.empty() && text.back() == '>') {
+    const auto open = text.rfind('<');
+    if (open == std::string_view::npos) return std::nullopt;
+    text = trim(text.substr(open + 1, text.size() - open - 2));
+  }
+  if (text.size() >= 7) {
+    std::string scheme(text.substr(0, 7));
+    for (char& c : scheme) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    if (scheme == "mailto:") {
+      text.remove_prefix(7);
+      text = text.substr(0, text.find('?'));
+      // A mailto: URI percent-encodes (RFC 6068); a pasted one may carry %40 and the like.
+      if (text.find('%') != std::string_view::npos) {
+        const auto decoded = percent_decode(text);
+        return decoded ? parse_email(*decoded) : std::nullopt;
+      }
+    }
+  }
+  return parse_email(text);
 }
 
 std::optional<std::string> domain_from_host(std::string_view host) {

@@ -300,7 +300,7 @@ class Checker {
     auto& expected = expected_[{entry.provider, entry.hosts}];
     if (expected.empty()) expected = records(config_, entry);
     std::map<std::pair<std::string, RecordType>, std::vector<Record>> groups;
-    for (const Record& r : expected) groups[{r.owner, r.type}].push_back(r);
+    for (const Record& r : for_domain(expected, domain)) groups[{r.owner, r.type}].push_back(r);
     for (auto& [key, wanted] : groups) {
       const std::string name = key.first == "@" ? domain + "." : key.first + "." + domain + ".";
       switch (key.second) {

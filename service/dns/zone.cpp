@@ -79,6 +79,15 @@ std::vector<Record> records(const Config& config, DomainEntry entry) {
   return out;
 }
 
+std::vector<Record> for_domain(std::vector<Record> records, std::string_view domain) {
+  std::erase_if(records, [&](const Record& r) {
+    return r.type == RecordType::Cname && r.target.size() == r.owner.size() + 1 + domain.size() &&
+           r.target.starts_with(r.owner) && r.target[r.owner.size()] == '.' &&
+           r.target.ends_with(domain);
+  });
+  return records;
+}
+
 std::string render_records(const std::vector<Record>& records, std::uint32_t ttl) {
   std::string out;
   for (const Record& r : records) {
@@ -112,10 +121,46 @@ Zones::Zones(const Config& config) : config_(config) {
 std::string Zones::zone(std::string_view domain) const {
   const DomainEntry* entry = config_.domains.find(domain);
   const Provider& provider = config_.providers.at(entry->provider);
-  return fmt::format("; {}: mail client discovery records, provider {}\n$ORIGIN {}.\n{}", domain,
-                     provider.id, domain, bodies_.at({entry->provider, entry->hosts}));
+  const auto header = fmt::format("; {}: mail client discovery records, provider {}\n$ORIGIN {}.\n",
+                                  domain, provider.id, domain);
+  if (!has_self_cname(provider, domain))
+    return header + bodies_.at({entry->provider, entry->hosts});
+  {
+    const std::vector<Record> own = for_domain(records(config_, *entry), domain);
+    return header + "; no autoconfig/autodiscover CNAME: the name is its own target here\n" +
+           render_records(own, provider.dns.ttl);
+  }
 }
 
 const std::string& Zones::shared(std::uint32_t provider) const { return bodies_.at({provider, 0}); }
+
+std::string Zones::include_file(std::uint32_t p) const {
+  const Provider& provider = config_.providers.at(p);
+  std::string out = "; mail client discovery records of provider " + provider.id +
+                    " for $INCLUDE into the zone of each of its domains without host override\n";
+  for (const std::string* target :
+       {&provider.dns.autoconfig_cname, &provider.dns.autodiscover_cname}) {
+    const auto dot = target->find('.');
+    if (dot == std::string::npos) continue;
+    const std::string domain = target->substr(dot + 1);
+    const DomainEntry* entry = config_.domains.find(domain);
+    if (entry == nullptr || entry->provider != p || entry->hosts != 0 ||
+        !has_self_cname(provider, domain) ||
+        out.find("; except " + domain + ":") != std::string::npos) {
+      continue;
+    }
+    out += "; except " + domain + ": its CNAME would point at itself; use " + domain + ".zone\n";
+  }
+  return out + shared(p);
+}
+
+bool has_self_cname(const Provider& provider, std::string_view domain) {
+  auto self = [&](std::string_view owner, const std::string& target) {
+    return target.size() == owner.size() + domain.size() && target.starts_with(owner) &&
+           target.ends_with(domain);
+  };
+  return self("autoconfig.", provider.dns.autoconfig_cname) ||
+         self("autodiscover.", provider.dns.autodiscover_cname);
+}
 
 }  // namespace mailconfd::dns

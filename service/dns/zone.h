@@ -35,6 +35,13 @@ struct Record {
 // configured server(s), or "0 0 0 ." (decidedly not offered). Pure.
 std::vector<Record> records(const Config& config, DomainEntry entry);
 
+// records without the CNAMEs that would point at themselves in this domain: the provider's own
+// domain (autoconfig.example.net with autoconfig-cname="autoconfig.example.net") keeps its
+// real address records there, and "CNAME and other data" would break its zone. Pure.
+std::vector<Record> for_domain(std::vector<Record> records, std::string_view domain);
+// True when one of the provider's CNAMEs would point at itself in domain (see for_domain).
+bool has_self_cname(const Provider& provider, std::string_view domain);
+
 // Zone-file lines (RFC 1035) for records: relative owner names, explicit TTL on every line,
 // absolute targets. No $ORIGIN and no $TTL, so the text can be $INCLUDEd into any zone.
 std::string render_records(const std::vector<Record>& records, std::uint32_t ttl);
@@ -48,8 +55,12 @@ class Zones {
   // "; comment\n$ORIGIN domain.\n" followed by the records. domain must be hosted.
   std::string zone(std::string_view domain) const;
   // The records of a provider's domains without host override, ready for $INCLUDE into
-  // any of their zones (the origin is the including zone's).
+  // any of their zones (the origin is the including zone's), except a domain whose
+  // autoconfig/autodiscover name is the CNAME target itself (for_domain; zone() knows).
   const std::string& shared(std::uint32_t provider) const;
+  // The whole PROVIDER.include file: a comment (naming a domain it must not go into) and
+  // shared().
+  std::string include_file(std::uint32_t provider) const;
 
  private:
   const Config& config_;

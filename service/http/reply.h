@@ -37,6 +37,9 @@ struct Reply {
   std::string_view cache_control = "no-store";
   std::string extra_headers;  // complete "Name: value\r\n" lines; values never from raw input
   Endpoint endpoint = Endpoint::Other;
+  // What the access log shows instead of the path, when the path carries more than the
+  // route (the mailbox address of the Autodiscover v2 path form); empty: the path.
+  std::string_view log_path;
   bool close = false;  // close the connection after this reply
 
   Reply& header(std::string_view name, std::string_view value);

@@ -54,7 +54,7 @@ Reply autoconfig(const App& app, const Request& request) {
   if (entry == nullptr) return error_reply(404);  // same body for every address
 
   const Provider& provider = app.config.providers[entry->provider];
-  const std::string login = address ? login_name(provider.login, *address) : std::string();
+  const std::string login = address ? login_name(provider, *address) : std::string();
   render::SlotValues values;
   values[render::Slot::Domain] = *domain;
   values[render::Slot::Login] =
@@ -85,13 +85,13 @@ Reply pox_settings(const App& app, std::string_view domain, const EmailAddress* 
   const DomainEntry* entry = app.config.domains.find(domain);
   if (entry == nullptr) return pox_error(render::PoxError::AddressNotFound);
   const Provider& provider = app.config.providers[entry->provider];
-  const std::string login = address ? login_name(provider.login, *address) : std::string();
-  const std::string full = address ? address->full() : std::string();
+  const std::string login = address ? login_name(provider, *address) : std::string();
+  const std::string shown = address ? address->display() : std::string();
   render::SlotValues values;
   values[render::Slot::Domain] = domain;
   values[render::Slot::Login] =
       address ? std::string_view(login) : login_placeholder(provider.login);
-  values[render::Slot::Address] = address ? std::string_view(full) : "%EMAILADDRESS%";
+  values[render::Slot::Display] = address ? std::string_view(shown) : "%EMAILADDRESS%";
   Reply reply;
   reply.status = 200;
   reply.content_type = kTextXml;
@@ -128,7 +128,33 @@ std::optional<Reply> http_redirect(const App& app, const Request& request) {
     return std::nullopt;
   }
   Reply reply = error_reply(302);
-  reply.header("Location", app.documents_for(*entry).autodiscover_url);
+  // The query goes along: a GET client that follows the redirect with ?emailaddress= must
+  // get that address's settings there, not the placeholder document.
+  const std::string& url = app.documents_for(*entry).autodiscover_url;
+  if (request.query.empty()) {
+    reply.header("Location", url);
+  } else {
+    std::string location;
+    location.reserve(url.size() + 1 + request.query.size());
+    location.append(url).append("?");
+    // Only bytes that are valid in a URI query (RFC 3986) pass into the header; anything
+    // else is percent-encoded, so nothing a client sends can break the header line.
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    for (char c : request.query) {
+      const auto b = static_cast<unsigned char>(c);
+      const bool plain = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+                         (b >= '0' && b <= '9') ||
+                         std::string_view("-._~!$&'()*+,;=:@/?%").find(c) != std::string_view::npos;
+      if (plain) {
+        location.push_back(c);
+      } else {
+        location.push_back('%');
+        location.push_back(kHex[b >> 4]);
+        location.push_back(kHex[b & 0xF]);
+      }
+    }
+    reply.header("Location", location);
+  }
   return reply;
 }
 
@@ -207,6 +233,8 @@ Reply autodiscover_json(const App& app, const Request& request,
 }
 
 constexpr std::string_view kJsonV1Prefix = "/autodiscover/autodiscover.json/v1.0/";
+// The v2 path form carries the mailbox address in the path: the log shows the route only.
+constexpr std::string_view kJsonV1Logged = "/autodiscover/autodiscover.json/v1.0/{address}";
 
 Reply autodiscover_json_query(const App& app, const Request& request) {
   return autodiscover_json(app, request, query_param(request.query, "Email"));
@@ -225,9 +253,7 @@ Reply setup(const App& app, const Request& request) {
   if (auto param = query_param(request.query, "lang")) {
     if (auto chosen = render::parse_lang(*param)) lang = *chosen;
   }
-  const auto l = static_cast<std::size_t>(lang);
   Reply reply;
-  reply.status = 200;
   reply.content_type = kHtml;
   reply.header("Content-Security-Policy", app.setup.content_security_policy);
   reply.header("Referrer-Policy", "no-referrer");  // the URL carries the address
@@ -236,56 +262,42 @@ Reply setup(const App& app, const Request& request) {
   reply.header("Vary", "Accept-Language");
 
   const auto raw = query_param(request.query, "emailaddress");
-  if (!raw || raw->empty()) {
-    app.setup.form[l].expand({}, reply.body);
-    return reply;
+  std::string input;
+  std::optional<EmailAddress> address;
+  if (raw && !raw->empty()) {
+    // The page's own form sends application/x-www-form-urlencoded: '+' is a space and a
+    // literal '+' arrives as %2B. A hand-written link may still carry alice+tag@…, so the
+    // '+'-preserving reading is the fallback when the form reading is not an address.
+    std::string spaced(*raw);
+    std::replace(spaced.begin(), spaced.end(), '+', ' ');
+    const std::optional<std::string> decoded = percent_decode(spaced);
+    if (decoded) {
+      // What customers paste: white space and line ends around it, mailto:, "Name <…>".
+      const auto first = decoded->find_first_not_of(" \t\r\n");
+      const auto last = decoded->find_last_not_of(" \t\r\n");
+      input = first == std::string::npos ? std::string() : decoded->substr(first, last - first + 1);
+      address = parse_pasted_email(input);
+    } else {
+      input = std::string(*raw);
+    }
+    if (!address) {
+      if (auto literal = percent_decode(*raw)) address = parse_pasted_email(*literal);
+    }
+    if (input.empty()) input = " ";  // only white space: not an address, shown as typed
   }
-  // The page's own form sends application/x-www-form-urlencoded: '+' is a space and a
-  // literal '+' arrives as %2B. A hand-written link may still carry alice+tag@…, so the
-  // '+'-preserving reading is the fallback when the form reading is not an address.
-  std::string spaced(*raw);
-  std::replace(spaced.begin(), spaced.end(), '+', ' ');
-  std::optional<std::string> decoded = percent_decode(spaced);
-  if (decoded) {
-    const auto first = decoded->find_first_not_of(' ');
-    const auto last = decoded->find_last_not_of(' ');
-    *decoded =
-        first == std::string::npos ? std::string() : decoded->substr(first, last - first + 1);
-  }
-  std::optional<EmailAddress> address = decoded ? parse_email(*decoded) : std::nullopt;
-  if (!address) {
-    if (auto literal = percent_decode(*raw)) address = parse_email(*literal);
-  }
-  render::SlotValues values;
-  if (!address) {
-    // Shown back in the form (escaped) so the typo can be fixed; long input is cut.
-    constexpr std::size_t kShown = 320;
-    const std::string_view typed = decoded ? std::string_view(*decoded) : *raw;
-    const std::string_view shown = typed.substr(0, kShown);
-    const std::string query = render::html::url_encode(shown);
-    values[render::Slot::Address] = shown;
-    values[render::Slot::AddressQuery] = query;
-    reply.status = 400;
-    app.setup.bad_address[l].expand(values, reply.body);
-    return reply;
-  }
-  const std::string full = address->full();
-  const std::string query = render::html::url_encode(full);
-  values[render::Slot::Address] = full;
-  values[render::Slot::AddressQuery] = query;
-  const DomainEntry* entry = app.config.domains.find(address->domain);
-  if (entry == nullptr) {
-    reply.status = 404;
-    app.setup.unknown_domain[l].expand(values, reply.body);
-    return reply;
-  }
-  fetched(journal::Door::Setup, request, *address);
-  const std::string login = login_name(app.config.providers[entry->provider].login, *address);
-  values[render::Slot::Login] = login;
-  values[render::Slot::Domain] = address->domain;
-  const render::Splice& page = app.documents_for(*entry).setup[l];
-  reply.body.reserve(page.literal_size() + 1024);
-  page.expand(values, reply.body);
+  reply.status =
+      setup_page(app, lang, input, address, std::chrono::system_clock::now(), reply.body);
+  if (reply.status == 200 && address) fetched(journal::Door::Setup, request, *address);
+  return reply;
+}
+
+// /favicon.ico: browsers ask for it with every visit of the setup page.
+Reply favicon(const App&, const Request&) {
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = "image/x-icon";
+  reply.cache_control = "public, max-age=86400";
+  reply.body = render::favicon();
   return reply;
 }
 
@@ -414,7 +426,8 @@ bool exposed(Exposure exposure, Surface surface) {
 
 struct Route {
   std::string_view path;  // compared case-insensitively
-  bool prefix;            // true: path is a prefix and the rest belongs to the handler
+  bool prefix;            // true: path is a prefix and the rest belongs to the handler (the
+                          // access log then shows path + "{address}", never the rest)
   Endpoint endpoint;
   std::string_view allow;
   Reply (*get)(const App&, const Request&);   // GET and HEAD
@@ -444,6 +457,7 @@ constexpr std::array kRoutes{
           Exposure::Admin},
     Route{"/cockpit/contacts.csv", false, Endpoint::Cockpit, "GET, HEAD", cockpit_csv, nullptr,
           Exposure::Admin},
+    Route{"/favicon.ico", false, Endpoint::Setup, "GET, HEAD", favicon, nullptr},
 };
 
 Reply dispatch(const App& app, const Request& request) {
@@ -459,14 +473,15 @@ Reply dispatch(const App& app, const Request& request) {
         reply = r.get(app, request);
         break;
       case Method::Post:
-        if (r.post == nullptr) return method_not_allowed(r.allow, r.endpoint);
-        reply = r.post(app, request);
+        reply = r.post == nullptr ? method_not_allowed(r.allow, r.endpoint) : r.post(app, request);
         break;
       case Method::Options:
       case Method::Other:
-        return method_not_allowed(r.allow, r.endpoint);
+        reply = method_not_allowed(r.allow, r.endpoint);
+        break;
     }
     reply.endpoint = r.endpoint;
+    if (r.prefix) reply.log_path = kJsonV1Logged;
     return reply;
   }
   if (request.method == Method::Other) return error_reply(501);

@@ -14,8 +14,9 @@ void log_request(const Request& request, const Reply& reply, std::size_t bytes,
                  Clock::duration took) {
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
   // The path only: queries carry addresses, and headers carry passwords (Authorization).
-  log_access(request.method_text.substr(0, 16), request.path.substr(0, 200), reply.status, bytes,
-             micros, client_kind(request.header("User-Agent")));
+  log_access(request.method_text.substr(0, 16),
+             reply.log_path.empty() ? request.path.substr(0, 200) : reply.log_path, reply.status,
+             bytes, micros, client_kind(request.header("User-Agent")), request.secure);
 }
 
 std::string serialized(int status) {
@@ -315,7 +316,7 @@ void Session::answer(const App& app, bool draining, const ParseResult& r) {
   if (r.outcome == Parse::Error) {
     reply = error_reply(r.status);
     reply.close = true;
-    log_access("-", "-", r.status, 0, 0, "framing");
+    log_access("-", "-", r.status, 0, 0, "framing", transport_->secure());
   } else {
     request_.secure = transport_->secure();
     request_.surface = options_.surface;

@@ -293,7 +293,7 @@ Splice autodiscover(const ClientSettings& settings) {
   w.open("Response", {{"xmlns", kOutlookResponseNs}});
   // MS-OXDSCLI §3.2.5: a settings answer carries a User element.
   w.open("User");
-  w.leaf("DisplayName", Slot::Address);
+  w.leaf("DisplayName", Slot::Display);
   w.close("User");
   w.open("Account");
   w.leaf("AccountType", "email");

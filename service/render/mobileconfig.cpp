@@ -159,7 +159,7 @@ Splice mobileconfig(const ClientSettings& settings) {
   w.close("dict");
   w.close("array");
   w.leaf("key", "PayloadDescription");
-  w.leaf("string", "Mail settings for ", Slot::Address, "");
+  w.leaf("string", "Mail settings for ", Slot::Display, "");
   key_string(w, "PayloadDisplayName", provider.display_name);
   key_slot(w, "PayloadIdentifier", Slot::ProfileId);
   key_string(w, "PayloadOrganization", provider.display_name);

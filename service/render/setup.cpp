@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "core/email_address.h"
+
 namespace mailconfd::render {
 namespace {
 
@@ -48,7 +50,14 @@ const std::set<std::string>& known_names() {
                                             "login_local_part",
                                             "has_imap",
                                             "has_pop3",
-                                            "smtp_alternatives"};
+                                            "smtp_alternatives",
+                                            "date_passed",
+                                            "ace_login",
+                                            "signed_profile",
+                                            "general",
+                                            "example_domain",
+                                            "security_outlook2010",
+                                            "tls_port"};
   return kNames;
 }
 
@@ -101,6 +110,9 @@ Values server_values(const MailServer& server) {
   v.text("host", server.host);
   v.text("port", std::to_string(server.port));
   v.text("security", std::string(security_label(server.security)));
+  // Outlook 2007-2013 name STARTTLS "TLS" and implicit TLS "SSL" in their encryption list.
+  v.text("security_outlook2010", server.security == Security::Tls ? "SSL" : "TLS");
+  v.flag("tls_port", server.security == Security::Tls);
   v.flag("tls", server.security == Security::Tls);
   v.flag("starttls", server.security == Security::StartTls);
   v.flag("auth_normal", server.auth == Auth::PasswordCleartext);
@@ -291,8 +303,13 @@ SetupPages::SetupPages(const std::map<std::string, std::string>& files) {
 }
 
 Splice SetupPages::render(Lang lang, SetupState state, const Provider& provider,
-                          const ClientSettings* settings) const {
+                          const ClientSettings* settings, PageVariant variant) const {
   Values v;
+  v.flag("date_passed", variant.date_passed && !provider.notice.smtp_after_pop_off.empty());
+  v.flag("signed_profile", variant.signed_profile);
+  v.flag("login_address", provider.login == LoginForm::Address);
+  v.flag("login_local_part", provider.login == LoginForm::LocalPart);
+  v.text("example_domain", domain_to_unicode(provider.id));
   v.flag("form", state == SetupState::Form);
   v.flag("settings", state == SetupState::Settings);
   v.flag("unknown_domain", state == SetupState::UnknownDomain);
@@ -313,11 +330,23 @@ Splice SetupPages::render(Lang lang, SetupState state, const Provider& provider,
     const LocalizedText* doc = pick(provider.documentation, lang);
     v.text("documentation_text", doc ? doc->text : provider.documentation_url);
   }
+  if (state == SetupState::Form && settings != nullptr) {
+    // The general settings block (support staff on the phone read it out): servers only, the
+    // user name described in words.
+    Values general;
+    for (const MailServer& s : settings->incoming) general.add("incoming", server_values(s));
+    for (std::size_t i = 0; i < settings->outgoing.size(); ++i) {
+      Values s = server_values(settings->outgoing[i]);
+      s.flag("primary", i == 0);
+      general.add("outgoing", std::move(s));
+    }
+    v.add("general", std::move(general));
+  }
   if (state == SetupState::Settings && settings != nullptr) {
     v.slot("login", Slot::Login);
     v.slot("domain", Slot::Domain);
-    v.flag("login_address", provider.login == LoginForm::Address);
-    v.flag("login_local_part", provider.login == LoginForm::LocalPart);
+    v.flag("ace_login", variant.ace_login && provider.login == LoginForm::Address &&
+                            provider.login_domain == LoginDomain::ALabel);
     bool imap = false;
     bool pop3 = false;
     for (const MailServer& s : settings->incoming) {
@@ -343,6 +372,47 @@ Splice SetupPages::render(Lang lang, SetupState state, const Provider& provider,
     v.flag("smtp_alternatives", settings->outgoing.size() > 1);
   }
   return pages_[static_cast<std::size_t>(lang)].render(v);
+}
+
+const std::string& favicon() {
+  static const std::string kIcon = [] {
+    constexpr int kSize = 16;
+    std::string out;
+    auto u16 = [&](unsigned v) {
+      out.push_back(static_cast<char>(v & 0xFF));
+      out.push_back(static_cast<char>((v >> 8) & 0xFF));
+    };
+    auto u32 = [&](unsigned v) {
+      u16(v & 0xFFFF);
+      u16(v >> 16);
+    };
+    constexpr unsigned kPixels = kSize * kSize * 4;
+    constexpr unsigned kMask = kSize * 4;  // 1 bit per pixel, rows padded to 4 bytes
+    constexpr unsigned kImage = 40 + kPixels + kMask;
+    u16(0), u16(1), u16(1);                                // ICONDIR: reserved, icon, 1 image
+    out.push_back(kSize), out.push_back(kSize), u16(0);    // 16×16, no palette
+    u16(1), u16(32), u32(kImage), u32(6 + 16);             // planes, bpp, size, offset
+    u32(40), u32(kSize), u32(kSize * 2), u16(1), u16(32);  // BITMAPINFOHEADER (XOR + AND)
+    u32(0), u32(kPixels + kMask), u32(0), u32(0), u32(0), u32(0);
+    for (int row = kSize - 1; row >= 0; --row) {  // bottom-up
+      for (int x = 0; x < kSize; ++x) {
+        const bool body = row >= 3 && row <= 12 && x >= 1 && x <= 14;
+        const bool edge = body && (row == 3 || row == 12 || x == 1 || x == 14);
+        const int fold = row - 3;  // the flap: a V from the top corners to the middle
+        const bool flap = body && fold <= 5 && (x - 1 == fold || 14 - x == fold);
+        if (edge || flap) {
+          out += std::string("\x94\x53\x0b\xff", 4);  // #0b5394, opaque (BGRA)
+        } else if (body) {
+          out += std::string("\xff\xff\xff\xff", 4);
+        } else {
+          out += std::string(4, '\0');  // transparent
+        }
+      }
+    }
+    out.append(kMask, '\0');  // alpha decides; the AND mask is all zero
+    return out;
+  }();
+  return kIcon;
 }
 
 const std::map<std::string, std::string>& builtin_setup_templates() {

@@ -46,16 +46,37 @@ const std::map<std::string, std::string>& builtin_setup_templates();
 // Every problem of a template set: missing files, syntax, unknown names, style rules.
 std::vector<TemplateError> check_setup_templates(const std::map<std::string, std::string>& files);
 
-// Slots: Address (what the user typed, for the form and the page text), AddressQuery (the
-// same, percent-encoded, for links), Login and Domain (Settings only).
+// What a page says that does not follow from the state and the provider alone. Each
+// combination is a page of its own, rendered when the configuration loads.
+struct PageVariant {
+  // The provider's smtp-after-pop-off date has come (today in UTC is that day or later):
+  // past tense ("was switched off on"); before it, future tense and "change before then".
+  bool date_passed = false;
+  // Settings for an internationalized domain whose login uses A-labels: the page explains why
+  // the user name is spelled differently from the address.
+  bool ace_login = false;
+  // Apple profiles are signed (<signing>): only then does the page call them signed.
+  bool signed_profile = false;
+};
+// How many PageVariants a (provider, state, language) has that differ: date_passed × ace_login
+// (signed_profile is the same for the whole configuration).
+inline constexpr std::size_t kPageVariants = 4;
+inline std::size_t variant_index(bool date_passed, bool ace_login) {
+  return (date_passed ? 2 : 0) + (ace_login ? 1 : 0);
+}
+
+// Slots: Address (the address as the customer writes it, U-labels: for the form and the
+// page text), AddressQuery (the same, percent-encoded, for links), Login and Domain
+// (Settings only).
 class SetupPages {
  public:
   // files must have passed check_setup_templates (asserted).
   explicit SetupPages(const std::map<std::string, std::string>& files);
 
-  // settings is required for Settings and ignored otherwise. Cannot fail.
+  // settings: the address's settings for Settings; for Form the provider's own settings
+  // (shown as the general settings block); ignored otherwise. Cannot fail.
   Splice render(Lang lang, SetupState state, const Provider& provider,
-                const ClientSettings* settings) const;
+                const ClientSettings* settings, PageVariant variant = {}) const;
 
   // The Content-Security-Policy header value: nothing but same-origin forms and the hashed
   // inline style.
@@ -65,6 +86,10 @@ class SetupPages {
   std::array<Template, kLangCount> pages_;
   std::string csp_;
 };
+
+// /favicon.ico: a 16×16 envelope in the page's accent colour (a Windows icon with one 32-bit
+// image), so browsers showing the page do not fetch a 404 on every visit.
+const std::string& favicon();
 
 // "2 September 2013" / "2. September 2013" for YYYY-MM-DD; empty if it is not such a date.
 std::string format_date(std::string_view iso_date, Lang lang);

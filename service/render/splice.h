@@ -10,11 +10,22 @@
 
 namespace mailconfd::render {
 
-// AddressQuery is the address percent-encoded for a query string (html::url_encode).
+// Address is the address as protocols carry it (A-label domain); Display the same as people
+// write it (U-label domain: pages, display names). AddressQuery is the displayed address
+// percent-encoded for a query string (html::url_encode).
 // ProfileUuid, AccountUuid, ProfileId: the per-address identifiers of an Apple profile
 // (render/mobileconfig.h).
-enum class Slot { Domain, Login, Address, AddressQuery, ProfileUuid, AccountUuid, ProfileId };
-constexpr std::size_t kSlotCount = 7;
+enum class Slot {
+  Domain,
+  Login,
+  Address,
+  Display,
+  AddressQuery,
+  ProfileUuid,
+  AccountUuid,
+  ProfileId
+};
+constexpr std::size_t kSlotCount = 8;
 
 // How slot values are escaped while being inserted: a Splice can never produce malformed XML
 // (Xml, render/xml.h) or let a value become markup (Html, render/html.h).

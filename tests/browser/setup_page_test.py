@@ -115,8 +115,13 @@ def main():
               "Accept-Language de gives the German page")
         check(text_of(driver, "label[for=emailaddress]") == "Ihre E-Mail-Adresse",
               "the address field has a German label")
-        check("SMTP-after-POP ist zum 2. September 2013 abgeschaltet." in text_of(driver, ".when"),
-              "the notice shows the date in German")
+        check("SMTP-after-POP wurde am 2. September 2013 abgeschaltet." in text_of(driver, ".when"),
+              "the notice shows the past date in German, in the past tense")
+        check(len(driver.find_elements(By.ID, "general-title")) == 1
+              and "smtp.example.net" in settings_shown(driver),
+              "the home page shows the general settings before an address is entered")
+        check("erika@example.net" in text_of(driver, "#email-hint"),
+              "the example address uses the provider's own domain")
         check("offenen WLAN" in text_of(driver, ".notice"), "the provider's notice is shown")
         check(driver.execute_script(
             "return getComputedStyle(document.querySelector('.page')).maxWidth") != "none",
@@ -139,13 +144,41 @@ def main():
               "the Apple Mail button links to the signed profile")
         check(profile_link.text == "Profil für Apple Mail laden", "the profile button is German")
         for anchor in ("after-pop", "thunderbird", "outlook", "new-outlook", "apple",
-                       "windows-mail", "android"):
+                       "windows-mail", "outlook-2010", "outlook-2007", "live-mail", "opera",
+                       "android"):
             check(len(driver.find_elements(By.ID, anchor)) == 1, f"instructions for {anchor}")
         check("Vor dem Senden bei Posteingangsserver anmelden" in text_of(driver, "#after-pop")
               or "Vor dem Senden bei Posteingangsserver anmelden" in driver.page_source,
               "the SMTP-after-POP option is named")
+        check("Nicht überprüft" in text_of(driver, "section[aria-labelledby=apple]")
+              and "signiertes Profil" not in driver.page_source,
+              "an unsigned profile is not called signed, and the page says what iOS shows")
         screenshot(driver, os.path.join(artifacts, "setup-de.png"), 1000)
 
+        # 2a. At 1280 px the two columns of "Schritt für Schritt" keep room for the bullets:
+        # the gap between the first column's text and the second column's items.
+        for lang in ("en", "de"):
+            driver.set_window_size(1280, 900)
+            driver.get(base + f"/setup?lang={lang}&emailaddress=alice%40example.com")
+            time.sleep(0.2)
+            gap = driver.execute_script("""
+                const items = [...document.querySelectorAll('nav li')];
+                const left = items[0].getBoundingClientRect().left;
+                const second = items.find(li => li.getBoundingClientRect().left > left + 10);
+                if (!second) return -1;
+                const column = second.getBoundingClientRect().left;
+                let right = 0;
+                for (const li of items) {
+                  if (li.getBoundingClientRect().left >= column - 1) continue;
+                  const range = document.createRange();
+                  range.selectNodeContents(li);
+                  for (const r of range.getClientRects()) right = Math.max(right, r.right);
+                }
+                return column - right;""")
+            check(gap >= 30,
+                  f"the step-by-step columns do not touch at 1280 px, {lang} (gap {gap:.0f} px)")
+        screenshot(driver, os.path.join(artifacts, "setup-de-1280.png"), 1280)
+        driver.get(base + "/setup?emailaddress=alice%40example.com&lang=de")
         # 3. The language switch keeps the address.
         driver.set_window_size(1000, 900)
         driver.find_element(By.CSS_SELECTOR, "a[hreflang=en]").click()
@@ -158,8 +191,8 @@ def main():
               "English settings are shown")
         check(text_of(driver, "a.button") == "Download profile for Apple Mail",
               "the profile button is English")
-        check("SMTP-after-POP is switched off as of 2 September 2013." in text_of(driver, ".when"),
-              "the notice shows the date in English")
+        check("SMTP-after-POP was switched off on 2 September 2013." in text_of(driver, ".when"),
+              "the notice shows the past date in English, in the past tense")
         screenshot(driver, os.path.join(artifacts, "setup-en.png"), 1000)
 
         # 4. A phone-sized window: no horizontal scrolling.
@@ -184,6 +217,17 @@ def main():
               "the field is marked invalid")
         screenshot(driver, os.path.join(artifacts, "setup-hostile.png"), 1000)
 
+        # 5a. What customers paste from their mail program is read.
+        driver.set_window_size(1000, 900)
+        driver.get(base + "/setup?lang=en")
+        submit_address(driver, "Alice Example <alice@example.com>")
+        check(text_of(driver, "h2#settings-title") == "Settings for alice@example.com",
+              "a pasted 'Name <address>' shows the address's settings")
+        driver.get(base + "/setup?lang=en")
+        submit_address(driver, "mailto:alice@example.com")
+        check(text_of(driver, "h2#settings-title") == "Settings for alice@example.com",
+              "a pasted mailto: address shows the address's settings")
+
         # 6. A domain that is not hosted gets the friendly message.
         driver.set_window_size(1000, 900)
         submit_address(driver, "bob@elsewhere.example")
@@ -205,6 +249,8 @@ def main():
         check(status == 0, f"mailconfd stopped cleanly on SIGTERM (exit {status})")
         check("Sanitizer" not in text and "alice" not in text,
               "mailconfd's log has no sanitizer report and no address")
+        check(" /favicon.ico 404 " not in text,
+              "the browser's /favicon.ico requests are answered, not logged as 404s")
         shutil.rmtree(profile, ignore_errors=True)
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed", flush=True)

@@ -4,8 +4,11 @@
 // tests/schema/ with xmllint.
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <regex>
+#include <thread>
 
 #include <doctest/doctest.h>
 
@@ -312,10 +315,16 @@ TEST_CASE("autodiscover: plain-HTTP GET on autodiscover.<hosted domain> redirect
     CHECK(r.header("Location") == location);
     CHECK(r.body == "302 Found\n");
   }
-  // An address in the query does not change the redirect (Outlook's step 4 has none).
-  CHECK(s.get("/autodiscover/autodiscover.xml?Email=alice%40example.com",
-              {"Host: autodiscover.example.com"})
-            .status == 302);
+  // The query goes along: a GET client following the redirect gets its address's settings.
+  auto with_query = s.get("/autodiscover/autodiscover.xml?Email=alice%40example.com",
+                          {"Host: autodiscover.example.com"});
+  CHECK(with_query.status == 302);
+  CHECK(with_query.header("Location") == location + "?Email=alice%40example.com");
+  // Bytes that a URI query may not carry are percent-encoded in the header.
+  auto odd = s.get("/autodiscover/autodiscover.xml?emailaddress=a\"b<c>@example.com&x={y}",
+                   {"Host: autodiscover.example.com"});
+  CHECK(odd.status == 302);
+  CHECK(odd.header("Location") == location + "?emailaddress=a%22b%3Cc%3E@example.com&x=%7By%7D");
   // POST is answered where it arrives; X-Forwarded-Proto is not trusted by default.
   CHECK(post(s, "/autodiscover/autodiscover.xml", request_body("alice@example.com")).status == 200);
   auto spoofed = s.get("/autodiscover/autodiscover.xml",
@@ -418,6 +427,49 @@ TEST_CASE("render autodiscover prints the POX answer that is served") {
   CHECK(unknown.exit_code == 1);
   auto kind = e2e::run_mailconfd({"render", "activesync", "alice@example.com"});
   CHECK(kind.exit_code == 2);
-  CHECK(kind.err.find("usage: mailconfd render autoconfig|autodiscover|mobileconfig EMAIL") !=
+  CHECK(kind.err.find("usage: mailconfd render autoconfig|autodiscover|mobileconfig|setup EMAIL") !=
         std::string::npos);
+}
+
+TEST_CASE("autodiscover: an IDN address's DisplayName is as written, LoginName per provider") {
+  Service s({"--config", e2e::fixture("trial_run.xml")});
+  REQUIRE(s.ready());
+  auto a =
+      post(s, "/autodiscover/autodiscover.xml", request_body("hans@m\xC3\xBCller-bau.example"));
+  CHECK(a.status == 200);
+  CHECK(a.body.find("<DisplayName>hans@m\xC3\xBCller-bau.example</DisplayName>") !=
+        std::string::npos);
+  CHECK(a.body.find("<LoginName>hans@xn--mller-bau-q9a.example</LoginName>") != std::string::npos);
+  CHECK(schema_valid(a.body));
+  auto u = post(s, "/autodiscover/autodiscover.xml", request_body("eva@xn--bcher-kva.example"));
+  CHECK(u.body.find("<LoginName>eva@b\u00fccher.example</LoginName>") != std::string::npos);
+  CHECK(u.body.find("<DisplayName>eva@b\u00fccher.example</DisplayName>") != std::string::npos);
+  auto tb = s.get("/mail/config-v1.1.xml?emailaddress=eva%40b%C3%BCcher.example");
+  CHECK(tb.body.find("<username>eva@b\u00fccher.example</username>") != std::string::npos);
+}
+
+TEST_CASE("autodiscover v2: the access log shows the route, never the address in the path") {
+  Service s;
+  REQUIRE(s.ready());
+  CHECK(s.get("/autodiscover/autodiscover.json/v1.0/secret.person%40example.com"
+              "?Protocol=AutodiscoverV1")
+            .status == 200);
+  CHECK(s.get("/autodiscover/autodiscover.json/v1.0/secret.person@example.com?Protocol=Other")
+            .status == 400);
+  std::string log;
+  for (int i = 0; i < 100 && log.find("Protocol=Other") == std::string::npos &&
+                  std::count(log.begin(), log.end(), '\n') < 2;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    log = s.log();
+  }
+  for (int i = 0; i < 100 && log.find(" 400 ") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    log = s.log();
+  }
+  CHECK(log.find(" info GET /autodiscover/autodiscover.json/v1.0/{address} 200 ") !=
+        std::string::npos);
+  CHECK(log.find(" info GET /autodiscover/autodiscover.json/v1.0/{address} 400 ") !=
+        std::string::npos);
+  CHECK(log.find("secret.person") == std::string::npos);
 }

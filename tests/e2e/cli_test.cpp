@@ -1,4 +1,6 @@
 // The command line: check, render, help and usage errors.
+#include <fstream>
+
 #include <doctest/doctest.h>
 
 #include "service.h"
@@ -28,7 +30,8 @@ TEST_CASE("check prints every problem as FILE:LINE:COLUMN and exits 2") {
 TEST_CASE("check of a missing file names it") {
   auto r = run_mailconfd({"check", "--config", "/nonexistent/mailconfd.xml"});
   CHECK(r.exit_code == 2);
-  CHECK(r.err.starts_with("/nonexistent/mailconfd.xml:1:1: cannot open the file\n"));
+  CHECK(r.err.starts_with(
+      "/nonexistent/mailconfd.xml:1:1: cannot read the file: No such file or directory\n"));
 }
 
 TEST_CASE("render autoconfig prints the document that is served") {
@@ -38,6 +41,8 @@ TEST_CASE("render autoconfig prints the document that is served") {
   auto unknown = run_mailconfd({"render", "autoconfig", "alice@not-hosted.example"});
   CHECK(unknown.exit_code == 1);
   CHECK(unknown.err ==
+        "mailconfd: no --config given: rendering from the built-in example configuration "
+        "(deploy/example/mailconfd.xml)\n"
         "mailconfd: domain not-hosted.example is not hosted in this configuration\n");
   auto bad = run_mailconfd({"render", "autoconfig", "not-an-address"});
   CHECK(bad.exit_code == 2);
@@ -72,4 +77,68 @@ TEST_CASE("serve reports a port that is taken and exits 1") {
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())) !=
         std::string::npos);
+}
+
+TEST_CASE("check FILE works like check --config FILE") {
+  const std::string path = std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml";
+  auto r = run_mailconfd({"check", path});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == path + ": ok (1 provider, 2 domains)\n");
+  CHECK(run_mailconfd({"check", path, path}).exit_code == 2);
+  CHECK(run_mailconfd({"check"}).exit_code == 2);
+}
+
+TEST_CASE("render says when it used the built-in example, and render setup prints the page") {
+  auto r = run_mailconfd({"render", "autodiscover", "alice@example.com"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.err ==
+        "mailconfd: no --config given: rendering from the built-in example "
+        "configuration (deploy/example/mailconfd.xml)\n");
+  const std::string path = std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml";
+  auto quiet = run_mailconfd({"render", "autodiscover", "alice@example.com", "--config", path});
+  CHECK(quiet.err.empty());
+  auto de =
+      run_mailconfd({"render", "setup", "alice@example.com", "--lang", "de", "--config", path});
+  CHECK(de.exit_code == 0);
+  CHECK(de.out.starts_with("<!DOCTYPE html>\n<html lang=\"de\">"));
+  CHECK(de.out.find("Einstellungen für <span class=\"value\">alice@example.com</span>") !=
+        std::string::npos);
+  auto en = run_mailconfd({"render", "setup", "alice@example.com", "--config", path});
+  CHECK(en.out.find("<html lang=\"en\">") != std::string::npos);
+  auto unknown = run_mailconfd({"render", "setup", "bob@elsewhere.example", "--config", path});
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.out.find("We do not host mail for") != std::string::npos);
+  CHECK(unknown.err ==
+        "mailconfd: the domain is not hosted in this configuration (the page says "
+        "so; HTTP status 404)\n");
+  CHECK(run_mailconfd({"render", "setup", "alice@example.com", "--lang", "fr"}).exit_code == 2);
+  CHECK(run_mailconfd({"render", "autoconfig", "alice@example.com", "--lang", "de"}).exit_code ==
+        2);
+}
+
+TEST_CASE("dns zone, dns check and render do not need the TLS private key, check and serve do") {
+  const std::string dir = e2e::temp_dir();
+  const std::string config = dir + "/mailconfd.xml";
+  {
+    std::string text =
+        e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
+    const auto at = text.find("<limits");
+    REQUIRE(at != std::string::npos);
+    text.insert(at,
+                "<tls certificate=\"/nonexistent/cert.pem\" "
+                "key=\"/nonexistent/private-key.pem\"/>\n");
+    std::ofstream(config) << text;
+  }
+  auto zone = run_mailconfd({"dns", "zone", "--config", config});
+  CHECK_MESSAGE(zone.exit_code == 0, zone.err);
+  CHECK(zone.out.find("$ORIGIN example.com.") != std::string::npos);
+  auto render = run_mailconfd({"render", "autoconfig", "alice@example.com", "--config", config});
+  CHECK_MESSAGE(render.exit_code == 0, render.err);
+  auto dns_check = run_mailconfd(
+      {"dns", "check", "--config", config, "--resolver", "127.0.0.1:9", "--timeout", "50"});
+  CHECK(dns_check.err.find("<tls>") == std::string::npos);
+  CHECK(dns_check.exit_code == 1);  // nothing answers there: a DNS finding, not a config error
+  auto check = run_mailconfd({"check", config});
+  CHECK(check.exit_code == 2);
+  CHECK(check.err.find("<tls>: ") != std::string::npos);
 }

@@ -1,6 +1,7 @@
 // `mailconfd dns zone` and `dns check` against a real NSD loaded with the generated zones
 // and deliberately broken ones.
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -265,4 +266,57 @@ TEST_CASE(
         "good.example    ok\n"
         "shared.example  ok\n"
         "2 domains checked: 2 ok, 0 with problems\n");
+}
+
+// named-checkzone (BIND) on every zone file `dns zone` writes, each completed with SOA and NS
+// (and, for the provider's own domain, the real address records of its autoconfig and
+// autodiscover hosts), and on the PROVIDER.include file $INCLUDEd into a customer's zone.
+TEST_CASE("every zone dns zone writes passes named-checkzone, the provider's own domain too") {
+  e2e::TempDir tmp;
+  REQUIRE(!tmp.path().empty());
+  struct Source {
+    std::string config;  // empty: the built-in example
+    std::string name;
+  } sources[] = {
+      {"", "builtin"}, {e2e::fixture("dns.xml"), "dns"}, {e2e::fixture("own_domain.xml"), "own"}};
+  int checked = 0;
+  for (const Source& source : sources) {
+    const std::string out = tmp.path() + "/" + source.name;
+    std::vector<std::string> argv{"dns", "zone", "--out", out};
+    if (!source.config.empty()) argv.insert(argv.end(), {"--config", source.config});
+    REQUIRE(run_mailconfd(argv).exit_code == 0);
+    for (const auto& entry : std::filesystem::directory_iterator(out)) {
+      const std::string file = entry.path().filename().string();
+      const bool include = file.ends_with(".include");
+      const std::string domain = include ? "customer-of-" + file.substr(0, file.size() - 8)
+                                         : file.substr(0, file.size() - 5);
+      std::string zone = zone_head(domain);
+      if (domain == "example.net") {
+        for (const char* host : {"autoconfig", "autodiscover", "ns", "mx", "mx1", "mx2", "imap",
+                                 "imap2", "pop", "smtp"}) {
+          zone += std::string(host) + " 300 IN A 192.0.2.80\n";
+        }
+      }
+      zone += include ? "$INCLUDE " + entry.path().string() + "\n" : read(entry.path().string());
+      const std::string full = tmp.path() + "/" + source.name + "-" + domain + ".db";
+      std::ofstream(full) << zone;
+      const auto r = e2e::run_command({"named-checkzone", "-k", "fail", "-n", "fail", "-m", "fail",
+                                       "-M", "fail", "-S", "fail", "-r", "fail", domain, full});
+      CHECK_MESSAGE(r.exit_code == 0, source.name, " ", file, "\n", zone, "\n", r.out, r.err);
+      ++checked;
+    }
+  }
+  CHECK(checked >= 15);
+  // The provider's own zone has no CNAME at all: its names keep their address records.
+  const std::string own = read(tmp.path() + "/own/example.net.zone");
+  CHECK(own.find(" CNAME ") == std::string::npos);
+  CHECK(own.find("; no autoconfig/autodiscover CNAME: the name is its own target here\n") !=
+        std::string::npos);
+  CHECK(read(tmp.path() + "/own/customer.example.zone")
+            .find("autoconfig         3600 IN CNAME autoconfig.example.net.\n") !=
+        std::string::npos);
+  CHECK(
+      read(tmp.path() + "/own/example.net.include")
+          .find("; except example.net: its CNAME would point at itself; use example.net.zone\n") !=
+      std::string::npos);
 }

@@ -88,6 +88,26 @@ TEST_CASE("https: the golden autoconfig over TLS 1.2+, ALPN http/1.1, keep-alive
   auto plain = s.get(kAlice);
   CHECK(plain.status == 200);
   CHECK(plain.body == e2e::golden("autoconfig/example-alice.xml"));
+
+  // The log says which requests came over HTTPS, and the start-up line names both listeners.
+  std::string log;
+  std::size_t https_lines = 0;
+  std::size_t http_lines = 0;
+  for (int attempt = 0; attempt < 60 && (https_lines != 3 || http_lines != 1); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    log = s.log();
+    https_lines = http_lines = 0;
+    for (std::size_t at = log.find(" info GET /mail/config-v1.1.xml 200 "); at != std::string::npos;
+         at = log.find(" info GET /mail/config-v1.1.xml 200 ", at + 1)) {
+      const std::string line = log.substr(at, log.find('\n', at) - at);
+      if (line.ends_with(" https")) ++https_lines;
+      if (line.ends_with(" http")) ++http_lines;
+    }
+  }
+  CHECK(https_lines == 3);
+  CHECK(http_lines == 1);
+  CHECK(log.find("on http://127.0.0.1:" + std::to_string(s.port()) + " and https://127.0.0.1:" +
+                 std::to_string(s.tls_port()) + "\n") != std::string::npos);
 }
 
 TEST_CASE("https: framing errors and pipelining behave as on plain HTTP") {

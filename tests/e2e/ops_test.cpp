@@ -267,7 +267,7 @@ TEST_CASE("access log: one exact line per request, written while serving, none l
 
   static const std::regex line(
       R"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z info GET )"
-      R"(/mail/config-v1\.1\.xml 200 [0-9]+ [0-9]+us (thunderbird|-))");
+      R"(/mail/config-v1\.1\.xml 200 [0-9]+ [0-9]+us (thunderbird|-) http)");
   std::istringstream log(s.log());
   std::size_t access = 0;
   std::size_t matching = 0;

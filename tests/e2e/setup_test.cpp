@@ -134,7 +134,9 @@ TEST_CASE("setup: hostile input is shown as text, never as markup or headers") {
        "ce@example.com",
        400},
       {"o'hara%26co%40example.com", "o&#39;hara&amp;co@example.com", 200},
-      {"j%C3%BCrgen%40b%C3%BCcher.example", "jürgen@xn--bcher-kva.example", 404},
+      // Shown as the customer wrote it (U-labels), also when the domain is not hosted.
+      {"j%C3%BCrgen%40b%C3%BCcher.example", "jürgen@bücher.example", 404},
+      {"j%C3%BCrgen%40xn--bcher-kva.example", "jürgen@bücher.example", 404},
       {"%25%7B%7D%40example.com", "%{}@example.com", 200},
   };
   for (const auto& c : cases) {
@@ -176,4 +178,88 @@ TEST_CASE("setup: the access log never carries the address") {
   const std::string log = s.log();
   CHECK(contains(log, " info GET /setup 200 "));
   CHECK(!contains(log, "secret.person"));
+}
+
+// Issue 19: what a provider admin's trial run found on the page.
+TEST_CASE("setup: an IDN address is shown as written, the user name as the server wants it") {
+  Service s({"--config", e2e::fixture("trial_run.xml")});
+  REQUIRE(s.ready());
+  // Typed with umlauts or pasted as A-labels: the page shows the U-labels either way.
+  for (const char* typed : {"hans%40m%C3%BCller-bau.example", "hans%40xn--mller-bau-q9a.example"}) {
+    auto r = s.get(std::string("/setup?lang=de&emailaddress=") + typed);
+    CHECK(r.status == 200);
+    CHECK(contains(r.body, "<title>hans@müller-bau.example – E-Mail-Einstellungen"));
+    CHECK(
+        contains(r.body, "Einstellungen für <span class=\"value\">hans@müller-bau.example</span>"));
+    CHECK(contains(r.body,
+                   "Benutzername überall: <strong class=\"value\">"
+                   "hans@xn--mller-bau-q9a.example</strong> (Ihre E-Mail-Adresse "
+                   "hans@müller-bau.example, die Domain so geschrieben, wie Mailserver sie "
+                   "brauchen: bitte genau so eingeben)"));
+    CHECK(contains(r.body,
+                   "href=\"/email.mobileconfig?emailaddress=hans%40m%C3%BCller-bau.example\""));
+  }
+  // A provider whose servers store UTF-8 domains: the user name is the address as written.
+  auto utf8 = s.get("/setup?lang=en&emailaddress=eva%40b%C3%BCcher.example");
+  CHECK(contains(utf8.body,
+                 "User name everywhere: <strong class=\"value\">eva@bücher.example"
+                 "</strong> (your full email address)"));
+  // The short name was cut at a character, never inside one.
+  auto autoconfig = s.get("/mail/config-v1.1.xml?emailaddress=hans%40xn--mller-bau-q9a.example");
+  CHECK(contains(autoconfig.body, "<displayShortName>Mailbox Grosshändläg</displayShortName>"));
+  CHECK(!contains(autoconfig.body, "\xEF\xBF\xBD"));
+}
+
+TEST_CASE("setup: future tense before the cut-off date, past tense after it, both languages") {
+  Service s({"--config", e2e::fixture("trial_run.xml")});
+  REQUIRE(s.ready());
+  auto before_en = s.get("/setup?lang=en&emailaddress=alice%40example.com");
+  CHECK(contains(before_en.body,
+                 "SMTP-after-POP will be switched off on 1 March 2999; please "
+                 "change your settings before then."));
+  auto before_de = s.get("/setup?lang=de");  // the form presents the first provider
+  CHECK(contains(before_de.body,
+                 "SMTP-after-POP wird am 1. März 2999 abgeschaltet; bitte stellen "
+                 "Sie vorher um."));
+  auto after_en = s.get("/setup?lang=en&emailaddress=oma%40oma.example");
+  CHECK(contains(after_en.body, "SMTP-after-POP was switched off on 2 September 2013."));
+  auto after_de = s.get("/setup?lang=de&emailaddress=oma%40oma.example");
+  CHECK(contains(after_de.body, "SMTP-after-POP wurde am 2. September 2013 abgeschaltet."));
+  // A local-part login: the texts speak of the user name, never of the address.
+  CHECK(contains(after_de.body, "mit Benutzername und Passwort beim Postausgangsserver"));
+  CHECK(!contains(after_de.body, "E-Mail-Adresse und Passwort"));
+  CHECK(contains(after_de.body,
+                 "Benutzername überall: <strong class=\"value\">oma</strong> "
+                 "(der Teil Ihrer E-Mail-Adresse vor dem @)"));
+}
+
+TEST_CASE("setup: what customers paste (mailto:, a name with <address>, a line end) is read") {
+  Service s;
+  REQUIRE(s.ready());
+  for (const char* pasted :
+       {"mailto:alice@example.com", "MAILTO%3Aalice%40example.com%3Fsubject%3DHi",
+        "Alice+M%C3%BCller+%3Calice%40example.com%3E", "%22Alice%22%20%3Calice%40example.com%3E",
+        "alice%40example.com%0A", "%20%09alice%40example.com%0D%0A"}) {
+    auto r = s.get(std::string("/setup?lang=en&emailaddress=") + pasted);
+    CHECK_MESSAGE(r.status == 200, pasted);
+    CHECK_MESSAGE(contains(r.body, "Settings for <span class=\"value\">alice@example.com</span>"),
+                  pasted);
+  }
+  // Only the page: protocol endpoints take bare addresses.
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=mailto%3Aalice%40example.com").status == 400);
+  auto bad = s.get("/setup?lang=en&emailaddress=Alice+%3Cnot-an-address%3E");
+  CHECK(bad.status == 400);
+  CHECK(contains(bad.body,
+                 "“<strong>Alice &lt;not-an-address&gt;</strong>” is not an email address"));
+}
+
+TEST_CASE("setup: /favicon.ico is a small icon, not a 404") {
+  Service s;
+  REQUIRE(s.ready());
+  auto r = s.get("/favicon.ico");
+  CHECK(r.status == 200);
+  CHECK(r.header("Content-Type") == "image/x-icon");
+  CHECK(r.header("Cache-Control") == "public, max-age=86400");
+  CHECK(r.body.size() == 1150);
+  CHECK(r.body.substr(0, 4) == std::string("\0\0\1\0", 4));
 }

@@ -49,7 +49,7 @@ TEST_CASE("journal: file is required, retention is whole days from 1d to 3650d")
   CHECK(all(load_in(dir, "<journal file=\"j\" keep=\"1\"/>\n")) ==
         dir + "/test.xml:2:1: <journal>: unknown attribute 'keep'\n");
   CHECK(all(load_in(dir, "<journal file=\"a\"/>\n<journal file=\"b\"/>\n")) ==
-        dir + "/test.xml:3:1: <journal> may appear only once\n");
+        dir + "/test.xml:3:1: <journal> may appear only once in <mailconfd>\n");
 }
 
 TEST_CASE("cockpit: only on a loopback admin listener, only with the journal") {

@@ -179,11 +179,13 @@ TEST_CASE("structural mistakes are named") {
       {testing::minimal_config("<domain>not a domain</domain>"),
        "test.xml:6:1: <domain> 'not a domain' is not a domain name"},
       {testing::minimal_config("<domain>customer.example</domain>"),
-       "test.xml:6:1: domain 'customer.example' is already served by provider 'provider.example' "
-       "(test.xml:5); a domain can have only one provider"},
+       "test.xml:6:1: domain 'customer.example' is listed twice (first at test.xml:5)"},
       {testing::minimal_config("<domains file=\"missing.txt\"/>"),
        "test.xml:6:1: cannot read domain list '" + testing::source_path("tests/fixtures") +
-           "/missing.txt'"},
+           "/missing.txt': No such file or directory"},
+      {testing::minimal_config("<domains file=\"../fixtures\"/>"),
+       "test.xml:6:1: cannot read domain list '" + testing::source_path("tests/fixtures") +
+           "/../fixtures': Is a directory"},
       {testing::minimal_config("", "<server listen=\"nowhere\"/>"),
        "test.xml:2:1: listen 'nowhere' is not HOST:PORT"},
       {testing::minimal_config("", "<server threads=\"many\"/>"),
@@ -211,12 +213,131 @@ TEST_CASE("bad lines in a domain list are reported with their own file and line"
   const std::string list = testing::source_path("tests/fixtures") + "/bad_domains.txt";
   CHECK_MESSAGE(has_problem(loaded, list + ":2:3: 'bad domain!' is not a domain name"),
                 all(loaded));
-  CHECK_MESSAGE(
-      has_problem(loaded,
-                  list + ":3:1: domain 'customer.example' is already served by provider "
-                         "'provider.example' (test.xml:5); a domain can have only one provider"),
-      all(loaded));
+  CHECK_MESSAGE(has_problem(loaded, list + ":3:1: domain 'customer.example' is listed twice "
+                                           "(first at test.xml:5)"),
+                all(loaded));
   CHECK(loaded.problems.size() == 2);
+}
+
+TEST_CASE("a domain listed twice names both places, across lists and providers") {
+  const std::string dir = testing::source_path("tests/fixtures");
+  // Within one provider: "listed twice", first place in the same list.
+  Loaded loaded =
+      testing::load_text(testing::minimal_config("<domains file=\"twice_domains.txt\"/>"));
+  CHECK_MESSAGE(all(loaded) == dir +
+                                   "/twice_domains.txt:4:1: domain 'twice.example' is listed "
+                                   "twice (first at " +
+                                   dir + "/twice_domains.txt:2)\n",
+                all(loaded));
+  // Across providers: both lists named, each with its line.
+  loaded = testing::load_text(
+      "<mailconfd>\n"
+      "<provider id=\"one.example\">\n"
+      "<incoming protocol=\"imap\" host=\"imap.one.example\" port=\"993\" security=\"tls\"/>\n"
+      "<outgoing host=\"smtp.one.example\" port=\"587\" security=\"starttls\"/>\n"
+      "<domains file=\"domains.txt\"/>\n"
+      "</provider>\n"
+      "<provider id=\"two.example\">\n"
+      "<incoming protocol=\"imap\" host=\"imap.two.example\" port=\"993\" security=\"tls\"/>\n"
+      "<outgoing host=\"smtp.two.example\" port=\"587\" security=\"starttls\"/>\n"
+      "<domain>bom.example</domain>\n"
+      "<domains file=\"bom_domains.txt\"/>\n"
+      "</provider>\n"
+      "</mailconfd>\n");
+  CHECK(loaded.ok() == false);
+  CHECK_MESSAGE(has_problem(loaded, dir + "/bom_domains.txt:1:4: domain 'bom.example' is listed "
+                                          "twice (first at test.xml:10)"),
+                all(loaded));
+}
+
+TEST_CASE("a domain list with a byte-order mark is read, a Latin-1 one is named as such") {
+  Loaded loaded =
+      testing::load_text(testing::minimal_config("<domains file=\"bom_domains.txt\"/>"));
+  REQUIRE_MESSAGE(loaded.ok(), all(loaded));
+  CHECK(loaded.config.domains.find("bom.example") != nullptr);
+  CHECK(loaded.config.domains.find("plain.example") != nullptr);
+  loaded = testing::load_text(testing::minimal_config("<domains file=\"latin1_domains.txt\"/>"));
+  CHECK_MESSAGE(all(loaded) == testing::source_path("tests/fixtures") +
+                                   "/latin1_domains.txt:3:2: not valid UTF-8 (save the file as "
+                                   "UTF-8)\n",
+                all(loaded));
+}
+
+TEST_CASE("every element that may appear once is refused the second time") {
+  struct Case {
+    std::string text;
+    std::string problem;
+  } cases[] = {
+      {testing::minimal_config("<login>address</login>\n<login>local-part</login>"),
+       "test.xml:7:1: <login> may appear only once in <provider>"},
+      {testing::minimal_config("<display-name>A</display-name>\n<display-name>B</display-name>"),
+       "test.xml:7:1: <display-name> may appear only once in <provider>"},
+      {testing::minimal_config("<short-name>A</short-name>\n<short-name>B</short-name>"),
+       "test.xml:7:1: <short-name> may appear only once in <provider>"},
+      {testing::minimal_config("<notice><text lang=\"en\">a</text></notice>\n"
+                               "<notice><text lang=\"en\">b</text></notice>"),
+       "test.xml:7:1: <notice> may appear only once in <provider>"},
+      {testing::minimal_config("<autodiscover host=\"ad.provider.example\"/>\n"
+                               "<autodiscover http-redirect=\"off\"/>"),
+       "test.xml:7:1: <autodiscover> may appear only once in <provider>"},
+      {testing::minimal_config("<documentation url=\"https://provider.example/\"/>\n"
+                               "<documentation url=\"https://provider.example/help\"/>"),
+       "test.xml:7:1: <documentation> may appear only once in <provider>"},
+      {testing::minimal_config("<documentation url=\"https://provider.example/\">\n"
+                               "<text lang=\"de\">Hilfe</text>\n<text lang=\"de\">Mehr</text>"
+                               "</documentation>"),
+       "test.xml:8:1: <text lang=\"de\"> may appear only once in <documentation>"},
+      {testing::minimal_config("<dns ttl=\"60\"/>\n<dns ttl=\"120\"/>"),
+       "test.xml:7:1: <dns> may appear only once in <provider>"},
+      {testing::minimal_config("",
+                               "<server><limits max-headers=\"10\"/>\n"
+                               "<limits max-headers=\"20\"/></server>\n"),
+       "test.xml:3:1: <limits> may appear only once in <server>"},
+      {testing::minimal_config("",
+                               "<server><metrics listen=\"127.0.0.1:9187\"/>\n"
+                               "<metrics listen=\"127.0.0.1:9188\"/></server>\n"),
+       "test.xml:3:1: <metrics> may appear only once in <server>"},
+      {testing::minimal_config("",
+                               "<server><tls certificate=\"a.pem\" key=\"a.key\"/>\n"
+                               "<tls certificate=\"b.pem\" key=\"b.key\"/></server>\n"),
+       "test.xml:3:1: <tls> may appear only once in <server>"},
+      {testing::minimal_config("", "<server/>\n<server/>\n"),
+       "test.xml:3:1: <server> may appear only once in <mailconfd>"},
+  };
+  for (const auto& c : cases) {
+    const Loaded loaded = testing::load_text(c.text);
+    CHECK_MESSAGE(has_problem(loaded, c.problem), c.problem << "\n got:\n" << all(loaded));
+  }
+}
+
+TEST_CASE("every problem of one element is reported, not only the first") {
+  const Loaded loaded = testing::load_text(testing::minimal_config(
+      R"(<outgoing host="smtp.provider.example" port="2525" security="starttls" auth="none"/>)"));
+  CHECK_MESSAGE(has_problem(loaded,
+                            "test.xml:6:1: <outgoing> auth 'none' is refused: every "
+                            "client must log in with its password (SMTP-Auth)"),
+                all(loaded));
+  CHECK_MESSAGE(has_problem(loaded,
+                            "test.xml:6:1: <outgoing> must be submission on 587 with "
+                            "starttls (or 465 with tls)"),
+                all(loaded));
+}
+
+TEST_CASE("short-name defaults to display-name cut at a character, never inside one") {
+  Loaded loaded = testing::load_text(
+      testing::minimal_config("<display-name>Mailbox Grossh\u00e4ndl\u00e4ger</display-name>"));
+  REQUIRE_MESSAGE(loaded.ok(), all(loaded));
+  CHECK(loaded.config.providers[0].short_name == "Mailbox Grossh\u00e4ndl\u00e4g");
+  // Lengths count characters: 60 umlauts (120 bytes) are a valid display name.
+  std::string sixty;
+  for (int i = 0; i < 60; ++i) sixty += "\u00e4";
+  loaded =
+      testing::load_text(testing::minimal_config("<display-name>" + sixty + "</display-name>"));
+  CHECK_MESSAGE(loaded.ok(), all(loaded));
+  CHECK(loaded.config.providers[0].short_name.size() == 40);
+  loaded =
+      testing::load_text(testing::minimal_config("<display-name>" + sixty + "x</display-name>"));
+  CHECK(has_problem(loaded, "test.xml:6:1: <display-name> is longer than 60 characters"));
 }
 
 TEST_CASE("limits and listen address are read") {
@@ -348,10 +469,10 @@ TEST_CASE("mistakes in <setup> and <notice> are named with their position") {
       {testing::minimal_config("", "<setup template=\"x\"/>"),
        "test.xml:2:1: <setup>: unknown attribute 'template'"},
       {testing::minimal_config("", "<setup/><setup/>"),
-       "test.xml:2:9: <setup> may appear only once"},
+       "test.xml:2:9: <setup> may appear only once in <mailconfd>"},
       {testing::minimal_config("", "<setup templates=\"no-such-dir\"/>"),
        "test.xml:2:1: cannot read template '" + testing::source_path("tests/fixtures") +
-           "/no-such-dir/setup.css'"},
+           "/no-such-dir/setup.css': No such file or directory"},
       {testing::minimal_config(
            "<notice smtp-after-pop-off=\"02.09.2013\"><text lang=\"de\">x</text>"
            "</notice>"),
@@ -362,7 +483,7 @@ TEST_CASE("mistakes in <setup> and <notice> are named with their position") {
        "test.xml:6:1: <notice> needs at least one <text lang=\"…\">"},
       {testing::minimal_config(
            "<notice><text lang=\"en\">a</text><text lang=\"en\">b</text></notice>"),
-       "test.xml:6:33: a second <text lang=\"en\">"},
+       "test.xml:6:33: <text lang=\"en\"> may appear only once in <notice>"},
       {testing::minimal_config("<notice><txt/><text lang=\"en\">a</text></notice>"),
        "test.xml:6:9: <txt>: unknown element inside <notice>"},
   };

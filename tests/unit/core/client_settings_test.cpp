@@ -47,8 +47,17 @@ TEST_CASE("resolve returns nullopt for a domain that is not hosted") {
 
 TEST_CASE("login_name follows the provider's login form") {
   const EmailAddress a{"Alice", "customer.example"};
-  CHECK(login_name(LoginForm::Address, a) == "Alice@customer.example");
-  CHECK(login_name(LoginForm::LocalPart, a) == "Alice");
+  CHECK(login_name(LoginForm::Address, LoginDomain::ALabel, a) == "Alice@customer.example");
+  CHECK(login_name(LoginForm::LocalPart, LoginDomain::ALabel, a) == "Alice");
+  // An internationalized domain: A-labels by default, U-labels when the provider says so.
+  const EmailAddress idn{"hans", "xn--mller-bau-q9a.de"};
+  CHECK(login_name(LoginForm::Address, LoginDomain::ALabel, idn) == "hans@xn--mller-bau-q9a.de");
+  CHECK(login_name(LoginForm::Address, LoginDomain::ULabel, idn) == "hans@m\u00fcller-bau.de");
+  CHECK(login_name(LoginForm::LocalPart, LoginDomain::ULabel, idn) == "hans");
+  CHECK(idn.display() == "hans@m\u00fcller-bau.de");
+  CHECK(domain_to_unicode("xn--bcher-kva.example") == "b\u00fccher.example");
+  CHECK(domain_to_unicode("example.com") == "example.com");
+  CHECK(domain_to_unicode("xn--zz.example") == "xn--zz.example");  // does not decode: kept
   CHECK(login_placeholder(LoginForm::Address) == "%EMAILADDRESS%");
   CHECK(login_placeholder(LoginForm::LocalPart) == "%EMAILLOCALPART%");
 }

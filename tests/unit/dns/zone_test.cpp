@@ -101,14 +101,14 @@ TEST_CASE("<dns> problems are reported with FILE:LINE:COLUMN") {
                               "</dns>\n"
                               "<dns/>\n"));
   CHECK(problems(loaded) ==
+        "test.xml:13:1: <dns> may appear only once in <provider>\n"
         "test.xml:6:1: <dns>: unknown attribute 'colour'\n"
         "test.xml:11:1: <cname>: unknown element inside <dns>\n"
         "test.xml:6:1: ttl must be a number of seconds from 60 to 604800\n"
         "test.xml:6:1: autoconfig-cname 'not a host' is not a host name\n"
         "test.xml:8:1: preference must be a number from 0 to 65535\n"
         "test.xml:9:1: <mx> host 'mx.provider.example' is listed twice\n"
-        "test.xml:10:1: <mx> needs a host\n"
-        "test.xml:13:1: <dns> may appear only once per <provider>\n");
+        "test.xml:10:1: <mx> needs a host\n");
 }
 
 TEST_CASE("<dns> values are read into the model") {

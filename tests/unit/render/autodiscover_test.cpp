@@ -32,6 +32,7 @@ std::string render_for(const Config& config, std::string_view domain, std::strin
   v[render::Slot::Domain] = domain;
   v[render::Slot::Login] = login;
   v[render::Slot::Address] = address;
+  v[render::Slot::Display] = address;
   return render::autodiscover(*settings).expand(v);
 }
 
@@ -103,6 +104,20 @@ TEST_CASE("slot values in the settings document are escaped") {
         std::string::npos);
   CHECK(doc.find("<DisplayName>o&apos;hara&amp;co&lt;x&gt;@example.com</DisplayName>") !=
         std::string::npos);
+}
+
+TEST_CASE("DisplayName shows the address as people write it, LoginName as the server wants it") {
+  const Loaded loaded = load_config_text(example_config(), "example", ".");
+  auto settings = resolve(loaded.config, "example.com");
+  REQUIRE(settings);
+  render::SlotValues v;
+  v[render::Slot::Domain] = "example.com";
+  v[render::Slot::Login] = "hans@xn--mller-bau-q9a.de";
+  v[render::Slot::Address] = "hans@xn--mller-bau-q9a.de";
+  v[render::Slot::Display] = "hans@m\u00fcller-bau.de";
+  const std::string doc = render::autodiscover(*settings).expand(v);
+  CHECK(doc.find("<DisplayName>hans@m\u00fcller-bau.de</DisplayName>") != std::string::npos);
+  CHECK(doc.find("<LoginName>hans@xn--mller-bau-q9a.de</LoginName>") != std::string::npos);
 }
 
 TEST_CASE("error documents match the golden files") {

@@ -13,19 +13,21 @@ using render::Lang;
 namespace {
 
 // The page as a request would get it, for the built-in example configuration.
-std::string page(Lang lang, render::SetupState state, const std::string& address = "") {
-  const Loaded loaded = load_config_text(example_config(), "example", ".");
+// The example's date (2013) has passed; variant changes that and the rest.
+std::string page(Lang lang, render::SetupState state, const std::string& address = "",
+                 render::PageVariant variant = {true, false, false},
+                 const std::string& config = std::string(example_config())) {
+  const Loaded loaded = load_config_text(config, "example", ".");
   REQUIRE(loaded.ok());
   const render::SetupPages pages(render::builtin_setup_templates());
-  const auto settings = resolve(loaded.config, "example.com");
-  REQUIRE(settings);
+  const ClientSettings settings = resolve(loaded.config, DomainEntry{0, 0});
   const std::string query = render::html::url_encode(address);
   render::SlotValues v;
   v[render::Slot::Address] = address;
   v[render::Slot::AddressQuery] = query;
   v[render::Slot::Login] = address;
   v[render::Slot::Domain] = "example.com";
-  return pages.render(lang, state, loaded.config.providers[0], &*settings).expand(v);
+  return pages.render(lang, state, loaded.config.providers[0], &settings, variant).expand(v);
 }
 
 }  // namespace
@@ -163,9 +165,117 @@ TEST_CASE("the settings page shows what resolve() says, the profile link and the
   CHECK(en.find("<dd class=\"value\">587</dd>") != std::string::npos);
   CHECK(en.find("href=\"/email.mobileconfig?emailaddress=alice%2Bx%40example.com\"") !=
         std::string::npos);
-  CHECK(en.find("SMTP-after-POP is switched off as of 2 September 2013.") != std::string::npos);
+  CHECK(en.find("SMTP-after-POP was switched off on 2 September 2013.</span> Mail programs must "
+                "now log in to the outgoing server with your email address and password.") !=
+        std::string::npos);
   const std::string de = page(Lang::De, render::SetupState::Settings, "alice@example.com");
   CHECK(de.find("<html lang=\"de\">") != std::string::npos);
-  CHECK(de.find("SMTP-after-POP ist zum 2. September 2013 abgeschaltet.") != std::string::npos);
+  CHECK(de.find("SMTP-after-POP wurde am 2. September 2013 abgeschaltet.</span> E-Mail-Programme "
+                "müssen sich jetzt mit E-Mail-Adresse und Passwort beim Postausgangsserver "
+                "anmelden.") != std::string::npos);
   CHECK(de.find("Vor dem Senden bei Posteingangsserver anmelden") != std::string::npos);
+}
+
+TEST_CASE(
+    "before the date the page speaks of the future, after it of the past, in both languages") {
+  const render::PageVariant before{false, false, false};
+  const render::PageVariant after{true, false, false};
+  for (auto state : {render::SetupState::Form, render::SetupState::Settings}) {
+    const std::string en_before = page(Lang::En, state, "alice@example.com", before);
+    CHECK(en_before.find("SMTP-after-POP will be switched off on 2 September 2013; please change "
+                         "your settings before then.</span> From that day on, mail programs must "
+                         "log in to the outgoing server") != std::string::npos);
+    CHECK(en_before.find("was switched off") == std::string::npos);
+    const std::string de_before = page(Lang::De, state, "alice@example.com", before);
+    CHECK(de_before.find("SMTP-after-POP wird am 2. September 2013 abgeschaltet; bitte stellen Sie "
+                         "vorher um.</span> Ab diesem Tag müssen sich E-Mail-Programme mit "
+                         "E-Mail-Adresse und Passwort") != std::string::npos);
+    CHECK(de_before.find("wurde am") == std::string::npos);
+    CHECK(
+        page(Lang::En, state, "alice@example.com", after).find("was switched off on 2 September") !=
+        std::string::npos);
+    CHECK(page(Lang::De, state, "alice@example.com", after).find("wurde am 2. September 2013") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("the profile is called signed only when it is, and the customer is told what to expect") {
+  for (Lang lang : render::kLangs) {
+    const std::string unsigned_page = page(lang, render::SetupState::Settings, "alice@example.com");
+    const std::string signed_page =
+        page(lang, render::SetupState::Settings, "alice@example.com", {true, false, true});
+    const std::string_view word = lang == Lang::En ? "signed profile" : "signiertes Profil";
+    CHECK(signed_page.find(word) != std::string::npos);
+    CHECK(unsigned_page.find(word) == std::string::npos);
+    CHECK(unsigned_page.find(lang == Lang::En ? "It is not signed, so the device shows it as "
+                                                "<span class=\"ui\">Not Verified</span> (in red)"
+                                              : "Es ist nicht signiert, deshalb zeigt das Gerät es "
+                                                "als <span class=\"ui\">Nicht überprüft</span> "
+                                                "(in Rot) an") != std::string::npos);
+  }
+}
+
+TEST_CASE("fixed texts follow the login scheme: a local-part login never reads 'email address'") {
+  const std::string config = testing::minimal_config(
+      "<login>local-part</login>\n"
+      "<notice smtp-after-pop-off=\"2013-09-02\"><text lang=\"de\">x</text></notice>\n");
+  const std::string en = page(Lang::En, render::SetupState::Settings, "oma", {}, config);
+  CHECK(en.find("with your user name and password") != std::string::npos);
+  CHECK(en.find("email address and password") == std::string::npos);
+  CHECK(en.find("(the part of your email address before the @)") != std::string::npos);
+  const std::string de = page(Lang::De, render::SetupState::Form, "", {}, config);
+  CHECK(de.find("mit Benutzername und Passwort beim Postausgangsserver") != std::string::npos);
+  CHECK(de.find("E-Mail-Adresse und Passwort") == std::string::npos);
+  CHECK(de.find("Benutzername: der Teil Ihrer E-Mail-Adresse vor dem @.") != std::string::npos);
+}
+
+TEST_CASE("an IDN address with an A-label login says why the user name is spelled differently") {
+  const render::PageVariant ace{true, true, false};
+  const std::string en =
+      page(Lang::En, render::SetupState::Settings, "hans@m\u00fcller-bau.de", ace);
+  CHECK(en.find("(your email address hans@m\u00fcller-bau.de with the domain spelled the way mail "
+                "servers need it: type it exactly like this)") != std::string::npos);
+  CHECK(page(Lang::De, render::SetupState::Settings, "hans@m\u00fcller-bau.de", ace)
+            .find("(Ihre E-Mail-Adresse hans@m\u00fcller-bau.de, die Domain so geschrieben, wie "
+                  "Mailserver sie brauchen: bitte genau so eingeben)") != std::string::npos);
+  CHECK(page(Lang::En, render::SetupState::Settings, "alice@example.com")
+            .find("(your full email address)") != std::string::npos);
+}
+
+TEST_CASE("the home page has the general settings and the provider's own domain as example") {
+  const std::string en = page(Lang::En, render::SetupState::Form);
+  CHECK(en.find("<h2 id=\"general-title\">General settings of Example Mail</h2>") !=
+        std::string::npos);
+  CHECK(en.find("<dd class=\"value\">smtp.example.net</dd>") != std::string::npos);
+  CHECK(en.find("User name: your full email address.") != std::string::npos);
+  CHECK(en.find("For example alice@example.net.") != std::string::npos);
+  CHECK(page(Lang::De, render::SetupState::Form).find("Zum Beispiel erika@example.net.") !=
+        std::string::npos);
+  // Only before an address is entered.
+  CHECK(page(Lang::En, render::SetupState::Settings, "alice@example.com").find("general-title") ==
+        std::string::npos);
+}
+
+TEST_CASE("older clients of the provider's notice have their steps, Outlook 2010 names TLS") {
+  const std::string en = page(Lang::En, render::SetupState::Settings, "alice@example.com");
+  for (const char* id : {"outlook-2010", "outlook-2007", "live-mail", "opera", "apple"}) {
+    CHECK_MESSAGE(en.find("<h3 id=\"" + std::string(id) + "\">") != std::string::npos, id);
+    CHECK_MESSAGE(en.find("<a href=\"#" + std::string(id) + "\">") != std::string::npos, id);
+  }
+  CHECK(en.find("<span class=\"ui\">Use the following type of encrypted connection</span>: "
+                "<span class=\"ui\">TLS</span>") != std::string::npos);
+  CHECK(en.find("needs HTTPS with TLS 1.2, which very old Windows") != std::string::npos);
+  const std::string de = page(Lang::De, render::SetupState::Settings, "alice@example.com");
+  CHECK(de.find("<span class=\"ui\">Verwenden Sie den folgenden verschlüsselten "
+                "Verbindungstyp</span>: <span class=\"ui\">TLS</span>") != std::string::npos);
+  CHECK(de.find("<h3 id=\"live-mail\">Windows Live Mail 2012</h3>") != std::string::npos);
+}
+
+TEST_CASE("the favicon is a 16x16 Windows icon with one 32-bit image") {
+  const std::string& ico = render::favicon();
+  REQUIRE(ico.size() == 6 + 16 + 40 + 16 * 16 * 4 + 16 * 4);
+  CHECK(ico.substr(0, 6) == std::string("\0\0\1\0\1\0", 6));
+  CHECK(ico[6] == 16);
+  CHECK(ico[7] == 16);
+  CHECK(static_cast<unsigned char>(ico[22]) == 40);  // BITMAPINFOHEADER size
 }
