@@ -85,13 +85,26 @@ Reply pox_settings(const App& app, std::string_view domain, const EmailAddress* 
   const DomainEntry* entry = app.config.domains.find(domain);
   if (entry == nullptr) return pox_error(render::PoxError::AddressNotFound);
   const Provider& provider = app.config.providers[entry->provider];
-  const std::string login = address ? login_name(provider, *address) : std::string();
-  const std::string shown = address ? address->display() : std::string();
   render::SlotValues values;
   values[render::Slot::Domain] = domain;
-  values[render::Slot::Login] =
-      address ? std::string_view(login) : login_placeholder(provider.login);
-  values[render::Slot::Display] = address ? std::string_view(shown) : "%EMAILADDRESS%";
+  values[render::Slot::Login] = login_placeholder(provider.login);
+  values[render::Slot::Display] = "%EMAILADDRESS%";
+  // One string for the usual case (the same as login_name() and display(), without their
+  // copies): an ASCII domain reads the same in A- and U-labels.
+  std::string full;
+  std::string shown;
+  if (address) {
+    full = address->full();
+    values[render::Slot::Display] = full;
+    if (address->domain.find("xn--") != std::string::npos) {
+      shown = address->display();
+      values[render::Slot::Display] = shown;
+    }
+    values[render::Slot::Login] = provider.login == LoginForm::LocalPart ? address->local
+                                  : provider.login_domain == LoginDomain::ULabel
+                                      ? values[render::Slot::Display]
+                                      : std::string_view(full);
+  }
   Reply reply;
   reply.status = 200;
   reply.content_type = kTextXml;

@@ -245,8 +245,76 @@ std::string_view message(PoxError error) {
 }  // namespace
 
 PoxRequest parse_autodiscover_request(std::string_view body) {
+  if (!acceptable_bytes(body)) return PoxRequest{};
+  if (auto common = parse_autodiscover_common(body)) return std::move(*common);
+  return parse_autodiscover_general(body);
+}
+
+std::optional<PoxRequest> parse_autodiscover_common(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  auto skip_space = [&] {
+    const auto first = s.find_first_not_of(kSpace);
+    s.remove_prefix(first == std::string_view::npos ? s.size() : first);
+  };
+  auto take = [&](std::string_view token) {
+    if (!s.starts_with(token)) return false;
+    s.remove_prefix(token.size());
+    return true;
+  };
+  // Text up to the next '<', surrounding whitespace trimmed. nullopt for what the general
+  // reading would treat differently: references, CDATA ends, '\r' (end-of-line handling).
+  auto text = [&]() -> std::optional<std::string_view> {
+    const auto end = s.find('<');
+    if (end == std::string_view::npos) return std::nullopt;
+    std::string_view t = s.substr(0, end);
+    s.remove_prefix(end);
+    if (t.find_first_of("&]>\r") != std::string_view::npos) return std::nullopt;
+    const auto first = t.find_first_not_of(kSpace);
+    if (first == std::string_view::npos) return std::string_view();
+    return t.substr(first, t.find_last_not_of(kSpace) - first + 1);
+  };
+  if (!take("<?xml version=\"1.0\" encoding=\"utf-8\"?>") &&
+      !take("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")) {
+    take("<?xml version=\"1.0\"?>");
+  }
+  skip_space();
+  if (!take("<Autodiscover xmlns=\"")) return std::nullopt;
+  const auto quote = s.find('"');
+  if (quote == std::string_view::npos || !same_uri(s.substr(0, quote), kOutlookRequestNs)) {
+    return std::nullopt;
+  }
+  s.remove_prefix(quote);
+  if (!take("\">")) return std::nullopt;
+  skip_space();
+  if (!take("<Request>")) return std::nullopt;
+  std::optional<std::string_view> address;
+  std::optional<std::string_view> schema;
+  for (int i = 0; i < 2; ++i) {
+    skip_space();
+    if (!address && take("<EMailAddress>")) {
+      address = text();
+      if (!address || !take("</EMailAddress>")) return std::nullopt;
+    } else if (!schema && take("<AcceptableResponseSchema>")) {
+      schema = text();
+      if (!schema || !take("</AcceptableResponseSchema>")) return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
+  }
+  skip_space();
+  if (!take("</Request>")) return std::nullopt;
+  skip_space();
+  if (!take("</Autodiscover>")) return std::nullopt;
+  skip_space();
+  if (!s.empty()) return std::nullopt;
+  if (!same_uri(*schema, kOutlookResponseNs)) return PoxRequest{PoxRequestKind::OtherSchema, {}};
+  if (address->empty()) return PoxRequest{};
+  return PoxRequest{PoxRequestKind::Outlook, std::string(*address)};
+}
+
+PoxRequest parse_autodiscover_general(std::string_view body) {
   const PoxRequest malformed;
-  if (!acceptable_bytes(body)) return malformed;
+  if (body.size() > kMaxPoxRequestBytes) return malformed;
   pugi::xml_document doc;
   // parse_fragment keeps text outside the root as nodes (otherwise pugixml drops it silently),
   // so that "<root/>junk" and two roots can be refused below.

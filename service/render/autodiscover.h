@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,8 @@ struct PoxRequest {
   // Outlook only: the text of Request/EMailAddress, entities decoded, surrounding XML
   // whitespace removed. Not validated as an address: pass it to parse_email.
   std::string email_address;
+
+  bool operator==(const PoxRequest&) const = default;
 };
 
 inline constexpr std::size_t kMaxPoxRequestBytes = 64 * 1024;  // real requests are < 1 KiB
@@ -39,6 +42,16 @@ inline constexpr int kMaxPoxDepth = 16;                        // real requests 
 // or repeated Request, AcceptableResponseSchema or (for 2006a) EMailAddress. Element names
 // are matched by local name; prefixes are resolved through xmlns declarations.
 PoxRequest parse_autodiscover_request(std::string_view body);
+
+// The two readings behind parse_autodiscover_request, exposed for tests. The common form is
+// what Outlook and Thunderbird send (an optional XML declaration, <Autodiscover xmlns=…>,
+// <Request>, its two children in either order, whitespace between them, text without
+// references): a scanner reads it without building a tree, and answers nullopt for anything
+// else, which then goes to the general reading with pugixml. Both readings of one body are
+// the same wherever the scanner answers (tests/unit and the autodiscover fuzz target check
+// it). Neither checks the bytes (acceptable_bytes): call parse_autodiscover_request.
+std::optional<PoxRequest> parse_autodiscover_common(std::string_view body);
+PoxRequest parse_autodiscover_general(std::string_view body);
 
 // The outlook 2006a settings document: one Protocol per incoming server (in the order
 // resolve() gives) and one per outgoing server, every element explicit (SPA off, SSL on,

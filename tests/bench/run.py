@@ -26,6 +26,9 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 ONLY = os.environ.get("BENCH_ONLY", "")  # regex on "scenario conns": run only those rows
 MILLION = os.environ.get("BENCH_MILLION", "1") != "0"  # 0 skips the 1M-domain checks
 JOURNAL = os.environ.get("BENCH_JOURNAL", "1") != "0"  # 0 skips the settings-journal rows
+# Another mailconfd binary (the build before a change) measured in the same alternation, so a
+# change is judged against its baseline in the same run, under the same load.
+BASELINE = os.environ.get("BENCH_BASELINE", "")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 ADDRESS = "alice%40example.com"
@@ -103,8 +106,8 @@ def wrk(url, connections, seconds, script=None, headers=()):
 
 
 class Mailconfd:
-    def __init__(self, config=None, extra=()):
-        args = [BINARY, "serve", "--listen", "127.0.0.1:0"] + (["--config", config] if config else []) + list(extra)
+    def __init__(self, config=None, extra=(), binary=BINARY):
+        args = [binary, "serve", "--listen", "127.0.0.1:0"] + (["--config", config] if config else []) + list(extra)
         self.log = tempfile.TemporaryFile()
         started = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
@@ -285,6 +288,10 @@ def run(work, started):
     if have_pox:
         with open(f"{work}/root/autodiscover/autodiscover.xml", "wb") as f:
             f.write(pox)
+    baseline = None
+    if BASELINE:
+        baseline = Mailconfd(binary=BASELINE)
+        started.append(baseline)
     nginx = Nginx(work, free_port())
     started.append(nginx)
     assert fetch(nginx.url("/mail/config-v1.1.xml"))[1] == autoconfig, "nginx must serve identical bytes"
@@ -304,18 +311,22 @@ def run(work, started):
     scenarios = [s for s in scenarios if re.search(ONLY, f"{s[0]} {s[2]}")]
     table = []
     for name, path, conns, script, headers in scenarios:
-        m_rows, n_rows = [], []
+        m_rows, n_rows, b_rows = [], [], []
         for round_number in range(ROUNDS):
             order = [(mailconfd, m_rows), (nginx, n_rows)]
+            if baseline:
+                order.insert(1, (baseline, b_rows))
             if round_number % 2:
                 order.reverse()
             for server, rows in order:
                 nginx_side = server is nginx
                 rows.append(measure(server, path, conns, None if nginx_side else script, headers))
-        table.append((name, conns, median_row(m_rows), median_row(n_rows)))
-    for server in (mailconfd, nginx):
-        server.stop()
-        started.remove(server)
+        table.append((name, conns, median_row(m_rows), median_row(n_rows),
+                      median_row(b_rows) if b_rows else None))
+    for server in (mailconfd, nginx, baseline):
+        if server:
+            server.stop()
+            started.remove(server)
 
     print(f"\nmachine: {NCPU} CPUs, {os.uname().release}; wrk -t1 pinned to CPU {NCPU - 1}; "
           f"{SECONDS}s per run, {ROUNDS} round(s), median; nginx {NCPU} workers, static files\n")
@@ -323,15 +334,26 @@ def run(work, started):
               "| CPU µs/req m/n | CPU ratio | peak RSS MB m/n | errors m/n |")
     print(header)
     print("|" + "---|" * 11)
-    for name, conns, m, n in table:
+    for name, conns, m, n, _ in table:
         print(f"| {name} | {conns} | {m['rps']:,.0f} | {n['rps']:,.0f} | {m['rps'] / n['rps']:.2f} "
               f"| {m['p50']:.2f} / {n['p50']:.2f} | {m['p99']:.2f} / {n['p99']:.2f} "
               f"| {m['cpu_us']:.1f} / {n['cpu_us']:.1f} | {m['cpu_us'] / n['cpu_us']:.2f} "
               f"| {m['rss_mb']:.1f} / {n['rss_mb']:.1f} "
               f"| {m['non2xx'] + m['socket_errors']:.0f} / {n['non2xx'] + n['socket_errors']:.0f} |")
 
+    if baseline:
+        print(f"\nbaseline {BASELINE} in the same alternation:\n")
+        print("| scenario | conns | CPU µs/req now / baseline / nginx | now/baseline | baseline/nginx "
+              "| now/nginx |")
+        print("|" + "---|" * 6)
+        for name, conns, m, n, b in table:
+            print(f"| {name} | {conns} | {m['cpu_us']:.1f} / {b['cpu_us']:.1f} / {n['cpu_us']:.1f} "
+                  f"| {m['cpu_us'] / b['cpu_us']:.2f} | {b['cpu_us'] / n['cpu_us']:.2f} "
+                  f"| {m['cpu_us'] / n['cpu_us']:.2f} |")
+
     if JOURNAL and re.search(ONLY, "journal"):
         journal_rows(work, started)
+
     if not MILLION:
         return
     # One million hosted domains.

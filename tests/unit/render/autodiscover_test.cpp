@@ -311,3 +311,65 @@ TEST_CASE("parse_autodiscover_request: hostile and broken bodies are Malformed, 
     CHECK_MESSAGE(r.kind == PoxRequestKind::Malformed, body.substr(0, 300));
   }
 }
+
+TEST_CASE("the common request form is read without a tree, exactly as the general reading") {
+  const std::string ns =
+      "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
+  const std::string schema =
+      "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
+  const std::string https_ns = "https" + ns.substr(4);
+  const std::string common[] = {
+      request_body("alice@example.com"),
+      "<Autodiscover xmlns=\"" + ns + "\"><Request><AcceptableResponseSchema>" + schema +
+          "</AcceptableResponseSchema><EMailAddress> alice@example.com\n</EMailAddress>"
+          "</Request></Autodiscover>",
+      "<?xml version=\"1.0\"?>\n<Autodiscover xmlns=\"" + https_ns +
+          "\">\t<Request>"
+          "<EMailAddress>bob@example.org</EMailAddress><AcceptableResponseSchema>" +
+          schema + "</AcceptableResponseSchema></Request></Autodiscover>\n\n",
+      // Another schema: 601, read by the scanner as well.
+      request_body("alice@example.com",
+                   "http://schemas.microsoft.com/exchange/autodiscover/"
+                   "mobilesync/responseschema/2006"),
+      // An empty address: malformed either way.
+      request_body(""),
+  };
+  for (const std::string& body : common) {
+    const auto fast = render::parse_autodiscover_common(body);
+    REQUIRE_MESSAGE(fast.has_value(), body);
+    CHECK_MESSAGE(*fast == render::parse_autodiscover_general(body), body);
+    CHECK(*fast == render::parse_autodiscover_request(body));
+  }
+  CHECK(render::parse_autodiscover_common(common[0])->email_address == "alice@example.com");
+  CHECK(render::parse_autodiscover_common(common[1])->email_address == "alice@example.com");
+  CHECK(render::parse_autodiscover_common(common[3])->kind == render::PoxRequestKind::OtherSchema);
+  // Everything else goes to the general reading (and is answered as before).
+  const std::string general[] = {
+      request_body("alice&#64;example.com"),
+      request_body("<![CDATA[alice@example.com]]>"),
+      request_body("alice@example.com<!-- note -->"),
+      request_body("alice@example.com\r"),
+      request_body(
+          "alice@example.com", k2006a,
+          "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"),
+      "<a:Autodiscover xmlns:a=\"" + ns +
+          "\"><a:Request><a:EMailAddress>alice@example.com"
+          "</a:EMailAddress><a:AcceptableResponseSchema>" +
+          schema + "</a:AcceptableResponseSchema></a:Request></a:Autodiscover>",
+      "<Autodiscover xmlns=\"" + ns +
+          "\" x=\"y\"><Request><EMailAddress>a@b.example"
+          "</EMailAddress><AcceptableResponseSchema>" +
+          schema + "</AcceptableResponseSchema></Request></Autodiscover>",
+      "<Autodiscover xmlns=\"" + ns +
+          "\"><Request><EMailAddress>a@b.example</EMailAddress>"
+          "<EMailAddress>c@d.example</EMailAddress></Request></Autodiscover>",
+      request_body("alice@example.com") + "junk",
+  };
+  for (const std::string& body : general) {
+    CHECK_MESSAGE(!render::parse_autodiscover_common(body).has_value(), body);
+  }
+  CHECK(render::parse_autodiscover_request(general[0]).email_address == "alice@example.com");
+  CHECK(render::parse_autodiscover_request(general[5]).email_address == "alice@example.com");
+  CHECK(render::parse_autodiscover_request(general[7]).kind == render::PoxRequestKind::Malformed);
+  CHECK(render::parse_autodiscover_request(general[8]).kind == render::PoxRequestKind::Malformed);
+}
