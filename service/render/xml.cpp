@@ -6,35 +6,42 @@ namespace mailconfd::render::xml {
 
 void escape_to(std::string_view text, std::string& out) {
   const bool utf8 = valid_utf8(text);
-  for (char c : text) {
+  std::size_t run = 0;  // start of the bytes that go out as they are, appended in one piece
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    std::string_view replacement;
     switch (c) {
       case '&':
-        out.append("&amp;");
+        replacement = "&amp;";
         break;
       case '<':
-        out.append("&lt;");
+        replacement = "&lt;";
         break;
       case '>':
-        out.append("&gt;");
+        replacement = "&gt;";
         break;
       case '"':
-        out.append("&quot;");
+        replacement = "&quot;";
         break;
       case '\'':
-        out.append("&apos;");
+        replacement = "&apos;";
         break;
       default: {
         const auto byte = static_cast<unsigned char>(c);
         // XML 1.0 Char excludes C0 controls other than tab, LF and CR; CR and LF would be
         // normalized away by parsers, so they are replaced as well.
         if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && !utf8)) {
-          out.append("\xEF\xBF\xBD");  // U+FFFD
+          replacement = "\xEF\xBF\xBD";  // U+FFFD
         } else {
-          out.push_back(c);
+          continue;
         }
       }
     }
+    out.append(text.data() + run, i - run);
+    out.append(replacement);
+    run = i + 1;
   }
+  out.append(text.data() + run, text.size() - run);
 }
 
 std::string escape(std::string_view text) {

@@ -373,3 +373,23 @@ TEST_CASE("the common request form is read without a tree, exactly as the genera
   CHECK(render::parse_autodiscover_request(general[7]).kind == render::PoxRequestKind::Malformed);
   CHECK(render::parse_autodiscover_request(general[8]).kind == render::PoxRequestKind::Malformed);
 }
+
+TEST_CASE("control characters are refused wherever they stand, '!' only matters after '<'") {
+  const std::string body = request_body("alice@example.com");
+  for (std::size_t at = 0; at < body.size(); ++at) {
+    for (char control : {'\x01', '\x1f', '\0'}) {
+      std::string bad = body;
+      bad.insert(at, 1, control);
+      CHECK_MESSAGE(
+          render::parse_autodiscover_request(bad).kind == render::PoxRequestKind::Malformed, at);
+    }
+  }
+  CHECK(render::parse_autodiscover_request(request_body("a!b@example.com")).email_address ==
+        "a!b@example.com");
+  CHECK(render::parse_autodiscover_request("<!DOCTYPE x>" + body).kind ==
+        render::PoxRequestKind::Malformed);
+  CHECK(render::parse_autodiscover_request(request_body("alice@example.com<!ENTITY x 'y'>")).kind ==
+        render::PoxRequestKind::Malformed);
+  CHECK(render::parse_autodiscover_request(request_body("alice@example.com<!-- ok! -->"))
+            .email_address == "alice@example.com");
+}
