@@ -71,8 +71,9 @@ test-fast: deps
 	@ctest --preset dev -L unit
 
 # mailconfd against nginx serving the same bytes, plus the 1M-domain checks (a few minutes).
-# BENCH_SECONDS (per run, default 6), BENCH_ROUNDS (default 1), BENCH_ONLY (regex on the rows)
-# and BENCH_MILLION=0 (skip the 1M-domain checks) tune it.
+# BENCH_SECONDS (per run, default 6), BENCH_ROUNDS (default 1), BENCH_ONLY (regex on the rows),
+# BENCH_MILLION=0 (skip the 1M-domain checks) and BENCH_BASELINE=BINARY (another build measured
+# in the same run) tune it.
 bench: build
 	@.ci/install-deps wrk nginx-light python3 procps util-linux sqlite3
 	@python3 tests/bench/run.py
