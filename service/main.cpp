@@ -751,6 +751,8 @@ int serve(const Args& args) {
              std::to_string(server.tls_port()) + "\n";
     spdlog::info("https certificate {}", app->config.server.tls->context->subject());
   }
+  // Ready before the readiness line: whoever waits for it may ask /readyz at once.
+  metrics::set_ready(true);
   std::cout << ready << std::flush;
   spdlog::info(
       "serving {} domains from {} on http://{}:{}{}", app->config.domains.size(), config_path,
@@ -758,7 +760,6 @@ int serve(const Args& args) {
       tls_listen ? " and https://" + url_host(*tls_listen) + ":" + std::to_string(server.tls_port())
                  : std::string());
   log_signing(*app);
-  metrics::set_ready(true);
   app.reset();  // the servers hold the snapshot; a reload must be able to free it
   notify_systemd("READY=1\nSTATUS=serving");
 
