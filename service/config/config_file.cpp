@@ -188,7 +188,8 @@ class Loader {
     }
     check_known(problems_, root, {},
                 {"server", "setup", "signing", "mobileconfig", "provider", "journal", "cockpit"});
-    check_once(problems_, root, {"server", "signing", "mobileconfig", "setup", "journal", "cockpit"});
+    check_once(problems_, root,
+               {"server", "signing", "mobileconfig", "setup", "journal", "cockpit"});
     if (auto server = root.child("server")) read_server(server, config.server);
     if (auto signing = root.child("signing")) read_signing(signing, config);
     if (auto mobileconfig = root.child("mobileconfig")) read_mobileconfig(mobileconfig, config);
@@ -475,10 +476,10 @@ class Loader {
       }
     }
     if (!cockpit.password_file.empty()) {
-      std::string text;
-      if (!read_whole_file(cockpit.password_file, text)) {
-        problems_.at(node,
-                     fmt::format("<cockpit>: cannot read password-file {}", cockpit.password_file));
+      std::string text, error;
+      if (!read_whole_file(cockpit.password_file, text, error)) {
+        problems_.at(node, fmt::format("<cockpit>: cannot read password-file '{}': {}",
+                                       cockpit.password_file, error));
       } else {
         Problems in_file(cockpit.password_file, text);
         std::size_t line = 0, start = 0;

@@ -105,5 +105,6 @@ TEST_CASE("cockpit: the password file holds NAME:HASH lines with yescrypt or bcr
   CHECK(all(load_in(dir, std::string(kAdmin) + "<cockpit password-file=\"empty\"/>\n")) ==
         dir + "/test.xml:4:1: <cockpit>: password-file " + dir + "/empty has no NAME:HASH line\n");
   CHECK(all(load_in(dir, std::string(kAdmin) + "<cockpit password-file=\"missing\"/>\n")) ==
-        dir + "/test.xml:4:1: <cockpit>: cannot read password-file " + dir + "/missing\n");
+        dir + "/test.xml:4:1: <cockpit>: cannot read password-file '" + dir +
+            "/missing': No such file or directory\n");
 }
