@@ -544,4 +544,14 @@ Reply route(const App& app, const Request& request) {
   return error_reply(500);
 }
 
+Reply route_draining(const App& app, const Request& request) {
+  if (iequals(request.path, "/healthz") || iequals(request.path, "/readyz")) {
+    return route(app, request);
+  }
+  Reply reply = error_reply(503);
+  reply.close = true;
+  reply.log_path = "-";  // not routed: the path may carry an address
+  return reply;
+}
+
 }  // namespace mailconfd::http

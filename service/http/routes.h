@@ -13,6 +13,11 @@ namespace mailconfd::http {
 
 Reply route(const App& app, const Request& request);
 
+// A request on a connection accepted during the SIGTERM drain: /healthz and /readyz answer as
+// always (a liveness probe opens a new connection each time, and the process is alive until
+// it exits), everything else gets 503 and the connection closes.
+Reply route_draining(const App& app, const Request& request);
+
 // First value of a query parameter, name compared case-insensitively; not decoded.
 std::optional<std::string_view> query_param(std::string_view query, std::string_view name);
 

@@ -247,9 +247,11 @@ class Worker final : public Aio::Handler {
     c.read = true;
     c.write = false;
     poller_->addFd(fd, interest(true, false), tag_of(fd, Kind::Connection), Polling::Mode::Level);
-    if (over || draining) {
+    if (over) {
       c.session->refuse(draining);
     } else {
+      // During the drain only the health endpoints answer on a new connection (probes).
+      if (draining) c.session->admit_draining();
       c.session->on_ready(true, false, *app_, draining);  // the request may be there already
     }
     settle(fd);

@@ -87,7 +87,7 @@ bool Session::busy() const {
 }
 
 void Session::account() {
-  const bool now_busy = busy();
+  const bool now_busy = !late_ && busy();
   if (now_busy == counted_) return;
   counted_ = now_busy;
   if (!options_.in_flight) return;
@@ -320,7 +320,7 @@ void Session::answer(const App& app, bool draining, const ParseResult& r) {
   } else {
     request_.secure = transport_->secure();
     request_.surface = options_.surface;
-    reply = route(app, request_);
+    reply = late_ ? route_draining(app, request_) : route(app, request_);
     keep_alive = request_.keep_alive && !reply.close && !draining;
   }
   const std::size_t before = out_.size();
@@ -454,6 +454,13 @@ void Session::refuse(bool linger) {
   // Over capacity: give the descriptor back at once instead of lingering, so that a flood
   // of connections cannot use up the descriptors.
   if (!linger) done_ = true;
+  account();
+}
+
+void Session::admit_draining() {
+  if (late_) return;
+  late_ = true;
+  deadline_ = std::min(deadline_, options_.now() + kDrainFresh);
   account();
 }
 

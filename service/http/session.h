@@ -99,6 +99,10 @@ class Session {
   // the client's FIN (draining) rather than close at once (over capacity: give the
   // descriptor back).
   void refuse(bool linger);
+  // Accepted while the server drains: the request it sends (within kDrainFresh) is answered
+  // by route_draining() and the connection closes. Not counted in flight: the drain does not
+  // wait for it.
+  void admit_draining();
 
   // What the event loop should wait for.
   bool wants_read() const;
@@ -148,6 +152,7 @@ class Session {
   ParseResult head_;          // the current request's head, once complete (state Body)
   bool views_moved_ = false;  // in_ moved since head_ was parsed: request_'s views are stale
   bool head_ready_ = false;   // Header: a parse may now complete or refuse the head
+  bool late_ = false;         // accepted during the drain (admit_draining)
   bool line_seen_ = false;    // Header: the request line's LF has arrived
   std::size_t scanned_ = 0;   // Header: in_ is looked at up to here for the head's end
   std::optional<ChunkedDecoder> chunked_;

@@ -141,6 +141,8 @@ try:
          "still running while a request is in flight")
     during = request(port, "GET", "/readyz")
     c.eq(during.status, 503, "a new connection during the drain gets 503")
+    live = request(port, "GET", "/healthz")
+    c.eq((live.status, live.body), (200, b"ok\n"), "/healthz stays 200 during the drain")
     slow.sendall(body[100:])
     answer = read_response(slow)
     slow.close()

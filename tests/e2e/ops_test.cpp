@@ -197,6 +197,20 @@ TEST_CASE("SIGTERM drains: requests in flight finish, idle connections close, ne
   const auto refused = late.read_response(3s);
   CHECK(refused.status == 503);
   CHECK(refused.header("Connection") == "close");
+  // Liveness stays 200 until the process exits, also on a connection opened during the
+  // drain (a kubelet probe opens a new one each time); readiness answers 503 there.
+  Connection live(s.port());
+  live.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto alive = live.read_response(3s);
+  CHECK(alive.status == 200);
+  CHECK(alive.body == "ok\n");
+  CHECK(alive.header("Connection") == "close");
+  Connection probe(s.port());
+  probe.send("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto not_ready = probe.read_response(3s);
+  CHECK(not_ready.status == 503);
+  CHECK(not_ready.body == "not ready\n");
+  CHECK(not_ready.header("Connection") == "close");
 
   std::this_thread::sleep_for(300ms);
   CHECK(s.wait_exit(0ms) == -1);  // still draining: three requests are unfinished

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "app.h"
+#include "metrics.h"
 #include "support.h"
 
 using namespace mailconfd;
@@ -354,6 +355,55 @@ TEST_CASE(
   fresh.reset();
   CHECK(shared.count() == 0);
   CHECK(shared.wait_idle(Clock::now()));
+}
+
+TEST_CASE("session: a connection accepted during the drain answers only /healthz and /readyz") {
+  fake_now = Clock::time_point(1000h);
+  InFlight shared;
+  auto app = small_app();
+  const bool was_ready = metrics::ready();
+  metrics::set_ready(false);  // draining
+  auto answer = [&](std::string_view request) {
+    Wire wire;
+    auto late = std::make_unique<Session>(std::make_unique<MemoryTransport>(wire),
+                                          app->config.server.limits, 5s,
+                                          SessionOptions{Surface::All, &shared, &test_clock});
+    CHECK(shared.count() == 1);
+    late->admit_draining();
+    CHECK(shared.count() == 0);  // the drain does not wait for it
+    wire.incoming.emplace_back(request);
+    late->on_ready(true, false, *app, true);
+    CHECK(shared.count() == 0);
+    CHECK(wire.written.find("Connection: close\r\n") != std::string::npos);
+    return wire.written;
+  };
+  const std::string live = answer("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(live.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(live.ends_with("\r\n\r\nok\n"));
+  CHECK(answer("HEAD /HEALTHZ HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 200 OK\r\n"));
+  const std::string ready = answer("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(ready.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  CHECK(ready.ends_with("\r\n\r\nnot ready\n"));
+  const std::string other = answer(kGet);
+  CHECK(other.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  CHECK(other.ends_with("\r\n\r\n503 Service Unavailable\n"));
+  CHECK(answer("GET /healthz/x HTTP/1.1\r\nHost: x\r\n\r\n")
+            .starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  metrics::set_ready(was_ready);
+
+  // One that sends nothing is closed after kDrainFresh, like any fresh connection.
+  Wire silent_wire;
+  Session silent(std::make_unique<MemoryTransport>(silent_wire), app->config.server.limits, 5s,
+                 SessionOptions{Surface::All, &shared, &test_clock});
+  silent.admit_draining();
+  silent.on_ready(true, false, *app, true);
+  fake_now += kDrainFresh - 1ms;
+  silent.on_tick();
+  CHECK_FALSE(silent.done());
+  fake_now += 1ms;
+  silent.on_tick();
+  CHECK(silent.done());
+  CHECK(silent_wire.written.empty());
 }
 
 TEST_CASE("session: Connection: close closes at once, a server-decided close lingers after FIN") {
