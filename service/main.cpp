@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app.h"
+#include "cli/as_user.h"
 #include "cli/cockpit.h"
 #include "cli/cutover.h"
 #include "cockpit/board.h"
@@ -49,7 +50,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  serve [--config FILE] [--listen HOST:PORT] [--tls-listen HOST:PORT]\n"
     "                                              answer mail clients' discovery requests\n"
-    "  check [--config] FILE                       validate a configuration file\n"
+    "  check [--config] FILE [--as-user USER]      validate a configuration file\n"
     "  render autoconfig|autodiscover|mobileconfig|setup EMAIL [--config FILE] [--lang de|en]\n"
     "                                              print the document that would be served\n"
     "  dns zone [--config FILE] [DOMAIN...] [--out DIR]\n"
@@ -84,10 +85,16 @@ constexpr const char* kServeHelp =
     "  --tls-listen HOST:PORT  overrides <tls listen> (needs <tls>); port 0 picks a free port\n";
 
 constexpr const char* kCheckHelp =
-    "usage: mailconfd check [--config] FILE\n"
+    "usage: mailconfd check [--config] FILE [--as-user USER]\n"
     "\n"
-    "Loads and validates FILE (and the domain lists it names). Prints every problem as\n"
-    "FILE:LINE:COLUMN: message on stderr and exits 2 if there is any, 0 if the file is valid.\n";
+    "Loads and validates FILE and every file it names (domain lists, templates, the TLS\n"
+    "certificate and key, the signing key, secret-file, password-file). Prints every problem\n"
+    "as FILE:LINE:COLUMN: message on stderr and exits 2 if there is any, 0 if the file is\n"
+    "valid.\n"
+    "\n"
+    "  --as-user USER  run as root: become USER first (its groups too, such as ssl-cert), so\n"
+    "                  that every file the service user cannot read is named with the\n"
+    "                  reason (Permission denied). Exits 2 when not root or USER is unknown.\n";
 
 constexpr const char* kRenderHelp =
     "usage: mailconfd render autoconfig|autodiscover|mobileconfig|setup EMAIL [--config FILE]\n"
@@ -233,15 +240,23 @@ int check(Args args) {
   if (!args.options.count("config")) return usage_error("check needs a FILE", kCheckHelp);
   if (!args.positional.empty())
     return usage_error("unexpected argument " + args.positional[0], kCheckHelp);
+  std::string as_user;
+  if (auto it = args.options.find("as-user"); it != args.options.end()) {
+    if (const std::string refused = cli::become_user(it->second); !refused.empty()) {
+      std::cerr << "mailconfd: " << refused << '\n';
+      return 2;
+    }
+    as_user = " as user " + it->second;
+  }
   const Loaded loaded = load(args);
   if (!report(loaded)) {
     std::cerr << loaded.problems.size() << (loaded.problems.size() == 1 ? " problem" : " problems")
-              << " in " << args.options.at("config") << '\n';
+              << " in " << args.options.at("config") << as_user << '\n';
     return 2;
   }
   std::cout << args.options.at("config") << ": ok (" << loaded.config.providers.size()
             << (loaded.config.providers.size() == 1 ? " provider, " : " providers, ")
-            << loaded.config.domains.size() << " domains)\n";
+            << loaded.config.domains.size() << " domains)" << as_user << '\n';
   return 0;
 }
 
@@ -809,7 +824,7 @@ int run(int argc, char** argv) {
     return args ? serve(*args) : usage_error(error, kServeHelp);
   }
   if (command == "check") {
-    auto args = parse_args(argc, argv, 2, {"config"}, error);
+    auto args = parse_args(argc, argv, 2, {"config", "as-user"}, error);
     if (args) init_logging(false);
     return args ? check(*args) : usage_error(error, kCheckHelp);
   }

@@ -1,6 +1,8 @@
 #include "tls/context.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -60,7 +62,7 @@ std::shared_ptr<const Context> Context::load(const std::string& certificate, con
   if (!chain.empty()) {
     FILE* f = std::fopen(chain.c_str(), "r");
     if (!f) {
-      error = "cannot open chain '" + chain + "'";
+      error = "cannot open chain '" + chain + "': " + std::strerror(errno);
       return nullptr;
     }
     int added = 0;

@@ -1,4 +1,9 @@
 // The command line: check, render, help and usage errors.
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include <doctest/doctest.h>
@@ -141,4 +146,88 @@ TEST_CASE("dns zone, dns check and render do not need the TLS private key, check
   auto check = run_mailconfd({"check", config});
   CHECK(check.exit_code == 2);
   CHECK(check.err.find("<tls>: ") != std::string::npos);
+}
+
+TEST_CASE("check --as-user reads every file as that user and names what it cannot read") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: check --as-user needs root (run the e2e tests as root to cover it)");
+    return;
+  }
+  passwd* nobody = ::getpwnam("nobody");
+  REQUIRE_MESSAGE(nobody != nullptr, "the user 'nobody' is needed");
+  const gid_t nobody_group = nobody->pw_gid;
+  const std::string dir = e2e::temp_dir();
+  // nobody must reach the files: the tests' base directory is 0700.
+  const std::string base = dir.substr(0, dir.rfind('/'));
+  REQUIRE(::chmod(base.c_str(), 0711) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  const std::string config = dir + "/mailconfd.xml";
+  const std::string secret = dir + "/profile.secret";
+  const std::string domains = dir + "/domains.txt";
+  std::string text =
+      e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
+  const auto provider = text.find("\n  <provider ");
+  REQUIRE(provider != std::string::npos);
+  text.insert(provider + 1, "  <mobileconfig secret-file=\"profile.secret\"/>\n");
+  const auto listed = text.find("    <domain>example.org</domain>\n");
+  REQUIRE(listed != std::string::npos);
+  text.insert(listed, "    <domains file=\"domains.txt\"/>\n");
+  std::ofstream(config) << text;
+  std::ofstream(secret) << "a secret of at least sixteen characters\n";
+  std::ofstream(domains) << "customer.example\n";
+  REQUIRE(::chmod(config.c_str(), 0644) == 0);
+  REQUIRE(::chmod(secret.c_str(), 0600) == 0);
+  REQUIRE(::chmod(domains.c_str(), 0600) == 0);
+  const std::string secret_line = std::to_string(
+      1 + std::count(text.begin(), text.begin() + text.find("<mobileconfig secret-file"), '\n'));
+  const std::string domains_line =
+      std::to_string(1 + std::count(text.begin(), text.begin() + text.find("<domains file"), '\n'));
+
+  // As root everything is readable.
+  auto root = run_mailconfd({"check", config});
+  CHECK_MESSAGE(root.exit_code == 0, root.err);
+  CHECK(root.out == config + ": ok (1 provider, 3 domains)\n");
+
+  auto as_nobody = run_mailconfd({"check", config, "--as-user", "nobody"});
+  CHECK(as_nobody.exit_code == 2);
+  CHECK(as_nobody.out.empty());
+  CHECK(as_nobody.err == config + ":" + secret_line + ":3: cannot read secret-file '" + secret +
+                             "': Permission denied\n" + config + ":" + domains_line +
+                             ":5: cannot read domain list '" + domains +
+                             "': Permission denied\n2 problems in " + config + " as user nobody\n");
+
+  // The user's group is taken on (setgid; initgroups the same way for ssl-cert and others).
+  REQUIRE(::chown(secret.c_str(), 0, nobody_group) == 0);
+  REQUIRE(::chmod(secret.c_str(), 0640) == 0);
+  REQUIRE(::chown(domains.c_str(), 0, nobody_group) == 0);
+  REQUIRE(::chmod(domains.c_str(), 0640) == 0);
+  auto readable = run_mailconfd({"check", "--config", config, "--as-user", "nobody"});
+  CHECK_MESSAGE(readable.exit_code == 0, readable.err);
+  CHECK(readable.out == config + ": ok (1 provider, 3 domains) as user nobody\n");
+
+  // The configuration file itself, unreadable.
+  REQUIRE(::chmod(config.c_str(), 0600) == 0);
+  auto hidden = run_mailconfd({"check", config, "--as-user", "nobody"});
+  CHECK(hidden.exit_code == 2);
+  CHECK(hidden.err.starts_with(config + ":1:1: cannot read the file: Permission denied\n"));
+
+  auto unknown = run_mailconfd({"check", config, "--as-user", "no-such-user-mailconfd"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err == "mailconfd: --as-user: no such user 'no-such-user-mailconfd'\n");
+
+  // Not root: refused (run as nobody through setpriv, when nobody can reach the binary).
+  auto probe =
+      e2e::run_command({"setpriv", "--reuid=nobody", "--regid=" + std::to_string(nobody_group),
+                        "--clear-groups", MAILCONFD_BINARY, "--version"});
+  if (probe.exit_code != 0) {
+    MESSAGE("not-root case skipped: user nobody cannot run ", MAILCONFD_BINARY);
+    return;
+  }
+  auto not_root = e2e::run_command({"setpriv", "--reuid=nobody",
+                                    "--regid=" + std::to_string(nobody_group), "--clear-groups",
+                                    MAILCONFD_BINARY, "check", config, "--as-user", "nobody"});
+  CHECK(not_root.exit_code == 2);
+  CHECK(not_root.err ==
+        "mailconfd: --as-user needs root (it switches to user 'nobody' to read every file as "
+        "that user; run it with sudo)\n");
 }
