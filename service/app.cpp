@@ -1,5 +1,6 @@
 #include "app.h"
 
+#include <cstring>
 #include <ctime>
 
 #include "core/client_settings.h"
@@ -10,21 +11,23 @@
 #include "sign/signer.h"
 
 namespace mailconfd {
+namespace {
 
-std::shared_ptr<const App> build_app(Config config) {
-  auto app = std::make_shared<App>();
-  app->config = std::move(config);  // ClientSettings point into app->config from here on
-  app->loaded_at = std::chrono::system_clock::now();
-  if (app->config.signing) app->signer = app->config.signing->signer;
-  const auto& providers = app->config.providers;
-  const auto& templates = app->config.setup.templates.empty() ? render::builtin_setup_templates()
-                                                              : app->config.setup.templates;
-  const render::SetupPages pages(templates);
-  const bool signed_profiles = app->signer != nullptr;
-  app->documents.resize(providers.size());
+std::atomic<std::uint64_t> signatures{0};
+
+const std::map<std::string, std::string>& templates_of(const Config& config) {
+  return config.setup.templates.empty() ? render::builtin_setup_templates()
+                                        : config.setup.templates;
+}
+
+std::shared_ptr<const App::DocumentTable> build_documents(const Config& config) {
+  const auto& providers = config.providers;
+  const render::SetupPages pages(templates_of(config));
+  const bool signed_profiles = config.signing.has_value();
+  auto documents = std::make_shared<App::DocumentTable>(providers.size());
   for (std::uint32_t p = 0; p < providers.size(); ++p) {
     for (std::uint32_t h = 0; h < providers[p].overrides.size(); ++h) {
-      const ClientSettings settings = resolve(app->config, DomainEntry{p, h});
+      const ClientSettings settings = resolve(config, DomainEntry{p, h});
       App::Documents docs;
       docs.autoconfig = render::autoconfig(settings);
       docs.autodiscover = render::autodiscover(settings);
@@ -40,25 +43,78 @@ std::shared_ptr<const App> build_app(Config config) {
         }
       }
       docs.mobileconfig = render::mobileconfig(settings);
-      app->documents[p].push_back(std::move(docs));
+      (*documents)[p].push_back(std::move(docs));
     }
   }
-  const Provider& front = providers.at(app->config.setup.provider);
-  const ClientSettings general = resolve(app->config, DomainEntry{app->config.setup.provider, 0});
+  return documents;
+}
+
+std::shared_ptr<const App::SetupPages> build_setup(const Config& config) {
+  const render::SetupPages pages(templates_of(config));
+  const bool signed_profiles = config.signing.has_value();
+  auto setup = std::make_shared<App::SetupPages>();
+  const Provider& front = config.providers.at(config.setup.provider);
+  const ClientSettings general = resolve(config, DomainEntry{config.setup.provider, 0});
   for (render::Lang lang : render::kLangs) {
     const auto l = static_cast<std::size_t>(lang);
     for (bool passed : {false, true}) {
       const render::PageVariant variant{passed, false, signed_profiles};
-      app->setup.form[l][passed] =
+      setup->form[l][passed] =
           pages.render(lang, render::SetupState::Form, front, &general, variant);
-      app->setup.unknown_domain[l][passed] =
+      setup->unknown_domain[l][passed] =
           pages.render(lang, render::SetupState::UnknownDomain, front, nullptr, variant);
-      app->setup.bad_address[l][passed] =
+      setup->bad_address[l][passed] =
           pages.render(lang, render::SetupState::BadAddress, front, nullptr, variant);
     }
   }
-  app->setup.content_security_policy = pages.content_security_policy();
-  app->setup.default_lang = render::parse_lang(app->config.setup.lang).value_or(render::Lang::En);
+  setup->content_security_policy = pages.content_security_policy();
+  setup->default_lang = render::parse_lang(config.setup.lang).value_or(render::Lang::En);
+  return setup;
+}
+
+const sign::Signer* signer_of(const Config& config) {
+  return config.signing ? config.signing->signer.get() : nullptr;
+}
+
+// The cache may be kept when a profile for the same address and entry would have the same
+// bytes (same documents, same secret) and a signature from either Signer is interchangeable.
+bool same_profiles(const App::Profiles& old, const Config& config) {
+  const sign::Signer* next = signer_of(config);
+  if ((old.signer == nullptr) != (next == nullptr)) return false;
+  if (next != nullptr && old.signer->fingerprint() != next->fingerprint()) return false;
+  return old.secret == config.profile_secret;
+}
+
+}  // namespace
+
+std::shared_ptr<const App> build_app(Config config, const App* previous) {
+  auto app = std::make_shared<App>();
+  app->loaded_at = std::chrono::system_clock::now();
+  auto model = std::make_shared<const Config>(std::move(config));
+  // The documents are rendered from the providers, the setup options and whether profiles are
+  // signed, and hold only bytes (nothing points into the Config). A new input to
+  // build_documents or build_setup must join this comparison.
+  const bool same_documents = previous != nullptr &&
+                              previous->config->providers == model->providers &&
+                              previous->config->setup == model->setup &&
+                              (previous->profiles->signer != nullptr) == model->signing.has_value();
+  if (same_documents) {
+    app->documents = previous->documents;
+    app->setup = previous->setup;
+  } else {
+    app->documents = build_documents(*model);
+    app->setup = build_setup(*model);
+  }
+  if (same_documents && same_profiles(*previous->profiles, *model)) {
+    app->profiles = previous->profiles;
+  } else {
+    auto profiles = std::make_shared<App::Profiles>();
+    if (model->signing) profiles->signer = model->signing->signer;
+    profiles->secret = model->profile_secret;
+    app->profiles = std::move(profiles);
+  }
+  app->domains = std::shared_ptr<const DomainTable>(model, &model->domains);
+  app->config = std::move(model);
   return app;
 }
 
@@ -77,10 +133,10 @@ int setup_page(const App& app, render::Lang lang, std::string_view input,
                const std::optional<EmailAddress>& address,
                std::chrono::system_clock::time_point now, std::string& body) {
   const auto l = static_cast<std::size_t>(lang);
-  const Provider& front = app.config.providers[app.config.setup.provider];
+  const Provider& front = app.config->providers[app.config->setup.provider];
   const bool front_passed = date_passed(front, now);
   if (input.empty()) {
-    app.setup.form[l][front_passed].expand({}, body);
+    app.setup->form[l][front_passed].expand({}, body);
     return 200;
   }
   render::SlotValues values;
@@ -96,19 +152,19 @@ int setup_page(const App& app, render::Lang lang, std::string_view input,
     const std::string query = render::html::url_encode(shown);
     values[render::Slot::Address] = shown;
     values[render::Slot::AddressQuery] = query;
-    app.setup.bad_address[l][front_passed].expand(values, body);
+    app.setup->bad_address[l][front_passed].expand(values, body);
     return 400;
   }
   const std::string shown = address->display();
   const std::string query = render::html::url_encode(shown);
   values[render::Slot::Address] = shown;
   values[render::Slot::AddressQuery] = query;
-  const DomainEntry* entry = app.config.domains.find(address->domain);
+  const DomainEntry* entry = app.domains->find(address->domain);
   if (entry == nullptr) {
-    app.setup.unknown_domain[l][front_passed].expand(values, body);
+    app.setup->unknown_domain[l][front_passed].expand(values, body);
     return 404;
   }
-  const Provider& provider = app.config.providers[entry->provider];
+  const Provider& provider = app.config->providers[entry->provider];
   const std::string login = login_name(provider, *address);
   values[render::Slot::Login] = login;
   values[render::Slot::Domain] = address->domain;
@@ -122,13 +178,21 @@ int setup_page(const App& app, render::Lang lang, std::string_view input,
 
 std::optional<std::string> mobileconfig_for(const App& app, DomainEntry entry,
                                             const EmailAddress& address) {
+  const App::Profiles& profiles = *app.profiles;
   const std::string full = address.full();
-  if (app.signer) {
-    if (auto cached = app.signed_profiles.find(full)) return *cached;
+  // The entry is part of the key: a domain that moved to another provider or host set
+  // between two Apps sharing this cache gets a new profile.
+  std::string key;
+  if (profiles.signer) {
+    key.reserve(full.size() + 1 + sizeof entry);
+    key.append(full).push_back('\0');
+    char raw[sizeof entry];
+    std::memcpy(raw, &entry, sizeof entry);
+    key.append(raw, sizeof raw);
+    if (auto cached = profiles.signed_cache.find(key)) return *cached;
   }
-  const Provider& provider = app.config.providers[entry.provider];
-  const render::ProfileIds ids =
-      render::profile_ids(provider.id, address, app.config.profile_secret);
+  const Provider& provider = app.config->providers[entry.provider];
+  const render::ProfileIds ids = render::profile_ids(provider.id, address, profiles.secret);
   const std::string login = login_name(provider, address);
   const std::string shown = address.display();
   render::SlotValues values;
@@ -140,11 +204,14 @@ std::optional<std::string> mobileconfig_for(const App& app, DomainEntry entry,
   values[render::Slot::AccountUuid] = ids.account_uuid;
   values[render::Slot::ProfileId] = ids.identifier;
   std::string plist = app.documents_for(entry).mobileconfig.expand(values);
-  if (!app.signer) return plist;
-  auto signed_profile = app.signer->sign(plist);
+  if (!profiles.signer) return plist;
+  auto signed_profile = profiles.signer->sign(plist);
   if (!signed_profile) return std::nullopt;
-  app.signed_profiles.insert(full, std::make_shared<const std::string>(*signed_profile));
+  signatures.fetch_add(1, std::memory_order_relaxed);
+  profiles.signed_cache.insert(key, std::make_shared<const std::string>(*signed_profile));
   return signed_profile;
 }
+
+std::uint64_t profiles_signed() { return signatures.load(std::memory_order_relaxed); }
 
 }  // namespace mailconfd

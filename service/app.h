@@ -1,9 +1,12 @@
-// Everything a request handler may read, built completely before it is used and never
-// changed afterwards. A reload builds a new App and swaps it in; requests in flight keep
-// the one they started with (they hold a shared_ptr).
+// Everything a request handler may read: a snapshot made of immutable parts, each built
+// completely before it is used and never changed afterwards. A rebuild (SIGHUP; later a
+// database change or a renewed certificate) makes a new App from new parts and the parts of
+// the current App whose inputs did not change, and daemon::Publisher swaps it in; requests in
+// flight keep the App they started with (they hold a shared_ptr).
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -19,8 +22,6 @@
 namespace mailconfd {
 
 struct App {
-  Config config;
-
   // Documents pre-rendered at load time, one set per provider and host override.
   struct Documents {
     render::Splice autoconfig;
@@ -31,8 +32,7 @@ struct App {
     std::array<std::array<render::Splice, render::kPageVariants>, render::kLangCount> setup;
     render::Splice mobileconfig;  // unsigned plist; see mobileconfig_for()
   };
-  std::vector<std::vector<Documents>> documents;  // [provider][override]
-  std::chrono::system_clock::time_point loaded_at;
+  using DocumentTable = std::vector<std::vector<Documents>>;  // [provider][override]
 
   // The setup page without settings, presenting config.setup.provider; [lang][date passed].
   struct SetupPages {
@@ -42,17 +42,43 @@ struct App {
     Pages bad_address;     // 400
     std::string content_security_policy;
     render::Lang default_lang = render::Lang::En;
-  } setup;
-  // Signs Apple profiles; null when the config has no <signing> (profiles go out unsigned).
-  std::shared_ptr<const sign::Signer> signer;
-  // Signed profiles by address: a repeated download costs a lookup, not a signature. The
-  // only mutable part of an App; a reload builds a new App and so starts with an empty cache.
-  mutable sign::SignedCache signed_profiles;
+  };
+
+  // Apple profiles: how they are signed and the profiles already signed.
+  struct Profiles {
+    // Null when the config has no <signing> (profiles go out unsigned).
+    std::shared_ptr<const sign::Signer> signer;
+    std::string secret;  // <mobileconfig secret> the profile identifiers are derived from
+    // Signed profiles by address and DomainEntry: a repeated download costs a lookup, not a
+    // signature. The only mutable thing in an App; it is kept across rebuilds that keep the
+    // signer's key material, the secret and the documents (see build_app).
+    mutable sign::SignedCache signed_cache;
+  };
+
+  // The parts. Never null in an App that build_app made. Two Apps may share any of them.
+  // config: the model as loaded (server options, providers, policy). The TLS context lives in
+  // it (config->server.tls) until certificates become a part of their own.
+  std::shared_ptr<const Config> config;
+  // Hosted domains → provider and host set: what every request resolves against. Today it
+  // aliases config->domains (the file's list); a database source replaces this part alone.
+  std::shared_ptr<const DomainTable> domains;
+  // Rendered from config->providers and config->setup: shared with the previous App when
+  // both are equal.
+  std::shared_ptr<const DocumentTable> documents;
+  std::shared_ptr<const SetupPages> setup;
+  // Shared with the previous App when documents is and the signer's fingerprint and the
+  // secret are equal; otherwise new, with an empty cache.
+  std::shared_ptr<const Profiles> profiles;
+  std::chrono::system_clock::time_point loaded_at;  // when config was loaded
 
   const Documents& documents_for(DomainEntry entry) const {
-    return documents[entry.provider][entry.hosts];
+    return (*documents)[entry.provider][entry.hosts];
   }
 };
+
+// Where a process's current App is published: one per process, written by the publisher,
+// read by every listener (one atomic load per round of events).
+using AppSlot = std::atomic<std::shared_ptr<const App>>;
 
 // The .mobileconfig bytes for address, whose domain is hosted at entry: the plist, signed
 // when the config has <signing>. nullopt only when signing fails (OpenSSL's reason is logged).
@@ -72,9 +98,13 @@ int setup_page(const App& app, render::Lang lang, std::string_view input,
                const std::optional<EmailAddress>& address,
                std::chrono::system_clock::time_point now, std::string& body);
 
-// Renders every document for every provider and host override, with the setup templates of
-// config.setup.templates (the built-in ones when empty). Cannot fail for a Config that
-// load_config_* accepted.
-std::shared_ptr<const App> build_app(Config config);
+// Builds an App from config: renders every document for every provider and host override,
+// with the setup templates of config.setup.templates (the built-in ones when empty). With
+// previous (the App being served), each part whose inputs are equal to previous's is shared
+// instead of built again. Cannot fail for a Config that load_config_* accepted.
+std::shared_ptr<const App> build_app(Config config, const App* previous = nullptr);
+
+// Signatures made for Apple profiles since the start (cache misses with <signing>).
+std::uint64_t profiles_signed();
 
 }  // namespace mailconfd

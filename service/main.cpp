@@ -27,6 +27,7 @@
 #include "config/config_file.h"
 #include "core/client_settings.h"
 #include "core/email_address.h"
+#include "daemon/publisher.h"
 #include "dns/check.h"
 #include "dns/zone.h"
 #include "example_config.h"
@@ -286,7 +287,7 @@ int render_command(const Args& args) {
     auto app = build_app(std::move(loaded.config));
     std::string body;
     const int status =
-        setup_page(*app, lang.value_or(app->setup.default_lang), args.positional[1],
+        setup_page(*app, lang.value_or(app->setup->default_lang), args.positional[1],
                    parse_pasted_email(args.positional[1]), std::chrono::system_clock::now(), body);
     std::cout << body;
     if (status != 200) {
@@ -310,7 +311,7 @@ int render_command(const Args& args) {
   }
   if (kind == "mobileconfig") {
     auto app = build_app(std::move(loaded.config));
-    const DomainEntry* entry = app->config.domains.find(address->domain);
+    const DomainEntry* entry = app->domains->find(address->domain);
     auto profile = mobileconfig_for(*app, *entry, *address);
     if (!profile) return 1;  // the OpenSSL reason is logged
     std::cout.write(profile->data(), static_cast<std::streamsize>(profile->size()));
@@ -537,27 +538,27 @@ int probe_command(const Args& args) {
 
 // One line on how Apple profiles go out, so that an operator sees a missing <signing> once.
 void log_signing(const App& app) {
-  if (!app.signer) {
+  const std::shared_ptr<const sign::Signer>& signer = app.profiles->signer;
+  if (!signer) {
     spdlog::warn("no <signing> configured: Apple profiles are served unsigned");
     return;
   }
   const auto now = std::chrono::system_clock::now();
   const auto days =
-      std::chrono::duration_cast<std::chrono::hours>(app.signer->not_after() - now).count() / 24;
-  const std::time_t until = std::chrono::system_clock::to_time_t(app.signer->not_after());
+      std::chrono::duration_cast<std::chrono::hours>(signer->not_after() - now).count() / 24;
+  const std::time_t until = std::chrono::system_clock::to_time_t(signer->not_after());
   std::tm tm{};
   gmtime_r(&until, &tm);
   char date[32] = {};
   std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
-  if (app.signer->not_after() <= now) {
+  if (signer->not_after() <= now) {
     spdlog::error("signing certificate {} expired on {}: Apple shows its profiles as unsigned",
-                  app.signer->subject(), date);
+                  signer->subject(), date);
   } else {
     spdlog::info(
         "signing Apple profiles with {} key, certificate {} ({} in chain), valid until "
         "{} ({} days)",
-        app.signer->key_description(), app.signer->subject(), app.signer->chain_length(), date,
-        days);
+        signer->key_description(), signer->subject(), signer->chain_length(), date, days);
   }
 }
 
@@ -587,50 +588,47 @@ std::shared_ptr<const App> build_or_log(Config config, std::string_view what) {
   return nullptr;
 }
 
-// SIGHUP: the new snapshot is built completely off to the side; only a snapshot without any
-// problem is swapped in. Requests in flight finish on the snapshot they started with.
-void reload(const std::string& path, const ServerOptions& started_with, bool tls_listening,
-            const std::vector<http::Server*>& servers, cockpit::Board* board,
-            const std::optional<JournalOptions>& journal_started) {
-  Loaded next = load_config_file(path);
-  if (!next.ok()) {
-    for (const auto& problem : next.problems) spdlog::error("reload: {}", problem);
-    spdlog::error("reload failed: {} problem(s); still serving the previous configuration",
-                  next.problems.size());
-    metrics::count_reload(false);
-    return;
-  }
+// What a SIGHUP rebuilds from: the file, and what only a restart can change.
+struct ReloadSource {
+  std::string path;
+  bool from_file = false;
+  ServerOptions started_with;
+  bool tls_listening = false;
+  bool cockpit_running = false;
+  std::optional<JournalOptions> journal_started;
+};
+
+// The publisher's builder for SIGHUP: reads the file again and builds the next App on the
+// builder thread, sharing the parts of the current one whose inputs are unchanged. Only an App
+// without any problem is published; requests in flight finish on the one they started with.
+daemon::Build rebuild(const ReloadSource& source, const App& current) {
+  if (!source.from_file)
+    return {nullptr, {"the built-in example configuration cannot be reloaded"}};
+  Loaded next = load_config_file(source.path);
+  if (!next.ok()) return {nullptr, std::move(next.problems)};
   if (next.config.server.tls && next.config.server.tls->context) {
     spdlog::info("reload: https certificate {}", next.config.server.tls->context->subject());
-    if (!tls_listening) spdlog::warn("reload: <tls> takes effect at the next start");
-  } else if (tls_listening) {
+    if (!source.tls_listening) spdlog::warn("reload: <tls> takes effect at the next start");
+  } else if (source.tls_listening) {
     spdlog::warn("reload: <tls> was removed; new HTTPS connections are refused");
   }
   const ServerOptions& options = next.config.server;
+  const ServerOptions& started_with = source.started_with;
   if (options.listen != started_with.listen || options.threads != started_with.threads ||
       options.metrics_listen != started_with.metrics_listen) {
     spdlog::warn("reload: listen addresses and threads change only at restart");
   }
   const auto& journal = next.config.journal;
+  const auto& journal_started = source.journal_started;
   if (journal.has_value() != journal_started.has_value() ||
       (journal && (journal->file != journal_started->file ||
                    journal->retention != journal_started->retention))) {
     spdlog::warn("reload: <journal> changes take effect at the next start");
   }
-  if (next.config.cockpit.has_value() != (board != nullptr)) {
+  if (next.config.cockpit.has_value() != source.cockpit_running) {
     spdlog::warn("reload: adding or removing <cockpit> takes effect at the next start");
   }
-  auto app = build_or_log(std::move(next.config), "reload failed");
-  if (!app) {
-    spdlog::error("reload failed; still serving the previous configuration");
-    metrics::count_reload(false);
-    return;
-  }
-  for (http::Server* server : servers) server->swap(app);
-  if (board != nullptr && app->config.cockpit && app->config.journal) board->swap(app);
-  metrics::count_reload(true);
-  spdlog::info("reloaded {}: {} domains", path, app->config.domains.size());
-  log_signing(*app);
+  return {build_app(std::move(next.config), &current), {}};
 }
 
 // Ends the process if the drain has not finished by deadline (a Pistache thread can hang,
@@ -715,7 +713,7 @@ int serve(const Args& args) {
   }
   // The settings journal and the cockpit run beside the servers; their threads never block a
   // request (journal/journal.h, cockpit/board.h).
-  const std::optional<JournalOptions> journal_started = app->config.journal;
+  const std::optional<JournalOptions> journal_started = app->config->journal;
   std::unique_ptr<journal::Journal> journal;
   if (journal_started) {
     journal = std::make_unique<journal::Journal>(
@@ -724,19 +722,32 @@ int serve(const Args& args) {
                  journal_started->retention.count() / 86400);
   }
   std::unique_ptr<cockpit::Board> board;
-  if (app->config.cockpit) board = std::make_unique<cockpit::Board>(app);
-  http::Server server(app);
+  if (app->config->cockpit) board = std::make_unique<cockpit::Board>(app);
+  // One snapshot for every listener; SIGHUP only asks the publisher's thread for a new one.
+  const ReloadSource source{config_path,      from_file,      started_with, tls_listen.has_value(),
+                            board != nullptr, journal_started};
+  daemon::PublisherOptions publisher_options;
+  publisher_options.published = [&board, &source](const std::shared_ptr<const App>& next,
+                                                  const std::vector<std::string>&) {
+    if (board != nullptr && next->config->cockpit && next->config->journal) board->swap(next);
+    spdlog::info("reloaded {}: {} domains", source.path, next->domains->size());
+    log_signing(*next);
+  };
+  daemon::Publisher publisher(
+      app,
+      [&source](const std::shared_ptr<const App>& current, const std::vector<std::string>&,
+                std::stop_token) { return rebuild(source, *current); },
+      std::move(publisher_options));
+  http::Server server(publisher.slot());
   std::unique_ptr<http::Server> metrics_server;
-  std::vector<http::Server*> servers{&server};
   std::string where = listen_text;
   try {
     server.start(*listen, started_with.threads,
                  metrics_listen ? http::Surface::Public : http::Surface::All);
     if (metrics_listen) {
       where = started_with.metrics_listen;
-      metrics_server = std::make_unique<http::Server>(app);
+      metrics_server = std::make_unique<http::Server>(publisher.slot());
       metrics_server->start(*metrics_listen, 1, http::Surface::Metrics);
-      servers.push_back(metrics_server.get());
     }
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen on {}: {}", where, e.what());
@@ -765,42 +776,35 @@ int serve(const Args& args) {
   if (tls_listen) {
     ready += "listening on https://" + url_host(*tls_listen) + ":" +
              std::to_string(server.tls_port()) + "\n";
-    spdlog::info("https certificate {}", app->config.server.tls->context->subject());
+    spdlog::info("https certificate {}", app->config->server.tls->context->subject());
   }
   // Ready before the readiness line: whoever waits for it may ask /readyz at once.
   metrics::set_ready(true);
   std::cout << ready << std::flush;
   spdlog::info(
-      "serving {} domains from {} on http://{}:{}{}", app->config.domains.size(), config_path,
+      "serving {} domains from {} on http://{}:{}{}", app->domains->size(), config_path,
       url_host(*listen), server.port(),
       tls_listen ? " and https://" + url_host(*tls_listen) + ":" + std::to_string(server.tls_port())
                  : std::string());
   log_signing(*app);
-  app.reset();  // the servers hold the snapshot; a reload must be able to free it
+  app.reset();  // the publisher holds the snapshot; a reload must be able to free it
   notify_systemd("READY=1\nSTATUS=serving");
 
   while (true) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      notify_systemd_reloading();
-      if (from_file) {
-        reload(config_path, started_with, tls_listen.has_value(), servers, board.get(),
-               journal_started);
-      } else {
-        spdlog::warn("SIGHUP: the built-in example configuration cannot be reloaded");
-        metrics::count_reload(false);
-      }
-      notify_systemd("READY=1\nSTATUS=serving");
+      publisher.trigger("SIGHUP");
       continue;
     }
     spdlog::info("signal {}: stopping", sig);
     break;
   }
+  publisher.stop();  // a rebuild in progress is discarded; nothing waits for it
   metrics::set_ready(false);
   notify_systemd("STOPPING=1\nSTATUS=draining");
   // The grace period of the snapshot being served: a reload may have changed it.
-  const std::chrono::milliseconds grace = server.app()->config.server.shutdown_grace;
+  const std::chrono::milliseconds grace = publisher.current()->config->server.shutdown_grace;
   start_watchdog(signals, grace + std::chrono::seconds(5));
   server.stop(grace);
   if (metrics_server) metrics_server->stop(std::chrono::seconds(1));

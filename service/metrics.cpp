@@ -176,6 +176,10 @@ std::string render(const App& app) {
       "being served was loaded (start or last successful reload).\n"
       "# TYPE mailconfd_config_last_reload_success_timestamp_seconds gauge\n"
       "mailconfd_config_last_reload_success_timestamp_seconds {}\n"
+      "# HELP mailconfd_profiles_signed_total Apple profiles signed (a download answered from "
+      "the signed-profile cache costs no signature).\n"
+      "# TYPE mailconfd_profiles_signed_total counter\n"
+      "mailconfd_profiles_signed_total {}\n"
       "# HELP mailconfd_open_connections Client connections open now, by listener (the "
       "separate metrics listener's are not counted).\n"
       "# TYPE mailconfd_open_connections gauge\n"
@@ -191,8 +195,8 @@ std::string render(const App& app) {
       "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
       "# TYPE process_start_time_seconds gauge\n"
       "process_start_time_seconds {}\n",
-      app.config.domains.size(), app.config.providers.size(), reloads_ok.load(),
-      reloads_failed.load(), loaded, open_http.load(), open_https.load(), ready() ? 1 : 0,
+      app.domains->size(), app.config->providers.size(), reloads_ok.load(), reloads_failed.load(),
+      loaded, profiles_signed(), open_http.load(), open_https.load(), ready() ? 1 : 0,
       MAILCONFD_VERSION, started_at);
   journal::append_metrics(out);
   cockpit::append_metrics(out);

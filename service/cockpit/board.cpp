@@ -77,7 +77,7 @@ void Board::run() {
     const auto app = app_.load();
     std::string report_key;
     struct stat st {};
-    const std::string& path = app->config.cockpit->report;
+    const std::string& path = app->config->cockpit->report;
     if (!path.empty() && ::stat(path.c_str(), &st) == 0) {
       report_key = fmt::format("{}:{}.{}:{}:{}", path, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
                                st.st_size, st.st_ino);
@@ -103,7 +103,7 @@ void Board::run() {
 void Board::rebuild() {
   Seen& s = *seen_;
   const auto app = app_.load();
-  const CockpitOptions& options = *app->config.cockpit;
+  const CockpitOptions& options = *app->config->cockpit;
   auto problem = [&](const std::string& text) {
     if (text != s.last_error) spdlog::error("cockpit: {}", text);
     s.last_error = text;
@@ -124,7 +124,7 @@ void Board::rebuild() {
       }
     }
   }
-  const std::string& file = app->config.journal->file;
+  const std::string& file = app->config->journal->file;
   if (!s.store || s.store_path != file) {
     s.store = journal::Store::open(file, 2000, error);
     s.store_path = file;
@@ -138,8 +138,8 @@ void Board::rebuild() {
     journal_error = fmt::format("journal {}: {}", file, error);
     s.store.reset();
   }
-  auto model = std::make_shared<Model>(
-      build_model(app->config, found ? &report : nullptr, fetches, std::move(days), now_seconds()));
+  auto model = std::make_shared<Model>(build_model(*app->config, found ? &report : nullptr, fetches,
+                                                   std::move(days), now_seconds()));
   model->report_path = options.report;
   model->report_found = found;
   model->report_error = report_error;

@@ -18,7 +18,7 @@ namespace mailconfd::cockpit {
 
 class Board {
  public:
-  // Starts the thread; app->config.cockpit and app->config.journal must be set. At most one
+  // Starts the thread; app->config->cockpit and app->config->journal must be set. At most one
   // Board runs at a time; current() returns its model.
   explicit Board(std::shared_ptr<const App> app);
   ~Board();

@@ -62,6 +62,8 @@ struct MailServer {
 struct LocalizedText {
   std::string lang;  // "en", "de"
   std::string text;
+
+  bool operator==(const LocalizedText&) const = default;
 };
 
 // Per-domain host names, for customers whose certificates name their own host
@@ -88,12 +90,16 @@ struct DnsOptions {
   std::string autoconfig_cname;    // empty: no autoconfig.<domain> CNAME
   std::string autodiscover_cname;  // empty: no autodiscover.<domain> CNAME
   std::vector<MxHost> mx;          // empty: no MX published, none checked
+
+  bool operator==(const DnsOptions&) const = default;
 };
 
 // The provider's notice on the setup page: why SMTP-after-POP is retired and from when.
 struct Notice {
   std::string smtp_after_pop_off;   // YYYY-MM-DD (checked by the loader); empty: no date shown
   std::vector<LocalizedText> text;  // per language; paragraphs separated by blank lines
+
+  bool operator==(const Notice&) const = default;
 };
 
 struct Provider {
@@ -116,6 +122,8 @@ struct Provider {
   std::vector<HostOverride> overrides;  // index 0 is always the empty override
   DnsOptions dns;
   Notice notice;
+
+  bool operator==(const Provider&) const = default;
 };
 
 // Where a hosted domain's answers come from.
@@ -202,6 +210,8 @@ struct SetupOptions {
   // The files of templates_dir, read and checked by the loader (file name → bytes), so that
   // building the App cannot fail. Empty when templates_dir is.
   std::map<std::string, std::string> templates;
+
+  bool operator==(const SetupOptions&) const = default;
 };
 
 // <signing>: the certificate Apple profiles are signed with (protocols.md §3.4).

@@ -50,10 +50,10 @@ Reply autoconfig(const App& app, const Request& request) {
   } else {
     domain = domain_from_host(request.host);
   }
-  const DomainEntry* entry = domain ? app.config.domains.find(*domain) : nullptr;
+  const DomainEntry* entry = domain ? app.domains->find(*domain) : nullptr;
   if (entry == nullptr) return error_reply(404);  // same body for every address
 
-  const Provider& provider = app.config.providers[entry->provider];
+  const Provider& provider = app.config->providers[entry->provider];
   const std::string login = address ? login_name(provider, *address) : std::string();
   render::SlotValues values;
   values[render::Slot::Domain] = *domain;
@@ -82,9 +82,9 @@ Reply pox_error(render::PoxError error) {
 
 // Settings for an address, or with placeholders (login_placeholder) when address is null.
 Reply pox_settings(const App& app, std::string_view domain, const EmailAddress* address) {
-  const DomainEntry* entry = app.config.domains.find(domain);
+  const DomainEntry* entry = app.domains->find(domain);
   if (entry == nullptr) return pox_error(render::PoxError::AddressNotFound);
-  const Provider& provider = app.config.providers[entry->provider];
+  const Provider& provider = app.config->providers[entry->provider];
   render::SlotValues values;
   values[render::Slot::Domain] = domain;
   values[render::Slot::Login] = login_placeholder(provider.login);
@@ -122,7 +122,7 @@ bool starts_with_ci(std::string_view text, std::string_view prefix) {
 // trusts a TLS-terminating proxy, as its X-Forwarded-Proto says (first hop first).
 bool arrived_over_tls(const App& app, const Request& request) {
   if (request.secure) return true;
-  if (!app.config.server.trust_forwarded_proto) return false;
+  if (!app.config->server.trust_forwarded_proto) return false;
   std::string_view proto = request.header("X-Forwarded-Proto");
   proto = proto.substr(0, proto.find(','));
   while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t')) proto.remove_suffix(1);
@@ -136,8 +136,8 @@ std::optional<Reply> http_redirect(const App& app, const Request& request) {
     return std::nullopt;
   }
   const auto domain = domain_from_host(request.host);
-  const DomainEntry* entry = domain ? app.config.domains.find(*domain) : nullptr;
-  if (entry == nullptr || !app.config.providers[entry->provider].autodiscover_redirect) {
+  const DomainEntry* entry = domain ? app.domains->find(*domain) : nullptr;
+  if (entry == nullptr || !app.config->providers[entry->provider].autodiscover_redirect) {
     return std::nullopt;
   }
   Reply reply = error_reply(302);
@@ -179,7 +179,7 @@ Reply autodiscover_get(const App& app, const Request& request) {
   if (auto redirect = http_redirect(app, request)) {
     auto decoded = raw ? percent_decode(*raw) : std::nullopt;
     auto address = decoded ? parse_email(*decoded) : std::nullopt;
-    if (address && app.config.domains.find(address->domain) != nullptr) {
+    if (address && app.domains->find(address->domain) != nullptr) {
       fetched(journal::Door::Redirect, request, *address);
     }
     return *redirect;
@@ -237,7 +237,7 @@ Reply autodiscover_json(const App& app, const Request& request,
   const auto address = decoded ? parse_email(*decoded) : std::nullopt;
   if (!address)
     return json_reply(400, render::autodiscover_json_error(render::JsonError::InvalidEmail));
-  const DomainEntry* entry = app.config.domains.find(address->domain);
+  const DomainEntry* entry = app.domains->find(address->domain);
   if (entry == nullptr) {
     return json_reply(404, render::autodiscover_json_error(render::JsonError::NotFound));
   }
@@ -262,13 +262,13 @@ Reply autodiscover_json_path(const App& app, const Request& request) {
 // 404 domain not hosted (the same page for every unknown domain, so nothing is enumerated).
 Reply setup(const App& app, const Request& request) {
   render::Lang lang =
-      render::negotiate_lang(request.header("Accept-Language"), app.setup.default_lang);
+      render::negotiate_lang(request.header("Accept-Language"), app.setup->default_lang);
   if (auto param = query_param(request.query, "lang")) {
     if (auto chosen = render::parse_lang(*param)) lang = *chosen;
   }
   Reply reply;
   reply.content_type = kHtml;
-  reply.header("Content-Security-Policy", app.setup.content_security_policy);
+  reply.header("Content-Security-Policy", app.setup->content_security_policy);
   reply.header("Referrer-Policy", "no-referrer");  // the URL carries the address
   reply.header("X-Frame-Options", "DENY");
   reply.header("Content-Language", render::to_string(lang));
@@ -323,7 +323,7 @@ Reply mobileconfig(const App& app, const Request& request) {
   std::optional<EmailAddress> address;
   if (auto decoded = percent_decode(*raw)) address = parse_email(*decoded);
   if (!address) return error_reply(400);
-  const DomainEntry* entry = app.config.domains.find(address->domain);
+  const DomainEntry* entry = app.domains->find(address->domain);
   if (entry == nullptr) return error_reply(404);  // same body for every address
 
   auto body = mobileconfig_for(app, *entry, *address);
@@ -367,9 +367,9 @@ Reply prometheus(const App& app, const Request&) {
 // The cockpit (cockpit/): only on the separate admin (metrics) listener, behind HTTP Basic
 // when a password file is configured. Answers from the Model the cockpit's thread keeps.
 std::optional<Reply> cockpit_gate(const App& app, const Request& request) {
-  if (!app.config.cockpit) return error_reply(404);
+  if (!app.config->cockpit) return error_reply(404);
   const cockpit::Verdict verdict = cockpit::check_access(
-      *app.config.cockpit, request.header("Authorization"), std::chrono::steady_clock::now());
+      *app.config->cockpit, request.header("Authorization"), std::chrono::steady_clock::now());
   if (verdict.access == cockpit::Access::Denied) {
     Reply reply = error_reply(401);
     reply.header("WWW-Authenticate", "Basic realm=\"mailconfd cockpit\", charset=\"UTF-8\"");
@@ -387,7 +387,7 @@ std::optional<Reply> cockpit_gate(const App& app, const Request& request) {
 cockpit::View cockpit_view(const App& app, const Request& request) {
   return cockpit::parse_view(
       request.query,
-      render::negotiate_lang(request.header("Accept-Language"), app.setup.default_lang));
+      render::negotiate_lang(request.header("Accept-Language"), app.setup->default_lang));
 }
 
 Reply cockpit_page(const App& app, const Request& request) {
@@ -410,7 +410,7 @@ Reply cockpit_csv(const App& app, const Request& request) {
   Reply reply;
   reply.status = 200;
   reply.content_type = kCsv;
-  reply.body = cockpit::render_csv(*cockpit::current(), cockpit_view(app, request), app.config);
+  reply.body = cockpit::render_csv(*cockpit::current(), cockpit_view(app, request), *app.config);
   reply.header("Content-Disposition", "attachment; filename=\"mailconfd-contacts.csv\"");
   return reply;
 }

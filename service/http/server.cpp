@@ -67,7 +67,7 @@ class Worker;
 }  // namespace
 
 struct Server::Shared {
-  std::atomic<std::shared_ptr<const App>> app;
+  std::shared_ptr<AppSlot> app;  // never null; may be shared with other Servers
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> draining{false};
   Surface surface = Surface::All;  // which URLs these listeners serve; set before they start
@@ -150,7 +150,7 @@ class Worker final : public Aio::Handler {
   }
 
   void onReady(const Aio::FdSet& fds) override {
-    app_ = shared_->app.load();  // one snapshot per round of events
+    app_ = shared_->app->load();  // one snapshot per round of events
     const bool draining = shared_->draining.load();
     if (draining && !drained_) start_drain();
     for (const auto& entry : fds) {
@@ -214,13 +214,13 @@ class Worker final : public Aio::Handler {
       }
       return;  // EAGAIN (another worker took it), EINTR, ECONNABORTED: next wake-up
     }
-    const Limits& limits = app_->config.server.limits;
+    const Limits& limits = app_->config->server.limits;
     const std::size_t open = shared_->opened(tls);
     const bool over = open > std::min(limits.max_connections, shared_->fd_budget);
     std::unique_ptr<Transport> transport;
     std::chrono::milliseconds handshake_timeout{0};
     if (tls) {
-      const auto& options = app_->config.server.tls;
+      const auto& options = app_->config->server.tls;
       if (over || !options || !options->context) {
         // Nothing can be answered before a handshake; refusing costs the least.
         shared_->closed(true);
@@ -361,8 +361,11 @@ struct Server::Impl {
 };
 
 Server::Server(std::shared_ptr<const App> app)
+    : Server(std::make_shared<AppSlot>(std::move(app))) {}
+
+Server::Server(std::shared_ptr<AppSlot> slot)
     : shared_(std::make_shared<Shared>()), impl_(std::make_unique<Impl>()) {
-  shared_->app.store(std::move(app));
+  shared_->app = std::move(slot);
 }
 
 Server::~Server() { stop(std::chrono::milliseconds(0)); }
@@ -397,7 +400,7 @@ void Server::start(const ListenAddress& listen, unsigned threads, Surface surfac
   rlimit fds{};
   if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY) {
     shared_->fd_budget = fds.rlim_cur > kReservedFds ? fds.rlim_cur - kReservedFds : 1;
-    const std::size_t wanted = shared_->app.load()->config.server.limits.max_connections;
+    const std::size_t wanted = shared_->app->load()->config->server.limits.max_connections;
     if (wanted > shared_->fd_budget) {
       spdlog::warn(
           "max-connections {} is more than the descriptor limit allows; at most {} "
@@ -426,9 +429,9 @@ void Server::start_tls(const ListenAddress& listen) {
 
 std::uint16_t Server::tls_port() const { return impl_->tls_port; }
 
-void Server::swap(std::shared_ptr<const App> app) { shared_->app.store(std::move(app)); }
+void Server::swap(std::shared_ptr<const App> app) { shared_->app->store(std::move(app)); }
 
-std::shared_ptr<const App> Server::app() const { return shared_->app.load(); }
+std::shared_ptr<const App> Server::app() const { return shared_->app->load(); }
 
 std::size_t Server::open_connections() const { return shared_->connections.load(); }
 

@@ -18,7 +18,11 @@ namespace mailconfd::http {
 
 class Server {
  public:
+  // Serves app from a slot of its own (tests, one-listener tools).
   explicit Server(std::shared_ptr<const App> app);
+  // Serves whatever slot holds (never null): the process's one snapshot, which the publisher
+  // (daemon/publisher.h) replaces and every listener reads, one load per round of events.
+  explicit Server(std::shared_ptr<AppSlot> slot);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -33,7 +37,8 @@ class Server {
   void start_tls(const ListenAddress& listen);
   std::uint16_t tls_port() const;  // 0 without HTTPS
 
-  // Swaps in a new snapshot; requests already running finish on the old one.
+  // Stores a new snapshot in the slot (every Server sharing it sees it); requests already
+  // running finish on the old one.
   void swap(std::shared_ptr<const App> app);
   std::shared_ptr<const App> app() const;
 

@@ -193,7 +193,7 @@ void Session::take(std::string_view fresh, const App& app) {
   if (state_ == State::Closing) return;
   if (state_ == State::Idle) {
     state_ = State::Header;
-    deadline_ = options_.now() + app.config.server.limits.header_timeout;  // from its first byte
+    deadline_ = options_.now() + app.config->server.limits.header_timeout;  // from its first byte
   }
   saw_bytes_ = true;
   const char* const data = in_.data();
@@ -205,7 +205,7 @@ void Session::take(std::string_view fresh, const App& app) {
   }
   in_.append(fresh);
   views_moved_ = views_moved_ || in_.data() != data;
-  if (state_ == State::Header) scan_head(app.config.server.limits);
+  if (state_ == State::Header) scan_head(app.config->server.limits);
 }
 
 // Looks at each head byte once and notes when parsing can give a verdict: at the request
@@ -241,7 +241,7 @@ void Session::scan_head(const Limits& limits) {
 // Answers every complete request that is buffered, in order, while the queued answers are
 // under the cap.
 void Session::pump(const App& app, bool draining) {
-  const Limits& limits = app.config.server.limits;
+  const Limits& limits = app.config->server.limits;
   while (!done_ && state_ != State::Closing && queued() < kMaxQueuedBytes &&
          in_start_ < in_.size()) {
     const std::string_view pending = std::string_view(in_).substr(in_start_);
@@ -309,7 +309,7 @@ void Session::pump(const App& app, bool draining) {
 
 // Queues the answer to the request at the front of the buffer (or to a framing error).
 void Session::answer(const App& app, bool draining, const ParseResult& r) {
-  const Limits& limits = app.config.server.limits;
+  const Limits& limits = app.config->server.limits;
   const Clock::time_point started = options_.now();
   Reply reply;
   bool keep_alive = false;

@@ -1,6 +1,7 @@
 // Signed profiles already produced, by address, so that repeated downloads do not cost a
-// signature each. Bounded in bytes; the oldest entries of a shard go first. An App owns one,
-// so a reload (new keys, new secret) starts empty.
+// signature each. Bounded in bytes; the oldest entries of a shard go first. An App's profiles
+// part owns one; a reload keeps it only when nothing a cached profile depends on changed
+// (build_app in app.h), otherwise it starts empty.
 #pragma once
 
 #include <array>

@@ -1,14 +1,45 @@
 #include "sign/signer.h"
 
+#include <array>
 #include <ctime>
 
 #include <fmt/format.h>
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 
 namespace mailconfd::sign {
 namespace {
+
+// Appends the DER encoding i2d gives for object, preceded by its length (so that the
+// concatenation of several encodings is unambiguous).
+template <typename T, typename Encode>
+void append_der(std::string& out, const T* object, Encode encode) {
+  const int length = encode(object, nullptr);
+  if (length <= 0) return;
+  std::string der(static_cast<std::size_t>(length), '\0');
+  auto* p = reinterpret_cast<unsigned char*>(der.data());
+  if (encode(object, &p) != length) return;
+  out += std::to_string(length) + ':' + der;
+}
+
+// SHA-256 of the certificate, the private key and the chain: equal exactly when the key
+// material is.
+std::string fingerprint_of(X509* certificate, EVP_PKEY* key, STACK_OF(X509) * chain) {
+  std::string material;
+  append_der(material, certificate, i2d_X509);
+  append_der(material, key, i2d_PrivateKey);
+  for (int i = 0; i < sk_X509_num(chain); ++i)
+    append_der(material, sk_X509_value(chain, i), i2d_X509);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  if (EVP_Digest(material.data(), material.size(), digest.data(), &size, EVP_sha256(), nullptr) !=
+      1) {
+    return material;  // the material itself compares just as exactly
+  }
+  return std::string(reinterpret_cast<const char*>(digest.data()), size);
+}
 
 // Never prompt on a terminal for a pass phrase: an encrypted key is a load error.
 int no_pass_phrase(char*, int, int, void*) { return 0; }
@@ -120,6 +151,8 @@ std::shared_ptr<const Signer> Signer::load(const std::string& certificate_path,
   }
 
   signer->subject_ = subject_of(signer->certificate_.get());
+  signer->fingerprint_ =
+      fingerprint_of(signer->certificate_.get(), signer->key_.get(), signer->chain_.get());
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(signer->certificate_.get()), &tm) == 1) {
     signer->not_after_ = std::chrono::system_clock::from_time_t(timegm(&tm));

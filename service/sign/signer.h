@@ -35,6 +35,10 @@ class Signer {
   const std::string& subject() const { return subject_; }
   std::chrono::system_clock::time_point not_after() const { return not_after_; }
   std::size_t chain_length() const;
+  // SHA-256 over the certificate, key and chain (raw bytes): two Signers with the same
+  // fingerprint produce interchangeable signatures, so a reload that reads the same files
+  // may keep the profiles the old one signed.
+  const std::string& fingerprint() const { return fingerprint_; }
 
  private:
   Signer() = default;
@@ -43,6 +47,7 @@ class Signer {
   X509StackPtr chain_;
   std::string key_description_;
   std::string subject_;
+  std::string fingerprint_;
   std::chrono::system_clock::time_point not_after_;
 };
 

@@ -46,7 +46,7 @@ std::string config_text(const std::string& pki, const std::string& name) {
 // Per-request CPU cost in microseconds of mobileconfig_for(), each call with a new address
 // (cache misses) or always the same one (hits after the first).
 double measure(const App& app, int iterations, bool same_address, std::size_t& bytes) {
-  const DomainEntry entry = *app.config.domains.find("example.com");
+  const DomainEntry entry = *app.domains->find("example.com");
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   const double start = cpu_micros();
   int done = 0;
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     std::size_t bytes = 0;
     const double miss = measure(*app, iterations, false, bytes);
     if (name.empty()) unsigned_cost = miss;
-    const std::string label = name.empty() ? "unsigned plist" : app->signer->key_description();
+    const std::string label = name.empty() ? "unsigned plist" : app->profiles->signer->key_description();
     std::printf("%-28s %12.2f %8zu %10.1f\n",
                 (label + (name.empty() ? "" : " sign (miss)")).c_str(), miss, bytes,
                 miss / unsigned_cost);

@@ -229,7 +229,7 @@ TEST_CASE("mobileconfig: a reload with a key that does not match is refused and 
   // Still serving the previous configuration, signed, from its cache.
   CHECK(s.get("/mobileconfig?email=alice@example.com").body == before);
 
-  // Fixed: the reload loads the keys again, and a new App starts with an empty cache.
+  // Fixed: the reload loads the keys again; they are the ones being served, so the cache stays.
   text.replace(text.find("/other.key"), 10, "/ec.key");
   std::ofstream(config) << text;
   s.signal(SIGHUP);
@@ -237,6 +237,50 @@ TEST_CASE("mobileconfig: a reload with a key that does not match is refused and 
   const std::string after = s.get("/mobileconfig?email=alice@example.com").body;
   CHECK(openssl_verify(after).exit_code == 0);
   CHECK(openssl_verify(after).content == openssl_verify(before).content);
+}
+
+// The value of the sample line "NAME VALUE" in a Prometheus exposition; -1 if absent.
+double sample(const std::string& text, const std::string& name) {
+  const auto at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST_CASE("mobileconfig: a reload that keeps the key and secret serves the cached signature") {
+  const std::string config = config_file("ec.key", "ec.pem");
+  Service s({"--config", config});
+  REQUIRE(s.ready());
+  const std::string url = "/mobileconfig?email=alice@example.com";
+  const std::string before = s.get(url).body;
+  REQUIRE(openssl_verify(before).exit_code == 0);
+  CHECK(sample(s.get("/metrics").body, "mailconfd_profiles_signed_total") == 1);
+  CHECK(s.get(url).body == before);  // the signing time differs in a new signature
+  CHECK(sample(s.get("/metrics").body, "mailconfd_profiles_signed_total") == 1);
+
+  // An unrelated change: one more hosted domain.
+  std::string text = e2e::read_file(config);
+  text.replace(text.find("<domain>example.com</domain>"), 28,
+               "<domain>example.com</domain><domain>added.example</domain>");
+  std::ofstream(config) << text;
+  s.signal(SIGHUP);
+  REQUIRE(wait_for_log(s, "reloaded " + config));
+  CHECK(s.get("/mobileconfig?email=bob@added.example").status == 200);
+  CHECK(s.get(url).body == before);
+  CHECK(sample(s.get("/metrics").body, "mailconfd_profiles_signed_total") == 2);  // bob's only
+
+  // A changed server changes the profile: signed anew, never the cached bytes.
+  text.replace(text.find("imap.example.net"), 16, "mail.example.net");
+  std::ofstream(config) << text;
+  s.signal(SIGHUP);
+  bool reloaded_again = false;
+  for (int i = 0; i < 100 && !reloaded_again; ++i) {  // up to 10 s
+    reloaded_again = count(s.log(), "reloaded " + config) == 2;
+    if (!reloaded_again) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE(reloaded_again);
+  const std::string changed = s.get(url).body;
+  CHECK(changed != before);
+  CHECK(openssl_verify(changed).content.find("mail.example.net") != std::string::npos);
+  CHECK(sample(s.get("/metrics").body, "mailconfd_profiles_signed_total") == 3);
 }
 
 TEST_CASE("render mobileconfig prints the profile, unsigned equal to what is served") {

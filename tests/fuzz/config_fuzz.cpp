@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const auto app = build_app(Config(config));
   for (std::size_t i = 0; i < domains.size() && i < 4; ++i) {
-    const DomainEntry* entry = app->config.domains.find(domains[i]);
+    const DomainEntry* entry = app->domains->find(domains[i]);
     FUZZ_CHECK(entry != nullptr);
     render::SlotValues values;
     values[render::Slot::Domain] = domains[i];

@@ -103,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t reading = data[1];
   const std::string_view bytes(reinterpret_cast<const char*>(data + 2), size - 2);
   const App& app = app_for((control & 0x80) == 0);
-  const Limits& limits = app.config.server.limits;
+  const Limits& limits = app.config->server.limits;
 
   Wire wire;
   InFlight in_flight;

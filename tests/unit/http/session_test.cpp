@@ -98,7 +98,7 @@ struct Harness {
     wire.secure = secure;
     wire.handshake_rounds = handshake_rounds;
     session = std::make_unique<Session>(std::make_unique<MemoryTransport>(wire),
-                                        app->config.server.limits, 5s,
+                                        app->config->server.limits, 5s,
                                         SessionOptions{Surface::All, &in_flight, &test_clock});
   }
   void send(std::string bytes) {
@@ -280,7 +280,7 @@ TEST_CASE("session: one-byte chunks with long extensions cost linear work and en
   const double cpu = thread_cpu_seconds() - started;
   MESSAGE("sent ", sent, " bytes of chunked body; ", cpu, " s CPU; work ", h.session->work());
   CHECK(h.statuses() == std::vector<int>{413});
-  CHECK(sent <= max_chunked_wire_bytes(h.app->config.server.limits) + chunk.size());
+  CHECK(sent <= max_chunked_wire_bytes(h.app->config->server.limits) + chunk.size());
   CHECK(h.session->work() <= 3 * (sent + 200));
   CHECK(cpu < 0.5);
 }
@@ -322,7 +322,7 @@ TEST_CASE(
   auto app = small_app();
   auto make = [&](Wire& w) {
     return std::make_unique<Session>(std::make_unique<MemoryTransport>(w),
-                                     app->config.server.limits, 5s,
+                                     app->config->server.limits, 5s,
                                      SessionOptions{Surface::All, &shared, &test_clock});
   };
   Wire idle_wire, body_wire, fresh_wire;
@@ -366,7 +366,7 @@ TEST_CASE("session: a connection accepted during the drain answers only /healthz
   auto answer = [&](std::string_view request) {
     Wire wire;
     auto late = std::make_unique<Session>(std::make_unique<MemoryTransport>(wire),
-                                          app->config.server.limits, 5s,
+                                          app->config->server.limits, 5s,
                                           SessionOptions{Surface::All, &shared, &test_clock});
     CHECK(shared.count() == 1);
     late->admit_draining();
@@ -393,7 +393,7 @@ TEST_CASE("session: a connection accepted during the drain answers only /healthz
 
   // One that sends nothing is closed after kDrainFresh, like any fresh connection.
   Wire silent_wire;
-  Session silent(std::make_unique<MemoryTransport>(silent_wire), app->config.server.limits, 5s,
+  Session silent(std::make_unique<MemoryTransport>(silent_wire), app->config->server.limits, 5s,
                  SessionOptions{Surface::All, &shared, &test_clock});
   silent.admit_draining();
   silent.on_ready(true, false, *app, true);

@@ -89,7 +89,7 @@ bool has_errors(const Flat& flat) {
 std::string render_for(const App& app, const std::string& address_text) {
   auto address = parse_email(address_text);
   REQUIRE(address);
-  const DomainEntry* entry = app.config.domains.find(address->domain);
+  const DomainEntry* entry = app.domains->find(address->domain);
   REQUIRE(entry != nullptr);
   auto body = mobileconfig_for(app, *entry, *address);
   REQUIRE(body);

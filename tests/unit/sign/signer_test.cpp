@@ -69,7 +69,7 @@ std::string signing_element(const std::string& cert, const std::string& key) {
 std::string profile(const App& app, const std::string& text) {
   auto address = parse_email(text);
   REQUIRE(address);
-  const DomainEntry* entry = app.config.domains.find(address->domain);
+  const DomainEntry* entry = app.domains->find(address->domain);
   REQUIRE(entry != nullptr);
   auto body = mobileconfig_for(app, *entry, *address);
   REQUIRE(body);
@@ -182,8 +182,8 @@ TEST_CASE("signed profiles carry exactly the unsigned plist and are cached per a
     REQUIRE(signed_config.ok());
     const auto unsigned_app = build_app(std::move(plain.config));
     const auto app = build_app(std::move(signed_config.config));
-    CHECK(unsigned_app->signer == nullptr);
-    REQUIRE(app->signer != nullptr);
+    CHECK(unsigned_app->profiles->signer == nullptr);
+    REQUIRE(app->profiles->signer != nullptr);
 
     const std::string plist = profile(*unsigned_app, "alice@customer.example");
     CHECK(plist.starts_with("<?xml"));
@@ -191,15 +191,15 @@ TEST_CASE("signed profiles carry exactly the unsigned plist and are cached per a
     const Verified v = verify(first);
     CHECK_MESSAGE(v.ok, v.error);
     CHECK(v.content == plist);
-    CHECK(unsigned_app->signed_profiles.size() == 0);
+    CHECK(unsigned_app->profiles->signed_cache.size() == 0);
 
     // The signature includes a signing time, so identical bytes mean the cache answered.
     CHECK(profile(*app, "alice@customer.example") == first);
-    CHECK(app->signed_profiles.size() == 1);
+    CHECK(app->profiles->signed_cache.size() == 1);
     const std::string bob = profile(*app, "bob@customer.example");
     CHECK(bob != first);
     CHECK(verify(bob).content == profile(*unsigned_app, "bob@customer.example"));
-    CHECK(app->signed_profiles.size() == 2);
+    CHECK(app->profiles->signed_cache.size() == 2);
   }
 }
 
