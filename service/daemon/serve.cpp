@@ -1,0 +1,279 @@
+#include "daemon/serve.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "app.h"
+#include "cockpit/board.h"
+#include "daemon/publisher.h"
+#include "http/server.h"
+#include "journal/journal.h"
+#include "metrics.h"
+#include "notify.h"
+#include "sign/signer.h"
+#include "tls/context.h"
+
+namespace mailconfd::daemon {
+namespace {
+
+// One line on how Apple profiles go out, so that an operator sees a missing <signing> once.
+void log_signing(const App& app) {
+  const std::shared_ptr<const sign::Signer>& signer = app.profiles->signer;
+  if (!signer) {
+    spdlog::warn("no <signing> configured: Apple profiles are served unsigned");
+    return;
+  }
+  const auto now = std::chrono::system_clock::now();
+  const auto days =
+      std::chrono::duration_cast<std::chrono::hours>(signer->not_after() - now).count() / 24;
+  const std::time_t until = std::chrono::system_clock::to_time_t(signer->not_after());
+  std::tm tm{};
+  gmtime_r(&until, &tm);
+  char date[32] = {};
+  std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
+  if (signer->not_after() <= now) {
+    spdlog::error("signing certificate {} expired on {}: Apple shows its profiles as unsigned",
+                  signer->subject(), date);
+  } else {
+    spdlog::info(
+        "signing Apple profiles with {} key, certificate {} ({} in chain), valid until "
+        "{} ({} days)",
+        signer->key_description(), signer->subject(), signer->chain_length(), date, days);
+  }
+}
+
+// Raises the soft descriptor limit to the hard one, so that there is room for
+// max-connections (a worker that runs out of descriptors pauses accepting).
+void raise_fd_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+std::string url_host(const ListenAddress& listen) {
+  return listen.host.find(':') != std::string::npos ? "[" + listen.host + "]" : listen.host;
+}
+
+// build_app is the one place that turns a checked Config into what requests read, including
+// every file the configuration names besides the domain lists, so a reload re-reads them all.
+// A failure there is a configuration problem like any other: logged, and nothing is swapped.
+std::shared_ptr<const App> build_or_log(Config config, std::string_view what) {
+  try {
+    return build_app(std::move(config));
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", what, e.what());
+  }
+  return nullptr;
+}
+
+// What a SIGHUP rebuilds from: the file, and what only a restart can change.
+struct ReloadSource {
+  std::string path;
+  bool from_file = false;
+  ServerOptions started_with;
+  bool tls_listening = false;
+  bool cockpit_running = false;
+  std::optional<JournalOptions> journal_started;
+};
+
+// The publisher's builder for SIGHUP: reads the file again and builds the next App on the
+// builder thread, sharing the parts of the current one whose inputs are unchanged. Only an App
+// without any problem is published; requests in flight finish on the one they started with.
+daemon::Build rebuild(const ReloadSource& source, const App& current) {
+  if (!source.from_file)
+    return {nullptr, {"the built-in example configuration cannot be reloaded"}};
+  Loaded next = load_config_file(source.path);
+  if (!next.ok()) return {nullptr, std::move(next.problems)};
+  if (next.config.server.tls && next.config.server.tls->context) {
+    spdlog::info("reload: https certificate {}", next.config.server.tls->context->subject());
+    if (!source.tls_listening) spdlog::warn("reload: <tls> takes effect at the next start");
+  } else if (source.tls_listening) {
+    spdlog::warn("reload: <tls> was removed; new HTTPS connections are refused");
+  }
+  const ServerOptions& options = next.config.server;
+  const ServerOptions& started_with = source.started_with;
+  if (options.listen != started_with.listen || options.threads != started_with.threads ||
+      options.metrics_listen != started_with.metrics_listen) {
+    spdlog::warn("reload: listen addresses and threads change only at restart");
+  }
+  const auto& journal = next.config.journal;
+  const auto& journal_started = source.journal_started;
+  if (journal.has_value() != journal_started.has_value() ||
+      (journal && (journal->file != journal_started->file ||
+                   journal->retention != journal_started->retention))) {
+    spdlog::warn("reload: <journal> changes take effect at the next start");
+  }
+  if (next.config.cockpit.has_value() != source.cockpit_running) {
+    spdlog::warn("reload: adding or removing <cockpit> takes effect at the next start");
+  }
+  return {build_app(std::move(next.config), &current), {}};
+}
+
+// Ends the process if the drain has not finished by deadline (a Pistache thread can hang,
+// pistache.md #4), or at once on a second SIGTERM/SIGINT. Signals stay blocked everywhere;
+// this thread takes them with sigtimedwait.
+void start_watchdog(sigset_t signals, std::chrono::milliseconds deadline) {
+  std::thread([signals, deadline] {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (true) {
+      const auto left = until - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                             static_cast<long>(ns % 1'000'000'000)};
+      const int sig = sigtimedwait(&signals, nullptr, &timeout);
+      if (sig == SIGINT || sig == SIGTERM) {
+        std::fputs("mailconfd: second stop signal, exiting now\n", stderr);
+        std::_Exit(1);
+      }
+    }
+    std::fputs("mailconfd: shutdown took too long, exiting\n", stderr);
+    std::_Exit(1);
+  }).detach();
+}
+
+}  // namespace
+
+sigset_t prepare_process() {
+  // Signals are handled by sigwait in serve(), never in a handler. The mask is set before any
+  // thread exists (the async logger's included): a thread with SIGHUP unblocked would take
+  // the default action, which ends the process.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a vanished peer must never kill the process
+  raise_fd_limit();
+  return signals;
+}
+
+int serve(ServeSetup setup) {
+  const std::string config_path = setup.config.path;
+  const ServerOptions started_with = setup.config.server;
+  std::optional<ListenAddress> metrics_listen;
+  if (!started_with.metrics_listen.empty()) {
+    metrics_listen = parse_listen(started_with.metrics_listen);  // checked by the loader
+  }
+  auto app = build_or_log(std::move(setup.config), "not starting");
+  if (!app) return 2;
+  // The settings journal and the cockpit run beside the servers; their threads never block a
+  // request (journal/journal.h, cockpit/board.h).
+  const std::optional<JournalOptions> journal_started = app->config->journal;
+  std::unique_ptr<journal::Journal> journal;
+  if (journal_started) {
+    journal = std::make_unique<journal::Journal>(
+        journal::Options{journal_started->file, journal_started->retention});
+    spdlog::info("settings journal on: {} (fetches kept {} days)", journal_started->file,
+                 journal_started->retention.count() / 86400);
+  }
+  std::unique_ptr<cockpit::Board> board;
+  if (app->config->cockpit) board = std::make_unique<cockpit::Board>(app);
+  // One snapshot for every listener; SIGHUP only asks the publisher's thread for a new one.
+  const ReloadSource source{config_path,      setup.from_file,
+                            started_with,     setup.tls_listen.has_value(),
+                            board != nullptr, journal_started};
+  daemon::PublisherOptions publisher_options;
+  publisher_options.published = [&board, &source](const std::shared_ptr<const App>& next,
+                                                  const std::vector<std::string>&) {
+    if (board != nullptr && next->config->cockpit && next->config->journal) board->swap(next);
+    spdlog::info("reloaded {}: {} domains", source.path, next->domains->size());
+    log_signing(*next);
+  };
+  daemon::Publisher publisher(
+      app,
+      [&source](const std::shared_ptr<const App>& current, const std::vector<std::string>&,
+                std::stop_token) { return rebuild(source, *current); },
+      std::move(publisher_options));
+  http::Server server(publisher.slot());
+  std::unique_ptr<http::Server> metrics_server;
+  std::string where = setup.listen_text;
+  try {
+    server.start(setup.listen, started_with.threads,
+                 metrics_listen ? http::Surface::Public : http::Surface::All);
+    if (metrics_listen) {
+      where = started_with.metrics_listen;
+      metrics_server = std::make_unique<http::Server>(publisher.slot());
+      metrics_server->start(*metrics_listen, 1, http::Surface::Metrics);
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen on {}: {}", where, e.what());
+    return 1;
+  }
+  if (setup.tls_listen) {
+    try {
+      server.start_tls(*setup.tls_listen);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot listen on {}:{} (https): {}", setup.tls_listen->host,
+                       setup.tls_listen->port, e.what());
+      server.stop(std::chrono::milliseconds(0));
+      return 1;
+    }
+  }
+  // The readiness lines, in one write; "listening on http://" comes after the metrics line,
+  // so whoever waits for it may use every listener.
+  std::string ready;
+  if (metrics_server) {
+    ready += "metrics on http://" + url_host(*metrics_listen) + ":" +
+             std::to_string(metrics_server->port()) + "/metrics\n";
+  }
+  ready +=
+      "listening on http://" + url_host(setup.listen) + ":" + std::to_string(server.port()) + "\n";
+  if (setup.tls_listen) {
+    ready += "listening on https://" + url_host(*setup.tls_listen) + ":" +
+             std::to_string(server.tls_port()) + "\n";
+    spdlog::info("https certificate {}", app->config->server.tls->context->subject());
+  }
+  // Ready before the readiness line: whoever waits for it may ask /readyz at once.
+  metrics::set_ready(true);
+  std::cout << ready << std::flush;
+  spdlog::info("serving {} domains from {} on http://{}:{}{}", app->domains->size(), config_path,
+               url_host(setup.listen), server.port(),
+               setup.tls_listen ? " and https://" + url_host(*setup.tls_listen) + ":" +
+                                      std::to_string(server.tls_port())
+                                : std::string());
+  log_signing(*app);
+  app.reset();  // the publisher holds the snapshot; a reload must be able to free it
+  notify_systemd("READY=1\nSTATUS=serving");
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&setup.signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      publisher.trigger("SIGHUP");
+      continue;
+    }
+    spdlog::info("signal {}: stopping", sig);
+    break;
+  }
+  publisher.stop();  // a rebuild in progress is discarded; nothing waits for it
+  metrics::set_ready(false);
+  notify_systemd("STOPPING=1\nSTATUS=draining");
+  // The grace period of the snapshot being served: a reload may have changed it.
+  const std::chrono::milliseconds grace = publisher.current()->config->server.shutdown_grace;
+  start_watchdog(setup.signals, grace + std::chrono::seconds(5));
+  server.stop(grace);
+  if (metrics_server) metrics_server->stop(std::chrono::seconds(1));
+  board.reset();
+  journal.reset();  // writes what is still buffered
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace mailconfd::daemon
