@@ -440,7 +440,9 @@ int scan(const Options& o) {
   const Report report = build_report(loaded.config, scanner, now);
   const std::string setup_url = o.setup_url.value_or("");
   if (o.json) {
-    std::cout << render_json(loaded.config, report, setup_url);
+    render_json(loaded.config, report, setup_url, [](std::string_view chunk) {
+      std::cout.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    });
   } else if (o.csv) {
     std::cout << render_csv(loaded.config, report, setup_url);
   } else {

@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace mailconfd::cutover {
@@ -196,7 +197,7 @@ std::int64_t days_from_civil(int year, int month, int day) {
   return static_cast<std::int64_t>(era) * 146097 + doe - 719468;
 }
 
-std::string rfc3339(Micros time) {
+std::size_t format_rfc3339(Micros time, char* out) {
   std::int64_t seconds = time / kSecond;
   if (time < 0 && time % kSecond != 0) --seconds;
   std::int64_t days = seconds / 86400;
@@ -215,27 +216,62 @@ std::string rfc3339(Micros time) {
   const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
   const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
   const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  char buffer[96];
-  std::snprintf(buffer, sizeof buffer, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
-                static_cast<long long>(year), static_cast<long long>(month),
-                static_cast<long long>(day), static_cast<long long>(rest / 3600),
-                static_cast<long long>(rest / 60 % 60), static_cast<long long>(rest % 60));
-  return buffer;
+  if (year < 0 || year > 9999) {
+    return static_cast<std::size_t>(
+        std::snprintf(out, kRfc3339Max, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
+                      static_cast<long long>(year), static_cast<long long>(month),
+                      static_cast<long long>(day), static_cast<long long>(rest / 3600),
+                      static_cast<long long>(rest / 60 % 60), static_cast<long long>(rest % 60)));
+  }
+  // The common case without snprintf: "YYYY-MM-DDTHH:MM:SSZ".
+  auto two = [](char* at, std::int64_t value) {
+    at[0] = static_cast<char>('0' + value / 10);
+    at[1] = static_cast<char>('0' + value % 10);
+  };
+  two(out, year / 100);
+  two(out + 2, year % 100);
+  out[4] = '-';
+  two(out + 5, month);
+  out[7] = '-';
+  two(out + 8, day);
+  out[10] = 'T';
+  two(out + 11, rest / 3600);
+  out[13] = ':';
+  two(out + 14, rest / 60 % 60);
+  out[16] = ':';
+  two(out + 17, rest % 60);
+  out[19] = 'Z';
+  out[20] = '\0';
+  return 20;
 }
 
-std::optional<Micros> parse_rfc3339(std::string_view text) {
+std::string rfc3339(Micros time) {
+  char buffer[kRfc3339Max];
+  return std::string(buffer, format_rfc3339(time, buffer));
+}
+
+namespace {
+
+// "YYYY-MM-DDTHH:MM" (the first 16 bytes of RFC 3339): the minute's start as if it were UTC.
+std::optional<Micros> rfc3339_minute(std::string_view text) {
   const int year = digits(text, 0, 4);
   const int month = digits(text, 5, 2);
   const int day = digits(text, 8, 2);
   const int hour = digits(text, 11, 2);
   const int minute = digits(text, 14, 2);
-  const int second = digits(text, 17, 2);
   if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 ||
-      minute > 59 || second < 0 || second > 60 || text[4] != '-' || text[7] != '-' ||
-      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':' ||
-      day > days_in_month(year, month)) {
+      minute > 59 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') ||
+      text[13] != ':' || day > days_in_month(year, month)) {
     return std::nullopt;
   }
+  return (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60) * kSecond;
+}
+
+// The rest from byte 16, ":SS[.frac](Z|±HH:MM)": microseconds into the minute minus the
+// offset from UTC.
+std::optional<Micros> rfc3339_rest(std::string_view text) {
+  const int second = digits(text, 17, 2);
+  if (text.size() < 19 || text[16] != ':' || second < 0 || second > 60) return std::nullopt;
   std::size_t pos = 19;
   Micros fraction = 0;
   if (pos < text.size() && text[pos] == '.') {
@@ -263,10 +299,32 @@ std::optional<Micros> parse_rfc3339(std::string_view text) {
     return std::nullopt;
   }
   if (pos != text.size()) return std::nullopt;
-  const Micros local =
-      (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) * kSecond +
-      fraction;
-  return local - offset;
+  return second * kSecond + fraction - offset;
+}
+
+}  // namespace
+
+std::optional<Micros> parse_rfc3339(std::string_view text) {
+  if (text.size() < 20) return std::nullopt;
+  const auto minute = rfc3339_minute(text);
+  if (!minute) return std::nullopt;
+  const auto rest = rfc3339_rest(text);
+  if (!rest) return std::nullopt;
+  return *minute + *rest;
+}
+
+std::optional<Micros> YearlessClock::rfc3339(std::string_view text) {
+  if (text.size() < 20) return std::nullopt;
+  if (!minute_cached_ || std::memcmp(minute_text_, text.data(), sizeof minute_text_) != 0) {
+    const auto minute = rfc3339_minute(text);
+    if (!minute) return std::nullopt;
+    std::memcpy(minute_text_, text.data(), sizeof minute_text_);
+    minute_start_ = *minute;
+    minute_cached_ = true;
+  }
+  const auto rest = rfc3339_rest(text);
+  if (!rest) return std::nullopt;
+  return minute_start_ + *rest;
 }
 
 YearlessClock::YearlessClock(Micros reference, bool utc) : reference_(reference), utc_(utc) {
@@ -332,7 +390,7 @@ std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& c
   if (is_digit(first)) {
     const std::size_t space = next_space(line, 0);
     if (space == std::string_view::npos) return std::nullopt;
-    const auto time = parse_rfc3339(line.substr(0, space));
+    const auto time = clock.rfc3339(line.substr(0, space));
     if (!time) return std::nullopt;
     out.time = *time;
     if (!parse_host_and_tag(line, space + 1, out)) return std::nullopt;

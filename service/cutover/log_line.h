@@ -24,6 +24,9 @@ class YearlessClock {
   // month 1..12, day 1..31; nullopt when the date does not exist.
   std::optional<Micros> resolve(int month, int day, int hour, int minute, int second);
   Micros reference() const { return reference_; }
+  // parse_rfc3339 with the last minute's date and time ("YYYY-MM-DDTHH:MM") remembered:
+  // consecutive lines of an rsyslog file share it, so most lines parse only the seconds.
+  std::optional<Micros> rfc3339(std::string_view text);
 
  private:
   std::optional<Micros> hour_start(int year, int month, int day, int hour);
@@ -35,6 +38,10 @@ class YearlessClock {
   int cached_key_ = -1;
   int cached_year_ = 0;
   Micros cached_start_ = 0;
+  // The last RFC 3339 minute: its text and its start (UTC, before the offset).
+  char minute_text_[16] = {};
+  bool minute_cached_ = false;
+  Micros minute_start_ = 0;
 };
 
 struct LogLine {
@@ -57,6 +64,9 @@ std::optional<LogLine> parse_journal_line(std::string_view json, std::string& st
 std::int64_t days_from_civil(int year, int month, int day);
 // "2026-12-02T20:06:05Z" (seconds; UTC).
 std::string rfc3339(Micros time);
+// The same into out (at least kRfc3339Max bytes, NUL-terminated); returns its length.
+inline constexpr std::size_t kRfc3339Max = 96;
+std::size_t format_rfc3339(Micros time, char* out);
 // Parses RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)"; nullopt otherwise.
 std::optional<Micros> parse_rfc3339(std::string_view text);
 

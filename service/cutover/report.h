@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,6 +48,10 @@ bool anyone_at_risk(const Report& report);
 std::string setup_link(const Config& config, const Mailbox& mailbox, std::string_view setup_url);
 
 std::string render_json(const Config& config, const Report& report, std::string_view setup_url);
+// The same, handed to write in pieces of about 256 KiB (a report of many mailboxes is never
+// held whole in memory).
+void render_json(const Config& config, const Report& report, std::string_view setup_url,
+                 const std::function<void(std::string_view)>& write);
 std::string render_csv(const Config& config, const Report& report, std::string_view setup_url);
 std::string render_table(const Config& config, const Report& report);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <ostream>
 
 #include "core/email_address.h"
@@ -118,6 +119,25 @@ bool number(std::string_view text, T& out) {
 
 }  // namespace
 
+std::optional<Scanner::QueueId> Scanner::QueueId::from(std::string_view text) {
+  QueueId id;
+  if (text.size() > sizeof id.text) return std::nullopt;
+  id.size = static_cast<std::uint8_t>(text.size());
+  std::memcpy(id.text, text.data(), text.size());
+  return id;
+}
+
+std::size_t Scanner::QueueIdHash::operator()(const QueueId& id) const {
+  std::uint64_t hash = 0xCBF29CE484222325ULL;
+  for (std::size_t i = 0; i < id.size; ++i) {
+    hash ^= static_cast<unsigned char>(id.text[i]);
+    hash *= 0x100000001B3ULL;
+  }
+  hash ^= hash >> 32;
+  hash *= 0xBF58476D1CE4E5B9ULL;
+  return static_cast<std::size_t>(hash ^ (hash >> 29));
+}
+
 std::string_view to_string(State state) {
   switch (state) {
     case State::AtRisk:
@@ -182,21 +202,85 @@ Scanner::Scanner(const Config& config, ScanOptions options)
   }
 }
 
+namespace {
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// FNV-1a over the ASCII lower case of text, finished with a mix so that the low bits (the
+// slot) depend on every byte.
+std::uint64_t lower_hash(std::string_view text) {
+  std::uint64_t hash = 0xCBF29CE484222325ULL;
+  for (char c : text) {
+    hash ^= static_cast<unsigned char>(ascii_lower(c));
+    hash *= 0x100000001B3ULL;
+  }
+  hash ^= hash >> 32;
+  hash *= 0xBF58476D1CE4E5B9ULL;
+  return hash ^ (hash >> 29);
+}
+
+bool equal_lower(std::string_view lower_case, std::string_view text) {
+  if (lower_case.size() != text.size()) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (lower_case[i] != ascii_lower(text[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::size_t Scanner::user_slot(std::string_view user, std::uint64_t hash) const {
+  const std::size_t mask = user_slots_.size() - 1;
+  const auto tag = static_cast<std::uint32_t>(hash >> 32);
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const UserSlot& slot = user_slots_[i];
+    if (slot.id == 0) return i;
+    if (slot.tag != tag) continue;
+    const std::string_view name = slot.length <= kInlineName
+                                      ? std::string_view(slot.name, slot.length)
+                                      : std::string_view(users_[slot.id - 1]);
+    if (equal_lower(name, user)) return i;
+  }
+}
+
+void Scanner::set_user_slot(std::size_t slot, std::uint32_t id, std::uint64_t hash) {
+  UserSlot& s = user_slots_[slot];
+  const std::string& name = users_[id];
+  s.id = id + 1;
+  s.tag = static_cast<std::uint32_t>(hash >> 32);
+  if (name.size() <= kInlineName) {
+    s.length = static_cast<std::uint8_t>(name.size());
+    std::memcpy(s.name, name.data(), name.size());
+  } else {
+    s.length = kInlineName + 1;
+  }
+}
+
 std::uint32_t Scanner::intern(std::string_view user) {
-  lower_into(scratch_, user);
-  if (auto it = user_ids_.find(scratch_); it != user_ids_.end()) return it->second;
+  if ((users_.size() + 1) * 2 > user_slots_.size()) {
+    // Grow (or start) the table and put every name back in.
+    user_slots_.assign(user_slots_.empty() ? 1024 : user_slots_.size() * 2, UserSlot{});
+    for (std::uint32_t id = 0; id < users_.size(); ++id) {
+      const std::uint64_t hash = lower_hash(users_[id]);
+      set_user_slot(user_slot(users_[id], hash), id, hash);
+    }
+  }
+  const std::uint64_t hash = lower_hash(user);
+  const std::size_t slot = user_slot(user, hash);
+  if (user_slots_[slot].id != 0) return user_slots_[slot].id - 1;
   const auto id = static_cast<std::uint32_t>(users_.size());
+  lower_into(scratch_, user);
   users_.push_back(scratch_);
   resolved_.emplace_back();
-  user_ids_.emplace(scratch_, id);
+  set_user_slot(slot, id, hash);
   return id;
 }
 
-std::optional<std::uint32_t> Scanner::known_user(std::string_view user) {
-  lower_into(scratch_, user);
-  const auto it = user_ids_.find(scratch_);
-  if (it == user_ids_.end()) return std::nullopt;
-  return it->second;
+std::optional<std::uint32_t> Scanner::known_user(std::string_view user) const {
+  if (user_slots_.empty()) return std::nullopt;
+  const std::uint32_t id = user_slots_[user_slot(user, lower_hash(user))].id;
+  if (id == 0) return std::nullopt;
+  return id - 1;
 }
 
 const Scanner::Resolved& Scanner::resolve(std::uint32_t user, std::string_view sender) {
@@ -245,8 +329,13 @@ Scanner::Resolved Scanner::resolve_login(std::string_view user, std::string_view
 }
 
 Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip) {
-  auto [it, fresh] = mailboxes_.try_emplace(who.address);
-  Mailbox& m = it->second;
+  bool fresh = false;
+  if (who.mailbox == nullptr) {
+    auto [it, inserted] = mailboxes_.try_emplace(who.address);
+    fresh = inserted;
+    who.mailbox = &it->second;
+  }
+  Mailbox& m = *who.mailbox;
   if (fresh) {
     m.address = who.address;
     m.domain = who.domain;
@@ -262,9 +351,9 @@ Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip)
 const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, Micros time) {
   std::vector<std::uint32_t>& users = candidates_;
   users.clear();
-  const auto it = logins_.find(ip);
-  if (it == logins_.end()) return users;
-  for (const Login& login : it->second) {
+  const std::vector<Login>* list = logins_.find(ip);
+  if (list == nullptr) return users;
+  for (const Login& login : *list) {
     if (login.first <= time + kSlop && time <= login.last + options_.grace + kSlop) {
       users.push_back(login.user);
     }
@@ -296,10 +385,9 @@ void Scanner::relay(const Pending& message) {
     }
     return;
   }
-  const auto evidence = explicit_.find(message.ip);
-  const bool proven = evidence != explicit_.end() &&
-                      evidence->second + kExplicitWindow >= message.time &&
-                      evidence->second <= message.time + kExplicitWindow;
+  const Micros* evidence = explicit_.find(message.ip);
+  const bool proven = evidence != nullptr && *evidence + kExplicitWindow >= message.time &&
+                      *evidence <= message.time + kExplicitWindow;
   const std::string_view sender_domain = domain_part(message.sender);
   if (users.size() == 1) {
     const Resolved& who = resolve(users[0], message.sender);
@@ -351,24 +439,41 @@ void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender) 
 void Scanner::expire(Micros now) {
   const Micros login_horizon = now - options_.grace - kSlop;
   while (!login_order_.empty() && login_order_.front().first < login_horizon) {
-    const auto it = logins_.find(login_order_.front().second);
+    const IpAddress ip = login_order_.front().second;
     login_order_.pop_front();
-    if (it == logins_.end()) continue;
-    auto& list = it->second;
-    const std::size_t before = list.size();
-    std::erase_if(list, [&](const Login& l) { return l.last < login_horizon; });
-    login_count_ -= before - list.size();
-    if (list.empty()) logins_.erase(it);
+    std::vector<Login>* list = logins_.find(ip);
+    if (list == nullptr) continue;
+    const std::size_t before = list->size();
+    std::erase_if(*list, [&](const Login& l) { return l.last < login_horizon; });
+    login_count_ -= before - list->size();
+    if (list->empty()) logins_.erase(ip);
   }
-  while (!pending_order_.empty() && pending_order_.front().first < now - kPendingMaxAge) {
-    const auto it = pending_.find(pending_order_.front().second);
-    if (it != pending_.end() && it->second.time == pending_order_.front().first) {
-      pending_.erase(it);
-      ++stats_.expired_messages;
-    }
-    pending_order_.pop_front();
+  // Messages are dropped when they complete; one that never does is dropped here once it is
+  // older than kPendingMaxAge (a sweep over the few live ones every few minutes of log time;
+  // a lookup treats it as gone as soon as it is that old).
+  if (now >= next_pending_sweep_) {
+    std::vector<QueueId> stale;
+    pending_.for_each([&](const QueueId& qid, const Pending& message) {
+      if (message.time < now - kPendingMaxAge) stale.push_back(qid);
+    });
+    for (const QueueId& qid : stale) pending_.erase(qid);
+    stats_.expired_messages += stale.size();
+    next_pending_sweep_ = now + kPendingMaxAge / 8;
   }
-  std::erase_if(explicit_, [&](const auto& entry) { return entry.second < login_horizon; });
+  while (!explicit_order_.empty() && explicit_order_.front().first < login_horizon) {
+    const IpAddress ip = explicit_order_.front().second;
+    explicit_order_.pop_front();
+    const Micros* last = explicit_.find(ip);
+    if (last != nullptr && *last < login_horizon) explicit_.erase(ip);
+  }
+}
+
+Scanner::Pending* Scanner::live_message(const QueueId& qid) {
+  Pending* message = pending_.find(qid);
+  if (message == nullptr || message->time >= now_ - kPendingMaxAge) return message;
+  pending_.erase(qid);
+  ++stats_.expired_messages;
+  return nullptr;
 }
 
 void Scanner::add(Micros time, const Event& event) {
@@ -417,42 +522,47 @@ void Scanner::add(Micros time, const Event& event) {
       message.ip = *ip;
       message.time = time;
       message.authenticated = event.authenticated;
+      const auto qid = QueueId::from(event.queue_id);
+      if (!qid) return;
       if (event.authenticated) message.user = intern(event.user);
-      pending_.insert_or_assign(std::string(event.queue_id), std::move(message));
-      pending_order_.emplace_back(time, std::string(event.queue_id));
+      pending_[*qid] = std::move(message);
       return;
     }
     case EventKind::From: {
-      const auto it = pending_.find(event.queue_id);
-      if (it == pending_.end()) return;
-      if (!it->second.authenticated) {
-        it->second.sender = std::string(event.sender);
+      const auto qid = QueueId::from(event.queue_id);
+      Pending* message = qid ? live_message(*qid) : nullptr;
+      if (message == nullptr) return;
+      if (!message->authenticated) {
+        message->sender.assign(event.sender);
         return;
       }
-      const Pending& message = it->second;
-      const Resolved& who = resolve(message.user, event.sender);
-      Mailbox& m = mailbox(who, message.time, message.ip);
+      const Resolved& who = resolve(message->user, event.sender);
+      Mailbox& m = mailbox(who, message->time, message->ip);
       ++m.authenticated;
-      m.last_auth = std::max(m.last_auth, message.time);
-      pending_.erase(it);
+      m.last_auth = std::max(m.last_auth, message->time);
+      pending_.erase(*qid);
       return;
     }
     case EventKind::Delivery: {
-      const auto it = pending_.find(event.queue_id);
-      if (it == pending_.end() || it->second.authenticated) return;
+      const auto qid = QueueId::from(event.queue_id);
+      const Pending* message = qid ? live_message(*qid) : nullptr;
+      if (message == nullptr || message->authenticated) return;
       if (!remote(event.recipient, event.agent)) return;
-      relay(it->second);
-      pending_.erase(it);
+      relay(*message);
+      pending_.erase(*qid);
       return;
     }
     case EventKind::Removed: {
-      if (const auto it = pending_.find(event.queue_id); it != pending_.end()) pending_.erase(it);
+      if (const auto qid = QueueId::from(event.queue_id)) pending_.erase(*qid);
       return;
     }
     case EventKind::RejectWarning:
     case EventKind::Info: {
       ++stats_.explicit_lines;
-      if (const auto ip = parse_ip(event.ip)) explicit_[*ip] = time;
+      if (const auto ip = parse_ip(event.ip)) {
+        explicit_[*ip] = time;
+        explicit_order_.emplace_back(time, *ip);
+      }
       return;
     }
     case EventKind::Reject: {
@@ -485,18 +595,19 @@ void Scanner::save(std::ostream& out) const {
       << s.explicit_lines << '\t' << s.unattributed_denied << '\t' << s.unknown_sasl_failures
       << '\t' << s.expired_messages << '\t' << s.first_time << '\t' << s.last_time << '\n';
   for (const std::string& user : users_) out << "user\t" << escape(user) << '\n';
-  for (const auto& [ip, list] : logins_) {
+  logins_.for_each([&](const IpAddress& ip, const std::vector<Login>& list) {
     for (const Login& l : list) {
       out << "login\t" << to_string(ip) << '\t' << l.user << '\t' << l.first << '\t' << l.last
           << '\n';
     }
-  }
-  for (const auto& [ip, time] : explicit_)
+  });
+  explicit_.for_each([&](const IpAddress& ip, Micros time) {
     out << "explicit\t" << to_string(ip) << '\t' << time << '\n';
-  for (const auto& [qid, p] : pending_) {
-    out << "pending\t" << escape(qid) << '\t' << to_string(p.ip) << '\t' << p.time << '\t'
+  });
+  pending_.for_each([&](const QueueId& qid, const Pending& p) {
+    out << "pending\t" << escape(qid.view()) << '\t' << to_string(p.ip) << '\t' << p.time << '\t'
         << (p.authenticated ? 1 : 0) << '\t' << p.user << '\t' << escape(p.sender) << '\n';
-  }
+  });
   for (const auto& [address, m] : mailboxes_) {
     out << "mailbox\t" << escape(m.address) << '\t' << escape(m.domain) << '\t'
         << (m.hosted ? 1 : 0) << '\t' << m.relayed << '\t' << m.relayed_shared << '\t'
@@ -566,6 +677,7 @@ bool Scanner::load_line(std::string_view line, std::string& error) {
     const auto ip = f.size() == 3 ? parse_ip(f[1]) : std::nullopt;
     if (!ip || !number(f[2], time)) return bad(kind);
     explicit_[*ip] = time;
+    explicit_order_.emplace_back(time, *ip);
     return true;
   }
   if (kind == "pending") {
@@ -582,8 +694,9 @@ bool Scanner::load_line(std::string_view line, std::string& error) {
     p.authenticated = authenticated != 0;
     p.sender = *sender;
     if (p.authenticated && p.user >= users_.size()) return bad(kind);
-    pending_order_.emplace_back(p.time, *qid);
-    pending_.insert_or_assign(*qid, std::move(p));
+    const auto id = QueueId::from(*qid);
+    if (!id) return bad(kind);
+    pending_[*id] = std::move(p);
     return true;
   }
   if (kind == "mailbox") {

@@ -2,11 +2,13 @@
 // for the grace period of the POP-before-SMTP map) against Postfix's unauthenticated relays,
 // authenticated submissions, relay refusals and SASL failures, per mailbox. Events must arrive
 // in time order (input.h merges several logs). Memory is bounded by what the grace window
-// holds (recent logins, messages waiting for their first delivery line) plus one record per
-// mailbox that has evidence, never by the log's size.
+// holds (recent logins and explicit-evidence lines; accepted messages until they complete, at
+// most an hour) plus one record per login name and per mailbox that has evidence, never by
+// the log's size.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <iosfwd>
 #include <optional>
@@ -17,6 +19,7 @@
 
 #include "config/config.h"
 #include "cutover/event.h"
+#include "cutover/flat_map.h"
 #include "cutover/log_line.h"
 #include "cutover/net.h"
 
@@ -83,6 +86,9 @@ class Scanner {
  public:
   // config must outlive the scanner (hosted domains and login schemes).
   Scanner(const Config& config, ScanOptions options);
+  // Not copyable: the resolved logins point at this scanner's own mailboxes.
+  Scanner(const Scanner&) = delete;
+  Scanner& operator=(const Scanner&) = delete;
 
   void add(Micros time, const Event& event);
   // Adds to the counts of lines read, lines that were not log lines, and bytes read.
@@ -101,6 +107,8 @@ class Scanner {
   // Live state: logins still inside the grace window and messages awaiting delivery.
   std::size_t live_logins() const { return login_count_; }
   std::size_t live_messages() const { return pending_.size(); }
+  // Client IPs with an INFO tag or reject_warning line still inside the grace window.
+  std::size_t live_evidence() const { return explicit_.size(); }
 
   // The whole state (including the grace window) as text lines for --state; load() reads it
   // back into a scanner built with the same config. False and error set on a bad file.
@@ -122,19 +130,34 @@ class Scanner {
     bool authenticated = false;
     std::string sender;
   };
+  // A Postfix queue ID held without allocating (the parser accepts at most 32 characters).
+  struct QueueId {
+    std::uint8_t size = 0;
+    char text[32] = {};
+    bool operator==(const QueueId& other) const {
+      return size == other.size && std::memcmp(text, other.text, size) == 0;
+    }
+    std::string_view view() const { return {text, size}; }
+    // nullopt when longer than 32 characters.
+    static std::optional<QueueId> from(std::string_view text);
+  };
+  struct QueueIdHash {
+    std::size_t operator()(const QueueId& id) const;
+  };
   struct Resolved {
     std::string address;
     std::string domain;
     bool hosted = false;
+    // The mailbox once it has evidence (mailboxes_ never moves its values), so that the
+    // login → mailbox step costs no lookup by address after the first.
+    mutable Mailbox* mailbox = nullptr;
   };
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  using StringMap = std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>>;
 
+  // The id of a login name (compared in ASCII lower case), interned when new.
   std::uint32_t intern(std::string_view user);
-  std::optional<std::uint32_t> known_user(std::string_view user);
+  std::optional<std::uint32_t> known_user(std::string_view user) const;
+  // The slot in user_slots_ where user is or would go (user_slots_ is not empty).
+  std::size_t user_slot(std::string_view user, std::uint64_t hash) const;
   Resolved resolve_login(std::string_view user, std::string_view sender) const;
   // resolve_login for an interned user, cached when the sender cannot change the answer.
   // The reference is valid until the next call.
@@ -147,6 +170,8 @@ class Scanner {
   void relay(const Pending& message);
   void denied(const IpAddress& ip, Micros time, std::string_view sender);
   void expire(Micros now);
+  // The message accepted under qid, unless it is older than the bound (then it is dropped).
+  Pending* live_message(const QueueId& qid);
 
   const Config& config_;
   ScanOptions options_;
@@ -157,21 +182,34 @@ class Scanner {
 
   std::vector<std::string> users_;                 // interned login names (lower case); index = id
   std::vector<std::optional<Resolved>> resolved_;  // index = id
-  StringMap user_ids_;
+  // Open addressing over the interned names, at most half full. A slot (one cache line)
+  // holds id + 1 (0 = empty), the upper half of the name's hash and the name itself when it
+  // fits, so that finding a login name usually reads one cache line and no string.
+  static constexpr std::size_t kInlineName = 55;
+  struct alignas(64) UserSlot {
+    std::uint32_t id = 0;
+    std::uint32_t tag = 0;
+    std::uint8_t length = 0;  // of the inline name; kInlineName + 1 when it is in users_ only
+    char name[kInlineName] = {};
+  };
+  // Fills slot for the interned name with this id and hash.
+  void set_user_slot(std::size_t slot, std::uint32_t id, std::uint64_t hash);
+  std::vector<UserSlot> user_slots_;
   std::string scratch_;
   Resolved scratch_resolved_;
   std::vector<std::uint32_t> candidates_;
-  std::unordered_map<IpAddress, std::vector<Login>, IpHash> logins_;
+  FlatMap<IpAddress, std::vector<Login>, IpHash> logins_;
   std::size_t login_count_ = 0;
   std::deque<std::pair<Micros, IpAddress>> login_order_;
-  std::unordered_map<IpAddress, Micros, IpHash> explicit_;  // last INFO/reject_warning per IP
-  std::unordered_map<std::string, Pending, StringHash, std::equal_to<>> pending_;
-  std::deque<std::pair<Micros, std::string>> pending_order_;
+  FlatMap<IpAddress, Micros, IpHash> explicit_;  // last INFO/reject_warning per IP
+  std::deque<std::pair<Micros, IpAddress>> explicit_order_;
+  FlatMap<QueueId, Pending, QueueIdHash> pending_;
   std::unordered_map<std::string, Mailbox> mailboxes_;
   std::unordered_map<IpAddress, Unattributed, IpHash> unattributed_;
   ScanStats stats_;
   Micros now_ = 0;
   Micros next_expiry_ = 0;
+  Micros next_pending_sweep_ = 0;
 };
 
 }  // namespace mailconfd::cutover

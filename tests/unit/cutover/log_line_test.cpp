@@ -176,3 +176,50 @@ TEST_CASE("rfc3339 writes UTC seconds and parse_rfc3339 reads offsets") {
   CHECK(at("2026-01-01T00:30:00-02:30") == at("2026-01-01T03:00:00Z"));
   CHECK(days_from_civil(2000, 3, 1) == 11017);
 }
+
+TEST_CASE("format_rfc3339 writes what rfc3339 always wrote, also outside years 0-9999") {
+  char buffer[kRfc3339Max];
+  for (const char* text : {"1970-01-01T00:00:00Z", "2026-02-28T23:59:59Z", "2028-02-29T12:00:00Z",
+                           "0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"}) {
+    CHECK(std::string(buffer, format_rfc3339(at(text), buffer)) == text);
+    CHECK(rfc3339(at(text)) == text);
+  }
+  CHECK(rfc3339(at("9999-12-31T23:59:59Z") + 1'000'000) == "10000-01-01T00:00:00Z");
+  CHECK(rfc3339(at("0000-01-01T00:00:00Z") - 1'000'000) == "-001-12-31T23:59:59Z");
+  CHECK(rfc3339(-1) == "1969-12-31T23:59:59Z");
+}
+
+TEST_CASE("the clock's cached RFC 3339 minute gives the same times as parse_rfc3339") {
+  // Consecutive lines share the minute (cached), change it, repeat an old one, and carry
+  // offsets and fractions; invalid text after a valid line with the same minute is refused.
+  const char* lines[] = {"2026-12-02T10:11:12.345678+00:00",
+                         "2026-12-02T10:11:13Z",
+                         "2026-12-02T10:11:59.9-01:30",
+                         "2026-12-02T10:12:00+02:00",
+                         "2026-12-02t10:12:00Z",
+                         "2026-12-02T10:11:60Z",
+                         "2026-12-02T10:11:61Z",
+                         "2026-12-02T10:11:1Z",
+                         "2026-12-02T10:11:12",
+                         "2026-12-02T10:11:12.Z",
+                         "2026-12-02T10:11:12+1:00",
+                         "2026-12-02T10:11:12Zx",
+                         "2026-02-30T10:11:12Z",
+                         "2026-02-30T10:11:13Z",
+                         "2024-02-29T00:00:00Z",
+                         "2026-12-02T10:11",
+                         "2026-12-02T10:11:12.000001Z",
+                         "1999-12-31T23:59:59.5+14:00"};
+  YearlessClock clock(0, true);
+  for (int round = 0; round < 2; ++round) {
+    for (const char* text : lines) {
+      const auto expected = parse_rfc3339(text);
+      const auto cached = clock.rfc3339(text);
+      REQUIRE_MESSAGE(expected.has_value() == cached.has_value(), text);
+      if (expected) CHECK_MESSAGE(*expected == *cached, text);
+    }
+  }
+  CHECK_FALSE(clock.rfc3339("2026-12-02T10:11:61Z"));
+  CHECK(*clock.rfc3339("2026-12-02T10:11:12Z") == at("2026-12-02T10:11:12Z"));
+  CHECK(*clock.rfc3339("2026-12-02T10:11:12.5+01:00") == at("2026-12-02T09:11:12Z") + 500'000);
+}

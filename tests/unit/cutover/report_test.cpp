@@ -1,6 +1,8 @@
 #include "cutover/report.h"
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -145,4 +147,31 @@ TEST_CASE("the table names states, domains and advice, and nobody is at risk wit
                    "    0             1\n") != std::string::npos);
   CHECK(table.find("Not hosted in this configuration:") != std::string::npos);
   CHECK(table.find("  198.51.100.9                            1\n") != std::string::npos);
+}
+
+TEST_CASE("render_json hands a large report over in pieces that make up the same bytes") {
+  Scanner scanner(config(), ScanOptions{});
+  // 3,000 mailboxes that switched: about 1.5 MB of JSON.
+  for (int i = 0; i < 3000; ++i) {
+    const std::string qid = "S" + std::to_string(i);
+    add(scanner, "2026-12-02T10:02:00Z", "postfix/submission/smtpd",
+        qid + ": client=pc[192.0.2.11], sasl_method=PLAIN, sasl_username=user" + std::to_string(i) +
+            "@customer.test");
+    add(scanner, "2026-12-02T10:02:00Z", "postfix/qmgr", qid + ": from=<x@customer.test>, size=1");
+  }
+  const Report report = build_report(config(), scanner, at("2026-12-02T12:00:00Z"));
+  const std::string whole = render_json(config(), report, "https://setup.example/s?x=1");
+  std::vector<std::size_t> sizes;
+  std::string joined;
+  render_json(config(), report, "https://setup.example/s?x=1", [&](std::string_view piece) {
+    sizes.push_back(piece.size());
+    joined += piece;
+  });
+  CHECK(joined == whole);
+  CHECK(whole.size() > 1'000'000);
+  CHECK(sizes.size() >= 4);
+  for (std::size_t size : sizes) CHECK(size <= 256 * 1024 + 4096);
+  CHECK(whole.find(
+            "\"setup_url\":\"https://setup.example/s?x=1&emailaddress=user0%40customer.test\"") !=
+        std::string::npos);
 }

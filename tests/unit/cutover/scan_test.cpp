@@ -298,3 +298,90 @@ TEST_CASE("memory is bounded by the grace window, not by the number of lines") {
   CHECK(scanner.mailboxes().size() == 50);
   CHECK(find(scanner, "u7@customer.test").relayed == 400);
 }
+
+TEST_CASE("login names match in any case, in a table grown past thousands of names") {
+  Scanner scanner(config(), options());
+  const Micros start = *parse_rfc3339("2026-12-02T10:00:00Z");
+  const std::string long_name = "Someone.With.A.Rather.Long.Local.Part.Indeed@Customer.test";
+  REQUIRE(long_name.size() > 55);
+  for (int i = 0; i < 3000; ++i) {
+    const std::string user = i == 1234 ? long_name : "User" + std::to_string(i) + "@Customer.test";
+    const std::string ip = "10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256);
+    scanner.add(start, parse_event("dovecot", "pop3-login: Login: user=<" + user +
+                                                  ">, method=PLAIN, rip=" + ip + ", lip=1.1.1.1"));
+  }
+  CHECK(scanner.live_logins() == 3000);
+  const char* failures[] = {
+      "warning: pc[192.0.2.1]: SASL PLAIN authentication failed: x, "
+      "sasl_username=USER2999@customer.TEST",
+      "warning: pc[192.0.2.1]: SASL PLAIN authentication failed: x, "
+      "sasl_username=user7@customer.test",
+      "warning: pc[192.0.2.1]: SASL PLAIN authentication failed: x, "
+      "sasl_username=someone.with.a.rather.long.local.part.indeed@customer.test",
+      "warning: pc[192.0.2.1]: SASL PLAIN authentication failed: x, "
+      "sasl_username=user3000@customer.test",
+      "warning: pc[192.0.2.1]: SASL PLAIN authentication failed: x, "
+      "sasl_username=user29999@customer.test"};
+  for (const char* failure : failures) {
+    scanner.add(start + kSecondMicros, parse_event("postfix/smtpd", failure));
+  }
+  CHECK(find(scanner, "user2999@customer.test").login_failures == 1);
+  CHECK(find(scanner, "user7@customer.test").login_failures == 1);
+  CHECK(
+      find(scanner, "someone.with.a.rather.long.local.part.indeed@customer.test").login_failures ==
+      1);
+  CHECK(scanner.mailboxes().size() == 3);
+  CHECK(scanner.stats().unknown_sasl_failures == 2);
+  // An authenticated submission under another spelling of a long name is the same mailbox.
+  feed(scanner, {"10:00:02 postfix/submission/smtpd[5]: S1: client=pc[192.0.2.1], "
+                 "sasl_method=PLAIN, "
+                 "sasl_username=SOMEONE.WITH.A.RATHER.LONG.LOCAL.PART.INDEED@customer.test",
+                 "10:00:02 postfix/qmgr[6]: S1: from=<x@customer.test>, size=1, nrcpt=1"});
+  CHECK(find(scanner, "someone.with.a.rather.long.local.part.indeed@customer.test").authenticated ==
+        1);
+}
+
+TEST_CASE("evidence lines and unfinished messages are dropped after their time bound") {
+  Scanner scanner(config(), options());
+  const Micros start = *parse_rfc3339("2026-12-01T00:00:00Z");
+  std::size_t most_evidence = 0, most_messages = 0;
+  // One reject_warning and one message that is accepted but never delivered nor removed
+  // per minute, for two days: the evidence lives for the grace window (30 min), the message
+  // for at most an hour and a quarter.
+  for (int i = 0; i < 2880; ++i) {
+    const Micros t = start + static_cast<Micros>(i) * 60 * kSecondMicros;
+    const std::string ip = "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256);
+    scanner.add(t, parse_event("postfix/smtpd",
+                               "NOQUEUE: reject_warning: RCPT from pc[" + ip +
+                                   "]: 554 5.7.1 <r@remote.test>: Relay access denied; "
+                                   "from=<a@customer.test> to=<r@remote.test> proto=ESMTP"));
+    scanner.add(t,
+                parse_event("postfix/smtpd", "Q" + std::to_string(i) + ": client=pc[" + ip + "]"));
+    most_evidence = std::max(most_evidence, scanner.live_evidence());
+    most_messages = std::max(most_messages, scanner.live_messages());
+  }
+  CHECK(most_evidence <= 33);
+  CHECK(most_messages >= 60);
+  CHECK(most_messages <= 76);
+  CHECK(scanner.stats().expired_messages >= 2880 - 76);
+  // A message older than the bound is not joined, even before a sweep drops it.
+  Scanner fresh(config(), options());
+  feed(fresh, {login("10:00:00", "late@customer.test", "192.0.2.77"),
+               "10:00:00 postfix/smtpd[5]: L1: client=pc[192.0.2.77]",
+               "10:00:00 postfix/qmgr[6]: L1: from=<late@customer.test>, size=1, nrcpt=1",
+               login("10:59:00", "late@customer.test", "192.0.2.77"),
+               "11:01:01 postfix/smtp[7]: L1: to=<r@remote.test>, relay=mx, status=sent"});
+  CHECK(fresh.mailboxes().empty());
+  CHECK(fresh.stats().expired_messages == 1);
+}
+
+TEST_CASE("a state file with a queue ID longer than Postfix writes is refused") {
+  Scanner scanner(config(), options());
+  std::string error;
+  CHECK(scanner.load_line("user\talice@customer.test", error));
+  CHECK(scanner.load_line("pending\tQ1\t192.0.2.1\t5\t0\t0\tx@y", error));
+  CHECK(scanner.live_messages() == 1);
+  CHECK_FALSE(
+      scanner.load_line("pending\t" + std::string(33, 'A') + "\t192.0.2.1\t5\t0\t0\tx@y", error));
+  CHECK(error == "bad pending record");
+}

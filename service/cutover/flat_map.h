@@ -1,0 +1,119 @@
+// An open-addressing hash map (linear probing, backward-shift deletion, no tombstones) for
+// the scan's per-line state: one probe sequence in one array instead of a chain of nodes,
+// and no allocation per entry. Pointers to values are valid only until the next insert or
+// erase (either may move entries).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace mailconfd::cutover {
+
+template <typename Key, typename Value, typename Hash>
+class FlatMap {
+ public:
+  struct Slot {
+    bool used = false;
+    Key key{};
+    Value value{};
+  };
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  Value* find(const Key& key) {
+    if (size_ == 0) return nullptr;
+    for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+      Slot& slot = slots_[i];
+      if (!slot.used) return nullptr;
+      if (slot.key == key) return &slot.value;
+    }
+  }
+  const Value* find(const Key& key) const { return const_cast<FlatMap*>(this)->find(key); }
+
+  // The value for key, default-constructed when new; second: whether it was inserted.
+  std::pair<Value*, bool> try_emplace(const Key& key) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+      Slot& slot = slots_[i];
+      if (!slot.used) {
+        slot.used = true;
+        slot.key = key;
+        slot.value = Value{};
+        ++size_;
+        return {&slot.value, true};
+      }
+      if (slot.key == key) return {&slot.value, false};
+    }
+  }
+  Value& operator[](const Key& key) { return *try_emplace(key).first; }
+
+  bool erase(const Key& key) {
+    if (size_ == 0) return false;
+    std::size_t i = home(key);
+    while (true) {
+      if (!slots_[i].used) return false;
+      if (slots_[i].key == key) break;
+      i = (i + 1) & mask_;
+    }
+    // Backward shift: pull each following entry of the cluster into the hole when its home
+    // slot does not lie (cyclically) between the hole and its own position.
+    std::size_t hole = i;
+    for (std::size_t j = (i + 1) & mask_; slots_[j].used; j = (j + 1) & mask_) {
+      const std::size_t want = home(slots_[j].key);
+      const bool stays = hole <= j ? (hole < want && want <= j) : (hole < want || want <= j);
+      if (stays) continue;
+      slots_[hole] = std::move(slots_[j]);
+      hole = j;
+    }
+    slots_[hole].used = false;
+    slots_[hole].value = Value{};
+    --size_;
+    return true;
+  }
+
+  void clear() {
+    slots_.clear();
+    mask_ = 0;
+    size_ = 0;
+  }
+
+  // Every entry, in slot order: f(const Key&, Value&).
+  template <typename F>
+  void for_each(F&& f) {
+    for (Slot& slot : slots_) {
+      if (slot.used) f(slot.key, slot.value);
+    }
+  }
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const Slot& slot : slots_) {
+      if (slot.used) f(slot.key, slot.value);
+    }
+  }
+
+ private:
+  std::size_t home(const Key& key) const { return Hash{}(key)&mask_; }
+
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_ = std::vector<Slot>(old.empty() ? 16 : old.size() * 2);
+    mask_ = slots_.size() - 1;
+    size_ = 0;
+    for (Slot& slot : old) {
+      if (!slot.used) continue;
+      std::size_t i = home(slot.key);
+      while (slots_[i].used) i = (i + 1) & mask_;
+      slots_[i] = std::move(slot);
+      ++size_;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace mailconfd::cutover
