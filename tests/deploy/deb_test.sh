@@ -201,6 +201,94 @@ ct mailconfd render autoconfig alice@example.com --config /etc/mailconfd/mailcon
 grep -q '<hostname>smtp.example.net</hostname>' "$work/autoconfig" || fail "autoconfig body"
 expect_eq "setup page" 200 "$(get setup-before http://127.0.0.1:8080/)"
 
+step "cutover scan --journal: lines in the container's real journald"
+# The mail servers' lines go to journald the way Postfix and Dovecot send theirs: syslog(3)
+# datagrams on /dev/log (logger: one socket, so the order is kept) with their identifiers
+# (SYSLOG_IDENTIFIER postfix/smtpd, postfix/qmgr, postfix/submission/smtpd, dovecot, ...);
+# the scan reads them back through journalctl -o json. alice logs in over POP3 and relays without AUTH (at-risk), bob submits with AUTH
+# (switched), carol and dave share an IP and one of them relays (ambiguous, both named);
+# mallory appears only inside client-controlled text and a line under a foreign tag (nothing).
+jlog() { # TAG MESSAGE
+  ct logger --id=$$ -t "$1" -p mail.info -- "$2"
+}
+jlog dovecot "pop3-login: Login: user=<alice@example.com>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=101, TLS, session=<a1>"
+jlog dovecot "imap-login: Login: user=<carol@example.org>, method=PLAIN, rip=::ffff:192.0.2.30, lip=192.0.2.1, mpid=102, TLS, session=<c1>"
+jlog dovecot "pop3-login: Login: user=<dave@example.org>, method=PLAIN, rip=192.0.2.30, lip=192.0.2.1, mpid=103, TLS, session=<d1>"
+jlog postfix/smtpd "connect from pc[192.0.2.10]"
+jlog postfix/smtpd "NOQUEUE: reject: RCPT from pc[192.0.2.99]: 554 5.7.1 <x@remote.example>: Relay access denied; from=<x@y> to=<x@remote.example> proto=ESMTP helo=<dovecot: pop3-login: Login: user=<mallory@example.com>, method=PLAIN, rip=192.0.2.99, lip=1.1.1.1>"
+jlog logger "pop3-login: Login: user=<mallory@example.com>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=9, TLS"
+jlog postfix/smtpd "4Jq1A: client=pc[192.0.2.10]"
+jlog postfix/cleanup "4Jq1A: message-id=<a1@pc>"
+jlog postfix/qmgr "4Jq1A: from=<alice@example.com>, size=512, nrcpt=1 (queue active)"
+jlog postfix/smtp "4Jq1A: to=<friend@remote.example>, relay=mx.remote.example[198.51.100.25]:25, delay=0.2, delays=0.1/0/0.05/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok)"
+jlog postfix/qmgr "4Jq1A: removed"
+jlog postfix/submission/smtpd "4Jq1B: client=pc[192.0.2.11], sasl_method=PLAIN, sasl_username=bob@example.com"
+jlog postfix/qmgr "4Jq1B: from=<bob@example.com>, size=512, nrcpt=1 (queue active)"
+jlog postfix/smtp "4Jq1B: to=<friend@remote.example>, relay=mx.remote.example[198.51.100.25]:25, delay=0.2, delays=0.1/0/0.05/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok)"
+jlog postfix/smtpd "4Jq1C: client=pc[192.0.2.30]"
+jlog postfix/qmgr "4Jq1C: from=<sasl_username=mallory@example.com>, size=512, nrcpt=1 (queue active)"
+jlog postfix/smtp "4Jq1C: to=<friend@remote.example>, relay=mx.remote.example[198.51.100.25]:25, delay=0.2, delays=0.1/0/0.05/0.05, dsn=2.0.0, status=sent (250 2.0.0 Ok)"
+# journald writes asynchronously: wait (bounded) until the last line can be read back.
+for _ in $(seq 1 100); do
+  ct journalctl -q -o cat -t postfix/smtp | grep -q '^4Jq1C: to=' && break
+  sleep 0.1
+done
+scan_rc=0
+ct mailconfd cutover scan --config /etc/mailconfd/mailconfd.xml --mynetworks 127.0.0.0/8 \
+  --json --journal --state /tmp/cutover.state >"$work/scan.json" 2>"$work/scan.err" ||
+  scan_rc=$?
+expect_eq "cutover scan --journal exit status (someone at risk)" 1 "$scan_rc"
+expect_eq "cutover scan --journal stderr" "" "$(cat "$work/scan.err")"
+# address state confidence candidates_with ips, one line per mailbox; then the counts. The
+# scan uses 14 of the lines above (not the connect and cleanup lines, and not the forged
+# login in a HELO or under the tag "logger").
+verdict() {
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+for m in r["mailboxes"] + r["not_hosted"]:
+    print(m["address"], m["state"], m["confidence"], ",".join(m["candidates_with"]) or "-",
+          ",".join(m["ips"]))
+print("unattributed", len(r["unattributed"]), "summary", r["summary"]["at-risk"],
+      r["summary"]["ambiguous"], r["summary"]["switched"], r["summary"]["total"],
+      "used", r["logs"]["used"], "denied", r["logs"]["unattributed_denied"])
+' "$1"
+}
+expect_eq "cutover scan --journal mailboxes" "$(printf '%s\n' \
+  "alice@example.com at-risk high - 192.0.2.10" \
+  "bob@example.com switched explicit - 192.0.2.11" \
+  "carol@example.org ambiguous low dave@example.org 192.0.2.30" \
+  "dave@example.org ambiguous low carol@example.org 192.0.2.30" \
+  "unattributed 0 summary 1 2 1 4 used 14 denied 1")" "$(verdict "$work/scan.json")"
+# Incremental: the saved cursor makes the next run read only the lines written since.
+jlog postfix/submission/smtpd "4Jq1D: client=pc[192.0.2.10], sasl_method=PLAIN, sasl_username=alice@example.com"
+jlog postfix/qmgr "4Jq1D: from=<alice@example.com>, size=512, nrcpt=1 (queue active)"
+for _ in $(seq 1 100); do
+  ct journalctl -q -o cat -t postfix/qmgr | grep -q '^4Jq1D: from=' && break
+  sleep 0.1
+done
+lines_before=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["logs"]["lines"])' \
+  "$work/scan.json")
+scan_rc=0
+ct mailconfd cutover scan --config /etc/mailconfd/mailconfd.xml --mynetworks 127.0.0.0/8 \
+  --json --journal --state /tmp/cutover.state >"$work/scan2.json" 2>"$work/scan.err" ||
+  scan_rc=$?
+expect_eq "second scan exit status (carol and dave still ambiguous)" 1 "$scan_rc"
+expect_eq "second scan mailboxes" "$(printf '%s\n' \
+  "alice@example.com switched explicit - 192.0.2.10" \
+  "bob@example.com switched explicit - 192.0.2.11" \
+  "carol@example.org ambiguous low dave@example.org 192.0.2.30" \
+  "dave@example.org ambiguous low carol@example.org 192.0.2.30" \
+  "unattributed 0 summary 0 2 2 4 used 16 denied 1")" "$(verdict "$work/scan2.json")"
+lines_after=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["logs"]["lines"])' \
+  "$work/scan2.json")
+# Only the journal entries since the cursor were read: the two lines above, plus whatever
+# the system logged meanwhile (a handful), never the whole journal again.
+new_lines=$((lines_after - lines_before))
+[ "$new_lines" -ge 2 ] && [ "$new_lines" -lt 50 ] ||
+  fail "the second --journal --state scan read $new_lines entries (expected the few new ones)"
+ct rm -f /tmp/cutover.state
+
 step "man pages"
 for page in "mailconfd" "5 mailconfd.xml"; do
   # shellcheck disable=SC2086 # the section and the name are two words
