@@ -533,13 +533,18 @@ std::string_view client_kind(std::string_view ua) {
 }
 
 Reply route(const App& app, const Request& request) {
+  // As in the access log: the v2 form carries the address in its path; log the route.
+  const auto logged = [&request] {
+    return starts_with_ci(request.path, kJsonV1Prefix) ? kJsonV1Logged
+                                                       : request.path.substr(0, 200);
+  };
   try {
     return dispatch(app, request);
   } catch (const std::exception& e) {
     // A bug, never a client mistake: log it, answer a plain 500 without the text.
-    spdlog::error("handler failed for {}: {}", request.path.substr(0, 200), e.what());
+    spdlog::error("handler failed for {}: {}", logged(), e.what());
   } catch (...) {
-    spdlog::error("handler failed for {}: unknown exception", request.path.substr(0, 200));
+    spdlog::error("handler failed for {}: unknown exception", logged());
   }
   return error_reply(500);
 }
