@@ -3,6 +3,9 @@
 #include <crypt.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,13 +17,67 @@ namespace mailconfd::cockpit {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using std::chrono::seconds;
+
+// The failures of one source, or of all together.
+struct Lock {
+  int failures = 0;          // within the window (per source)
+  Clock::time_point last{};  // the latest failure
+  Clock::time_point locked_until{};
+  seconds delay{0};
+};
+
+// Doubles the lock's delay (1 s first, kMaxDelay at most) and locks from now.
+void lock_longer(Lock& lock, Clock::time_point now) {
+  lock.delay = std::min<seconds>(lock.delay.count() == 0 ? seconds(1) : lock.delay * 2, kMaxDelay);
+  lock.locked_until = now + lock.delay;
+}
+
+// Failures of all sources per minute, for the last kWindow.
+constexpr std::size_t kBuckets = 10;
+static_assert(std::chrono::minutes(kBuckets) == kWindow);
 
 struct Throttle {
   std::mutex mutex;
-  int failures = 0;          // within the window
-  Clock::time_point last{};  // the latest failure
-  Clock::time_point locked_until{};
-  std::chrono::seconds delay{0};
+  std::map<std::array<unsigned char, 16>, Lock> sources;
+  Lock global;
+  std::array<std::int64_t, kBuckets> bucket_minute{};  // which minute each bucket counts
+  std::array<int, kBuckets> bucket_failures{};
+
+  std::int64_t minute(Clock::time_point now) const {
+    return std::chrono::duration_cast<std::chrono::minutes>(now.time_since_epoch()).count();
+  }
+  // Counts a failure now; returns the failures within the last kWindow (this one included).
+  int count_global(Clock::time_point now) {
+    const std::int64_t m = minute(now);
+    const std::size_t i = static_cast<std::size_t>(((m % 10) + 10) % 10);
+    if (bucket_minute[i] != m) {
+      bucket_minute[i] = m;
+      bucket_failures[i] = 0;
+    }
+    ++bucket_failures[i];
+    int total = 0;
+    for (std::size_t k = 0; k < kBuckets; ++k) {
+      if (bucket_minute[k] > m - static_cast<std::int64_t>(kBuckets)) total += bucket_failures[k];
+    }
+    return total;
+  }
+  // The entry for a failing source, making room when the table is full.
+  Lock& source(const std::array<unsigned char, 16>& key, Clock::time_point now) {
+    auto it = sources.find(key);
+    if (it != sources.end()) return it->second;
+    if (sources.size() >= kMaxSources) {
+      std::erase_if(sources, [&](const auto& entry) {
+        return now - entry.second.last > kWindow && now >= entry.second.locked_until;
+      });
+    }
+    if (sources.size() >= kMaxSources) {
+      sources.erase(std::min_element(
+          sources.begin(), sources.end(),
+          [](const auto& x, const auto& y) { return x.second.last < y.second.last; }));
+    }
+    return sources[key];
+  }
 };
 
 Throttle& throttle() {
@@ -83,34 +140,35 @@ bool credentials_ok(const CockpitOptions& options, std::string_view authorizatio
 }  // namespace
 
 Verdict check_access(const CockpitOptions& options, std::string_view authorization,
-                     Clock::time_point now) {
+                     const PeerAddress& peer, Clock::time_point now) {
   if (options.users.empty()) return {Access::Allowed, {}};
   Throttle& t = throttle();
   {
     std::lock_guard lock(t.mutex);
-    if (now < t.locked_until) {
-      const auto left = std::chrono::ceil<std::chrono::seconds>(t.locked_until - now);
-      return {Access::Throttled, std::max(left, std::chrono::seconds(1))};
+    Clock::time_point until = t.global.locked_until;
+    if (const auto it = t.sources.find(peer.bytes); it != t.sources.end()) {
+      until = std::max(until, it->second.locked_until);
+    }
+    if (now < until) {
+      const auto left = std::chrono::ceil<seconds>(until - now);
+      return {Access::Throttled, std::max(left, seconds(1))};
     }
   }
   if (authorization.empty()) return {Access::Denied, {}};  // the first visit: no attempt yet
   const bool ok = credentials_ok(options, authorization);
   std::lock_guard lock(t.mutex);
   if (ok) {
-    t.failures = 0;
-    t.delay = std::chrono::seconds(0);
+    t.sources.erase(peer.bytes);
     return {Access::Allowed, {}};
   }
-  if (t.failures > 0 && now - t.last > kWindow) {
-    t.failures = 0;
-    t.delay = std::chrono::seconds(0);
-  }
-  t.last = now;
-  ++t.failures;
-  if (t.failures > kFreeFailures) {
-    t.delay = std::min<std::chrono::seconds>(
-        t.delay.count() == 0 ? std::chrono::seconds(1) : t.delay * 2, kMaxDelay);
-    t.locked_until = now + t.delay;
+  Lock& source = t.source(peer.bytes, now);
+  if (source.failures > 0 && now - source.last > kWindow) source = Lock{};
+  source.last = now;
+  if (++source.failures > kFreeFailures) lock_longer(source, now);
+  if (t.count_global(now) > kGlobalFreeFailures) {
+    lock_longer(t.global, now);
+  } else {
+    t.global.delay = seconds(0);
   }
   return {Access::Denied, {}};
 }
@@ -118,9 +176,10 @@ Verdict check_access(const CockpitOptions& options, std::string_view authorizati
 void reset_throttle() {
   Throttle& t = throttle();
   std::lock_guard lock(t.mutex);
-  t.failures = 0;
-  t.delay = std::chrono::seconds(0);
-  t.locked_until = {};
+  t.sources.clear();
+  t.global = Lock{};
+  t.bucket_minute.fill(0);
+  t.bucket_failures.fill(0);
 }
 
 }  // namespace mailconfd::cockpit

@@ -206,6 +206,7 @@ void Request::clear() {
   keep_alive = true;
   expect_continue = false;
   secure = false;
+  peer = {};
 }
 
 ParseResult parse_head(std::string_view buffer, const Limits& limits, Request& request) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/peer.h"
 
 namespace mailconfd::http {
 
@@ -43,6 +44,7 @@ struct Request {
   bool expect_continue = false;
   bool secure = false;  // arrived over TLS on mailconfd's own HTTPS listener (set by the server)
   Surface surface = Surface::All;  // set by the server
+  PeerAddress peer;  // the connection's client address (set by the server); never logged
 
   // Case-insensitive lookup of the first header with this name; empty if absent.
   std::string_view header(std::string_view name) const;

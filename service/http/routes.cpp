@@ -368,8 +368,9 @@ Reply prometheus(const App& app, const Request&) {
 // when a password file is configured. Answers from the Model the cockpit's thread keeps.
 std::optional<Reply> cockpit_gate(const App& app, const Request& request) {
   if (!app.config->cockpit) return error_reply(404);
-  const cockpit::Verdict verdict = cockpit::check_access(
-      *app.config->cockpit, request.header("Authorization"), std::chrono::steady_clock::now());
+  const cockpit::Verdict verdict =
+      cockpit::check_access(*app.config->cockpit, request.header("Authorization"), request.peer,
+                            std::chrono::steady_clock::now());
   if (verdict.access == cockpit::Access::Denied) {
     Reply reply = error_reply(401);
     reply.header("WWW-Authenticate", "Basic realm=\"mailconfd cockpit\", charset=\"UTF-8\"");

@@ -204,7 +204,10 @@ class Worker final : public Aio::Handler {
 
   void accept_one(int listen_fd, bool tls, bool draining) {
     if (tls && draining) return;  // stop_drain() has taken it out of epoll
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_length = sizeof peer;
+    const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_length,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         spdlog::warn("{}accept: {}; pausing for {}ms", tls ? "https: " : "", std::strerror(errno),
@@ -238,6 +241,7 @@ class Worker final : public Aio::Handler {
     } else {
       transport = plain_transport(fd);
     }
+    transport->set_peer(PeerAddress::from(reinterpret_cast<const sockaddr*>(&peer), peer_length));
     if (static_cast<std::size_t>(fd) >= connections_.size()) connections_.resize(fd + 1024);
     Conn& c = connections_[fd];
     c.session = std::make_unique<Session>(

@@ -320,6 +320,7 @@ void Session::answer(const App& app, bool draining, const ParseResult& r) {
   } else {
     request_.secure = transport_->secure();
     request_.surface = options_.surface;
+    request_.peer = transport_->peer();
     reply = late_ ? route_draining(app, request_) : route(app, request_);
     keep_alive = request_.keep_alive && !reply.close && !draining;
   }

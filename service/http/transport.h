@@ -9,6 +9,8 @@
 
 #include <openssl/ssl.h>
 
+#include "core/peer.h"
+
 namespace mailconfd::http {
 
 // What a call could not finish for.
@@ -33,6 +35,14 @@ class Transport {
   // After the last answer is written: TLS close_notify, then FIN.
   virtual void finish() = 0;
   virtual bool secure() const = 0;
+
+  // The client's address, from accept (unknown until set). For decisions about the client
+  // only (http/request.h Request::peer); never logged.
+  const PeerAddress& peer() const { return peer_; }
+  void set_peer(const PeerAddress& peer) { peer_ = peer; }
+
+ private:
+  PeerAddress peer_;
 };
 
 // A plain TCP socket; owns fd (closes it).

@@ -39,8 +39,8 @@ std::string basic(const std::string& credentials) {
 }
 
 Response admin_get(std::uint16_t port, const std::string& target,
-                   const std::string& authorization = "") {
-  Connection c(port);
+                   const std::string& authorization = "", const char* source = nullptr) {
+  Connection c(port, "127.0.0.1", source);
   std::string raw = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n";
   if (!authorization.empty()) raw += authorization + "\r\n";
   c.send(raw + "\r\n");
@@ -195,6 +195,39 @@ TEST_CASE("cockpit: a brute force is answered 429 without checking, then the pas
   CHECK(admin_get(s.metrics_port(), "/healthz").status == 200);
   std::this_thread::sleep_for(1100ms);
   CHECK(admin_get(s.metrics_port(), "/cockpit", kRight).status == 200);
+}
+
+TEST_CASE("cockpit: the throttle is per client address, one attacker cannot lock staff out") {
+  Setup setup;
+  Service s({"--config", setup.config});
+  REQUIRE(s.ready());
+  // The attacker connects from 127.0.0.2; staff from 127.0.0.1 (the admin listener is on
+  // 127.0.0.1, loopback answers any 127/8 source).
+  for (int i = 0; i < 6; ++i) {
+    CHECK(admin_get(s.metrics_port(), "/cockpit", basic("admin:guess" + std::to_string(i)),
+                    "127.0.0.2")
+              .status == 401);
+  }
+  const Response locked = admin_get(s.metrics_port(), "/cockpit", kRight, "127.0.0.2");
+  CHECK(locked.status == 429);
+  CHECK(locked.header("Retry-After") == "1");
+  CHECK(admin_get(s.metrics_port(), "/cockpit", kRight, "127.0.0.1").status == 200);
+  CHECK(admin_get(s.metrics_port(), "/cockpit/contacts.csv", kRight, "127.0.0.3").status == 200);
+  // A wrong password from staff is a plain 401, its own count.
+  const Response typo = admin_get(s.metrics_port(), "/cockpit", basic("admin:typo"), "127.0.0.1");
+  CHECK(typo.status == 401);
+  CHECK(typo.header("WWW-Authenticate") == "Basic realm=\"mailconfd cockpit\", charset=\"UTF-8\"");
+  // The attacker's next failure after its second (2 s) lock.
+  std::this_thread::sleep_for(1100ms);
+  CHECK(admin_get(s.metrics_port(), "/cockpit", basic("admin:guess"), "127.0.0.2").status == 401);
+  const Response longer = admin_get(s.metrics_port(), "/cockpit", kRight, "127.0.0.2");
+  CHECK(longer.status == 429);
+  CHECK(longer.header("Retry-After") == "2");
+  CHECK(admin_get(s.metrics_port(), "/cockpit", kRight, "127.0.0.1").status == 200);
+  // No client address in the log.
+  const std::string log = s.log();
+  CHECK(log.find("127.0.0.2") == std::string::npos);
+  CHECK(log.find("GET /cockpit 429") != std::string::npos);
 }
 
 TEST_CASE("journal: a file that cannot be written never fails a request") {

@@ -78,7 +78,7 @@ Response take_response(std::string& bytes, bool head_only) {
   return r;
 }
 
-Connection::Connection(std::uint16_t port, const char* host) {
+Connection::Connection(std::uint16_t port, const char* host, const char* source) {
   const bool v6 = std::strchr(host, ':') != nullptr;
   fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int rc = -1;
@@ -91,9 +91,13 @@ Connection::Connection(std::uint16_t port, const char* host) {
   } else {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
+    if (source != nullptr) {
+      inet_pton(AF_INET, source, &addr.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) closed_ = true;
+    }
     addr.sin_port = htons(port);
     inet_pton(AF_INET, host, &addr.sin_addr);
-    rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    if (!closed_) rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   }
   if (rc != 0) closed_ = true;
 }

@@ -40,7 +40,8 @@ CommandResult run_command(const std::vector<std::string>& argv);
 // A connected client socket with timeouts.
 class Connection {
  public:
-  Connection(std::uint16_t port, const char* host = "127.0.0.1");
+  // source: the local address to connect from (IPv4; nullptr: the kernel's choice).
+  Connection(std::uint16_t port, const char* host = "127.0.0.1", const char* source = nullptr);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
