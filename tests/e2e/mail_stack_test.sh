@@ -11,7 +11,12 @@
 #   5. runs a real POP-before-SMTP setup (deploy/postfix/: Dovecot's post-login script feeding
 #      Postfix's check_client_access map) with simulated customers on loopback addresses
 #      127.0.0.10-16, through the dry run and the cut-off, and checks that
-#      `mailconfd cutover scan` classifies each of them exactly.
+#      `mailconfd cutover scan` classifies each of them exactly;
+#   6. (inside 5) the cut-off cockpit as README sets it up (the settings journal on, the
+#      cockpit on the loopback admin listener with a password, the scan report replaced by
+#      README's command): a customer relays via the map (at risk), fetches new settings with
+#      Thunderbird's autoconfig request (fetched new settings) and sends with SMTP-Auth
+#      (switched), while another stays at risk, each state read from the cockpit's page and CSV.
 # Usage: mail_stack_test.sh MAILCONFD_BINARY. Needs root (Postfix's master runs as root) and
 # the packages from .ci/install-deps; exits 77 (skipped) when not root. Everything it
 # starts is stopped on exit, also on failure or a signal. KEEP=1 keeps the directory.
@@ -120,6 +125,7 @@ submission_tls=$(free_port)   # 465 implicit TLS
 auth_early=$(free_port)       # weakened: AUTH offered before STARTTLS
 open_relay=$(free_port)       # weakened: relays for 127.0.0.0/8 without a login
 imaps=$(free_port) imap=$(free_port) pop3s=$(free_port) pop3=$(free_port)
+admin=$(free_port)            # mailconfd's admin listener: /metrics and the cockpit
 
 step "certificates"
 mkdir -p "$T/tls"
@@ -144,7 +150,7 @@ dovecot_ip=127.0.0.2
 step "dovecot on $dovecot_ip (imaps $imaps, imap $imap, pop3s $pop3s, pop3 $pop3)"
 mkdir -p "$T/dovecot" "$T/mail"
 chown nobody:nogroup "$T/mail"
-customers="anna bert carol dave dora emil fritz"  # section 5
+customers="anna bert carol dave dora emil fritz hanna"  # section 5
 for name in "${user%@*}" $customers; do
   printf '%s@customer.test:{PLAIN}%s::::::\n' "$name" "$password"
 done >"$T/dovecot/users"
@@ -317,9 +323,17 @@ postfix_up=1
 postfix -c "$pf" start >"$pf/start.log" 2>&1 || { cat "$pf/start.log" >&2; fail "postfix did not start"; }
 for port in $submission $submission_tls $auth_early $open_relay $legacy; do wait_port "$port"; done
 
-step "mailconfd"
+step "mailconfd (the settings journal on, the cockpit on the admin listener $admin)"
+# README's snippets for the journal and the cockpit, their paths pointed into $T.
+mkdir -p "$T/lib"
+cockpit_password="cockpit-$RANDOM$RANDOM"
+printf '%s\n' "$cockpit_password" >"$T/cockpit-password"
+"$mailconfd" cockpit password admin <"$T/cockpit-password" >>"$T/cockpit.passwd"
 cat >"$T/mailconfd.xml" <<EOF
 <mailconfd>
+  <server><metrics listen="127.0.0.1:$admin"/></server>
+  <journal file="$T/lib/journal.sqlite" retention="180d"/>
+  <cockpit report="$T/lib/cutover.json" password-file="$T/cockpit.passwd"/>
   <provider id="$provider">
     <display-name>E2E Mail</display-name>
     <incoming protocol="imap" host="$imap_host" port="993" security="tls"/>
@@ -338,6 +352,7 @@ mailconfd_pid=$!
 for ((i = 0; i < 100; i++)); do grep -qs '^listening on' "$T/ready" && break; sleep 0.1; done
 base=$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$T/ready")
 [ -n "$base" ] || fail "mailconfd did not become ready"
+wait_port "$admin"
 
 # Where each advertised HOST:PORT really listens in this test (instead of DNS).
 good_map="$smtp_host:587:127.0.0.1:$submission,$smtp_host:465:127.0.0.1:$submission_tls"
@@ -577,6 +592,108 @@ swaks --server 127.0.0.1 --port "$legacy" --local-interface 127.0.0.16 --timeout
   --to "$user" --header "Subject: $token forged" >"$T/swaks-forged.log" 2>&1 ||
   { cat "$T/swaks-forged.log" >&2; fail "the forged sender's mail to a hosted mailbox"; }
 
+echo "   -- the cockpit: hanna relays (at risk), fetches new settings, sends with SMTP-Auth"
+cockpit=http://127.0.0.1:$admin
+# README's command for the timer: replace the report atomically (exit 1 = someone at risk).
+cockpit_scan() {
+  sh -c "'$mailconfd' cutover scan --config '$T/mailconfd.xml' --postfix-config '$pf' --json \
+    '$T/dovecot/dovecot.log' '$pf/maillog' '$pb/popb4smtp.log' > '$T/lib/cutover.json.tmp'; [ \$? -le 1 ] && mv '$T/lib/cutover.json.tmp' '$T/lib/cutover.json'" ||
+    fail "the scan for the cockpit failed"
+}
+cockpit_get() {  # $1 = path; the answer's body on stdout, "STATUS" in $T/cockpit.status
+  curl -sS --max-time 10 -u "admin:$cockpit_password" -o "$T/cockpit.body" \
+    -w '%{http_code}' "$cockpit$1" >"$T/cockpit.status" || fail "GET $1 on the admin listener"
+  cat "$T/cockpit.body"
+}
+# Waits (at most 15 s: the journal writes every second, the cockpit re-reads every second)
+# until the cockpit's CSV row of mailbox $1 has state $2, then checks the whole row and the
+# page: $3 = whether it fetched settings (yes/no).
+cockpit_expect() {
+  local i
+  for ((i = 0; i < 150; i++)); do
+    cockpit_get /cockpit/contacts.csv >"$T/cockpit.csv"
+    python3 - "$T/cockpit.csv" "$1" "$2" <<'PY' && break
+import csv, sys
+rows = {r["address"]: r for r in csv.DictReader(open(sys.argv[1], newline=""))}
+sys.exit(0 if rows.get(sys.argv[2], {}).get("state") == sys.argv[3] else 1)
+PY
+    sleep 0.1
+  done
+  [ "$(cat "$T/cockpit.status")" = 200 ] || fail "the cockpit's CSV answered $(cat "$T/cockpit.status")"
+  cockpit_get "/cockpit?lang=en&q=${1%@*}" >"$T/cockpit.html"
+  [ "$(cat "$T/cockpit.status")" = 200 ] || fail "the cockpit answered $(cat "$T/cockpit.status")"
+  python3 - "$T/cockpit.csv" "$T/cockpit.html" "$1" "$2" "$3" "$4" <<'PY' ||
+import csv, re, sys
+path, html_path, address, state, fetched, ip = sys.argv[1:7]
+lines = open(path, newline="").read().split("\r\n")
+assert lines[0] == ("address,domain,provider,state,confidence,ips,first_seen,last_seen,"
+                    "fetched_settings,setup_link"), lines[0]
+rows = {r["address"]: r for r in csv.DictReader(open(path, newline=""))}
+r = rows[address]
+time = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
+ok = (r["domain"] == "customer.test" and r["provider"] == "provider.test"
+      and r["state"] == state and r["ips"] == ip
+      and r["confidence"] == ("explicit" if state == "switched" else "high")
+      and re.fullmatch(time, r["first_seen"]) and re.fullmatch(time, r["last_seen"])
+      and r["setup_link"] == "https://autodiscover.provider.test/setup?emailaddress="
+                             + address.replace("@", "%40"))
+stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
+ok = ok and (re.fullmatch(stamp, r["fetched_settings"]) if fetched == "yes"
+             else r["fetched_settings"] == "")
+# The page's mailbox list: the state's label and what it fetched through which door.
+labels = {"at-risk": "at risk", "fetched": "fetched new settings", "switched": "switched"}
+cell = ("autoconfig \\(thunderbird\\) " + stamp) if fetched == "yes" else "none"
+row = (r'<tr><td class="addr">' + re.escape(address) + "</td><td>" + labels[state]
+       + "</td><td>[^<]*</td><td>" + cell + "</td>")
+ok = ok and re.search(row, open(html_path).read())
+if not ok:
+    print(r, file=sys.stderr)
+    sys.exit(1)
+PY
+    { cat "$T/cockpit.csv" >&2; fail "the cockpit does not show $1 as $2 (fetched settings: $3)"; }
+  echo "   cockpit: $1 $2, fetched settings: $3"
+}
+# Without credentials: 401 with a Basic challenge; a wrong password: 401 as well.
+[ "$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$cockpit/cockpit")" = 401 ] ||
+  fail "the cockpit answered without credentials"
+[ "$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -u admin:wrong "$cockpit/cockpit")" = 401 ] ||
+  fail "the cockpit let a wrong password in"
+# ... and nothing of it on the public listener.
+[ "$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -u "admin:$cockpit_password" "$base/cockpit")" = 404 ] ||
+  fail "the cockpit is on the public listener"
+pop_login hanna 127.0.0.19
+legacy_send hanna@customer.test 127.0.0.19 accepted
+sleep 1
+cockpit_scan
+cockpit_expect hanna@customer.test at-risk no 127.0.0.19
+cockpit_expect anna@customer.test at-risk no 127.0.0.10
+# Thunderbird sets up the account anew: its autoconfig request, to the real binary.
+curl -sS --max-time 10 -o "$T/autoconfig-hanna.xml" -w '%{http_code}' \
+  -A "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0" \
+  "$base/mail/config-v1.1.xml?emailaddress=hanna%40customer.test" >"$T/autoconfig-hanna.status"
+[ "$(cat "$T/autoconfig-hanna.status")" = 200 ] || fail "hanna's autoconfig request"
+[ "$(xmllint --xpath 'string(//outgoingServer[1]/port)' "$T/autoconfig-hanna.xml")" = 587 ] ||
+  fail "hanna's autoconfig answer has no port 587"
+cockpit_expect hanna@customer.test fetched yes 127.0.0.19
+# ... and sends with the new settings: 587, STARTTLS, SMTP-Auth.
+authenticated_send hanna 127.0.0.19 "$password" || fail "hanna's authenticated submission"
+sleep 1
+cockpit_scan
+cockpit_expect hanna@customer.test switched yes 127.0.0.19
+cockpit_expect anna@customer.test at-risk no 127.0.0.10
+# The journal's row: address, door and client kind, nothing else about the request.
+python3 - "$T/lib/journal.sqlite" <<'PY' || fail "the journal's row for hanna's fetch"
+import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+rows = db.execute("SELECT address, door, client, fetches, first_seen <= last_seen FROM fetch"
+                  " WHERE address LIKE 'hanna%'").fetchall()
+assert rows == [("hanna@customer.test", "autoconfig", "thunderbird", 1, 1)], rows
+columns = [c[1] for c in db.execute("PRAGMA table_info(fetch)")]
+assert columns == ["address", "door", "client", "first_seen", "last_seen", "fetches"], columns
+PY
+grep -q "$cockpit_password\|$password" "$T/mailconfd.log" && fail "a password appears in mailconfd's log"
+grep -q 'hanna' "$T/mailconfd.log" && fail "a mailbox address appears in mailconfd's log"
+
 # The probe's cut-off-day check, from an address of its own, the legacy service standing in
 # for submission: after a POP3 login as the test account, relaying without AUTH still works.
 cutoff_probe() {  # $1 = source address; prints the report, returns the probe's status
@@ -645,14 +762,15 @@ want = {
     "dora@customer.test": ("at-risk", "explicit", []),      # (d)
     "emil@customer.test": ("broke", "high", []),            # (e)
     "fritz@customer.test": ("login-failing", "explicit", []),  # (f)
+    "hanna@customer.test": ("switched", "explicit", []),    # the cockpit's customer
 }
 ok = got == want                                           # (g): gina nowhere
 ok &= report["summary"] == {"at-risk": 2, "ambiguous": 2, "broke": 2, "login-failing": 1,
-                            "switched": 1, "total": 8, "not_hosted": 0}
+                            "switched": 2, "total": 9, "not_hosted": 0}
 ok &= report["not_hosted"] == [] and report["unattributed"] == []
 ok &= report["domains"] == [{"domain": "customer.test", "provider": "provider.test", "at-risk": 2,
-                             "ambiguous": 2, "broke": 2, "login-failing": 1, "switched": 1,
-                             "total": 8}]
+                             "ambiguous": 2, "broke": 2, "login-failing": 1, "switched": 2,
+                             "total": 9}]
 ips = {m["address"]: m["ips"] for m in report["mailboxes"]}
 ok &= ips["anna@customer.test"] == ["127.0.0.10"] and ips["emil@customer.test"] == ["127.0.0.14"]
 # The forger's refused relay (and the probe's first relay test, unless its login follows
@@ -665,12 +783,12 @@ if not ok:
     sys.exit(1)
 PY
 echo "   classified: anna at-risk, bert switched, carol+dave ambiguous, dora at-risk (explicit),"
-echo "   emil broke, fritz login-failing; the forged lines named nobody"
+echo "   emil broke, fritz login-failing, hanna switched; the forged lines named nobody"
 "$mailconfd" cutover scan --config "$T/mailconfd.xml" --postfix-config "$pf" --csv \
   "$T/dovecot/dovecot.log" "$pf/maillog" >"$T/cutover.csv" || true
 [ "$(head -1 "$T/cutover.csv")" = $'mailbox,domain,state,evidence,last_seen,setup_link\r' ] ||
   fail "CSV header"
-# Everyone but bert (switched): alice (the probe account), anna, carol, dave, dora, emil, fritz.
+# Everyone but bert and hanna (switched): alice (the probe account), anna, carol, dave, dora, emil, fritz.
 [ "$(grep -c 'customer.test,' "$T/cutover.csv")" -eq 7 ] || { cat "$T/cutover.csv"; fail "CSV rows"; }
 grep -q "$password" "$T/cutover.json" "$T/cutover.csv" "$pb/popb4smtp.log" &&
   fail "a password appears in the scan's output"
