@@ -87,7 +87,6 @@ struct ReloadSource {
   bool from_file = false;
   ServerOptions started_with;
   bool tls_listening = false;
-  bool cockpit_running = false;
   std::optional<JournalOptions> journal_started;
 };
 
@@ -111,17 +110,45 @@ daemon::Build rebuild(const ReloadSource& source, const App& current) {
       options.metrics_listen != started_with.metrics_listen) {
     spdlog::warn("reload: listen addresses and threads change only at restart");
   }
-  const auto& journal = next.config.journal;
-  const auto& journal_started = source.journal_started;
-  if (journal.has_value() != journal_started.has_value() ||
-      (journal && (journal->file != journal_started->file ||
-                   journal->retention != journal_started->retention))) {
-    spdlog::warn("reload: <journal> changes take effect at the next start");
-  }
-  if (next.config.cockpit.has_value() != source.cockpit_running) {
-    spdlog::warn("reload: adding or removing <cockpit> takes effect at the next start");
-  }
   return {build_app(std::move(next.config), &current), {}};
+}
+
+// What a reload can change of <journal> and <cockpit>, said in the log: the cockpit's report
+// and password file take effect at once, and so does removing <cockpit> (404) or <journal>
+// (the journal writes what it buffered and stops recording); adding either, or another
+// journal file or retention, needs a restart. Called once the new snapshot is published (on
+// the publisher's thread; never after Publisher::stop()).
+void reload_journal_and_cockpit(const Config& next, std::unique_ptr<journal::Journal>& journal,
+                                const std::optional<JournalOptions>& journal_started,
+                                const cockpit::Board* board) {
+  const auto& wanted = next.journal;
+  if (journal && !wanted) {
+    journal.reset();
+    spdlog::warn(
+        "reload: <journal> removed: recording stopped now (what was buffered is written to {}; "
+        "the file is kept)",
+        journal_started->file);
+  } else if (!journal && wanted) {
+    spdlog::warn(
+        "reload: <journal> added: it starts at the next start; nothing is recorded "
+        "until then");
+  } else if (journal && (wanted->file != journal_started->file ||
+                         wanted->retention != journal_started->retention)) {
+    spdlog::warn(
+        "reload: <journal> file or retention changed: the journal keeps writing {} (retention "
+        "{} days) until the next start",
+        journal_started->file, journal_started->retention.count() / 86400);
+  }
+  if (board != nullptr && !next.cockpit) {
+    spdlog::warn("reload: <cockpit> removed: /cockpit answers 404 from now on");
+  } else if (board == nullptr && next.cockpit) {
+    spdlog::warn(
+        "reload: <cockpit> added: it starts at the next start; until then /cockpit "
+        "answers 503");
+  } else if (board != nullptr) {
+    spdlog::info("reload: <cockpit> report {} and password file ({} user(s)) in effect now",
+                 next.cockpit->report, next.cockpit->users.size());
+  }
 }
 
 // Ends the process if the drain has not finished by deadline (a Pistache thread can hang,
@@ -186,12 +213,12 @@ int serve(ServeSetup setup) {
   std::unique_ptr<cockpit::Board> board;
   if (app->config->cockpit) board = std::make_unique<cockpit::Board>(app);
   // One snapshot for every listener; SIGHUP only asks the publisher's thread for a new one.
-  const ReloadSource source{config_path,      setup.from_file,
-                            started_with,     setup.tls_listen.has_value(),
-                            board != nullptr, journal_started};
+  const ReloadSource source{config_path, setup.from_file, started_with,
+                            setup.tls_listen.has_value(), journal_started};
   daemon::PublisherOptions publisher_options;
-  publisher_options.published = [&board, &source](const std::shared_ptr<const App>& next,
-                                                  const std::vector<std::string>&) {
+  publisher_options.published = [&board, &journal, &source](const std::shared_ptr<const App>& next,
+                                                            const std::vector<std::string>&) {
+    reload_journal_and_cockpit(*next->config, journal, source.journal_started, board.get());
     if (board != nullptr && next->config->cockpit && next->config->journal) board->swap(next);
     spdlog::info("reloaded {}: {} domains", source.path, next->domains->size());
     log_signing(*next);

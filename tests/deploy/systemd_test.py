@@ -4,8 +4,14 @@ nspawn-tree) booted with systemd-nspawn, the image's binary (MAILCONFD_BINARY) i
 /usr/bin. The container shares the host's network namespace; mailconfd listens on
 127.0.0.1 only. Checked: Type=notify readiness, the hardening as the kernel sees it, HTTPS
 with a 0640 root:ssl-cert key, <mobileconfig secret-file> readable through the same group,
-reload with a good and a broken file, stop with a stalled client, and that a key only root
-can read stops the start with a message naming the file."""
+reload with a good and a broken file, the settings journal and the cockpit under the unit
+(StateDirectory), the cut-off scan's service and timer (deploy/systemd/mailconfd-cutover-scan.*)
+on a canned /var/log/mail.log (root:adm 0640) with the report shown by the cockpit, stop with a
+stalled client, and that a key only root can read stops the start with a message naming the
+file."""
+import base64
+import csv
+import io
 import os
 import re
 import shutil
@@ -24,7 +30,8 @@ SECRET = "a-profile-secret-that-never-changes"
 c = Checks("systemd")
 work = tempfile.mkdtemp(prefix="mailconfd-systemd-", dir="/var/tmp")
 tree = os.path.join(work, "tree")
-port, tls_port = free_port(), free_port()
+port, tls_port, admin_port = free_port(), free_port(), free_port()
+COCKPIT_PASSWORD = "cockpit-password-for-the-test"
 
 CONFIG = """<?xml version="1.0" encoding="utf-8"?>
 <mailconfd>
@@ -32,7 +39,7 @@ CONFIG = """<?xml version="1.0" encoding="utf-8"?>
     <tls listen="127.0.0.1:{tls_port}" certificate="/etc/ssl/certs/mailconfd.pem"
          key="/etc/ssl/private/mailconfd.key"/>
   </server>
-  <mobileconfig {secret}/>
+  <mobileconfig {secret}/>{cockpit}
   <provider id="example.net">
     <display-name>{name}</display-name>
     <incoming protocol="imap" host="imap.example.net" port="993" security="tls"/>
@@ -43,8 +50,39 @@ CONFIG = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-def config(name="Example Mail", grace="2s", secret='secret-file="/etc/mailconfd/mobileconfig-secret"'):
-    return CONFIG.format(port=port, tls_port=tls_port, grace=grace, name=name, secret=secret)
+# README's snippets for the journal and the cockpit, as they are.
+COCKPIT = """
+  <journal file="/var/lib/mailconfd/journal.sqlite" retention="180d"/>
+  <cockpit report="/var/lib/mailconfd/cutover.json" password-file="/etc/mailconfd/cockpit.passwd"/>"""
+
+
+def config(name="Example Mail", grace="2s", secret='secret-file="/etc/mailconfd/mobileconfig-secret"',
+           cockpit=False):
+    text = CONFIG.format(port=port, tls_port=tls_port, grace=grace, name=name, secret=secret,
+                         cockpit=COCKPIT if cockpit else "")
+    if cockpit:
+        text = text.replace('shutdown-grace="2s">',
+                            f'shutdown-grace="2s">\n    <metrics listen="127.0.0.1:{admin_port}"/>')
+    return text
+
+
+# anna relays via the POP-before-SMTP map; bert relays, then submits with SMTP-Auth (rsyslog's
+# format, as Debian 12 writes /var/log/mail.log).
+MAIL_LOG = "".join(f"2026-12-01T{t}.000000+00:00 mail {line}\n" for t, line in [
+    ("10:00:00", "dovecot: pop3-login: Login: user=<anna@example.com>, method=PLAIN, "
+                 "rip=203.0.113.10, lip=192.0.2.1, mpid=1, TLS, session=<a>"),
+    ("10:00:05", "postfix/smtpd[5]: A1: client=pc[203.0.113.10]"),
+    ("10:00:05", "postfix/qmgr[6]: A1: from=<anna@example.com>, size=1, nrcpt=1"),
+    ("10:00:05", "postfix/smtp[7]: A1: to=<r@remote.test>, relay=mx[198.51.100.1]:25, status=sent (ok)"),
+    ("10:01:00", "dovecot: pop3-login: Login: user=<bert@example.com>, method=PLAIN, "
+                 "rip=203.0.113.11, lip=192.0.2.1, mpid=1, TLS, session=<b>"),
+    ("10:01:05", "postfix/smtpd[5]: B1: client=pc[203.0.113.11]"),
+    ("10:01:05", "postfix/qmgr[6]: B1: from=<bert@example.com>, size=1, nrcpt=1"),
+    ("10:01:05", "postfix/smtp[7]: B1: to=<r@remote.test>, relay=mx[198.51.100.1]:25, status=sent (ok)"),
+    ("10:05:00", "postfix/submission/smtpd[5]: B2: client=pc[203.0.113.11], sasl_method=PLAIN, "
+                 "sasl_username=bert@example.com"),
+    ("10:05:00", "postfix/qmgr[6]: B2: from=<bert@example.com>, size=1, nrcpt=1"),
+])
 
 
 def write_config(text):
@@ -122,8 +160,10 @@ try:
         raise RuntimeError("set MAILCONFD_BINARY to a mailconfd binary (run.sh does)")
     run([BASE, "nspawn-tree", tree, *PACKAGES], timeout=900, check=True)
     shutil.copy(BINARY, os.path.join(tree, "usr/bin/mailconfd"))
-    shutil.copy(os.path.join(DEPLOY, "systemd", "mailconfd.service"),
-                os.path.join(tree, "etc/systemd/system/mailconfd.service"))
+    for unit in ("mailconfd.service", "mailconfd-cutover-scan.service",
+                 "mailconfd-cutover-scan.timer"):
+        shutil.copy(os.path.join(DEPLOY, "systemd", unit),
+                    os.path.join(tree, "etc/systemd/system", unit))
     os.makedirs(os.path.join(tree, "etc/mailconfd"), exist_ok=True)
     write_config(config())
     # The key: 0640 root:ssl-cert in /etc/ssl/private, as Debian keeps keys.
@@ -142,6 +182,21 @@ try:
         f.write(SECRET + "\n")
     os.chown(secret_path, 0, ssl_cert_gid)
     os.chmod(secret_path, 0o640)
+    # The cockpit's password file, made as README says, readable through ssl-cert; the mail log
+    # as Debian's rsyslog keeps it: root:adm 0640.
+    passwd = os.path.join(tree, "etc/mailconfd/cockpit.passwd")
+    with open(passwd, "w") as f:
+        f.write(subprocess.run([BINARY, "cockpit", "password", "admin"], input=COCKPIT_PASSWORD + "\n",
+                               capture_output=True, text=True, timeout=30, check=True).stdout)
+    os.chown(passwd, 0, ssl_cert_gid)
+    os.chmod(passwd, 0o640)
+    adm_gid = int(re.search(r"^adm:x:(\d+):", open(os.path.join(tree, "etc/group")).read(),
+                            re.M).group(1))
+    mail_log = os.path.join(tree, "var/log/mail.log")
+    with open(mail_log, "w") as f:
+        f.write(MAIL_LOG)
+    os.chown(mail_log, 0, adm_gid)
+    os.chmod(mail_log, 0o640)
     # A container shares nothing it needs to talk to; no getty on a console nobody reads.
     for unit in ("getty@tty1.service", "console-getty.service"):
         os.symlink("/dev/null", os.path.join(tree, "etc/systemd/system", unit))
@@ -232,6 +287,70 @@ try:
     c.contains(request(port, "GET", "/mail/config-v1.1.xml?emailaddress=alice%40example.com").text(),
                "Reloaded Mail", "the previous configuration still serves")
     write_config(config(name="Reloaded Mail"))
+
+    # The journal and the cockpit under the shipped unit: adding them needs a restart; the
+    # journal writes into the StateDirectory (/var/lib/mailconfd, ProtectSystem=strict).
+    write_config(config(name="Reloaded Mail", cockpit=True))
+    r = inside(init, "systemctl", "restart", "mailconfd")
+    c.eq(r.returncode, 0, f"systemctl restart with the journal and the cockpit: {r.stderr}")
+    cockpit_auth = {"Authorization": "Basic " + base64.b64encode(
+        f"admin:{COCKPIT_PASSWORD}".encode()).decode()}
+
+    def cockpit_csv():
+        answer = request(admin_port, "GET", "/cockpit/contacts.csv", headers=cockpit_auth)
+        if answer.status != 200:
+            return {}
+        return {row["address"]: row for row in csv.DictReader(io.StringIO(answer.text()))}
+
+    c.eq(request(admin_port, "GET", "/cockpit").status, 401, "the cockpit asks for the password")
+    c.contains(request(admin_port, "GET", "/cockpit", headers=cockpit_auth).text(),
+               "no scan report yet", "the cockpit before the first scan")
+    # anna fetches new settings with Thunderbird: the journal records it in its file.
+    c.eq(request(port, "GET", "/mail/config-v1.1.xml?emailaddress=anna%40example.com",
+                 headers={"User-Agent": "Mozilla/5.0 Thunderbird/128.5.0"}).status, 200,
+         "anna's autoconfig request")
+    state_dir = os.path.join(tree, "var/lib/private/mailconfd")
+    c.check(wait_until(lambda: os.path.getsize(os.path.join(state_dir, "journal.sqlite")) > 0, 10),
+            "the journal's file is written in the state directory",
+            inside(init, "journalctl", "-u", "mailconfd", "--no-pager", "-o", "cat").stdout[-2000:])
+    c.check(os.path.islink(os.path.join(tree, "var/lib/mailconfd")),
+            "/var/lib/mailconfd is the dynamic user's state directory")
+    journal = inside(init, "journalctl", "-u", "mailconfd", "--no-pager", "-o", "cat").stdout
+    c.lacks(journal, "journal: cannot write", "the journal writes under the unit")
+    c.contains(journal, "settings journal on: /var/lib/mailconfd/journal.sqlite",
+               "the journal is on")
+
+    # The scan's service, as the timer starts it: the report appears and the cockpit shows it.
+    r = inside(init, "systemctl", "start", "mailconfd-cutover-scan.service", timeout=120)
+    scan_log = inside(init, "journalctl", "-u", "mailconfd-cutover-scan", "--no-pager", "-o",
+                      "cat").stdout
+    c.eq(r.returncode, 0, f"systemctl start mailconfd-cutover-scan.service: {r.stderr} {scan_log[-1500:]}")
+    show = inside(init, "systemctl", "show", "-p", "Result,ExecMainStatus",
+                  "mailconfd-cutover-scan.service").stdout
+    c.eq(sorted(show.split()), ["ExecMainStatus=0", "Result=success"],
+         "the scan succeeded (anna at risk still moves the report into place)")
+    report = os.path.join(state_dir, "cutover.json")
+    c.check(os.path.exists(report) and not os.path.exists(report + ".tmp"),
+            "the report replaced atomically", str(os.listdir(state_dir)))
+    c.check(os.path.exists(os.path.join(state_dir, "cutover.state")), "the scan's state is kept")
+    c.eq(os.stat(report).st_uid, os.stat(os.path.join(state_dir, "journal.sqlite")).st_uid,
+         "the scan runs as mailconfd's user")
+    rows = {}
+    c.check(wait_until(lambda: rows.update(cockpit_csv()) or
+                       rows.get("anna@example.com", {}).get("state") == "fetched", 10),
+            "the cockpit shows the scan's report", str(rows))
+    c.eq({a: (r["state"], r["ips"], r["fetched_settings"] != "") for a, r in rows.items()},
+         {"anna@example.com": ("fetched", "203.0.113.10", True),
+          "bert@example.com": ("switched", "203.0.113.11", False)},
+         "the cockpit's contact list: anna fetched new settings, bert switched")
+    # The timer is enabled and waits for its next run.
+    r = inside(init, "systemctl", "enable", "--now", "mailconfd-cutover-scan.timer")
+    c.eq(r.returncode, 0, f"systemctl enable --now the timer: {r.stderr}")
+    c.eq(inside(init, "systemctl", "is-active", "mailconfd-cutover-scan.timer").stdout.strip(),
+         "active", "the timer is active")
+    c.check(inside(init, "systemctl", "show", "-P", "NextElapseUSecRealtime",
+                   "mailconfd-cutover-scan.timer").stdout.strip() != "",
+            "the timer has a next run")
 
     # Stop with a client that never finishes its request: the drain waits shutdown-grace
     # (2 s here), then mailconfd exits 0 well before TimeoutStopSec.

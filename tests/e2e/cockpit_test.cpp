@@ -2,6 +2,8 @@
 // a wrong password refused, a brute force throttled, nothing on the public listener, the
 // numbers of a seeded scan report joined with fetches made through the public listener, and
 // the CSV's bytes.
+#include <signal.h>
+
 #include <regex>
 #include <thread>
 
@@ -76,6 +78,37 @@ struct Setup {
 };
 
 const std::string kRight = basic("admin:correct horse");
+
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// SIGHUP, then waits until the log says "reloaded " times times.
+bool reload(Service& s, std::size_t times) {
+  s.signal(SIGHUP);
+  for (int i = 0; i < 500; ++i) {
+    if (occurrences(s.log(), "reloaded ") >= times) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+void edit(const std::string& file, const std::string& sed_script) {
+  REQUIRE(e2e::run_command({"sed", "-i", "-e", sed_script, file}).exit_code == 0);
+}
+
+// The addresses in the journal's file, sorted, one a line.
+std::string journaled(const std::string& file) {
+  return e2e::run_command({"python3", "-c",
+                           "import sqlite3, sys\n"
+                           "db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n"
+                           "for (a,) in db.execute('SELECT DISTINCT address FROM fetch ORDER BY "
+                           "address'): print(a)",
+                           file})
+      .out;
+}
 
 }  // namespace
 
@@ -253,4 +286,77 @@ TEST_CASE("journal: a file that cannot be written never fails a request") {
   const auto first = log.find("journal: cannot write");
   CHECK(first != std::string::npos);
   CHECK(log.find("journal: cannot write", first + 1) == std::string::npos);
+}
+
+TEST_CASE(
+    "reload: password file and report live, removing journal or cockpit at once, adding at "
+    "restart") {
+  Setup setup;
+  const std::string journal_file = setup.dir + "/journal.sqlite";
+  Service s({"--config", setup.config});
+  REQUIRE(s.ready());
+  // Another password file and another retention.
+  REQUIRE(e2e::run_command({"sh", "-c",
+                            "printf 'battery staple\\n' | '" MAILCONFD_BINARY
+                            "' cockpit password admin > '" +
+                                setup.dir + "/other.passwd'"})
+              .exit_code == 0);
+  edit(setup.config, "s#cockpit.passwd#other.passwd#; s#retention=\"30d\"#retention=\"60d\"#");
+  REQUIRE(reload(s, 1));
+  std::string log = s.log();
+  CHECK(log.find("reload: <cockpit> report " + setup.dir +
+                 "/scan.json and password file (1 user(s)) in effect now") != std::string::npos);
+  CHECK(log.find("reload: <journal> file or retention changed: the journal keeps writing " +
+                 journal_file + " (retention 30 days) until the next start") != std::string::npos);
+  const std::string other = basic("admin:battery staple");
+  CHECK(admin_get(s.metrics_port(), "/cockpit", kRight).status == 401);
+  CHECK(admin_get(s.metrics_port(), "/cockpit", other).status == 200);
+
+  // Removing both: /cockpit is gone and nothing more is recorded, at once.
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").status == 200);
+  edit(setup.config, "/<journal /d; /<cockpit /d");
+  REQUIRE(reload(s, 2));
+  log = s.log();
+  CHECK(log.find("reload: <journal> removed: recording stopped now (what was buffered is written "
+                 "to " +
+                 journal_file + "; the file is kept)") != std::string::npos);
+  CHECK(log.find("reload: <cockpit> removed: /cockpit answers 404 from now on") !=
+        std::string::npos);
+  CHECK(journaled(journal_file) == "alice@example.com\n");
+  CHECK(admin_get(s.metrics_port(), "/cockpit", other).status == 404);
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=carol%40example.com").status == 200);
+  std::this_thread::sleep_for(1500ms);  // longer than the writer's interval
+  CHECK(journaled(journal_file) == "alice@example.com\n");
+
+  // Adding the journal back needs a restart; the cockpit's thread still runs, so it is back.
+  edit(setup.config,
+       "s#<server>#<journal file=\"journal.sqlite\"/><cockpit report=\"scan.json\" "
+       "password-file=\"other.passwd\"/><server>#");
+  REQUIRE(reload(s, 3));
+  log = s.log();
+  CHECK(log.find("reload: <journal> added: it starts at the next start; nothing is recorded "
+                 "until then") != std::string::npos);
+  CHECK(occurrences(log, "password file (1 user(s)) in effect now") == 2);
+  CHECK(admin_get(s.metrics_port(), "/cockpit", other).status == 200);
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=dora%40example.com").status == 200);
+  std::this_thread::sleep_for(1500ms);
+  CHECK(journaled(journal_file) == "alice@example.com\n");
+}
+
+TEST_CASE("reload: a cockpit added to a running server answers 503 until the next start") {
+  Setup setup;
+  edit(setup.config, "/<journal /d; /<cockpit /d");
+  Service s({"--config", setup.config});
+  REQUIRE(s.ready());
+  CHECK(admin_get(s.metrics_port(), "/cockpit", kRight).status == 404);
+  edit(setup.config,
+       "s#<server>#<journal file=\"journal.sqlite\"/><cockpit report=\"scan.json\" "
+       "password-file=\"cockpit.passwd\"/><server>#");
+  REQUIRE(reload(s, 1));
+  const std::string log = s.log();
+  CHECK(log.find("reload: <journal> added: it starts at the next start") != std::string::npos);
+  CHECK(log.find("reload: <cockpit> added: it starts at the next start; until then /cockpit "
+                 "answers 503") != std::string::npos);
+  CHECK(admin_get(s.metrics_port(), "/cockpit").status == 401);
+  CHECK(admin_get(s.metrics_port(), "/cockpit", kRight).status == 503);
 }

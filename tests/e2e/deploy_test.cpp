@@ -101,6 +101,114 @@ TEST_CASE("the systemd unit passes systemd-analyze verify") {
   }
 }
 
+// A canned mail log in Debian's rsyslog format: anna relays via the map, bert relays and then
+// submits with SMTP-Auth.
+std::string canned_log(const std::string& day) {
+  const auto login = [&](const std::string& time, const std::string& user, const std::string& ip) {
+    return day + "T" + time + ".000000+00:00 mail dovecot: pop3-login: Login: user=<" + user +
+           ">, method=PLAIN, rip=" + ip + ", lip=192.0.2.1, mpid=1, TLS, session=<s>\n";
+  };
+  const auto relay = [&](const std::string& time, const std::string& qid, const std::string& ip,
+                         const std::string& from) {
+    const std::string t = day + "T" + time + ".000000+00:00 mail ";
+    return t + "postfix/smtpd[5]: " + qid + ": client=pc[" + ip + "]\n" + t +
+           "postfix/qmgr[6]: " + qid + ": from=<" + from + ">, size=1, nrcpt=1\n" + t +
+           "postfix/smtp[7]: " + qid +
+           ": to=<r@remote.test>, relay=mx[198.51.100.1]:25, status=sent (ok)\n";
+  };
+  return login("10:00:00", "anna@customer.test", "203.0.113.10") +
+         relay("10:00:05", "A1", "203.0.113.10", "anna@customer.test") +
+         login("10:01:00", "bert@customer.test", "203.0.113.11") +
+         relay("10:01:05", "B1", "203.0.113.11", "bert@customer.test") + day +
+         "T10:05:00.000000+00:00 mail postfix/submission/smtpd[5]: B2: client=pc[203.0.113.11], "
+         "sasl_method=PLAIN, sasl_username=bert@customer.test\n" +
+         day +
+         "T10:05:00.000000+00:00 mail postfix/qmgr[6]: B2: from=<bert@customer.test>, "
+         "size=1, nrcpt=1\n";
+}
+
+TEST_CASE("the cut-off scan's service and timer pass systemd-analyze verify") {
+  const std::string dir = e2e::temp_dir();
+  const std::string service = dir + "/mailconfd-cutover-scan.service";
+  const std::string text = e2e::read_file(kDeploy + "/systemd/mailconfd-cutover-scan.service");
+  write(service, replace_all(text, "/usr/bin/mailconfd", MAILCONFD_BINARY));
+  write(dir + "/mailconfd-cutover-scan.timer",
+        e2e::read_file(kDeploy + "/systemd/mailconfd-cutover-scan.timer"));
+  auto r = e2e::run_command(
+      {"systemd-analyze", "verify", service, dir + "/mailconfd-cutover-scan.timer"});
+  CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
+  CHECK(r.out + r.err == "");
+  for (const char* line :
+       {"Type=oneshot\n", "User=mailconfd\n", "DynamicUser=yes\n", "SupplementaryGroups=adm\n",
+        "StateDirectory=mailconfd\n", "ProtectSystem=strict\n", "PrivateNetwork=yes\n",
+        "CapabilityBoundingSet=\n", "NoNewPrivileges=yes\n"}) {
+    CHECK_MESSAGE(text.find(line) != std::string::npos, line);
+  }
+  const std::string timer = e2e::read_file(kDeploy + "/systemd/mailconfd-cutover-scan.timer");
+  CHECK(timer.find("OnCalendar=*:0/15\n") != std::string::npos);
+  CHECK(timer.find("WantedBy=timers.target\n") != std::string::npos);
+  // The journal needs a writable place under ProtectSystem=strict: the same state directory.
+  CHECK(e2e::read_file(kDeploy + "/systemd/mailconfd.service").find("StateDirectory=mailconfd\n") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "the cut-off scan service's command replaces the report, incrementally, on exit 0 and 1") {
+  const std::string dir = e2e::temp_dir();
+  const std::string text = e2e::read_file(kDeploy + "/systemd/mailconfd-cutover-scan.service");
+  // ExecStart's shell command as systemd hands it to sh ($$ is a literal $), the paths
+  // pointed into dir.
+  const std::string start = "ExecStart=/bin/sh -c '";
+  const auto from = text.find(start);
+  REQUIRE(from != std::string::npos);
+  const auto end = text.find("'\n", from);
+  std::string command =
+      replace_all(text.substr(from + start.size(), end - from - start.size()), "$$", "$");
+  command = replace_all(command, "/usr/bin/mailconfd", MAILCONFD_BINARY);
+  command = replace_all(command, "/etc/mailconfd/mailconfd.xml", dir + "/mailconfd.xml");
+  write(dir + "/mailconfd.xml",
+        "<mailconfd><provider id=\"provider.test\"><incoming protocol=\"imap\" "
+        "host=\"imap.provider.test\" port=\"993\" security=\"tls\"/><outgoing "
+        "host=\"smtp.provider.test\" port=\"587\" security=\"starttls\"/>"
+        "<domain>customer.test</domain></provider></mailconfd>\n");
+  write(dir + "/mail.log", canned_log("2026-12-01"));
+  const auto run_scan = [&](const std::string& logs) {
+    return e2e::run_command({"/bin/sh", "-c",
+                             "cd '" + dir + "' && MAILCONFD_SCAN_LOGS='" + logs + "' /bin/sh -c '" +
+                                 replace_all(command, "'", "'\\''") + "'"});
+  };
+  const auto states = [&] {
+    return e2e::run_command({"python3", "-c",
+                             "import json, sys\n"
+                             "for m in json.load(open(sys.argv[1]))['mailboxes']: "
+                             "print(m['address'], m['state'])",
+                             dir + "/cutover.json"})
+        .out;
+  };
+  // anna is at risk (the scan exits 1): the report is moved into place all the same.
+  auto r = run_scan(dir + "/mail.log*");
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(states() == "anna@customer.test at-risk\nbert@customer.test switched\n");
+  CHECK_FALSE(e2e::run_command({"test", "-e", dir + "/cutover.json.tmp"}).exit_code == 0);
+  CHECK(e2e::run_command({"test", "-s", dir + "/cutover.state"}).exit_code == 0);
+  // The next run reads only what is new and still reports everyone.
+  r = run_scan(dir + "/mail.log*");
+  CHECK(r.exit_code == 0);
+  CHECK(states() == "anna@customer.test at-risk\nbert@customer.test switched\n");
+  std::ofstream(dir + "/mail.log", std::ios::app)
+      << "2026-12-01T11:00:00.000000+00:00 mail postfix/submission/smtpd[5]: A2: "
+         "client=pc[203.0.113.10], sasl_method=PLAIN, sasl_username=anna@customer.test\n"
+         "2026-12-01T11:00:00.000000+00:00 mail postfix/qmgr[6]: A2: from=<anna@customer.test>, "
+         "size=1, nrcpt=1\n";
+  r = run_scan(dir + "/mail.log*");
+  CHECK(r.exit_code == 0);
+  CHECK(states() == "anna@customer.test switched\nbert@customer.test switched\n");
+  // A log that cannot be read (exit 3): the old report stays, the service fails.
+  r = run_scan(dir + "/no-such.log");
+  CHECK(r.exit_code == 3);
+  CHECK(states() == "anna@customer.test switched\nbert@customer.test switched\n");
+}
+
 TEST_CASE("nginx with deploy/nginx/mailconfd-proxy.conf in front of mailconfd") {
   Service s;
   REQUIRE(s.ready());
