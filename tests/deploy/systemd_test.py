@@ -304,7 +304,7 @@ try:
 
     c.eq(request(admin_port, "GET", "/cockpit").status, 401, "the cockpit asks for the password")
     c.contains(request(admin_port, "GET", "/cockpit", headers=cockpit_auth).text(),
-               "no scan report yet", "the cockpit before the first scan")
+               "No scan report yet", "the cockpit before the first scan")
     # anna fetches new settings with Thunderbird: the journal records it in its file.
     c.eq(request(port, "GET", "/mail/config-v1.1.xml?emailaddress=anna%40example.com",
                  headers={"User-Agent": "Mozilla/5.0 Thunderbird/128.5.0"}).status, 200,

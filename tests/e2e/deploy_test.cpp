@@ -138,10 +138,10 @@ TEST_CASE("the cut-off scan's service and timer pass systemd-analyze verify") {
       {"systemd-analyze", "verify", service, dir + "/mailconfd-cutover-scan.timer"});
   CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
   CHECK(r.out + r.err == "");
-  for (const char* line :
-       {"Type=oneshot\n", "User=mailconfd\n", "DynamicUser=yes\n", "SupplementaryGroups=adm\n",
-        "StateDirectory=mailconfd\n", "ProtectSystem=strict\n", "PrivateNetwork=yes\n",
-        "CapabilityBoundingSet=\n", "NoNewPrivileges=yes\n"}) {
+  for (const char* line : {"Type=oneshot\n", "User=mailconfd\n", "DynamicUser=yes\n",
+                           "SupplementaryGroups=adm ssl-cert\n", "StateDirectory=mailconfd\n",
+                           "ProtectSystem=strict\n", "PrivateNetwork=yes\n",
+                           "CapabilityBoundingSet=\n", "NoNewPrivileges=yes\n"}) {
     CHECK_MESSAGE(text.find(line) != std::string::npos, line);
   }
   const std::string timer = e2e::read_file(kDeploy + "/systemd/mailconfd-cutover-scan.timer");
@@ -207,6 +207,7 @@ TEST_CASE(
   r = run_scan(dir + "/no-such.log");
   CHECK(r.exit_code == 3);
   CHECK(states() == "anna@customer.test switched\nbert@customer.test switched\n");
+  CHECK_FALSE(e2e::run_command({"test", "-e", dir + "/cutover.json.tmp"}).exit_code == 0);
 }
 
 TEST_CASE("nginx with deploy/nginx/mailconfd-proxy.conf in front of mailconfd") {
