@@ -11,8 +11,6 @@
 #     warnings; the shipped templates are the built-in ones; a locally edited conffile
 #     survives the upgrade and the service restarts onto the new binary; a broken
 #     configuration on upgrade keeps the old process serving and the output says why;
-#     the cut-off scan's service and timer are shipped, the timer not enabled, and the
-#     service writes its report from a canned mail log (group adm);
 #     `remove` keeps configuration, state and user; `purge` leaves the tree as it was
 #     before the installation (every path, and /etc/passwd, group, shadow, gshadow).
 #
@@ -163,9 +161,7 @@ expect_eq "version" "install ok installed $base_version" \
 expect_eq "is-enabled" enabled "$(ct systemctl is-enabled mailconfd || true)"
 expect_eq "is-active" active "$(ct systemctl is-active mailconfd || true)"
 expect_eq "files" "$(printf '%s\n' /. /etc /etc/mailconfd /etc/mailconfd/mailconfd.xml /lib \
-  /lib/systemd /lib/systemd/system /lib/systemd/system/mailconfd.service \
-  /lib/systemd/system/mailconfd-cutover-scan.service /lib/systemd/system/mailconfd-cutover-scan.timer \
-  /usr /usr/sbin \
+  /lib/systemd /lib/systemd/system /lib/systemd/system/mailconfd.service /usr /usr/sbin \
   /usr/sbin/mailconfd /usr/share /usr/share/doc /usr/share/doc/mailconfd \
   /usr/share/doc/mailconfd/README.md.gz /usr/share/doc/mailconfd/changelog.gz \
   /usr/share/doc/mailconfd/copyright /usr/share/lintian /usr/share/lintian/overrides \
@@ -316,27 +312,6 @@ for f in /usr/share/man/man8/mailconfd.8.gz /usr/share/man/man5/mailconfd.xml.5.
   warnings=$(ct env MANWIDTH=100 man --warnings -l "$f" 2>&1 >/dev/null)
   expect_eq "groff warnings for $f" "" "$warnings"
 done
-
-step "the cut-off scan (mailconfd-cutover-scan.service, .timer): shipped, not enabled, runs"
-expect_eq "timer is-enabled" disabled "$(ct systemctl is-enabled mailconfd-cutover-scan.timer || true)"
-verify=$(ct systemd-analyze verify /lib/systemd/system/mailconfd-cutover-scan.service \
-  /lib/systemd/system/mailconfd-cutover-scan.timer 2>&1 || echo "exit $?")
-expect_eq "systemd-analyze verify (the scan)" "" "$verify"
-# A canned /var/log/mail.log as rsyslog keeps it (root:adm 0640): anna relays via the map.
-printf '%s\n' \
-  '2026-12-01T10:00:00.000000+00:00 mail dovecot: pop3-login: Login: user=<anna@example.com>, method=PLAIN, rip=203.0.113.10, lip=192.0.2.1, mpid=1, TLS, session=<a>' \
-  '2026-12-01T10:00:05.000000+00:00 mail postfix/smtpd[5]: A1: client=pc[203.0.113.10]' \
-  '2026-12-01T10:00:05.000000+00:00 mail postfix/qmgr[6]: A1: from=<anna@example.com>, size=1, nrcpt=1' \
-  '2026-12-01T10:00:05.000000+00:00 mail postfix/smtp[7]: A1: to=<r@remote.test>, relay=mx[198.51.100.1]:25, status=sent (ok)' |
-  ct sh -c 'cat >/var/log/mail.log && chown root:adm /var/log/mail.log && chmod 640 /var/log/mail.log'
-ct systemctl start mailconfd-cutover-scan.service ||
-  { ct journalctl -u mailconfd-cutover-scan --no-pager -o cat | tail -20 >&2; fail "the scan's service"; }
-expect_eq "the report's owner and mode" "mailconfd mailconfd 600" \
-  "$(ct stat -c '%U %G %a' /var/lib/mailconfd/cutover.json)"
-ct grep -q '"mailboxes":\[{"address":"anna@example.com","domain":"example.com","provider":"example.net","state":"at-risk"' \
-  /var/lib/mailconfd/cutover.json || fail "the scan's report names anna at risk"
-ct test -e /var/lib/mailconfd/cutover.json.tmp && fail "the scan left its temporary report"
-ct rm /var/log/mail.log  # the purge below compares the tree with the one before installing
 
 step "a local edit, then the upgrade to $new_version"
 # The edit: one more domain, and the shipped templates (identical to the built-in ones).
