@@ -388,7 +388,7 @@ def run(work, started):
     errors = re.search(r"Socket errors: .*", out)
     total = re.search(r"(\d+) requests in", out).group(1)
     rss_after = peak_rss_kb(big.pids()) / 1024
-    small = [m_row for name, conns, m_row, _ in table if name == "GET autoconfig keep-alive" and conns == 64]
+    small = [m_row for name, conns, m_row, *_ in table if name == "GET autoconfig keep-alive" and conns == 64]
     ratio_to_small = f"{m['rps'] / small[0]['rps']:.2f}" if small else "n/a"
     big.stop()
     started.remove(big)
