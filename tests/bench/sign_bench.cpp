@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
     std::size_t bytes = 0;
     const double miss = measure(*app, iterations, false, bytes);
     if (name.empty()) unsigned_cost = miss;
-    const std::string label = name.empty() ? "unsigned plist" : app->profiles->signer->key_description();
+    const std::string label =
+        name.empty() ? "unsigned plist" : app->profiles->signer->key_description();
     std::printf("%-28s %12.2f %8zu %10.1f\n",
                 (label + (name.empty() ? "" : " sign (miss)")).c_str(), miss, bytes,
                 miss / unsigned_cost);
