@@ -213,7 +213,9 @@ ParseResult parse_head(std::string_view buffer, const Limits& limits, Request& r
   request.clear();
   std::size_t pos = 0;
   // RFC 9112 2.2: ignore empty lines before the request line.
-  while (pos < buffer.size() && pos < 16 && (buffer[pos] == '\r' || buffer[pos] == '\n')) ++pos;
+  while (pos < buffer.size() && pos < kMaxLeadingEmptyBytes &&
+         (buffer[pos] == '\r' || buffer[pos] == '\n'))
+    ++pos;
   const std::size_t start = pos;
 
   std::string_view line;

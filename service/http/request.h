@@ -72,6 +72,9 @@ struct ParseResult {
 ParseResult parse_request(std::string_view buffer, const Limits& limits, Request& request,
                           std::string& chunked_body);
 
+// RFC 9112 2.2: CR and LF bytes skipped before a request line, at most this many.
+inline constexpr std::size_t kMaxLeadingEmptyBytes = 16;
+
 // Parses only the head (request line, headers, framing checks) at the start of buffer.
 // Complete: consumed is where the body starts, and chunked / body_length say how it is
 // framed; Request::body stays empty. Same verdicts as parse_request for the head.

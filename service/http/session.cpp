@@ -27,8 +27,7 @@ std::string serialized(int status) {
   return out;
 }
 
-// Empty lines the parser skips before a request line (request.cpp).
-constexpr std::size_t kLeadingEmptyLines = 16;
+constexpr std::size_t kLeadingEmptyLines = kMaxLeadingEmptyBytes;
 
 }  // namespace
 
@@ -216,6 +215,13 @@ void Session::scan_head(const Limits& limits) {
   const std::string_view bytes = std::string_view(in_).substr(in_start_);
   std::size_t i = scanned_ > in_start_ ? scanned_ - in_start_ : 0;
   const std::size_t before = i;
+  // The empty lines the parser skips before a request line are no verdict yet: a client
+  // sending them one byte at a time must not make the parser run once per byte.
+  std::size_t skipped = 0;
+  while (skipped < bytes.size() && skipped < kLeadingEmptyLines &&
+         (bytes[skipped] == '\r' || bytes[skipped] == '\n'))
+    ++skipped;
+  if (!line_seen_) i = std::max(i, skipped);
   for (; i < bytes.size() && !head_ready_; ++i) {
     const char c = bytes[i];
     const auto b = static_cast<unsigned char>(c);

@@ -137,6 +137,26 @@ TEST_CASE("session: a request split into single bytes is answered once, with lin
   CHECK(h.in_flight.count() == 0);
 }
 
+TEST_CASE("session: empty lines before the request line, one byte at a time, cost no parse each") {
+  Harness h;
+  // RFC 9112 2.2: the parser skips up to 16 CR/LF bytes; each used to run a full parse of
+  // the buffer (quadratic work, found by fuzz_session).
+  for (int i = 0; i < 8; ++i) {
+    h.send("\r");
+    h.send("\n");
+  }
+  CHECK(h.session->work() <= 16);
+  for (char c : kGet) h.send(std::string(1, c));
+  CHECK(h.statuses() == std::vector<int>{200});
+  CHECK(h.session->work() <= 5 * (16 + kGet.size()));
+}
+
+TEST_CASE("session: a 17th empty-line byte before the request line is a 400") {
+  Harness h;
+  for (int i = 0; i < 17; ++i) h.send("\n");
+  CHECK(h.statuses() == std::vector<int>{400});
+}
+
 TEST_CASE("session: header, body and keep-alive deadlines follow the injected clock") {
   fake_now = Clock::time_point(1000h);
   {
