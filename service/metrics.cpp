@@ -16,8 +16,6 @@
 namespace mailconfd::metrics {
 namespace {
 
-using http::Endpoint;
-
 // Endpoint::Other must stay the last enumerator: it sizes the tables.
 constexpr std::size_t kEndpoints = static_cast<std::size_t>(Endpoint::Other) + 1;
 constexpr std::size_t kClasses = 5;  // 1xx … 5xx
@@ -126,7 +124,7 @@ std::string render(const App& app) {
       "class.\n"
       "# TYPE mailconfd_http_requests_total counter\n";
   for (std::size_t e = 0; e < kEndpoints; ++e) {
-    const std::string_view name = http::to_string(static_cast<Endpoint>(e));
+    const std::string_view name = to_string(static_cast<Endpoint>(e));
     for (std::size_t c = 0; c < kClasses; ++c) {
       fmt::format_to(std::back_inserter(out),
                      "mailconfd_http_requests_total{{endpoint=\"{}\",code=\"{}\"}} {}\n", name,
@@ -139,7 +137,7 @@ std::string render(const App& app) {
       "serialized answer.\n"
       "# TYPE mailconfd_http_request_duration_seconds histogram\n";
   for (std::size_t e = 0; e < kEndpoints; ++e) {
-    const std::string_view name = http::to_string(static_cast<Endpoint>(e));
+    const std::string_view name = to_string(static_cast<Endpoint>(e));
     std::uint64_t cumulative = 0;
     for (std::size_t k = 0; k < kBoundNames.size(); ++k) {
       cumulative += latency[e][k];

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "app.h"
-#include "http/reply.h"
+#include "endpoint.h"
 
 namespace mailconfd::metrics {
 
@@ -17,7 +17,7 @@ inline constexpr std::string_view kContentType = "text/plain; version=0.0.4; cha
 
 // One answered request: which endpoint answered, its status, and how long it took from the
 // first parse of its complete bytes to the serialized answer.
-void count_request(http::Endpoint endpoint, int status, std::chrono::nanoseconds elapsed);
+void count_request(Endpoint endpoint, int status, std::chrono::nanoseconds elapsed);
 
 // A client connection opened or closed, plain HTTP or HTTPS (the gauge of open connections).
 void connection_opened(bool tls);

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "endpoint.h"
+
 namespace mailconfd::http {
 
 inline constexpr std::string_view kXml = "application/xml; charset=utf-8";
@@ -16,19 +18,7 @@ inline constexpr std::string_view kJson = "application/json; charset=utf-8";
 inline constexpr std::string_view kAppleProfile = "application/x-apple-aspen-config";
 inline constexpr std::string_view kCsv = "text/csv; charset=utf-8; header=present";
 
-// Which part of the URL surface answered; a fixed set, used as a metrics label.
-enum class Endpoint {
-  Autoconfig,
-  Autodiscover,
-  AutodiscoverJson,
-  Mobileconfig,
-  Setup,
-  Health,
-  Metrics,
-  Cockpit,
-  Other
-};
-std::string_view to_string(Endpoint endpoint);
+using mailconfd::Endpoint;
 
 struct Reply {
   int status = 500;

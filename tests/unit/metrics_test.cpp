@@ -8,7 +8,7 @@
 #include "support.h"
 
 using namespace mailconfd;
-using http::Endpoint;
+using mailconfd::Endpoint;
 
 namespace {
 
