@@ -19,8 +19,12 @@
 # mailconfd.install (the conffile /etc/mailconfd/mailconfd.xml, "apt-get install" and the
 # upgrade); mailconfd.docs (README.md.gz in the list of installed paths); postinst (the system
 # user in ssl-cert, /var/lib/mailconfd 0750, the restart onto the new binary on upgrade, the
-# refusal with a broken configuration, the install with one already in place); postrm
-# ("remove" keeps, "purge" deletes user, group, state and configuration).
+# refusal with a broken configuration, the install with one already in place); prerm (the
+# scan's enabled timer stopped on remove); postrm ("remove" keeps, "purge" deletes user,
+# group, state and configuration, and the timer's enablement). rules also ships the scan's
+# units (deploy/systemd/mailconfd-cutover-scan.*): installed, not enabled, accepted by
+# systemd-analyze verify; enabled, they scan /var/log/mail.log as the mailconfd user, and
+# the timer stays active across the upgrade.
 #
 # Needs root (systemd-nspawn). The Debian tree is cached by tests/deploy/debian-base.sh
 # (a few minutes the first time); later runs take about two minutes. KEEP=1 keeps the
@@ -161,7 +165,9 @@ expect_eq "version" "install ok installed $base_version" \
 expect_eq "is-enabled" enabled "$(ct systemctl is-enabled mailconfd || true)"
 expect_eq "is-active" active "$(ct systemctl is-active mailconfd || true)"
 expect_eq "files" "$(printf '%s\n' /. /etc /etc/mailconfd /etc/mailconfd/mailconfd.xml /lib \
-  /lib/systemd /lib/systemd/system /lib/systemd/system/mailconfd.service /usr /usr/sbin \
+  /lib/systemd /lib/systemd/system /lib/systemd/system/mailconfd.service \
+  /lib/systemd/system/mailconfd-cutover-scan.service \
+  /lib/systemd/system/mailconfd-cutover-scan.timer /usr /usr/sbin \
   /usr/sbin/mailconfd /usr/share /usr/share/doc /usr/share/doc/mailconfd \
   /usr/share/doc/mailconfd/README.md.gz /usr/share/doc/mailconfd/changelog.gz \
   /usr/share/doc/mailconfd/copyright /usr/share/lintian /usr/share/lintian/overrides \
@@ -180,8 +186,21 @@ for t in setup.css setup.de.html setup.en.html; do
 done
 expect_eq "Documentation" '"man:mailconfd(8)" "man:mailconfd.xml(5)"' \
   "$(ct systemctl show -P Documentation mailconfd)"
-verify=$(ct systemd-analyze verify /lib/systemd/system/mailconfd.service 2>&1 || echo "exit $?")
-expect_eq "systemd-analyze verify" "" "$verify"
+for unit in mailconfd.service mailconfd-cutover-scan.service mailconfd-cutover-scan.timer; do
+  verify=$(ct systemd-analyze verify "/lib/systemd/system/$unit" 2>&1 || echo "exit $?")
+  expect_eq "systemd-analyze verify $unit" "" "$verify"
+done
+# The scan's units are shipped, not enabled: the administrator turns the timer on.
+expect_eq "is-enabled mailconfd-cutover-scan.timer" disabled \
+  "$(ct systemctl is-enabled mailconfd-cutover-scan.timer || true)"
+expect_eq "is-active mailconfd-cutover-scan.timer" inactive \
+  "$(ct systemctl is-active mailconfd-cutover-scan.timer || true)"
+expect_eq "the scan's user, groups and program" \
+  "mailconfd mailconfd adm ssl-cert /usr/sbin/mailconfd" \
+  "$(ct systemctl show -P User mailconfd-cutover-scan.service) $(ct systemctl show -P Group \
+    mailconfd-cutover-scan.service) $(ct systemctl show -P SupplementaryGroups \
+    mailconfd-cutover-scan.service) $(ct systemctl show -P ExecStart \
+    mailconfd-cutover-scan.service | grep -o '/usr/s*bin/mailconfd' | sort -u)"
 
 step "the service: user, state directory, HTTP"
 pid=$(ct systemctl show -P MainPID mailconfd)
@@ -289,6 +308,34 @@ new_lines=$((lines_after - lines_before))
   fail "the second --journal --state scan read $new_lines entries (expected the few new ones)"
 ct rm -f /tmp/cutover.state
 
+step "the packaged cut-off scan: timer enabled, service run on /var/log/mail.log"
+# As README says: a mail log as Debian's rsyslog keeps it (root:adm 0640), the timer enabled,
+# a scan started at once. alice relays via the map after a POP login (at-risk); bob submits
+# with SMTP-Auth (switched). The report lands in /var/lib/mailconfd as the mailconfd user.
+printf '%s\n' \
+  "2026-12-01T10:00:00.000000+00:00 mail dovecot: pop3-login: Login: user=<alice@example.com>, method=PLAIN, rip=203.0.113.10, lip=192.0.2.1, mpid=1, TLS, session=<a>" \
+  "2026-12-01T10:00:05.000000+00:00 mail postfix/smtpd[5]: A1: client=pc[203.0.113.10]" \
+  "2026-12-01T10:00:05.000000+00:00 mail postfix/qmgr[6]: A1: from=<alice@example.com>, size=1, nrcpt=1" \
+  "2026-12-01T10:00:05.000000+00:00 mail postfix/smtp[7]: A1: to=<r@remote.test>, relay=mx[198.51.100.1]:25, status=sent (ok)" \
+  "2026-12-01T10:05:00.000000+00:00 mail postfix/submission/smtpd[5]: B2: client=pc[203.0.113.11], sasl_method=PLAIN, sasl_username=bob@example.com" \
+  "2026-12-01T10:05:00.000000+00:00 mail postfix/qmgr[6]: B2: from=<bob@example.com>, size=1, nrcpt=1" |
+  ct sh -c 'cat >/var/log/mail.log && chown root:adm /var/log/mail.log && chmod 0640 /var/log/mail.log'
+ct systemctl enable --now mailconfd-cutover-scan.timer >"$work/enable.log" 2>&1 ||
+  { cat "$work/enable.log" >&2; fail "systemctl enable --now mailconfd-cutover-scan.timer"; }
+expect_eq "is-active mailconfd-cutover-scan.timer (enabled)" active \
+  "$(ct systemctl is-active mailconfd-cutover-scan.timer || true)"
+ct timeout 120 systemctl start mailconfd-cutover-scan.service ||
+  { ct journalctl -u mailconfd-cutover-scan --no-pager >&2; fail "the packaged scan failed"; }
+expect_eq "the scan's report and state" "mailconfd mailconfd 600 mailconfd mailconfd 600" \
+  "$(ct stat -c '%U %G %a' /var/lib/mailconfd/cutover.json /var/lib/mailconfd/cutover.state |
+    tr '\n' ' ' | sed 's/ $//')"
+ct cat /var/lib/mailconfd/cutover.json >"$work/packaged-scan.json"
+expect_eq "the packaged scan's mailboxes" "$(printf '%s\n' \
+  "alice@example.com at-risk high - 203.0.113.10" \
+  "bob@example.com switched explicit - 203.0.113.11" \
+  "unattributed 0 summary 1 0 1 2 used 6 denied 0")" "$(verdict "$work/packaged-scan.json")"
+ct test ! -e /var/lib/mailconfd/cutover.json.tmp || fail "the scan left cutover.json.tmp"
+
 step "man pages"
 for page in "mailconfd" "5 mailconfd.xml"; do
   # shellcheck disable=SC2086 # the section and the name are two words
@@ -336,6 +383,9 @@ upgraded=$(ct systemctl show -P MainPID mailconfd)
 [ "$upgraded" != "$pid" ] || fail "the upgrade did not restart mailconfd (MainPID $pid)"
 expect_eq "the running binary" /usr/sbin/mailconfd "$(ct readlink "/proc/$upgraded/exe")"
 expect_eq "local.example after upgrade" 200 "$(get local "${autoconfig}local.example")"
+expect_eq "the scan's timer after upgrade" "enabled active" \
+  "$(ct systemctl is-enabled mailconfd-cutover-scan.timer || true) $(ct systemctl is-active \
+    mailconfd-cutover-scan.timer || true)"
 
 step "a broken configuration: reload refused, the service keeps serving"
 ct sed -i 's|port="587" security="starttls"|port="25" security="starttls"|' \
@@ -361,6 +411,8 @@ ct apt-get remove -y mailconfd >"$work/remove.log" 2>&1 ||
 expect_eq "status after remove" "deinstall ok config-files" \
   "$(ct dpkg-query -W -f '${Status}' mailconfd)"
 expect_eq "is-active after remove" inactive "$(ct systemctl is-active mailconfd || true)"
+expect_eq "the scan's timer after remove" inactive \
+  "$(ct systemctl is-active mailconfd-cutover-scan.timer || true)"
 ct test ! -e /usr/sbin/mailconfd || fail "/usr/sbin/mailconfd is still there"
 ct test -f /etc/mailconfd/mailconfd.xml || fail "remove deleted the configuration"
 ct test -d /var/lib/mailconfd || fail "remove deleted /var/lib/mailconfd"
