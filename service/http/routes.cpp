@@ -25,9 +25,10 @@ bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
-// A hosted address got its settings: counted for /metrics and, when on, journaled.
+// A hosted address got its settings: counted for /metrics and, when on, journaled (the parts
+// of the address parse_email normalised, copied once into the journal's buffer).
 void fetched(journal::Door door, const Request& request, const EmailAddress& address) {
-  journal::record(door, client_kind(request.header("User-Agent")), address.full());
+  journal::record(door, client_kind(request.header("User-Agent")), address.local, address.domain);
 }
 
 Reply method_not_allowed(std::string_view allow, Endpoint endpoint) {

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -85,24 +84,43 @@ std::size_t client_index(std::string_view kind) {
   return kClientKinds.size() - 1;
 }
 
-void record(Door door, std::string_view client_kind, std::string_view address) {
+namespace {
+
+// Counts the fetch and, while a Journal runs, appends the address (local, '@' and domain when
+// domain is not empty; else local alone) to the calling thread's buffer.
+void record_parts(Door door, std::string_view client_kind, std::string_view local,
+                  std::string_view domain) {
   Buffer& b = own_buffer();
   const auto d = std::min(static_cast<std::size_t>(door), kDoors - 1);
   const std::size_t c = client_index(client_kind);
   Counter& counter = b.fetches[d][c];
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (!buffering.load(std::memory_order_relaxed) || address.empty() || address.size() > 320) {
-    return;
-  }
+  const std::size_t size = local.size() + (domain.empty() ? 0 : 1 + domain.size());
+  if (!buffering.load(std::memory_order_relaxed) || local.empty() || size > 320) return;
+  const std::int64_t when = now_seconds();
   std::lock_guard lock(b.mutex);
   if (b.entries.size() >= kMaxBuffered) {
     dropped_total.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  b.entries.push_back({static_cast<std::uint32_t>(b.arena.size()),
-                       static_cast<std::uint16_t>(address.size()), static_cast<std::uint8_t>(d),
-                       static_cast<std::uint8_t>(c), now_seconds()});
-  b.arena.append(address);
+  b.entries.push_back({static_cast<std::uint32_t>(b.arena.size()), static_cast<std::uint16_t>(size),
+                       static_cast<std::uint8_t>(d), static_cast<std::uint8_t>(c), when});
+  b.arena.append(local);
+  if (!domain.empty()) {
+    b.arena.push_back('@');
+    b.arena.append(domain);
+  }
+}
+
+}  // namespace
+
+void record(Door door, std::string_view client_kind, std::string_view address) {
+  record_parts(door, client_kind, address, {});
+}
+
+void record(Door door, std::string_view client_kind, std::string_view local,
+            std::string_view domain) {
+  record_parts(door, client_kind, local, domain);
 }
 
 std::uint64_t rows_written() { return written_total.load(); }
@@ -150,13 +168,22 @@ void append_metrics(std::string& out) {
 
 struct Journal::State {
   std::unique_ptr<Store> store;
-  // Folded rows: key = address, '\0', door and client as one letter each.
+  // One row of a batch: the address points into one of the arenas below or into kept_arena.
   struct Folded {
+    std::string_view address;
+    std::uint8_t door, client;
+    bool kept;  // waiting since a failed write
     std::int64_t first_seen, last_seen, count;
   };
-  std::unordered_map<std::string, Folded> pending;
-  std::string arena;
-  std::vector<Entry> entries;
+  // The request threads' buffers, swapped in (their capacity goes back with the next swap, so
+  // that neither side allocates once the buffers have grown).
+  std::vector<std::string> arenas;
+  std::vector<std::vector<Entry>> entries;
+  std::vector<Folded> batch;
+  // Rows of a failed write, kept for the next attempt (at most kMaxPending).
+  std::string kept_arena;
+  std::vector<Folded> kept;
+  std::vector<Store::Row> rows;
   bool failing = false;
   std::int64_t next_expiry = 0;
   std::atomic<std::size_t> pending_size{0};
@@ -217,67 +244,105 @@ void Journal::run() {
 bool Journal::write_once(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   State& s = *state_;
-  // Take every thread's entries and fold them: one row per address, door and client.
+  // Take every thread's entries, sort them by address, door and client and fold each run of
+  // equal keys into one row. The rows reach SQLite in key order, so that consecutive upserts
+  // walk the B-tree's pages in order.
   std::vector<Buffer*> buffers;
   {
     std::lock_guard guard(registry().mutex);
     for (const auto& b : registry().buffers) buffers.push_back(b.get());
   }
-  for (Buffer* b : buffers) {
-    s.arena.clear();
-    s.entries.clear();
+  if (s.arenas.size() < buffers.size()) {
+    s.arenas.resize(buffers.size());
+    s.entries.resize(buffers.size());
+  }
+  s.batch.clear();
+  s.batch.insert(s.batch.end(), s.kept.begin(), s.kept.end());
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    Buffer* b = buffers[i];
+    s.arenas[i].clear();
+    s.entries[i].clear();
     {
       std::lock_guard guard(b->mutex);
-      std::swap(s.arena, b->arena);
-      std::swap(s.entries, b->entries);
+      std::swap(s.arenas[i], b->arena);
+      std::swap(s.entries[i], b->entries);
     }
-    std::string key;
-    for (const Entry& e : s.entries) {
-      const std::string_view address(s.arena.data() + e.offset, e.length);
-      key.assign(address);
-      key.push_back('\0');
-      key.push_back(static_cast<char>('a' + e.door));
-      key.push_back(static_cast<char>('a' + e.client));
-      auto it = s.pending.find(key);
-      if (it == s.pending.end()) {
-        if (s.pending.size() >= kMaxPending) {
-          dropped_total.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        s.pending.emplace(key, State::Folded{e.when, e.when, 1});
-      } else {
-        it->second.first_seen = std::min(it->second.first_seen, e.when);
-        it->second.last_seen = std::max(it->second.last_seen, e.when);
-        ++it->second.count;
-      }
+    for (const Entry& e : s.entries[i]) {
+      s.batch.push_back({std::string_view(s.arenas[i].data() + e.offset, e.length), e.door,
+                         e.client, false, e.when, e.when, 1});
     }
   }
-  s.pending_size.store(s.pending.size());
+  auto key_less = [](const State::Folded& a, const State::Folded& b) {
+    if (a.address != b.address) return a.address < b.address;
+    if (a.door != b.door) return a.door < b.door;
+    return a.client < b.client;
+  };
+  std::sort(s.batch.begin(), s.batch.end(), key_less);
+  std::size_t folded = 0;
+  for (std::size_t i = 0; i < s.batch.size(); ++i) {
+    State::Folded& row = s.batch[i];
+    if (folded > 0) {
+      State::Folded& last = s.batch[folded - 1];
+      if (last.address == row.address && last.door == row.door && last.client == row.client) {
+        last.first_seen = std::min(last.first_seen, row.first_seen);
+        last.last_seen = std::max(last.last_seen, row.last_seen);
+        last.count += row.count;
+        last.kept = last.kept || row.kept;
+        continue;
+      }
+    }
+    s.batch[folded++] = row;
+  }
+  s.batch.resize(folded);
+  s.pending_size.store(s.batch.size());
 
   bool ok = true;
   std::string error;
   const std::int64_t now = now_seconds();
-  if (!s.store && (!s.pending.empty() || now >= s.next_expiry)) {
+  if (!s.store && (!s.batch.empty() || now >= s.next_expiry)) {
     s.store = Store::open(options_.file, 200, error);
     if (!s.store) ok = false;
   }
-  if (ok && !s.pending.empty()) {
-    std::vector<Store::Row> rows;
-    rows.reserve(s.pending.size());
-    for (const auto& [key, f] : s.pending) {
-      const std::string_view k(key);
-      const std::size_t door = static_cast<std::size_t>(k[k.size() - 2] - 'a');
-      const std::size_t client = static_cast<std::size_t>(k[k.size() - 1] - 'a');
-      rows.push_back({k.substr(0, k.size() - 3), kDoorNames[door], kClientKinds[client],
-                      f.first_seen, f.last_seen, f.count});
+  if (ok && !s.batch.empty()) {
+    s.rows.clear();
+    s.rows.reserve(s.batch.size());
+    for (const State::Folded& f : s.batch) {
+      s.rows.push_back({f.address, kDoorNames[f.door], kClientKinds[f.client], f.first_seen,
+                        f.last_seen, f.count});
     }
-    if (s.store->add_rows(rows, error)) {
-      written_total.fetch_add(rows.size());
-      s.pending.clear();
+    if (s.store->add_rows(s.rows, error)) {
+      written_total.fetch_add(s.rows.size());
+      s.batch.clear();
+      s.kept.clear();
+      s.kept_arena.clear();
       s.pending_size.store(0);
     } else {
       ok = false;
     }
+  }
+  if (!s.batch.empty()) {
+    // Not written: keep the rows (their own copy of the addresses: the arenas go back to the
+    // request threads). Rows kept before go first; new keys beyond kMaxPending are dropped.
+    if (s.batch.size() > kMaxPending) {
+      std::stable_partition(s.batch.begin(), s.batch.end(),
+                            [](const State::Folded& f) { return f.kept; });
+      dropped_total.fetch_add(s.batch.size() - kMaxPending, std::memory_order_relaxed);
+      s.batch.resize(kMaxPending);
+      std::sort(s.batch.begin(), s.batch.end(), key_less);
+    }
+    std::string arena;  // the old kept_arena may still hold some of the addresses
+    for (const State::Folded& f : s.batch) arena.append(f.address);
+    s.kept_arena = std::move(arena);
+    std::size_t offset = 0;
+    for (State::Folded& f : s.batch) {
+      const std::size_t length = f.address.size();
+      f.address = std::string_view(s.kept_arena.data() + offset, length);
+      f.kept = true;
+      offset += length;
+    }
+    s.kept.swap(s.batch);
+    s.batch.clear();
+    s.pending_size.store(s.kept.size());
   }
   if (ok && s.store && now >= s.next_expiry) {
     const std::int64_t cutoff = now - options_.retention.count();

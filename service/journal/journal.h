@@ -4,8 +4,9 @@
 // deleted `retention` after it was last seen.
 //
 // A request never waits for a disk: record() appends to a bounded buffer that belongs to the
-// calling thread (its own mutex, taken by the writer only to swap the buffer out), and one
-// writer thread folds duplicates and writes each batch to SQLite in one transaction. A write
+// calling thread (its own mutex, uncontended except for the writer's swap once per interval;
+// no allocation once the buffer has grown), and one writer thread sorts each batch, folds
+// duplicates and writes the rows in key order to SQLite in one transaction. A write
 // that fails (full disk, locked file, unreadable directory) keeps the folded rows for the next
 // attempt (up to kMaxPending), counts the failure and logs it once until a write succeeds again.
 #pragma once
@@ -45,6 +46,10 @@ std::size_t client_index(std::string_view kind);
 // One fetch of settings for a hosted address (lower case). Counts it for /metrics always and,
 // while a Journal runs, buffers it for the writer. Never blocks on I/O; safe from any thread.
 void record(Door door, std::string_view client_kind, std::string_view address);
+// The same for the address local@domain (already normalised by parse_email), copied once
+// into the thread's buffer: no string is built for it.
+void record(Door door, std::string_view client_kind, std::string_view local,
+            std::string_view domain);
 
 // The /metrics lines of the journal: fetches by door and client kind (counted whether or not
 // the journal is on), and, when it is on, rows written, records dropped and failed writes.

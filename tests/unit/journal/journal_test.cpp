@@ -136,12 +136,26 @@ TEST_CASE("a locked database never blocks record(): the rows wait and are writte
     CHECK_FALSE(journal.flush());
     CHECK(journal.stats().write_failures > failures);
     CHECK(journal.stats().pending == 1000);
+    // A kept row folds with the same fetch recorded after the failed write (here through the
+    // overload that takes the parse_email parts), a new one joins them.
+    record(Door::AutodiscoverJson, "outlook", "erin7", "customer.example");
+    record(Door::AutodiscoverJson, "outlook", "Zoe", "customer.example");
+    CHECK_FALSE(journal.flush());
+    CHECK(journal.stats().pending == 1001);
     REQUIRE(sqlite3_exec(locker, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
     CHECK(journal.flush());
     CHECK(journal.stats().pending == 0);
   }
   sqlite3_close(locker);
-  CHECK(rows_of(file).size() == 1000);
+  const auto rows = rows_of(file);
+  REQUIRE(rows.size() == 1001);
+  CHECK(rows[0].address == "Zoe@customer.example");  // in byte order: 'Z' before 'e'
+  CHECK(rows[0].count == 1);
+  for (const auto& row : rows) {
+    CHECK(row.door == "autodiscover-json");
+    CHECK(row.client == "outlook");
+    CHECK(row.count == (row.address == "erin7@customer.example" ? 2 : 1));
+  }
 }
 
 TEST_CASE("a file that cannot be opened is a counted failure, and a full buffer drops") {
