@@ -114,6 +114,7 @@ std::shared_ptr<const App> build_app(Config config, const App* previous) {
     app->profiles = std::move(profiles);
   }
   app->domains = std::shared_ptr<const DomainTable>(model, &model->domains);
+  if (model->server.tls) app->certificates = model->server.tls->certificates;
   app->config = std::move(model);
   return app;
 }

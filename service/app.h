@@ -18,6 +18,7 @@
 #include "render/setup.h"
 #include "render/splice.h"
 #include "sign/signed_cache.h"
+#include "tls/certificates.h"
 
 namespace mailconfd {
 
@@ -56,8 +57,7 @@ struct App {
   };
 
   // The parts. Never null in an App that build_app made. Two Apps may share any of them.
-  // config: the model as loaded (server options, providers, policy). The TLS context lives in
-  // it (config->server.tls) until certificates become a part of their own.
+  // config: the model as loaded (server options, providers, policy).
   std::shared_ptr<const Config> config;
   // Hosted domains → provider and host set: what every request resolves against. Today it
   // aliases config->domains (the file's list); a database source replaces this part alone.
@@ -69,6 +69,9 @@ struct App {
   // Shared with the previous App when documents is and the signer's fingerprint and the
   // secret are equal; otherwise new, with an empty cache.
   std::shared_ptr<const Profiles> profiles;
+  // The HTTPS listener's certificates, chosen by SNI; null without <tls> (or when the config
+  // was loaded without its keys). Built by the config loader from <tls>'s files.
+  std::shared_ptr<const tls::CertificateSet> certificates;
   std::chrono::system_clock::time_point loaded_at;  // when config was loaded
 
   const Documents& documents_for(DomainEntry entry) const {

@@ -99,6 +99,54 @@ void set_ready(bool ready) { is_ready.store(ready); }
 
 bool ready() { return is_ready.load(); }
 
+namespace {
+
+// Certificates of the snapshot by state and the earliest expiry; handshakes by outcome.
+void append_tls(std::string& out, const App& app) {
+  std::array<std::uint64_t, 3> states{};
+  std::int64_t earliest = 0;
+  if (app.certificates) {
+    const auto now = std::chrono::system_clock::now();
+    for (const tls::Certificate& c : app.certificates->certificates()) {
+      ++states[static_cast<std::size_t>(tls::state_at(c, now))];
+      const auto expiry =
+          std::chrono::duration_cast<std::chrono::seconds>(c.not_after.time_since_epoch()).count();
+      if (earliest == 0 || expiry < earliest) earliest = expiry;
+    }
+  }
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP mailconfd_tls_certificates Certificates of the HTTPS listener, by state.\n"
+                 "# TYPE mailconfd_tls_certificates gauge\n"
+                 "mailconfd_tls_certificates{{state=\"valid\"}} {}\n"
+                 "mailconfd_tls_certificates{{state=\"not_yet_valid\"}} {}\n"
+                 "mailconfd_tls_certificates{{state=\"expired\"}} {}\n"
+                 "# HELP mailconfd_tls_certificate_earliest_expiry_timestamp_seconds When the "
+                 "first of them expires (0: none loaded).\n"
+                 "# TYPE mailconfd_tls_certificate_earliest_expiry_timestamp_seconds gauge\n"
+                 "mailconfd_tls_certificate_earliest_expiry_timestamp_seconds {}\n"
+                 "# HELP mailconfd_tls_handshakes_total TLS handshakes completed, by whether a "
+                 "session was resumed.\n"
+                 "# TYPE mailconfd_tls_handshakes_total counter\n"
+                 "mailconfd_tls_handshakes_total{{resumed=\"no\"}} {}\n"
+                 "mailconfd_tls_handshakes_total{{resumed=\"yes\"}} {}\n"
+                 "# HELP mailconfd_tls_handshake_failures_total TLS handshakes that failed, by "
+                 "reason.\n"
+                 "# TYPE mailconfd_tls_handshake_failures_total counter\n",
+                 states[static_cast<std::size_t>(tls::State::Valid)],
+                 states[static_cast<std::size_t>(tls::State::NotYetValid)],
+                 states[static_cast<std::size_t>(tls::State::Expired)], earliest,
+                 tls::handshakes_completed() - tls::handshakes_resumed(),
+                 tls::handshakes_resumed());
+  const auto failures = tls::handshake_failures();
+  for (std::size_t i = 0; i < failures.size(); ++i) {
+    fmt::format_to(std::back_inserter(out),
+                   "mailconfd_tls_handshake_failures_total{{reason=\"{}\"}} {}\n",
+                   tls::to_string(static_cast<tls::HandshakeFailure>(i)), failures[i]);
+  }
+}
+
+}  // namespace
+
 std::string render(const App& app) {
   std::array<std::array<std::uint64_t, kClasses>, kEndpoints> requests{};
   std::array<std::array<std::uint64_t, kBuckets>, kEndpoints> latency{};
@@ -196,6 +244,7 @@ std::string render(const App& app) {
       app.domains->size(), app.config->providers.size(), reloads_ok.load(), reloads_failed.load(),
       loaded, profiles_signed(), open_http.load(), open_https.load(), ready() ? 1 : 0,
       MAILCONFD_VERSION, started_at);
+  append_tls(out, app);
   journal::append_metrics(out);
   cockpit::append_metrics(out);
   return out;

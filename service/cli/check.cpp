@@ -1,11 +1,13 @@
 #include "cli/check.h"
 
+#include <chrono>
 #include <iostream>
 #include <string>
 
 #include "cli/args.h"
 #include "cli/as_user.h"
 #include "log.h"
+#include "tls/certificates.h"
 
 namespace mailconfd::cli {
 namespace {
@@ -45,6 +47,17 @@ int check(Args args) {
     std::cerr << loaded.problems.size() << (loaded.problems.size() == 1 ? " problem" : " problems")
               << " in " << args.options.at("config") << as_user << '\n';
     return 2;
+  }
+  // Every certificate's names and expiry; an expired or not yet valid one is a warning (the
+  // service starts with it: the other names keep working), not a problem.
+  if (loaded.config.server.tls && loaded.config.server.tls->certificates) {
+    std::vector<std::string> warnings;
+    for (const std::string& line :
+         tls::describe(loaded.config.server.tls->certificates->certificates(),
+                       std::chrono::system_clock::now(), warnings)) {
+      std::cout << line << '\n';
+    }
+    for (const std::string& warning : warnings) std::cerr << "warning: " << warning << '\n';
   }
   std::cout << args.options.at("config") << ": ok (" << loaded.config.providers.size()
             << (loaded.config.providers.size() == 1 ? " provider, " : " providers, ")

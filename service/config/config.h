@@ -15,7 +15,7 @@
 namespace mailconfd {
 
 namespace tls {
-class Context;  // tls/context.h
+class CertificateSet;  // tls/certificates.h
 }
 namespace sign {
 class Signer;  // sign/signer.h
@@ -179,11 +179,19 @@ struct Limits {
 // <tls>: HTTPS on a second listener, next to plain HTTP.
 struct TlsOptions {
   std::string listen = "0.0.0.0:443";  // HOST:PORT; [v6]:PORT for IPv6
-  std::string certificate;             // PEM, leaf first (may carry the chain)
+  std::string certificate;             // PEM, leaf first (may carry the chain): the default
   std::string key;                     // PEM
   std::string chain;                   // PEM intermediates; optional
+  // <certificate file key chain/> children: more certificates, chosen by SNI.
+  struct Files {
+    std::string certificate, key, chain;
+  };
+  std::vector<Files> more;
+  std::string certificate_directory;  // @certificate-directory; empty: none
   std::chrono::milliseconds handshake_timeout{10'000};
-  std::shared_ptr<const tls::Context> context;  // loaded from the files above by the loader
+  // Every certificate above, loaded by the loader (null with TlsKeys::Skip). The default
+  // first, then the <certificate> children, then the directory's in file-name order.
+  std::shared_ptr<const tls::CertificateSet> certificates;
 };
 
 struct ServerOptions {

@@ -19,7 +19,7 @@
 #include "core/email_address.h"
 #include "render/setup.h"
 #include "sign/signer.h"
-#include "tls/context.h"
+#include "tls/certificates.h"
 
 namespace mailconfd {
 namespace {
@@ -175,8 +175,12 @@ void check_known(Problems& problems, const pugi::xml_node& node,
 
 class Loader {
  public:
-  Loader(Problems& problems, std::string base_dir, TlsKeys tls_keys)
-      : problems_(problems), base_dir_(std::move(base_dir)), tls_keys_(tls_keys) {
+  Loader(Problems& problems, std::string base_dir, TlsKeys tls_keys,
+         const tls::CertificateSet* previous)
+      : problems_(problems),
+        base_dir_(std::move(base_dir)),
+        tls_keys_(tls_keys),
+        previous_(previous) {
     sources_.push_back(problems_.file());
   }
 
@@ -251,8 +255,10 @@ class Loader {
 
   // <tls>: the files are read here, so `check` and a reload see the same problems as start-up.
   void read_tls(const pugi::xml_node& node, TlsOptions& tls) {
-    check_known(problems_, node, {"listen", "certificate", "key", "chain", "handshake-timeout"},
-                {});
+    check_known(
+        problems_, node,
+        {"listen", "certificate", "key", "chain", "certificate-directory", "handshake-timeout"},
+        {"certificate"});
     if (auto a = node.attribute("listen")) {
       if (parse_listen(a.value())) {
         tls.listen = a.value();
@@ -268,22 +274,67 @@ class Loader {
         tls.handshake_timeout = *d;
       }
     }
-    auto path = [&](const char* name) -> std::string {
-      const std::string value = node.attribute(name).value();
+    auto path = [&](const pugi::xml_node& n, const char* name) -> std::string {
+      const std::string value = n.attribute(name).value();
       if (value.empty()) return value;
       return value.front() == '/' ? value : base_dir_ + "/" + value;
     };
-    tls.certificate = path("certificate");
-    tls.key = path("key");
-    tls.chain = path("chain");
+    tls.certificate = path(node, "certificate");
+    tls.key = path(node, "key");
+    tls.chain = path(node, "chain");
+    tls.certificate_directory = path(node, "certificate-directory");
     if (tls.certificate.empty() || tls.key.empty()) {
-      problems_.at(node, "<tls> needs certificate and key attributes");
+      problems_.at(node, "<tls> needs certificate and key attributes (the default certificate)");
       return;
     }
+    // Each certificate with the element its problems are reported at.
+    std::vector<std::pair<tls::CertificateFiles, pugi::xml_node>> wanted;
+    wanted.push_back({{tls.certificate, tls.key, tls.chain}, node});
+    for (const pugi::xml_node& child : node.children("certificate")) {
+      check_known(problems_, child, {"file", "key", "chain"}, {});
+      TlsOptions::Files files{path(child, "file"), path(child, "key"), path(child, "chain")};
+      if (files.certificate.empty() || files.key.empty()) {
+        problems_.at(child, "<certificate> needs file and key attributes");
+        continue;
+      }
+      tls.more.push_back(files);
+      wanted.push_back({{files.certificate, files.key, files.chain}, child});
+    }
     if (tls_keys_ == TlsKeys::Skip) return;
-    std::string error;
-    tls.context = tls::Context::load(tls.certificate, tls.key, tls.chain, error);
-    if (!tls.context) problems_.at(node, "<tls>: " + error);
+    if (!tls.certificate_directory.empty()) {
+      std::vector<std::string> errors;
+      for (auto& files : tls::scan_directory(tls.certificate_directory, errors)) {
+        wanted.push_back({std::move(files), node});
+      }
+      for (const auto& e : errors) problems_.at(node, "<tls>: " + e);
+    }
+    std::vector<tls::Certificate> loaded;
+    loaded.reserve(wanted.size());
+    for (const auto& [files, where] : wanted) {
+      std::string error;
+      if (auto c = tls::load_certificate(files, error)) {
+        loaded.push_back(std::move(*c));
+        continue;
+      }
+      const tls::Certificate* before = nullptr;
+      if (previous_) {
+        for (const auto& c : previous_->certificates()) {
+          if (c.files.certificate == files.certificate) before = &c;
+        }
+      }
+      const std::string element = std::string("<") + where.name() + ">: ";
+      if (before) {
+        // A reload keeps serving what it served rather than dropping one name's certificate.
+        warnings_.push_back(fmt::format("{}: {}{}; keeping the certificate loaded before",
+                                        problems_.where(where), element, error));
+        loaded.push_back(*before);
+      } else {
+        problems_.at(where, element + error);
+      }
+    }
+    if (loaded.size() == wanted.size()) {
+      tls.certificates = std::make_shared<const tls::CertificateSet>(std::move(loaded));
+    }
   }
 
   // <setup lang="de" provider="ID" templates="DIR"/>: the setup page (README).
@@ -957,6 +1008,12 @@ class Loader {
   Problems& problems_;
   std::string base_dir_;
   TlsKeys tls_keys_;
+  const tls::CertificateSet* previous_;
+
+ public:
+  std::vector<std::string> warnings_;
+
+ private:
   // Where each domain was listed, by insertion number (DomainTable::position), for the
   // "listed twice" messages: 8 bytes per domain while loading, freed with the Loader.
   struct Location {
@@ -998,7 +1055,7 @@ std::optional<ListenAddress> parse_listen(std::string_view text) {
 }
 
 Loaded load_config_text(std::string_view text, const std::string& name, const std::string& base_dir,
-                        TlsKeys tls_keys) {
+                        TlsKeys tls_keys, const tls::CertificateSet* previous) {
   Loaded loaded;
   loaded.config.path = name;
   Problems problems(name, text);
@@ -1018,14 +1075,16 @@ Loaded load_config_text(std::string_view text, const std::string& name, const st
                          "a DOCTYPE is not allowed");
     }
   }
-  Loader loader(problems, base_dir, tls_keys);
+  Loader loader(problems, base_dir, tls_keys, previous);
   loader.load(doc, loaded.config);
+  loaded.warnings = std::move(loader.warnings_);
   loaded.problems = problems.take();
   for (auto& p : loader.extra_) loaded.problems.push_back(std::move(p));
   return loaded;
 }
 
-Loaded load_config_file(const std::string& path, TlsKeys tls_keys) {
+Loaded load_config_file(const std::string& path, TlsKeys tls_keys,
+                        const tls::CertificateSet* previous) {
   std::string text;
   std::string error;
   if (!read_whole_file(path, text, error)) {
@@ -1035,7 +1094,7 @@ Loaded load_config_file(const std::string& path, TlsKeys tls_keys) {
   }
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  return load_config_text(text, path, dir.empty() ? "/" : dir, tls_keys);
+  return load_config_text(text, path, dir.empty() ? "/" : dir, tls_keys, previous);
 }
 
 }  // namespace mailconfd

@@ -17,6 +17,9 @@ namespace mailconfd {
 struct Loaded {
   Config config;
   std::vector<std::string> problems;  // empty: config is valid and may be used
+  // Said in the log but no reason to refuse: a certificate that could not be read again on a
+  // reload, for which the one loaded before keeps serving ("FILE:LINE:COLUMN: message").
+  std::vector<std::string> warnings;
   bool ok() const { return problems.empty(); }
 };
 
@@ -28,12 +31,16 @@ enum class TlsKeys {
 };
 
 // Reads and checks the file at path. Domain-list files named in it are read relative to the
-// directory of path.
-Loaded load_config_file(const std::string& path, TlsKeys tls_keys = TlsKeys::Load);
+// directory of path. previous: the certificates being served (a reload); a certificate that
+// cannot be read now but was loaded there from the same file is kept (a warning, not a
+// problem).
+Loaded load_config_file(const std::string& path, TlsKeys tls_keys = TlsKeys::Load,
+                        const tls::CertificateSet* previous = nullptr);
 
 // Checks text as if it had been read from a file called name in directory base_dir.
 Loaded load_config_text(std::string_view text, const std::string& name, const std::string& base_dir,
-                        TlsKeys tls_keys = TlsKeys::Load);
+                        TlsKeys tls_keys = TlsKeys::Load,
+                        const tls::CertificateSet* previous = nullptr);
 
 struct ListenAddress {
   std::string host;  // "127.0.0.1", "::1", "0.0.0.0", "::"

@@ -24,7 +24,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "sign/signer.h"
-#include "tls/context.h"
+#include "tls/certificates.h"
 
 namespace mailconfd::daemon {
 namespace {
@@ -81,6 +81,18 @@ std::shared_ptr<const App> build_or_log(Config config, std::string_view what) {
   return nullptr;
 }
 
+// Every certificate's names and expiry, and a warning for each that is expired or not yet
+// valid: at start and after each reload.
+void log_certificates(const App& app, std::string_view prefix) {
+  if (!app.certificates) return;
+  std::vector<std::string> warnings;
+  for (const std::string& line : tls::describe(app.certificates->certificates(),
+                                               std::chrono::system_clock::now(), warnings)) {
+    spdlog::info("{}{}", prefix, line);
+  }
+  for (const std::string& warning : warnings) spdlog::warn("{}{}", prefix, warning);
+}
+
 // What a SIGHUP rebuilds from: the file, and what only a restart can change.
 struct ReloadSource {
   std::string path;
@@ -96,10 +108,10 @@ struct ReloadSource {
 daemon::Build rebuild(const ReloadSource& source, const App& current) {
   if (!source.from_file)
     return {nullptr, {"the built-in example configuration cannot be reloaded"}};
-  Loaded next = load_config_file(source.path);
+  Loaded next = load_config_file(source.path, TlsKeys::Load, current.certificates.get());
   if (!next.ok()) return {nullptr, std::move(next.problems)};
-  if (next.config.server.tls && next.config.server.tls->context) {
-    spdlog::info("reload: https certificate {}", next.config.server.tls->context->subject());
+  for (const std::string& warning : next.warnings) spdlog::warn("reload: {}", warning);
+  if (next.config.server.tls && next.config.server.tls->certificates) {
     if (!source.tls_listening) spdlog::warn("reload: <tls> takes effect at the next start");
   } else if (source.tls_listening) {
     spdlog::warn("reload: <tls> was removed; new HTTPS connections are refused");
@@ -110,7 +122,9 @@ daemon::Build rebuild(const ReloadSource& source, const App& current) {
       options.metrics_listen != started_with.metrics_listen) {
     spdlog::warn("reload: listen addresses and threads change only at restart");
   }
-  return {build_app(std::move(next.config), &current), {}};
+  auto app = build_app(std::move(next.config), &current);
+  log_certificates(*app, "reload: ");
+  return {std::move(app), {}};
 }
 
 // What a reload can change of <journal> and <cockpit>, said in the log: the cockpit's report
@@ -265,7 +279,7 @@ int serve(ServeSetup setup) {
   if (setup.tls_listen) {
     ready += "listening on https://" + url_host(*setup.tls_listen) + ":" +
              std::to_string(server.tls_port()) + "\n";
-    spdlog::info("https certificate {}", app->config->server.tls->context->subject());
+    log_certificates(*app, "");
   }
   // Ready before the readiness line: whoever waits for it may ask /readyz at once.
   metrics::set_ready(true);

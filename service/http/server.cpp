@@ -224,7 +224,7 @@ class Worker final : public Aio::Handler {
     std::chrono::milliseconds handshake_timeout{0};
     if (tls) {
       const auto& options = app_->config->server.tls;
-      if (over || !options || !options->context) {
+      if (over || !options || !app_->certificates) {
         // Nothing can be answered before a handshake; refusing costs the least.
         shared_->closed(true);
         ::close(fd);
@@ -232,7 +232,7 @@ class Worker final : public Aio::Handler {
       }
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      transport = tls_transport(fd, options->context->get());
+      transport = tls_transport(fd, app_->certificates);
       if (!transport) {
         shared_->closed(true);
         return;

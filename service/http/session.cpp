@@ -6,6 +6,7 @@
 #include "http/routes.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls/certificates.h"
 
 namespace mailconfd::http {
 namespace {
@@ -429,6 +430,7 @@ void Session::on_tick() {
     return account();
   }
   if (now < deadline_) return;
+  if (state_ == State::Handshake) tls::count_handshake_failure(tls::HandshakeFailure::Timeout);
   if (in_flight()) {
     // A request that missed its deadline gets a 408; the connection closes without lingering.
     out_.append(timeout_answer());

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sign/openssl.h"
+#include "tls/certificates.h"
 
 namespace mailconfd::http {
 namespace {
@@ -110,7 +111,8 @@ const BIO_METHOD* socket_method() {
 // thread (pistache.md #19).
 class TlsTransport final : public Transport {
  public:
-  TlsTransport(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
+  TlsTransport(int fd, SSL* ssl, std::shared_ptr<const tls::CertificateSet> certificates)
+      : fd_(fd), ssl_(ssl), certificates_(std::move(certificates)) {}
   ~TlsTransport() override {
     SSL_free(ssl_);
     ::close(fd_);
@@ -121,9 +123,15 @@ class TlsTransport final : public Transport {
   Io handshake() override {
     ERR_clear_error();
     const int r = SSL_do_handshake(ssl_);
-    if (r == 1) return Io::Done;
+    if (r == 1) {
+      tls::count_handshake(SSL_session_reused(ssl_) == 1);
+      return Io::Done;
+    }
     const Io io = why(r);
-    if (io == Io::Closed) spdlog::debug("https: handshake failed: {}", sign::openssl_error());
+    if (io == Io::Closed) {
+      tls::count_handshake_failure(tls::classify_handshake_failure());
+      spdlog::debug("https: handshake failed: {}", sign::openssl_error());
+    }
     ERR_clear_error();
     return io;
   }
@@ -178,15 +186,18 @@ class TlsTransport final : public Transport {
 
   int fd_;
   SSL* ssl_;
+  // The set ssl_'s SNI callback reads (CertificateSet::attach): kept alive with the session.
+  std::shared_ptr<const tls::CertificateSet> certificates_;
 };
 
 }  // namespace
 
 std::unique_ptr<Transport> plain_transport(int fd) { return std::make_unique<PlainTransport>(fd); }
 
-std::unique_ptr<Transport> tls_transport(int fd, SSL_CTX* context) {
+std::unique_ptr<Transport> tls_transport(int fd,
+                                         std::shared_ptr<const tls::CertificateSet> certificates) {
   ERR_clear_error();
-  SSL* ssl = SSL_new(context);
+  SSL* ssl = SSL_new(certificates->fallback().context->get());
   BIO* bio = ssl ? BIO_new(socket_method()) : nullptr;
   if (!bio) {
     spdlog::error("https: cannot create a TLS session: {}", sign::openssl_error());
@@ -198,7 +209,8 @@ std::unique_ptr<Transport> tls_transport(int fd, SSL_CTX* context) {
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl, bio, bio);
   SSL_set_accept_state(ssl);
-  return std::make_unique<TlsTransport>(fd, ssl);
+  certificates->attach(ssl);
+  return std::make_unique<TlsTransport>(fd, ssl, std::move(certificates));
 }
 
 }  // namespace mailconfd::http

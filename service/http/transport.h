@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "core/peer.h"
+#include "tls/certificates.h"
 
 namespace mailconfd::http {
 
@@ -48,8 +49,10 @@ class Transport {
 // A plain TCP socket; owns fd (closes it).
 std::unique_ptr<Transport> plain_transport(int fd);
 
-// TLS over fd (owns fd and the SSL session made from context), server side.
-// Returns nullptr when OpenSSL cannot create the session (logged).
-std::unique_ptr<Transport> tls_transport(int fd, SSL_CTX* context);
+// TLS over fd (owns fd and the SSL session), server side: starts with certificates' default
+// and switches to the one for the name the client sends (SNI). Returns nullptr when OpenSSL
+// cannot create the session (logged).
+std::unique_ptr<Transport> tls_transport(int fd,
+                                         std::shared_ptr<const tls::CertificateSet> certificates);
 
 }  // namespace mailconfd::http
