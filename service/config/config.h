@@ -247,6 +247,13 @@ struct CockpitOptions {
   std::vector<User> users;  // read from password_file by the loader
 };
 
+// <acme>: certificates from an ACME CA (RFC 8555).
+struct AcmeOptions {
+  // @challenge-directory: where an external ACME client (certbot --webroot, lego, uacme)
+  // writes http-01 answers, served at /.well-known/acme-challenge/TOKEN. Empty: none.
+  std::string challenge_directory;
+};
+
 struct Config {
   std::string path;  // file it came from; "(built-in example)" for the compiled-in one
   ServerOptions server;
@@ -259,6 +266,7 @@ struct Config {
   std::string profile_secret;
   std::optional<JournalOptions> journal;
   std::optional<CockpitOptions> cockpit;
+  std::optional<AcmeOptions> acme;
 };
 
 std::string_view to_string(Protocol protocol);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <crypt.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -190,15 +191,17 @@ class Loader {
       problems_.at(root, "the root element must be <mailconfd>");
       return;
     }
-    check_known(problems_, root, {},
-                {"server", "setup", "signing", "mobileconfig", "provider", "journal", "cockpit"});
+    check_known(
+        problems_, root, {},
+        {"server", "setup", "signing", "mobileconfig", "provider", "journal", "cockpit", "acme"});
     check_once(problems_, root,
-               {"server", "signing", "mobileconfig", "setup", "journal", "cockpit"});
+               {"server", "signing", "mobileconfig", "setup", "journal", "cockpit", "acme"});
     if (auto server = root.child("server")) read_server(server, config.server);
     if (auto signing = root.child("signing")) read_signing(signing, config);
     if (auto mobileconfig = root.child("mobileconfig")) read_mobileconfig(mobileconfig, config);
     if (auto journal = root.child("journal")) read_journal(journal, config);
     if (auto cockpit = root.child("cockpit")) read_cockpit(cockpit, config);
+    if (auto acme = root.child("acme")) read_acme(acme, config);
     for (const pugi::xml_node& p : root.children("provider")) read_provider(p, config);
     if (config.providers.empty()) problems_.at(root, "no <provider> is configured");
     if (auto setup = root.child("setup")) read_setup(setup, config);
@@ -476,6 +479,21 @@ class Loader {
       return;
     }
     config.profile_secret = secret;
+  }
+
+  // <acme challenge-directory="DIR"/>: http-01 answers written by an external ACME client.
+  void read_acme(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"challenge-directory"}, {});
+    AcmeOptions acme;
+    acme.challenge_directory = path_of(node.attribute("challenge-directory").value());
+    if (acme.challenge_directory.empty()) {
+      problems_.at(node, "<acme> needs challenge-directory");
+    } else if (struct stat st{};
+               ::stat(acme.challenge_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      problems_.at(node, fmt::format("<acme>: challenge-directory '{}' is not a directory",
+                                     acme.challenge_directory));
+    }
+    config.acme = std::move(acme);
   }
 
   void read_journal(const pugi::xml_node& node, Config& config) {

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "acme/challenges.h"
 #include "cockpit/auth.h"
 #include "cockpit/board.h"
 #include "cockpit/page.h"
@@ -258,6 +259,20 @@ Reply autodiscover_json_path(const App& app, const Request& request) {
   return autodiscover_json(app, request, request.path.substr(kJsonV1Prefix.size()));
 }
 
+// An ACME http-01 answer (acme/challenges.h): from <acme challenge-directory>. The token is
+// public (the CA fetches it over plain HTTP), so the access log shows the path as it is.
+Reply acme_challenge(const App& app, const Request& request) {
+  if (!app.config->acme) return error_reply(404);
+  auto answer = acme::read_challenge(app.config->acme->challenge_directory,
+                                     request.path.substr(acme::kChallengePrefix.size()));
+  if (!answer) return error_reply(404);
+  Reply reply;
+  reply.status = 200;
+  reply.content_type = "application/octet-stream";
+  reply.body = std::move(*answer);
+  return reply;
+}
+
 // The setup page for people who configure by hand. A page with a form is always the answer;
 // the status tells machines what happened: 200 form or settings, 400 not an address,
 // 404 domain not hosted (the same page for every unknown domain, so nothing is enumerated).
@@ -448,6 +463,7 @@ struct Route {
   Reply (*get)(const App&, const Request&);   // GET and HEAD
   Reply (*post)(const App&, const Request&);  // POST; nullptr: not allowed
   Exposure exposure = Exposure::Public;
+  std::string_view log_path = {};  // what the access log shows instead of the path; empty: it
 };
 
 constexpr std::array kRoutes{
@@ -461,7 +477,8 @@ constexpr std::array kRoutes{
     Route{"/autodiscover/autodiscover.json", false, Endpoint::AutodiscoverJson, "GET, HEAD",
           autodiscover_json_query, nullptr},
     Route{kJsonV1Prefix, true, Endpoint::AutodiscoverJson, "GET, HEAD", autodiscover_json_path,
-          nullptr},
+          nullptr, Exposure::Public, kJsonV1Logged},
+    Route{acme::kChallengePrefix, true, Endpoint::Other, "GET, HEAD", acme_challenge, nullptr},
     Route{"/email.mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
     Route{"/mobileconfig", false, Endpoint::Mobileconfig, "GET, HEAD", mobileconfig, nullptr},
     Route{"/healthz", false, Endpoint::Health, "GET, HEAD", healthz, nullptr, Exposure::Health},
@@ -496,7 +513,7 @@ Reply dispatch(const App& app, const Request& request) {
         break;
     }
     reply.endpoint = r.endpoint;
-    if (r.prefix) reply.log_path = kJsonV1Logged;
+    if (!r.log_path.empty()) reply.log_path = r.log_path;
     return reply;
   }
   if (request.method == Method::Other) return error_reply(501);

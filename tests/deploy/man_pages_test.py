@@ -97,7 +97,7 @@ compare("render kind", "--help", render_kinds(usage, r"render ([a-z|]+) "),
 # --- mailconfd.xml(5) against README and the loader -----------------------------------------
 loader = read("service/config/config_file.cpp")
 known = {"mailconfd", "text"}
-for call in re.findall(r"check_known\(problems_,\s*\w+,\s*(\{[^}]*\}),\s*(\{[^}]*\})\)",
+for call in re.findall(r"check_known\(\s*problems_,\s*\w+,\s*(\{[^}]*\}),\s*(\{[^}]*\})\)",
                        loader):
     for group in call:
         known.update(re.findall(r'"([a-z][a-z0-9-]*)"', group))

@@ -203,7 +203,7 @@ TEST_CASE("https: aborting peers (half handshakes, resets mid-answer) never kill
   CHECK(s.wait_exit(std::chrono::seconds(10)) == 0);
 }
 
-TEST_CASE("https: SIGHUP loads a new certificate; a broken one keeps the old and says why") {
+TEST_CASE("https: SIGHUP loads a new certificate, and a broken one keeps the old and says why") {
   TlsSetup setup;
   Service s(setup.args());
   REQUIRE(s.tls_port() != 0);

@@ -1,0 +1,43 @@
+#include "acme/challenges.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace mailconfd::acme {
+
+bool valid_token(std::string_view token) {
+  if (token.empty() || token.size() > 128) return false;
+  for (const char c : token) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> read_challenge(const std::string& directory, std::string_view token) {
+  constexpr std::size_t kMaxBytes = 4096;
+  if (!valid_token(token) || directory.empty()) return std::nullopt;
+  const std::string path = directory + "/" + std::string(token);
+  // O_NONBLOCK: a FIFO planted there cannot hold a worker.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  std::optional<std::string> out;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<std::size_t>(st.st_size) <= kMaxBytes) {
+    std::string content(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < content.size()) {
+      const ssize_t n = ::read(fd, content.data() + got, content.size() - got);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    if (got == content.size()) out = std::move(content);
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace mailconfd::acme

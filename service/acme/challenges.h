@@ -1,0 +1,23 @@
+// The answers to ACME http-01 challenges (RFC 8555 §8.3): GET
+// /.well-known/acme-challenge/TOKEN on port 80 must return the key authorization. They come
+// from a directory an external ACME client writes (certbot --webroot, lego --http.webroot,
+// uacme), read per request, since such a client writes the file just before the CA asks.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mailconfd::acme {
+
+inline constexpr std::string_view kChallengePrefix = "/.well-known/acme-challenge/";
+
+// True for a token as RFC 8555 §8.1 makes them: base64url characters only, 1 to 128 of them.
+// Anything else (dots, slashes, percent signs) is not looked up at all.
+bool valid_token(std::string_view token);
+
+// The content of directory/token when token is valid and names a regular file of at most
+// 4 KiB; nullopt otherwise (missing, unreadable, too big, not a regular file).
+std::optional<std::string> read_challenge(const std::string& directory, std::string_view token);
+
+}  // namespace mailconfd::acme
