@@ -115,6 +115,7 @@ std::shared_ptr<const App> build_app(Config config, const App* previous) {
   }
   app->domains = std::shared_ptr<const DomainTable>(model, &model->domains);
   if (model->server.tls) app->certificates = model->server.tls->certificates;
+  app->acme_tokens = previous ? previous->acme_tokens : std::make_shared<acme::Tokens>();
   app->config = std::move(model);
   return app;
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "acme/challenges.h"
 #include "config/config.h"
 #include "core/email_address.h"
 #include "render/setup.h"
@@ -72,6 +73,9 @@ struct App {
   // The HTTPS listener's certificates, chosen by SNI; null without <tls> (or when the config
   // was loaded without its keys). Built by the config loader from <tls>'s files.
   std::shared_ptr<const tls::CertificateSet> certificates;
+  // The built-in ACME client's pending http-01 answers: mutable and thread-safe, the same
+  // object in every App of a process (build_app passes it on), never null.
+  std::shared_ptr<acme::Tokens> acme_tokens;
   std::chrono::system_clock::time_point loaded_at;  // when config was loaded
 
   const Documents& documents_for(DomainEntry entry) const {

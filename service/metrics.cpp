@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "acme/issuer.h"
 #include "cockpit/board.h"
 #include "journal/journal.h"
 
@@ -137,6 +138,15 @@ void append_tls(std::string& out, const App& app) {
                  states[static_cast<std::size_t>(tls::State::Expired)], earliest,
                  tls::handshakes_completed() - tls::handshakes_resumed(),
                  tls::handshakes_resumed());
+  const auto orders = acme::orders();
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP mailconfd_acme_orders_total Certificate orders of the built-in ACME "
+                 "client, by result.\n"
+                 "# TYPE mailconfd_acme_orders_total counter\n"
+                 "mailconfd_acme_orders_total{{result=\"issued\"}} {}\n"
+                 "mailconfd_acme_orders_total{{result=\"failed\"}} {}\n"
+                 "mailconfd_acme_orders_total{{result=\"rate_limited\"}} {}\n",
+                 orders[0], orders[1], orders[2]);
   const auto failures = tls::handshake_failures();
   for (std::size_t i = 0; i < failures.size(); ++i) {
     fmt::format_to(std::back_inserter(out),

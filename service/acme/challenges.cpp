@@ -6,6 +6,24 @@
 
 namespace mailconfd::acme {
 
+void Tokens::put(const std::string& token, const std::string& key_authorization) {
+  std::lock_guard lock(mutex_);
+  answers_[token] = key_authorization;
+}
+
+void Tokens::erase(const std::string& token) {
+  std::lock_guard lock(mutex_);
+  answers_.erase(token);
+}
+
+std::optional<std::string> Tokens::find(std::string_view token) const {
+  std::lock_guard lock(mutex_);
+  if (answers_.empty()) return std::nullopt;
+  auto it = answers_.find(std::string(token));
+  if (it == answers_.end()) return std::nullopt;
+  return it->second;
+}
+
 bool valid_token(std::string_view token) {
   if (token.empty() || token.size() > 128) return false;
   for (const char c : token) {

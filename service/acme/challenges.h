@@ -4,9 +4,11 @@
 // uacme), read per request, since such a client writes the file just before the CA asks.
 #pragma once
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace mailconfd::acme {
 
@@ -15,6 +17,20 @@ inline constexpr std::string_view kChallengePrefix = "/.well-known/acme-challeng
 // True for a token as RFC 8555 §8.1 makes them: base64url characters only, 1 to 128 of them.
 // Anything else (dots, slashes, percent signs) is not looked up at all.
 bool valid_token(std::string_view token);
+
+// The answers of mailconfd's own ACME client (acme/client.h) while a challenge is pending:
+// token → key authorization. Written by the issuer thread, read by workers; a lookup is one
+// short lock. Mutable state of its own, outside the App snapshot (which only points to it).
+class Tokens {
+ public:
+  void put(const std::string& token, const std::string& key_authorization);
+  void erase(const std::string& token);
+  std::optional<std::string> find(std::string_view token) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::string> answers_;
+};
 
 // The content of directory/token when token is valid and names a regular file of at most
 // 4 KiB; nullopt otherwise (missing, unreadable, too big, not a regular file).

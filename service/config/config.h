@@ -252,6 +252,13 @@ struct AcmeOptions {
   // @challenge-directory: where an external ACME client (certbot --webroot, lego, uacme)
   // writes http-01 answers, served at /.well-known/acme-challenge/TOKEN. Empty: none.
   std::string challenge_directory;
+  // The built-in client (acme/issuer.h); ca empty: none.
+  std::string ca;                  // @ca: the CA's directory URL (https://)
+  std::string ca_certificate;      // @ca-certificate: PEM to verify the CA with; empty: system's
+  std::string contact;             // @contact: "mailto:…"; empty: none
+  std::string storage;             // @storage: account key and certificates/ (created 0700)
+  std::vector<std::string> names;  // @names: the provider's own hosts, lowercase
+  bool hosted_names = false;       // @hosted-names="autoconfig autodiscover": those of every domain
 };
 
 struct Config {

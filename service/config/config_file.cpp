@@ -304,9 +304,18 @@ class Loader {
       wanted.push_back({{files.certificate, files.key, files.chain}, child});
     }
     if (tls_keys_ == TlsKeys::Skip) return;
-    if (!tls.certificate_directory.empty()) {
+    // The built-in ACME client's certificates (acme/issuer.h: STORAGE/certificates), once
+    // there are any, after everything configured by hand.
+    std::vector<std::string> directories;
+    if (!tls.certificate_directory.empty()) directories.push_back(tls.certificate_directory);
+    if (const pugi::xml_node acme = node.root().first_child().child("acme");
+        acme && acme.attribute("ca") && acme.attribute("storage")) {
+      const std::string issued = path_of(acme.attribute("storage").value()) + "/certificates";
+      if (struct stat st{}; ::stat(issued.c_str(), &st) == 0) directories.push_back(issued);
+    }
+    for (const std::string& directory : directories) {
       std::vector<std::string> errors;
-      for (auto& files : tls::scan_directory(tls.certificate_directory, errors)) {
+      for (auto& files : tls::scan_directory(directory, errors)) {
         wanted.push_back({std::move(files), node});
       }
       for (const auto& e : errors) problems_.at(node, "<tls>: " + e);
@@ -481,17 +490,58 @@ class Loader {
     config.profile_secret = secret;
   }
 
-  // <acme challenge-directory="DIR"/>: http-01 answers written by an external ACME client.
+  // <acme challenge-directory="DIR" ca="URL" storage="DIR" names="…" hosted-names="…"/>:
+  // http-01 answers written by an external ACME client, and/or the built-in client.
   void read_acme(const pugi::xml_node& node, Config& config) {
-    check_known(problems_, node, {"challenge-directory"}, {});
+    check_known(problems_, node,
+                {"challenge-directory", "ca", "ca-certificate", "contact", "storage", "names",
+                 "hosted-names"},
+                {});
     AcmeOptions acme;
     acme.challenge_directory = path_of(node.attribute("challenge-directory").value());
-    if (acme.challenge_directory.empty()) {
-      problems_.at(node, "<acme> needs challenge-directory");
-    } else if (struct stat st{};
-               ::stat(acme.challenge_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      problems_.at(node, fmt::format("<acme>: challenge-directory '{}' is not a directory",
-                                     acme.challenge_directory));
+    acme.ca = node.attribute("ca").value();
+    if (acme.challenge_directory.empty() && acme.ca.empty()) {
+      problems_.at(node, "<acme> needs challenge-directory or ca");
+    }
+    if (!acme.challenge_directory.empty()) {
+      if (struct stat st{};
+          ::stat(acme.challenge_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        problems_.at(node, fmt::format("<acme>: challenge-directory '{}' is not a directory",
+                                       acme.challenge_directory));
+      }
+    }
+    if (!acme.ca.empty()) {
+      if (!acme.ca.starts_with("https://") || has_control(acme.ca)) {
+        problems_.at(node, fmt::format("<acme>: ca '{}' is not an https:// URL", acme.ca));
+      }
+      acme.ca_certificate = path_of(node.attribute("ca-certificate").value());
+      acme.contact = node.attribute("contact").value();
+      if (!acme.contact.empty() &&
+          (!acme.contact.starts_with("mailto:") || has_control(acme.contact))) {
+        problems_.at(node, "<acme>: contact must be a mailto: URL");
+      }
+      acme.storage = path_of(node.attribute("storage").value());
+      if (acme.storage.empty()) problems_.at(node, "<acme> with ca needs storage (a directory)");
+      std::string_view names = node.attribute("names").value();
+      while (!names.empty()) {
+        const auto space = names.find(' ');
+        const std::string_view name = names.substr(0, space);
+        names = space == std::string_view::npos ? std::string_view() : names.substr(space + 1);
+        if (name.empty()) continue;
+        auto normalized = normalize_domain(name);
+        if (!normalized || normalized->find('.') == std::string::npos) {
+          problems_.at(node, fmt::format("<acme>: names: '{}' is not a host name", name));
+        } else {
+          acme.names.push_back(*normalized);
+        }
+      }
+      const std::string_view hosted = node.attribute("hosted-names").value();
+      if (hosted == "autoconfig autodiscover") {
+        acme.hosted_names = true;
+      } else if (!hosted.empty() && hosted != "none") {
+        problems_.at(node, "<acme>: hosted-names must be \"autoconfig autodiscover\" or none");
+      }
+      if (!config.server.tls) problems_.at(node, "<acme> with ca needs <tls> (HTTPS to serve on)");
     }
     config.acme = std::move(acme);
   }

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -16,6 +17,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "acme/issuer.h"
 #include "app.h"
 #include "cockpit/board.h"
 #include "daemon/publisher.h"
@@ -127,6 +129,56 @@ daemon::Build rebuild(const ReloadSource& source, const App& current) {
   return {std::move(app), {}};
 }
 
+// The publisher's trigger for a certificate the ACME issuer wrote: "acme: FILE".
+constexpr std::string_view kIssued = "acme: ";
+
+bool only_issued(const std::vector<std::string>& reasons) {
+  return !reasons.empty() && std::all_of(reasons.begin(), reasons.end(),
+                                         [](const auto& r) { return r.starts_with(kIssued); });
+}
+
+// The next App after the issuer wrote certificates: the current one with those files loaded
+// into its certificate set (replacing the ones from the same files), every other part shared.
+// A file that does not load is a problem; the current set keeps serving.
+daemon::Build add_issued(const App& current, const std::vector<std::string>& reasons) {
+  std::vector<tls::Certificate> list;
+  if (current.certificates) list = current.certificates->certificates();
+  for (const std::string& reason : reasons) {
+    const std::string file = reason.substr(kIssued.size());
+    std::string error;
+    auto loaded =
+        tls::load_certificate({file, file.substr(0, file.size() - 4) + ".key", ""}, error);
+    if (!loaded) return {nullptr, {"acme: " + error}};
+    spdlog::info("acme: serving {}", file);
+    auto same = std::find_if(list.begin(), list.end(), [&](const tls::Certificate& c) {
+      return c.files.certificate == file;
+    });
+    if (same != list.end()) {
+      *same = std::move(*loaded);
+    } else {
+      list.push_back(std::move(*loaded));
+    }
+  }
+  if (list.empty()) return {nullptr, {"acme: no default certificate"}};
+  auto next = std::make_shared<App>(current);
+  next->certificates = std::make_shared<const tls::CertificateSet>(std::move(list));
+  return {std::move(next), {}};
+}
+
+// What the built-in ACME client issues: <acme names> (the provider's own hosts) and, with
+// hosted-names, autoconfig. and autodiscover. of every hosted domain; never anything else.
+std::vector<std::string> acme_names(const App& app) {
+  const AcmeOptions& acme = *app.config->acme;
+  std::vector<std::string> names = acme.names;
+  if (acme.hosted_names) {
+    for (std::string_view domain : app.domains->sorted()) {
+      names.push_back("autoconfig." + std::string(domain));
+      names.push_back("autodiscover." + std::string(domain));
+    }
+  }
+  return names;
+}
+
 // What a reload can change of <journal> and <cockpit>, said in the log: the cockpit's report
 // and password file take effect at once, and so does removing <cockpit> (404) or <journal>
 // (the journal writes what it buffered and stops recording); adding either, or another
@@ -230,8 +282,10 @@ int serve(ServeSetup setup) {
   const ReloadSource source{config_path, setup.from_file, started_with,
                             setup.tls_listen.has_value(), journal_started};
   daemon::PublisherOptions publisher_options;
-  publisher_options.published = [&board, &journal, &source](const std::shared_ptr<const App>& next,
-                                                            const std::vector<std::string>&) {
+  publisher_options.published = [&board, &journal, &source](
+                                    const std::shared_ptr<const App>& next,
+                                    const std::vector<std::string>& reasons) {
+    if (only_issued(reasons)) return;  // only the certificate set changed
     reload_journal_and_cockpit(*next->config, journal, source.journal_started, board.get());
     if (board != nullptr && next->config->cockpit && next->config->journal) board->swap(next);
     spdlog::info("reloaded {}: {} domains", source.path, next->domains->size());
@@ -239,9 +293,25 @@ int serve(ServeSetup setup) {
   };
   daemon::Publisher publisher(
       app,
-      [&source](const std::shared_ptr<const App>& current, const std::vector<std::string>&,
-                std::stop_token) { return rebuild(source, *current); },
+      [&source](const std::shared_ptr<const App>& current, const std::vector<std::string>& reasons,
+                std::stop_token) {
+        // A reload reads the issuer's directory too, so it covers the issued certificates.
+        return only_issued(reasons) ? add_issued(*current, reasons) : rebuild(source, *current);
+      },
       std::move(publisher_options));
+  // The built-in ACME client (acme/issuer.h), started once; a reload does not change it.
+  std::unique_ptr<acme::Issuer> issuer;
+  if (app->config->acme && !app->config->acme->ca.empty() && setup.tls_listen) {
+    const AcmeOptions& acme = *app->config->acme;
+    acme::IssuerOptions options{acme.ca, acme.ca_certificate, acme.contact, acme.storage,
+                                acme_names(*app)};
+    spdlog::info("acme: {} names from {}", options.names.size(), acme.ca);
+    issuer =
+        std::make_unique<acme::Issuer>(std::move(options), app->acme_tokens,
+                                       [&publisher](const std::string&, const std::string& file) {
+                                         publisher.trigger(std::string(kIssued) + file);
+                                       });
+  }
   http::Server server(publisher.slot());
   std::unique_ptr<http::Server> metrics_server;
   std::string where = setup.listen_text;

@@ -259,12 +259,14 @@ Reply autodiscover_json_path(const App& app, const Request& request) {
   return autodiscover_json(app, request, request.path.substr(kJsonV1Prefix.size()));
 }
 
-// An ACME http-01 answer (acme/challenges.h): from <acme challenge-directory>. The token is
+// An ACME http-01 answer (acme/challenges.h): the built-in client's pending ones, then
+// <acme challenge-directory>. The token is
 // public (the CA fetches it over plain HTTP), so the access log shows the path as it is.
 Reply acme_challenge(const App& app, const Request& request) {
   if (!app.config->acme) return error_reply(404);
-  auto answer = acme::read_challenge(app.config->acme->challenge_directory,
-                                     request.path.substr(acme::kChallengePrefix.size()));
+  const std::string_view token = request.path.substr(acme::kChallengePrefix.size());
+  auto answer = app.acme_tokens->find(token);  // the built-in client's, from memory
+  if (!answer) answer = acme::read_challenge(app.config->acme->challenge_directory, token);
   if (!answer) return error_reply(404);
   Reply reply;
   reply.status = 200;

@@ -1,0 +1,250 @@
+#include "acme/client.h"
+
+#include <thread>
+
+#include <curl/curl.h>
+#include <nlohmann/json.hpp>
+
+namespace mailconfd::acme {
+namespace {
+
+using Json = nlohmann::json;
+constexpr auto kPoll = std::chrono::milliseconds(500);
+
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* out) {
+  auto* body = static_cast<std::string*>(out);
+  if (body->size() + size * n > 1024 * 1024) return 0;  // a CA answer is never this big
+  body->append(data, size * n);
+  return size * n;
+}
+
+std::string trimmed(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' '))
+    v.remove_suffix(1);
+  return std::string(v);
+}
+
+struct Headers {
+  std::string location, nonce, retry_after;
+};
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* out) {
+  auto* h = static_cast<Headers*>(out);
+  const std::string_view line(data, size * n);
+  const auto colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string name(line.substr(0, colon));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string value = trimmed(line.substr(colon + 1));
+    if (name == "location") h->location = value;
+    if (name == "replay-nonce") h->nonce = value;
+    if (name == "retry-after") h->retry_after = value;
+  }
+  return size * n;
+}
+
+Json parse(const std::string& body) { return Json::parse(body, nullptr, false); }
+
+std::string text(const Json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+}  // namespace
+
+Client::Client(std::string directory, std::string ca_file, std::string contact, AccountKey key)
+    : directory_url_(std::move(directory)),
+      ca_file_(std::move(ca_file)),
+      contact_(std::move(contact)),
+      key_(std::move(key)) {}
+
+Client::Response Client::request(const std::string& url, const std::string* jws, bool head) {
+  Response r;
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) {
+    r.error = "cannot create a curl handle";
+    return r;
+  }
+  Headers headers;
+  curl_slist* list = nullptr;
+  if (jws) list = curl_slist_append(list, "Content-Type: application/jose+json");
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "https");
+  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "mailconfd-acme");
+  if (!ca_file_.empty()) curl_easy_setopt(curl.get(), CURLOPT_CAINFO, ca_file_.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &headers);
+  if (list) curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, list);
+  if (head) curl_easy_setopt(curl.get(), CURLOPT_NOBODY, 1L);
+  if (jws) {
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, jws->c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(jws->size()));
+  }
+  const CURLcode code = curl_easy_perform(curl.get());
+  curl_slist_free_all(list);
+  if (code != CURLE_OK) {
+    r.error = curl_easy_strerror(code);
+    return r;
+  }
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
+  r.location = headers.location;
+  r.nonce = headers.nonce;
+  r.retry_after = headers.retry_after;
+  if (!r.nonce.empty()) nonce_ = r.nonce;
+  return r;
+}
+
+Client::Response Client::post(const std::string& url, const std::string& payload) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (nonce_.empty()) {
+      Response n = request(new_nonce_, nullptr, true);
+      if (nonce_.empty()) return n;
+    }
+    const std::string jws = key_.sign(url, nonce_, kid_, payload);
+    nonce_.clear();
+    Response r = request(url, &jws);
+    if (r.status == 400 && text(parse(r.body), "type") == "urn:ietf:params:acme:error:badNonce")
+      continue;  // the CA may reject any nonce (RFC 8555 §6.5): once more with the new one
+    return r;
+  }
+  Response r;
+  r.error = "the CA rejected two nonces in a row";
+  return r;
+}
+
+Failure Client::failure(const std::string& step, const Response& r) const {
+  Failure f;
+  if (r.status == 0) {
+    f.reason = step + ": " + r.error;
+    return f;
+  }
+  const Json problem = parse(r.body);
+  const std::string type = text(problem, "type");
+  f.reason = step + ": HTTP " + std::to_string(r.status) +
+             (type.empty() ? "" : " " + type + ": " + text(problem, "detail"));
+  f.rate_limited = r.status == 429 || type == "urn:ietf:params:acme:error:rateLimited";
+  if (!r.retry_after.empty()) {
+    // Retry-After in seconds (RFC 9110 also allows a date; the CAs send seconds).
+    char* end = nullptr;
+    const long seconds = std::strtol(r.retry_after.c_str(), &end, 10);
+    if (end && *end == '\0' && seconds >= 0) f.retry_after = std::chrono::seconds(seconds);
+  }
+  return f;
+}
+
+std::optional<Failure> Client::ensure_account() {
+  if (!kid_.empty()) return std::nullopt;
+  if (new_order_.empty()) {
+    Response d = request(directory_url_, nullptr);
+    if (d.status != 200) return failure("directory " + directory_url_, d);
+    const Json dir = parse(d.body);
+    new_nonce_ = text(dir, "newNonce");
+    new_account_ = text(dir, "newAccount");
+    new_order_ = text(dir, "newOrder");
+    if (new_nonce_.empty() || new_account_.empty() || new_order_.empty()) {
+      new_order_.clear();
+      return Failure{"directory " + directory_url_ + ": not an ACME directory", {}, false};
+    }
+  }
+  Json account = {{"termsOfServiceAgreed", true}};
+  if (!contact_.empty()) account["contact"] = Json::array({contact_});
+  Response r = post(new_account_, account.dump());
+  if ((r.status != 200 && r.status != 201) || r.location.empty()) return failure("newAccount", r);
+  kid_ = r.location;
+  return std::nullopt;
+}
+
+std::optional<Failure> Client::issue(const std::string& name, Tokens& tokens, Issued& out,
+                                     std::stop_token stop, std::chrono::seconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  const auto expired = [&] {
+    return stop.stop_requested() || std::chrono::steady_clock::now() > until;
+  };
+  if (auto f = ensure_account()) return f;
+  const Json order_request = {{"identifiers", Json::array({{{"type", "dns"}, {"value", name}}})}};
+  Response r = post(new_order_, order_request.dump());
+  if (r.status != 201 || r.location.empty()) return failure("newOrder " + name, r);
+  const std::string order_url = r.location;
+  Json order = parse(r.body);
+  if (!order.is_object() || !order.contains("authorizations")) {
+    return Failure{"newOrder " + name + ": no authorizations in the order", {}, false};
+  }
+  for (const Json& authz_url : order["authorizations"]) {
+    if (!authz_url.is_string()) continue;
+    r = post(authz_url.get<std::string>(), "");
+    if (r.status != 200) return failure("authorization " + name, r);
+    Json authz = parse(r.body);
+    if (text(authz, "status") == "valid") continue;
+    std::string challenge_url, token;
+    if (authz.contains("challenges") && authz["challenges"].is_array()) {
+      for (const Json& c : authz["challenges"]) {
+        if (text(c, "type") == "http-01") {
+          challenge_url = text(c, "url");
+          token = text(c, "token");
+        }
+      }
+    }
+    if (challenge_url.empty() || !valid_token(token)) {
+      return Failure{"authorization " + name + ": the CA offers no http-01 challenge", {}, false};
+    }
+    tokens.put(token, token + "." + key_.thumbprint());
+    r = post(challenge_url, "{}");
+    if (r.status != 200) {
+      tokens.erase(token);
+      return failure("challenge " + name, r);
+    }
+    std::string status;
+    while (!expired()) {
+      std::this_thread::sleep_for(kPoll);
+      r = post(authz_url.get<std::string>(), "");
+      if (r.status != 200) break;
+      authz = parse(r.body);
+      status = text(authz, "status");
+      if (status != "pending" && status != "processing") break;
+    }
+    tokens.erase(token);
+    if (status != "valid") {
+      std::string detail;
+      if (authz.contains("challenges")) {
+        for (const Json& c : authz["challenges"]) {
+          if (c.contains("error")) detail = text(c["error"], "detail");
+        }
+      }
+      if (r.status != 200) return failure("authorization " + name, r);
+      return Failure{"authorization " + name + ": " + (status.empty() ? "timed out" : status) +
+                         (detail.empty() ? "" : ": " + detail),
+                     {},
+                     false};
+    }
+  }
+  out.key_pem = new_certificate_key();
+  const std::string csr = make_csr(name, out.key_pem);
+  if (out.key_pem.empty() || csr.empty()) {
+    return Failure{"CSR for " + name + ": " + sign::openssl_error(), {}, false};
+  }
+  r = post(text(order, "finalize"), Json{{"csr", base64url(csr)}}.dump());
+  if (r.status != 200) return failure("finalize " + name, r);
+  order = parse(r.body);
+  while (text(order, "status") != "valid" && text(order, "status") != "invalid" && !expired()) {
+    std::this_thread::sleep_for(kPoll);
+    r = post(order_url, "");
+    if (r.status != 200) return failure("order " + name, r);
+    order = parse(r.body);
+  }
+  const std::string certificate_url = text(order, "certificate");
+  if (text(order, "status") != "valid" || certificate_url.empty()) {
+    return Failure{"order " + name + ": " + text(order, "status"), {}, false};
+  }
+  r = post(certificate_url, "");
+  if (r.status != 200 || r.body.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return failure("certificate " + name, r);
+  }
+  out.certificate_pem = r.body;
+  return std::nullopt;
+}
+
+}  // namespace mailconfd::acme
