@@ -26,12 +26,6 @@ namespace {
 
 constexpr int kHosts = 200;
 
-std::string host(int i) {
-  char name[32];
-  std::snprintf(name, sizeof name, "host-%03d.test", i);
-  return name;
-}
-
 // A configuration with a default certificate (CN default.test), a wildcard *.wild.test in a
 // <certificate> element and `hosts` certificates host-NNN.test in certs/.
 struct SniSetup {
