@@ -1,5 +1,6 @@
 #include "app.h"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -20,15 +21,30 @@ const std::map<std::string, std::string>& templates_of(const Config& config) {
                                         : config.setup.templates;
 }
 
-std::shared_ptr<const App::DocumentTable> build_documents(const Config& config) {
+// Renders the documents of every provider × host set of domains. previous (may be null): the
+// documents of an App with the same providers, setup and signing, whose host sets were
+// previous_domains'; equal host sets at the same index share their documents.
+// previous itself is returned when every host set is the same.
+std::shared_ptr<const App::DocumentTable> build_documents(
+    const Config& config, const HostedDomains& domains,
+    const std::shared_ptr<const App::DocumentTable>& previous,
+    const HostedDomains* previous_domains) {
+  if (previous != nullptr && previous_domains->host_sets == domains.host_sets) return previous;
   const auto& providers = config.providers;
   const render::SetupPages pages(templates_of(config));
   const bool signed_profiles = config.signing.has_value();
   auto documents = std::make_shared<App::DocumentTable>(providers.size());
   for (std::uint32_t p = 0; p < providers.size(); ++p) {
-    for (std::uint32_t h = 0; h < providers[p].overrides.size(); ++h) {
-      const ClientSettings settings = resolve(config, DomainEntry{p, h});
-      App::Documents docs;
+    const std::vector<HostOverride>& sets = domains.host_sets.at(p);
+    for (std::uint32_t h = 0; h < sets.size(); ++h) {
+      if (previous != nullptr && h < previous_domains->host_sets[p].size() &&
+          previous_domains->host_sets[p][h] == sets[h]) {
+        (*documents)[p].push_back((*previous)[p][h]);
+        continue;
+      }
+      const ClientSettings settings = resolve(providers[p], sets[h]);
+      auto made = std::make_shared<App::Documents>();
+      App::Documents& docs = *made;
       docs.autoconfig = render::autoconfig(settings);
       docs.autodiscover = render::autodiscover(settings);
       docs.autodiscover_url = render::autodiscover_url(providers[p]);
@@ -43,7 +59,7 @@ std::shared_ptr<const App::DocumentTable> build_documents(const Config& config) 
         }
       }
       docs.mobileconfig = render::mobileconfig(settings);
-      (*documents)[p].push_back(std::move(docs));
+      (*documents)[p].push_back(std::move(made));
     }
   }
   return documents;
@@ -85,12 +101,57 @@ bool same_profiles(const App::Profiles& old, const Config& config) {
   return old.secret == config.profile_secret;
 }
 
+// True when every host set index present in both means the same in both (a cached signed
+// profile is keyed by the DomainEntry).
+bool same_host_sets(const HostedDomains& old, const HostedDomains& next) {
+  if (old.host_sets.size() != next.host_sets.size()) return false;
+  for (std::size_t p = 0; p < old.host_sets.size(); ++p) {
+    const auto& a = old.host_sets[p];
+    const auto& b = next.host_sets[p];
+    if (!std::equal(a.begin(),
+                    a.begin() + static_cast<std::ptrdiff_t>(std::min(a.size(), b.size())),
+                    b.begin())) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
+std::shared_ptr<const HostedDomains> file_domains(const std::shared_ptr<const Config>& config) {
+  auto domains = std::make_shared<HostedDomains>();
+  domains->table = std::shared_ptr<const DomainTable>(config, &config->domains);
+  for (const Provider& provider : config->providers)
+    domains->host_sets.push_back(provider.overrides);
+  return domains;
+}
+
 std::shared_ptr<const App> build_app(Config config, const App* previous) {
+  return build_app(std::move(config), nullptr, previous);
+}
+
+std::shared_ptr<const App> with_domains(const App& current,
+                                        std::shared_ptr<const HostedDomains> domains) {
+  auto app = std::make_shared<App>(current);  // shares every part
+  app->documents =
+      build_documents(*current.config, *domains, current.documents, current.domains.get());
+  if (!same_host_sets(*current.domains, *domains)) {
+    auto profiles = std::make_shared<App::Profiles>();
+    profiles->signer = current.profiles->signer;
+    profiles->secret = current.profiles->secret;
+    app->profiles = std::move(profiles);
+  }
+  app->domains = std::move(domains);
+  return app;
+}
+
+std::shared_ptr<const App> build_app(Config config, std::shared_ptr<const HostedDomains> domains,
+                                     const App* previous) {
   auto app = std::make_shared<App>();
   app->loaded_at = std::chrono::system_clock::now();
   auto model = std::make_shared<const Config>(std::move(config));
+  if (!domains) domains = file_domains(model);
   // The documents are rendered from the providers, the setup options and whether profiles are
   // signed, and hold only bytes (nothing points into the Config). A new input to
   // build_documents or build_setup must join this comparison.
@@ -99,13 +160,15 @@ std::shared_ptr<const App> build_app(Config config, const App* previous) {
                               previous->config->setup == model->setup &&
                               (previous->profiles->signer != nullptr) == model->signing.has_value();
   if (same_documents) {
-    app->documents = previous->documents;
+    app->documents =
+        build_documents(*model, *domains, previous->documents, previous->domains.get());
     app->setup = previous->setup;
   } else {
-    app->documents = build_documents(*model);
+    app->documents = build_documents(*model, *domains, nullptr, nullptr);
     app->setup = build_setup(*model);
   }
-  if (same_documents && same_profiles(*previous->profiles, *model)) {
+  if (same_documents && same_profiles(*previous->profiles, *model) &&
+      same_host_sets(*previous->domains, *domains)) {
     app->profiles = previous->profiles;
   } else {
     auto profiles = std::make_shared<App::Profiles>();
@@ -113,11 +176,22 @@ std::shared_ptr<const App> build_app(Config config, const App* previous) {
     profiles->secret = model->profile_secret;
     app->profiles = std::move(profiles);
   }
-  app->domains = std::shared_ptr<const DomainTable>(model, &model->domains);
+  app->domains = std::move(domains);
   if (model->server.tls) app->certificates = model->server.tls->certificates;
   app->acme_tokens = previous ? previous->acme_tokens : std::make_shared<acme::Tokens>();
   app->config = std::move(model);
   return app;
+}
+
+std::string login_for(const App& app, DomainEntry entry, const EmailAddress& address) {
+  const HostedDomains& domains = *app.domains;
+  if (domains.logins.size() != 0) {
+    if (auto own = domains.logins.find(login_key(address.local, address.domain))) {
+      return std::string(*own);
+    }
+  }
+  const Provider& provider = app.config->providers[entry.provider];
+  return login_name(login_form(provider, domains.host_set(entry)), provider.login_domain, address);
 }
 
 bool date_passed(const Provider& provider, std::chrono::system_clock::time_point now) {
@@ -167,7 +241,7 @@ int setup_page(const App& app, render::Lang lang, std::string_view input,
     return 404;
   }
   const Provider& provider = app.config->providers[entry->provider];
-  const std::string login = login_name(provider, *address);
+  const std::string login = login_for(app, *entry, *address);
   values[render::Slot::Login] = login;
   values[render::Slot::Domain] = address->domain;
   const bool ace = address->domain.find("xn--") != std::string::npos;
@@ -182,20 +256,22 @@ std::optional<std::string> mobileconfig_for(const App& app, DomainEntry entry,
                                             const EmailAddress& address) {
   const App::Profiles& profiles = *app.profiles;
   const std::string full = address.full();
-  // The entry is part of the key: a domain that moved to another provider or host set
-  // between two Apps sharing this cache gets a new profile.
+  const std::string login = login_for(app, entry, address);
+  // The entry and the login are part of the key: a domain that moved to another provider or
+  // host set, or a mailbox whose login changed, between two Apps sharing this cache gets a
+  // new profile.
   std::string key;
   if (profiles.signer) {
-    key.reserve(full.size() + 1 + sizeof entry);
+    key.reserve(full.size() + 2 + sizeof entry + login.size());
     key.append(full).push_back('\0');
     char raw[sizeof entry];
     std::memcpy(raw, &entry, sizeof entry);
     key.append(raw, sizeof raw);
+    key.append(login).push_back('\0');
     if (auto cached = profiles.signed_cache.find(key)) return *cached;
   }
   const Provider& provider = app.config->providers[entry.provider];
   const render::ProfileIds ids = render::profile_ids(provider.id, address, profiles.secret);
-  const std::string login = login_name(provider, address);
   const std::string shown = address.display();
   render::SlotValues values;
   values[render::Slot::Domain] = address.domain;

@@ -34,7 +34,9 @@ struct App {
     std::array<std::array<render::Splice, render::kPageVariants>, render::kLangCount> setup;
     render::Splice mobileconfig;  // unsigned plist; see mobileconfig_for()
   };
-  using DocumentTable = std::vector<std::vector<Documents>>;  // [provider][override]
+  // [provider][host set] (HostedDomains::host_sets); an entry is shared with the previous
+  // App's when its provider, host set and the rest of the inputs are equal.
+  using DocumentTable = std::vector<std::vector<std::shared_ptr<const Documents>>>;
 
   // The setup page without settings, presenting config.setup.provider; [lang][date passed].
   struct SetupPages {
@@ -60,9 +62,10 @@ struct App {
   // The parts. Never null in an App that build_app made. Two Apps may share any of them.
   // config: the model as loaded (server options, providers, policy).
   std::shared_ptr<const Config> config;
-  // Hosted domains → provider and host set: what every request resolves against. Today it
-  // aliases config->domains (the file's list); a database source replaces this part alone.
-  std::shared_ptr<const DomainTable> domains;
+  // Hosted domains → provider and host set, and per-mailbox logins: what every request
+  // resolves against. From the file alone its table aliases config->domains; a database
+  // change replaces this part alone (with_domains) and renders only new host sets.
+  std::shared_ptr<const HostedDomains> domains;
   // Rendered from config->providers and config->setup: shared with the previous App when
   // both are equal.
   std::shared_ptr<const DocumentTable> documents;
@@ -79,7 +82,7 @@ struct App {
   std::chrono::system_clock::time_point loaded_at;  // when config was loaded
 
   const Documents& documents_for(DomainEntry entry) const {
-    return (*documents)[entry.provider][entry.hosts];
+    return *(*documents)[entry.provider][entry.hosts];
   }
 };
 
@@ -110,6 +113,24 @@ int setup_page(const App& app, render::Lang lang, std::string_view input,
 // previous (the App being served), each part whose inputs are equal to previous's is shared
 // instead of built again. Cannot fail for a Config that load_config_* accepted.
 std::shared_ptr<const App> build_app(Config config, const App* previous = nullptr);
+
+// The domain part for config's own domains (the file's lists, the providers' host sets).
+std::shared_ptr<const HostedDomains> file_domains(const std::shared_ptr<const Config>& config);
+
+// Builds an App from config with domains (made by a source for this config's providers:
+// host_sets[p] starts with providers[p].overrides). Like build_app otherwise.
+std::shared_ptr<const App> build_app(Config config, std::shared_ptr<const HostedDomains> domains,
+                                     const App* previous);
+
+// The next App after current with only its domain part replaced: the config, the setup pages
+// and the documents of unchanged host sets are shared, only new host sets are rendered; the
+// signed-profile cache is kept when no host set changed its meaning. Cannot fail.
+std::shared_ptr<const App> with_domains(const App& current,
+                                        std::shared_ptr<const HostedDomains> domains);
+
+// What the customer types as user name: the mailbox's own login from the domain part when it
+// has one, else as the domain's login form says (login_name()).
+std::string login_for(const App& app, DomainEntry entry, const EmailAddress& address);
 
 // Signatures made for Apple profiles since the start (cache misses with <signing>).
 std::uint64_t profiles_signed();

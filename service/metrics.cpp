@@ -13,6 +13,7 @@
 #include "acme/issuer.h"
 #include "cockpit/board.h"
 #include "journal/journal.h"
+#include "source/status.h"
 
 namespace mailconfd::metrics {
 namespace {
@@ -257,6 +258,7 @@ std::string render(const App& app) {
   append_tls(out, app);
   journal::append_metrics(out);
   cockpit::append_metrics(out);
+  source::append_metrics(out, *app.domains);
   return out;
 }
 

@@ -2,16 +2,14 @@
 
 #include <algorithm>
 
+#include "config/keyed_hash.h"
+
 namespace mailconfd {
 
 namespace {
 
-// FNV-1a: domains are short; this is cheap and spreads well enough for linear probing.
-std::uint32_t hash_name(std::string_view s) {
-  std::uint32_t h = 2166136261u;
-  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-  return h;
-}
+// Keyed per process: domains and addresses are chosen by customers (keyed_hash.h).
+std::uint32_t hash_name(std::string_view s) { return static_cast<std::uint32_t>(keyed_hash(s)); }
 
 }  // namespace
 
@@ -71,6 +69,73 @@ std::optional<std::size_t> DomainTable::position(std::string_view domain) const 
   return index_[slot] - 1;
 }
 
+std::size_t DomainTable::max_probe() const {
+  const std::size_t mask = index_.size() - 1;
+  std::size_t longest = 0;
+  for (std::size_t i = 0; i < index_.size(); ++i) {
+    if (index_[i] == 0) continue;
+    const std::size_t home = records_[index_[i] - 1].hash & mask;
+    longest = std::max(longest, ((i - home) & mask) + 1);
+  }
+  return longest;
+}
+
+std::size_t LoginTable::slot_for(std::string_view key, std::uint32_t hash) const {
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const std::uint32_t at = index_[i];
+    if (at == 0) return i;
+    const Record& r = records_[at - 1];
+    if (r.hash == hash && std::string_view(arena_.data() + r.offset, r.key_length) == key) return i;
+  }
+}
+
+void LoginTable::rehash(std::size_t capacity) {
+  std::vector<std::uint32_t> index(capacity, 0);
+  index_.swap(index);
+  const std::size_t mask = capacity - 1;
+  for (std::size_t n = 0; n < records_.size(); ++n) {
+    std::size_t i = records_[n].hash & mask;
+    while (index_[i] != 0) i = (i + 1) & mask;
+    index_[i] = static_cast<std::uint32_t>(n + 1);
+  }
+}
+
+bool LoginTable::insert(std::string_view key, std::string_view login) {
+  if (key.size() > 0xFFFF || login.size() > 0xFFFF ||
+      arena_.size() + key.size() + login.size() > 0xFFFFFFFFu) {
+    return false;
+  }
+  if ((records_.size() + 1) * 2 > index_.size())
+    rehash(std::max<std::size_t>(16, index_.size() * 2));
+  const std::uint32_t hash = hash_name(key);
+  const std::size_t slot = slot_for(key, hash);
+  if (index_[slot] != 0) return false;
+  records_.push_back(Record{static_cast<std::uint32_t>(arena_.size()), hash,
+                            static_cast<std::uint16_t>(key.size()),
+                            static_cast<std::uint16_t>(login.size())});
+  arena_.append(key).append(login);
+  index_[slot] = static_cast<std::uint32_t>(records_.size());
+  return true;
+}
+
+std::optional<std::string_view> LoginTable::find(std::string_view key) const {
+  if (index_.empty()) return std::nullopt;
+  const std::size_t slot = slot_for(key, hash_name(key));
+  if (index_[slot] == 0) return std::nullopt;
+  const Record& r = records_[index_[slot] - 1];
+  return std::string_view(arena_.data() + r.offset + r.key_length, r.login_length);
+}
+
+std::string login_key(std::string_view local, std::string_view domain) {
+  std::string key;
+  key.reserve(local.size() + 1 + domain.size());
+  for (char c : local) key.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  key.push_back('@');
+  key.append(domain);
+  return key;
+}
+
 std::vector<std::string_view> DomainTable::sorted() const {
   std::vector<std::string_view> names;
   names.reserve(records_.size());
@@ -99,6 +164,28 @@ std::string_view to_string(Security security) {
       return "STARTTLS";
   }
   return "?";
+}
+
+std::string_view to_string(Incoming incoming) {
+  switch (incoming) {
+    case Incoming::ImapFirst:
+      return "imap-first";
+    case Incoming::Pop3First:
+      return "pop3-first";
+    case Incoming::ImapOnly:
+      return "imap-only";
+    case Incoming::Pop3Only:
+      return "pop3-only";
+  }
+  return "?";
+}
+
+std::optional<Incoming> parse_incoming(std::string_view text) {
+  for (Incoming i :
+       {Incoming::ImapFirst, Incoming::Pop3First, Incoming::ImapOnly, Incoming::Pop3Only}) {
+    if (to_string(i) == text) return i;
+  }
+  return std::nullopt;
 }
 
 }  // namespace mailconfd

@@ -66,12 +66,24 @@ struct LocalizedText {
   bool operator==(const LocalizedText&) const = default;
 };
 
-// Per-domain host names, for customers whose certificates name their own host
-// (imap.customer.example). Empty means "the provider's host".
+// Which incoming servers a domain's customers are offered, and in what order.
+enum class Incoming {
+  ImapFirst,  // every configured server, IMAP before POP3 (default)
+  Pop3First,  // every configured server, POP3 before IMAP
+  ImapOnly,   // IMAP servers only
+  Pop3Only,   // POP3 servers only (a POP3-only customer domain)
+};
+
+// A domain's own choices on top of its provider's (a "host set"): host names, for customers
+// whose certificates name their own host (imap.customer.example), and, from a database
+// source, the login scheme and the incoming protocols. Empty/default means "as the provider".
+// Ports and security are not here on purpose: they come only from the provider in the file.
 struct HostOverride {
   std::string imap_host;
   std::string pop3_host;
   std::string smtp_host;
+  std::optional<LoginForm> login;  // nullopt: the provider's <login>
+  Incoming incoming = Incoming::ImapFirst;
 
   bool operator==(const HostOverride&) const = default;
 };
@@ -143,6 +155,9 @@ class DomainTable {
   // The domain's insertion number (0 for the first one inserted), or nullopt.
   std::optional<std::size_t> position(std::string_view domain) const;
   std::size_t size() const { return records_.size(); }
+  // The longest run of index slots a lookup of a present domain walks (1: no collision).
+  // The hash is keyed per process (keyed_hash.h), so chosen names cannot make this grow.
+  std::size_t max_probe() const;
   // Every domain in lexicographic order (stable output for zone files and tests).
   std::vector<std::string_view> sorted() const;
   // Makes room for n more domains without rehashing.
@@ -162,6 +177,73 @@ class DomainTable {
   std::string arena_;
   std::vector<Record> records_;
   std::vector<std::uint32_t> index_;  // record number + 1; 0 = empty; size is a power of two
+};
+
+// Per-mailbox login names (Confixx/ISPConfig style "web12p3"), keyed by the address as
+// login_key() spells it. Names and logins live back to back in one arena, like DomainTable:
+// 20 to 28 bytes per mailbox (a 12-byte record, index slots at a load of 1/4 to 1/2) plus the
+// two strings.
+class LoginTable {
+ public:
+  // Returns false (and leaves the table unchanged) when key is present or a string is longer
+  // than 65535 bytes.
+  bool insert(std::string_view key, std::string_view login);
+  // The login stored for key, or nullopt. The view lives as long as the table.
+  std::optional<std::string_view> find(std::string_view key) const;
+  std::size_t size() const { return records_.size(); }
+
+ private:
+  struct Record {
+    std::uint32_t offset;  // into arena_: key, then login
+    std::uint32_t hash;
+    std::uint16_t key_length;
+    std::uint16_t login_length;
+  };
+  std::size_t slot_for(std::string_view key, std::uint32_t hash) const;
+  void rehash(std::size_t capacity);
+
+  std::string arena_;
+  std::vector<Record> records_;
+  std::vector<std::uint32_t> index_;  // record number + 1; 0 = empty; size is a power of two
+};
+
+// The domain part of a snapshot (App::domains): what every request resolves an address
+// against. From the file alone it is the file's <domain> lists and each provider's host
+// sets; a database source (source/) adds its domains, host sets and per-mailbox logins.
+struct HostedDomains {
+  // Never null. For the file alone it aliases Config::domains.
+  std::shared_ptr<const DomainTable> table;
+  // [provider][DomainEntry::hosts]: each provider's Provider::overrides first (same indices),
+  // then the host sets only the database names. A source keeps the indices of the previous
+  // part it was built from, so cached documents and signed profiles stay valid.
+  std::vector<std::vector<HostOverride>> host_sets;
+  LoginTable logins;
+  std::string origin = "file";  // "file", "postgresql", "snapshot FILE"
+  // When the source's rows were read (the database, or the snapshot's rows when they were
+  // written); the epoch for the file alone.
+  std::chrono::system_clock::time_point read_at;
+
+  const DomainEntry* find(std::string_view domain) const { return table->find(domain); }
+  std::size_t size() const { return table->size(); }
+  const HostOverride& host_set(DomainEntry entry) const {
+    return host_sets[entry.provider][entry.hosts];
+  }
+};
+
+// The key a mailbox's login is stored under: local part in ASCII lower case, '@', domain.
+std::string login_key(std::string_view local, std::string_view domain);
+
+// <database>: hosted domains and per-mailbox login names from the provider's database
+// (source/). The file's providers, servers, policy and own <domain> lists stay in the file.
+struct DatabaseOptions {
+  enum class Driver { Postgresql };
+  Driver driver = Driver::Postgresql;
+  std::string dsn_file;        // relative to the config's dir; its first line is the DSN
+  std::string dsn;             // read from dsn_file by the loader; never logged
+  std::uint32_t provider = 0;  // index of the provider a row without a provider gets
+  std::string domains_query;   // empty: the default (source/database.h)
+  std::string logins_query;    // empty: the default
+  std::string snapshot;        // last-good snapshot file; empty: none
 };
 
 // Connection and request limits. Defaults are what a public-facing service should use.
@@ -274,9 +356,12 @@ struct Config {
   std::optional<JournalOptions> journal;
   std::optional<CockpitOptions> cockpit;
   std::optional<AcmeOptions> acme;
+  std::optional<DatabaseOptions> database;
 };
 
 std::string_view to_string(Protocol protocol);
 std::string_view to_string(Security security);
+std::string_view to_string(Incoming incoming);  // "imap-first", "pop3-first", ...
+std::optional<Incoming> parse_incoming(std::string_view text);
 
 }  // namespace mailconfd

@@ -191,11 +191,12 @@ class Loader {
       problems_.at(root, "the root element must be <mailconfd>");
       return;
     }
-    check_known(
-        problems_, root, {},
-        {"server", "setup", "signing", "mobileconfig", "provider", "journal", "cockpit", "acme"});
-    check_once(problems_, root,
-               {"server", "signing", "mobileconfig", "setup", "journal", "cockpit", "acme"});
+    check_known(problems_, root, {},
+                {"server", "setup", "signing", "mobileconfig", "provider", "journal", "cockpit",
+                 "acme", "database"});
+    check_once(
+        problems_, root,
+        {"server", "signing", "mobileconfig", "setup", "journal", "cockpit", "acme", "database"});
     if (auto server = root.child("server")) read_server(server, config.server);
     if (auto signing = root.child("signing")) read_signing(signing, config);
     if (auto mobileconfig = root.child("mobileconfig")) read_mobileconfig(mobileconfig, config);
@@ -205,6 +206,7 @@ class Loader {
     for (const pugi::xml_node& p : root.children("provider")) read_provider(p, config);
     if (config.providers.empty()) problems_.at(root, "no <provider> is configured");
     if (auto setup = root.child("setup")) read_setup(setup, config);
+    if (auto database = root.child("database")) read_database(database, config);
   }
 
  private:
@@ -563,6 +565,51 @@ class Loader {
       }
     }
     config.journal = std::move(journal);
+  }
+
+  // <database>: the DSN is read from its own file here (so `check` and every reload see it
+  // and the password never sits in this file); only its first line counts.
+  void read_database(const pugi::xml_node& node, Config& config) {
+    check_known(problems_, node, {"driver", "dsn-file", "provider", "snapshot"},
+                {"domains-query", "logins-query"});
+    check_once(problems_, node, {"domains-query", "logins-query"});
+    DatabaseOptions database;
+    const std::string_view driver = node.attribute("driver").value();
+    if (driver == "postgresql") {
+      database.driver = DatabaseOptions::Driver::Postgresql;
+    } else {
+      problems_.at(node, fmt::format("<database> driver '{}' is unknown (postgresql)", driver));
+    }
+    database.dsn_file = path_of(node.attribute("dsn-file").value());
+    if (database.dsn_file.empty()) {
+      problems_.at(node, "<database> needs dsn-file (a file whose first line is the DSN)");
+    } else {
+      std::string text;
+      std::string error;
+      if (!read_whole_file(database.dsn_file, text, error)) {
+        problems_.at(node, fmt::format("<database>: cannot read dsn-file '{}': {}",
+                                       database.dsn_file, error));
+      } else {
+        database.dsn = trimmed(std::string_view(text).substr(0, text.find('\n')));
+        if (database.dsn.empty()) {
+          problems_.at(node, fmt::format("<database>: dsn-file '{}' is empty", database.dsn_file));
+        }
+      }
+    }
+    if (auto a = node.attribute("provider")) {
+      const std::string_view id = a.value();
+      auto it = std::find_if(config.providers.begin(), config.providers.end(),
+                             [&](const Provider& p) { return p.id == id; });
+      if (it == config.providers.end()) {
+        problems_.at(node, fmt::format("<database> provider '{}' is not a <provider> id", id));
+      } else {
+        database.provider = static_cast<std::uint32_t>(it - config.providers.begin());
+      }
+    }
+    database.snapshot = path_of(node.attribute("snapshot").value());
+    if (auto q = node.child("domains-query")) database.domains_query = trimmed(q.text().get());
+    if (auto q = node.child("logins-query")) database.logins_query = trimmed(q.text().get());
+    config.database = std::move(database);
   }
 
   // The cockpit's password file is read here, so `check` and every reload see it; its lines

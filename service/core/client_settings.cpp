@@ -17,10 +17,24 @@ const std::string& override_host(const HostOverride& hosts, Protocol protocol) {
   return hosts.imap_host;
 }
 
-int incoming_rank(const MailServer& server) {
-  // Thunderbird pre-selects the first valid entry: IMAP first moves customers off POP3,
-  // and implicit TLS (RFC 8314) before STARTTLS.
-  return (server.protocol == Protocol::Imap ? 0 : 2) + (server.security == Security::Tls ? 0 : 1);
+int incoming_rank(const MailServer& server, Incoming incoming) {
+  // Thunderbird pre-selects the first valid entry: IMAP first moves customers off POP3 (unless
+  // the domain prefers POP3), and implicit TLS (RFC 8314) before STARTTLS.
+  const bool first = (server.protocol == Protocol::Imap) == (incoming != Incoming::Pop3First);
+  return (first ? 0 : 2) + (server.security == Security::Tls ? 0 : 1);
+}
+
+bool offered(const MailServer& server, Incoming incoming) {
+  switch (incoming) {
+    case Incoming::ImapOnly:
+      return server.protocol == Protocol::Imap;
+    case Incoming::Pop3Only:
+      return server.protocol == Protocol::Pop3;
+    case Incoming::ImapFirst:
+    case Incoming::Pop3First:
+      break;
+  }
+  return true;
 }
 
 bool is_submission(const MailServer& server) {
@@ -31,10 +45,15 @@ bool is_submission(const MailServer& server) {
 
 ClientSettings resolve(const Config& config, DomainEntry entry) {
   const Provider& provider = config.providers.at(entry.provider);
-  const HostOverride& hosts = provider.overrides.at(entry.hosts);
+  return resolve(provider, provider.overrides.at(entry.hosts));
+}
+
+ClientSettings resolve(const Provider& provider, const HostOverride& hosts) {
   ClientSettings settings;
   settings.provider = &provider;
-  settings.incoming = provider.incoming;
+  for (const MailServer& server : provider.incoming) {
+    if (offered(server, hosts.incoming)) settings.incoming.push_back(server);
+  }
   settings.outgoing = provider.outgoing;
   for (auto* list : {&settings.incoming, &settings.outgoing}) {
     for (MailServer& server : *list) {
@@ -43,9 +62,10 @@ ClientSettings resolve(const Config& config, DomainEntry entry) {
       }
     }
   }
-  std::stable_sort(
-      settings.incoming.begin(), settings.incoming.end(),
-      [](const MailServer& a, const MailServer& b) { return incoming_rank(a) < incoming_rank(b); });
+  std::stable_sort(settings.incoming.begin(), settings.incoming.end(),
+                   [&hosts](const MailServer& a, const MailServer& b) {
+                     return incoming_rank(a, hosts.incoming) < incoming_rank(b, hosts.incoming);
+                   });
   // The mission: 587 + STARTTLS + password is what every client is told first.
   std::stable_partition(settings.outgoing.begin(), settings.outgoing.end(), is_submission);
   return settings;

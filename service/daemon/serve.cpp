@@ -26,6 +26,8 @@
 #include "metrics.h"
 #include "notify.h"
 #include "sign/signer.h"
+#include "source/database.h"
+#include "source/watcher.h"
 #include "tls/certificates.h"
 
 namespace mailconfd::daemon {
@@ -74,8 +76,19 @@ std::string url_host(const ListenAddress& listen) {
 // build_app is the one place that turns a checked Config into what requests read, including
 // every file the configuration names besides the domain lists, so a reload re-reads them all.
 // A failure there is a configuration problem like any other: logged, and nothing is swapped.
+// With a <database>, its rows are read first (or, when it cannot be read, the snapshot's);
+// without either the process does not start.
 std::shared_ptr<const App> build_or_log(Config config, std::string_view what) {
   try {
+    if (config.database) {
+      std::string error;
+      auto built = source::load_domains(config, nullptr, {.snapshot_fallback = true}, error);
+      if (!built) {
+        spdlog::critical("{}: {}", what, error);
+        return nullptr;
+      }
+      return build_app(std::move(config), built->domains, nullptr);
+    }
     return build_app(std::move(config));
   } catch (const std::exception& e) {
     spdlog::error("{}: {}", what, e.what());
@@ -104,6 +117,25 @@ struct ReloadSource {
   std::optional<JournalOptions> journal_started;
 };
 
+// The domain part for a reloaded config: the database's rows (the snapshot's when it cannot
+// be read), keeping current's host set indices when the providers are the same.
+std::optional<source::Built> reload_domains(const Config& next, const App& current,
+                                            std::string& error) {
+  const HostedDomains* previous =
+      current.config->providers == next.providers ? current.domains.get() : nullptr;
+  return source::load_domains(next, previous, {.snapshot_fallback = true}, error);
+}
+
+// The publisher's builder for a database change or reconnect: the same App with a new domain
+// part; nothing else is rebuilt (with_domains).
+daemon::Build refresh_domains(const std::shared_ptr<const App>& current) {
+  if (!current->config->database) return {current, {}};  // <database> removed by a reload
+  std::string error;
+  auto built = source::load_domains(*current->config, current->domains.get(), {}, error);
+  if (!built) return {nullptr, {error}};
+  return {with_domains(*current, std::move(built->domains)), {}};
+}
+
 // The publisher's builder for SIGHUP: reads the file again and builds the next App on the
 // builder thread, sharing the parts of the current one whose inputs are unchanged. Only an App
 // without any problem is published; requests in flight finish on the one they started with.
@@ -124,7 +156,19 @@ daemon::Build rebuild(const ReloadSource& source, const App& current) {
       options.metrics_listen != started_with.metrics_listen) {
     spdlog::warn("reload: listen addresses and threads change only at restart");
   }
-  auto app = build_app(std::move(next.config), &current);
+  std::shared_ptr<const HostedDomains> domains;
+  if (next.config.database) {
+    std::string error;
+    auto built = reload_domains(next.config, current, error);
+    if (!built) return {nullptr, {error}};
+    domains = std::move(built->domains);
+  }
+  if (next.config.database.has_value() != current.config->database.has_value()) {
+    spdlog::warn(
+        "reload: <database> added or removed: watching for changes starts or stops "
+        "at the next start");
+  }
+  auto app = build_app(std::move(next.config), std::move(domains), &current);
   log_certificates(*app, "reload: ");
   return {std::move(app), {}};
 }
@@ -171,7 +215,7 @@ std::vector<std::string> acme_names(const App& app) {
   const AcmeOptions& acme = *app.config->acme;
   std::vector<std::string> names = acme.names;
   if (acme.hosted_names) {
-    for (std::string_view domain : app.domains->sorted()) {
+    for (std::string_view domain : app.domains->table->sorted()) {
       names.push_back("autoconfig." + std::string(domain));
       names.push_back("autodiscover." + std::string(domain));
     }
@@ -288,17 +332,32 @@ int serve(ServeSetup setup) {
     if (only_issued(reasons)) return;  // only the certificate set changed
     reload_journal_and_cockpit(*next->config, journal, source.journal_started, board.get());
     if (board != nullptr && next->config->cockpit && next->config->journal) board->swap(next);
-    spdlog::info("reloaded {}: {} domains", source.path, next->domains->size());
+    spdlog::info("reloaded {}: {} domains, {} login names ({})", source.path, next->domains->size(),
+                 next->domains->logins.size(), next->domains->origin);
     log_signing(*next);
   };
   daemon::Publisher publisher(
       app,
       [&source](const std::shared_ptr<const App>& current, const std::vector<std::string>& reasons,
                 std::stop_token) {
-        // A reload reads the issuer's directory too, so it covers the issued certificates.
-        return only_issued(reasons) ? add_issued(*current, reasons) : rebuild(source, *current);
+        // Certificates the issuer wrote: the certificate part alone. Only database
+        // changes: the domain part alone. Anything else (SIGHUP) reads everything again, the
+        // database and the issuer's directory included.
+        if (only_issued(reasons)) return add_issued(*current, reasons);
+        if (std::all_of(reasons.begin(), reasons.end(),
+                        [](const std::string& r) { return r.starts_with("database "); })) {
+          return refresh_domains(current);
+        }
+        return rebuild(source, *current);
       },
       std::move(publisher_options));
+  // Database changes and reconnects reach the publisher as triggers, like SIGHUP.
+  std::unique_ptr<source::Watcher> watcher;
+  if (app->config->database) {
+    watcher = std::make_unique<source::Watcher>(
+        *app->config->database,
+        [&publisher](std::string reason) { publisher.trigger(std::move(reason)); });
+  }
   // The built-in ACME client (acme/issuer.h), started once; a reload does not change it.
   std::unique_ptr<acme::Issuer> issuer;
   if (app->config->acme && !app->config->acme->ca.empty() && setup.tls_listen) {
@@ -354,8 +413,8 @@ int serve(ServeSetup setup) {
   // Ready before the readiness line: whoever waits for it may ask /readyz at once.
   metrics::set_ready(true);
   std::cout << ready << std::flush;
-  spdlog::info("serving {} domains from {} on http://{}:{}{}", app->domains->size(), config_path,
-               url_host(setup.listen), server.port(),
+  spdlog::info("serving {} domains ({}) from {} on http://{}:{}{}", app->domains->size(),
+               app->domains->origin, config_path, url_host(setup.listen), server.port(),
                setup.tls_listen ? " and https://" + url_host(*setup.tls_listen) + ":" +
                                       std::to_string(server.tls_port())
                                 : std::string());
@@ -373,6 +432,7 @@ int serve(ServeSetup setup) {
     spdlog::info("signal {}: stopping", sig);
     break;
   }
+  watcher.reset();   // no trigger after this
   publisher.stop();  // a rebuild in progress is discarded; nothing waits for it
   metrics::set_ready(false);
   notify_systemd("STOPPING=1\nSTATUS=draining");

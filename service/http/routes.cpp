@@ -56,11 +56,12 @@ Reply autoconfig(const App& app, const Request& request) {
   if (entry == nullptr) return error_reply(404);  // same body for every address
 
   const Provider& provider = app.config->providers[entry->provider];
-  const std::string login = address ? login_name(provider, *address) : std::string();
+  const std::string login = address ? login_for(app, *entry, *address) : std::string();
   render::SlotValues values;
   values[render::Slot::Domain] = *domain;
   values[render::Slot::Login] =
-      address ? std::string_view(login) : login_placeholder(provider.login);
+      address ? std::string_view(login)
+              : login_placeholder(login_form(provider, app.domains->host_set(*entry)));
   if (address) fetched(journal::Door::Autoconfig, request, *address);
   Reply reply;
   reply.status = 200;
@@ -87,14 +88,19 @@ Reply pox_settings(const App& app, std::string_view domain, const EmailAddress* 
   const DomainEntry* entry = app.domains->find(domain);
   if (entry == nullptr) return pox_error(render::PoxError::AddressNotFound);
   const Provider& provider = app.config->providers[entry->provider];
+  const LoginForm form = login_form(provider, app.domains->host_set(*entry));
   render::SlotValues values;
   values[render::Slot::Domain] = domain;
-  values[render::Slot::Login] = login_placeholder(provider.login);
+  values[render::Slot::Login] = login_placeholder(form);
   values[render::Slot::Display] = "%EMAILADDRESS%";
   // One string for the usual case (the same as login_name() and display(), without their
   // copies): an ASCII domain reads the same in A- and U-labels.
   std::string full;
   std::string shown;
+  std::optional<std::string_view> own;  // the mailbox's own login (a database source)
+  if (address && app.domains->logins.size() != 0) {
+    own = app.domains->logins.find(login_key(address->local, address->domain));
+  }
   if (address) {
     full = address->full();
     values[render::Slot::Display] = full;
@@ -102,7 +108,8 @@ Reply pox_settings(const App& app, std::string_view domain, const EmailAddress* 
       shown = address->display();
       values[render::Slot::Display] = shown;
     }
-    values[render::Slot::Login] = provider.login == LoginForm::LocalPart ? address->local
+    values[render::Slot::Login] = own                            ? *own
+                                  : form == LoginForm::LocalPart ? address->local
                                   : provider.login_domain == LoginDomain::ULabel
                                       ? values[render::Slot::Display]
                                       : std::string_view(full);

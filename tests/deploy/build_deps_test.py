@@ -31,6 +31,7 @@ KNOWN = {
     "ZLIB": ("zlib1g-dev", "zlib1g"),
     "nlohmann_json": ("nlohmann-json3-dev", None),
     "sqlite3": ("libsqlite3-dev", "libsqlite3-0"),
+    "libpq": ("libpq-dev", "libpq5"),
     "libcrypt": ("libcrypt-dev", "libcrypt1"),
     "libcurl": ("libcurl4-openssl-dev", "libcurl4"),
 }

@@ -58,7 +58,7 @@ TEST_CASE("build_app without a previous App builds every part") {
   REQUIRE(app->documents != nullptr);
   REQUIRE(app->setup != nullptr);
   REQUIRE(app->profiles != nullptr);
-  CHECK(app->domains.get() == &app->config->domains);
+  CHECK(app->domains->table.get() == &app->config->domains);
   CHECK(app->domains->size() == 1);
   CHECK(app->documents->size() == 1);
   CHECK(app->profiles->signer == nullptr);

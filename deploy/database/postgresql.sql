@@ -1,0 +1,46 @@
+-- mailconfd's own tables beside PostfixAdmin's (domain, mailbox), and the triggers that tell
+-- a running mailconfd about every change (LISTEN mailconfd). Run once, as the owner of the
+-- PostfixAdmin database, after PostfixAdmin's schema exists:
+--   psql -v ON_ERROR_STOP=1 -d postfix -f postgresql.sql
+-- then let mailconfd's role read: GRANT SELECT ON domain, mailbox, mailconfd_domain,
+-- mailconfd_mailbox TO mailconfd;
+--
+-- Everything here is optional per row: a domain without a mailconfd_domain row is served with
+-- its provider's defaults (<database provider>), a mailbox without a mailconfd_mailbox row logs
+-- in as its domain's login scheme says. There are no port or security columns on purpose:
+-- servers, ports and TLS come only from the XML file, whose policy no row can change.
+
+SET client_min_messages = warning;
+
+-- Plain text columns: mailconfd checks every value itself (a row it refuses is skipped,
+-- logged with its key and counted; `mailconfd check` lists them).
+CREATE TABLE IF NOT EXISTS mailconfd_domain (
+  domain    text PRIMARY KEY,  -- as in PostfixAdmin's domain.domain
+  provider  text,  -- a <provider id> of the XML file; NULL: <database provider>
+  login     text,  -- 'address' or 'local-part'; NULL: the provider's <login>
+  incoming  text,  -- 'imap-first', 'pop3-first', 'imap-only', 'pop3-only'; NULL: imap-first
+  imap_host text,  -- host names only (no port); NULL: the provider's
+  pop3_host text,
+  smtp_host text
+);
+
+CREATE TABLE IF NOT EXISTS mailconfd_mailbox (
+  username   text PRIMARY KEY,  -- as in PostfixAdmin's mailbox.username (the address)
+  login_name text NOT NULL      -- what the mailbox logs in with, e.g. web12p3
+);
+
+CREATE OR REPLACE FUNCTION mailconfd_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('mailconfd', TG_TABLE_NAME);
+  RETURN NULL;
+END $$;
+
+DO $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['domain', 'mailbox', 'mailconfd_domain', 'mailconfd_mailbox'] LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_notify ON %I', t);
+    EXECUTE format('CREATE TRIGGER mailconfd_notify AFTER INSERT OR UPDATE OR DELETE OR '
+                   'TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_notify()', t);
+  END LOOP;
+END $$;

@@ -1,0 +1,78 @@
+#include "config/keyed_hash.h"
+
+#include <sys/random.h>
+
+#include <cstring>
+
+namespace mailconfd {
+namespace {
+
+constexpr std::uint64_t rotl(std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+struct State {
+  std::uint64_t v0, v1, v2, v3;
+  void round() {
+    v0 += v1;
+    v1 = rotl(v1, 13);
+    v1 ^= v0;
+    v0 = rotl(v0, 32);
+    v2 += v3;
+    v3 = rotl(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = rotl(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = rotl(v1, 17);
+    v1 ^= v2;
+    v2 = rotl(v2, 32);
+  }
+};
+
+HashKey random_key() {
+  HashKey key;
+  unsigned char bytes[16] = {};
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+    // getrandom(2) without GRND_NONBLOCK only fails on EINTR here (the buffer is small).
+  }
+  std::memcpy(&key.k0, bytes, 8);
+  std::memcpy(&key.k1, bytes + 8, 8);
+  return key;
+}
+
+}  // namespace
+
+const HashKey& process_hash_key() {
+  static const HashKey key = random_key();
+  return key;
+}
+
+std::uint64_t siphash13(const HashKey& key, std::string_view data) {
+  State s{key.k0 ^ 0x736f6d6570736575ULL, key.k1 ^ 0x646f72616e646f6dULL,
+          key.k0 ^ 0x6c7967656e657261ULL, key.k1 ^ 0x7465646279746573ULL};
+  const std::size_t full = data.size() & ~std::size_t{7};
+  for (std::size_t i = 0; i < full; i += 8) {
+    std::uint64_t m = 0;
+    std::memcpy(&m, data.data() + i, 8);  // little-endian hosts (x86-64, arm64)
+    s.v3 ^= m;
+    s.round();
+    s.v0 ^= m;
+  }
+  std::uint64_t last = static_cast<std::uint64_t>(data.size() & 0xFF) << 56;
+  for (std::size_t i = full; i < data.size(); ++i) {
+    last |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[i])) << (8 * (i - full));
+  }
+  s.v3 ^= last;
+  s.round();
+  s.v0 ^= last;
+  s.v2 ^= 0xFF;
+  s.round();
+  s.round();
+  s.round();
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
+
+}  // namespace mailconfd

@@ -1,0 +1,75 @@
+// The provider's database as a source of hosted domains and per-mailbox logins: reads the
+// rows (PostgreSQL with libpq), waits for changes (LISTEN/NOTIFY), and keeps the last good
+// rows in a snapshot file. Only the builder and watcher threads call this: a request never waits on
+// a database.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "source/rows.h"
+
+namespace mailconfd::source {
+
+// The default queries: PostfixAdmin's tables (domain, mailbox) joined with mailconfd's own
+// (deploy/database/postgresql.sql). A <domains-query> must give the DomainRow
+// columns in their order, a <logins-query> the LoginRow columns.
+inline constexpr std::string_view kDomainsQuery =
+    "SELECT d.domain, m.provider, m.login, m.incoming, m.imap_host, m.pop3_host, m.smtp_host "
+    "FROM domain d LEFT JOIN mailconfd_domain m ON m.domain = d.domain WHERE d.active";
+inline constexpr std::string_view kLoginsQuery =
+    "SELECT b.username, l.login_name FROM mailbox b "
+    "JOIN mailconfd_mailbox l ON l.username = b.username WHERE b.active";
+// PostgreSQL: the channel the triggers notify.
+inline constexpr std::string_view kChannel = "mailconfd";
+
+std::string_view driver_name(DatabaseOptions::Driver driver);  // "postgresql"
+
+// One open connection. Not thread-safe; each thread opens its own.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Both queries in one read-only transaction (one consistent view). nullopt: error says why.
+  virtual std::optional<Rows> fetch(const DatabaseOptions& options, std::string& error) = 0;
+  enum class Wait { Changed, Quiet, Lost };
+  // Starts watching for changes (LISTEN). False: error.
+  virtual bool watch(std::string& error) = 0;
+  // Waits up to timeout for a change: Changed, Quiet (none), Lost (the connection broke).
+  virtual Wait wait(std::chrono::milliseconds timeout) = 0;
+};
+
+// Connects with options' DSN (connect timeout 5 s). Null: error says why (the DSN's password
+// is never part of it).
+std::unique_ptr<Connection> connect(const DatabaseOptions& options, std::string& error);
+
+// Connects, fetches, disconnects.
+std::optional<Rows> fetch_rows(const DatabaseOptions& options, std::string& error);
+
+struct LoadOptions {
+  // A database that cannot be read gives the snapshot's rows instead (origin
+  // "snapshot PATH", logged as a warning).
+  bool snapshot_fallback = false;
+  bool log_skipped = true;     // log each skipped row (`check` lists them itself)
+  bool write_snapshot = true;  // after a good read, when a snapshot is configured
+};
+
+// Reads config.database's rows and builds the domain part (build_domains with previous),
+// records it (status.h: skipped rows counted) and writes the snapshot, as options say.
+// nullopt: error says why.
+std::optional<Built> load_domains(const Config& config, const HostedDomains* previous,
+                                  LoadOptions options, std::string& error);
+
+// The snapshot file: the rows of the last good load and when they were read, written to a
+// temporary file, flushed and renamed over path (never half-written). False: error.
+bool write_snapshot(const std::string& path, const Rows& rows,
+                    std::chrono::system_clock::time_point read_at, std::string& error);
+// Reads what write_snapshot wrote. nullopt: error (missing, unreadable, not a snapshot).
+std::optional<Rows> read_snapshot(const std::string& path,
+                                  std::chrono::system_clock::time_point& read_at,
+                                  std::string& error);
+
+}  // namespace mailconfd::source

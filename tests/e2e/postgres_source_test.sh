@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# End to end with a real PostgreSQL 15 (Debian's): domains, per-domain choices and per-mailbox
+# login names read from PostfixAdmin's tables plus mailconfd's own (deploy/database/
+# postgresql.sql), served by the real mailconfd binary over HTTP. One PostgreSQL for the whole
+# file, started here as an unprivileged user (postgres when run as root) in a temporary
+# directory, on a unix socket only. Checks, each with exact answers:
+#   1. a web12p3 login reaching autoconfig <username>, POX <LoginName> and the Apple profile;
+#      a POP3-only domain, a host override, a local-part domain; PostfixAdmin's ALL row and
+#      inactive domains not served;
+#   2. hostile rows (a port in a host, plaintext, smtp-after-pop, markup, a 10 KB value, a
+#      login with markup) skipped: 404, named in the log, /metrics and `check`;
+#   3. LISTEN/NOTIFY: a new domain and a changed login answered without restart (time
+#      measured), under load with no failed request;
+#   4. PostgreSQL stopped under load: every answer still right, /readyz ready, failures
+#      counted, the rows' age growing; started again: reconnected and reloaded;
+#   5. start with the database down: from the snapshot (said in the log), and without a
+#      snapshot a refusal with the reason (exit 2); the DSN's password never in any output.
+# Usage: postgres_source_test.sh MAILCONFD_BINARY. KEEP=1 keeps the directory.
+set -euo pipefail
+
+mailconfd=${1:?usage: postgres_source_test.sh MAILCONFD_BINARY}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+pgbin=/usr/lib/postgresql/15/bin
+for tool in "$pgbin/initdb" "$pgbin/pg_ctl" "$pgbin/psql" curl; do
+  [ -x "$tool" ] || command -v "$tool" >/dev/null ||
+    { echo "FAIL: $tool missing (.ci/install-deps installs postgresql)"; exit 1; }
+done
+
+T=$(mktemp -d /tmp/mailconfd-pg-XXXXXX)
+chmod 755 "$T"
+started=$(date +%s)
+mailconfd_pid="" load_pids=()
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then
+  getent passwd postgres >/dev/null || { echo "FAIL: no postgres user (package postgresql)"; exit 1; }
+  as_pg=(runuser -u postgres --)
+fi
+mkdir "$T/pg" "$T/sock"
+touch "$T/pg.log"
+[ ${#as_pg[@]} -gt 0 ] && chown postgres "$T/pg" "$T/sock" "$T/pg.log"
+
+step() { echo "== $(( $(date +%s) - started ))s: $*"; }
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$T/mailconfd.log" "$T/pg.log"; do
+    [ -s "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; } >&2
+  done
+  exit 1
+}
+pg_ctl() { "${as_pg[@]}" "$pgbin/pg_ctl" -D "$T/pg" "$@"; }
+cleanup() {
+  [ ${#load_pids[@]} -gt 0 ] && kill "${load_pids[@]}" 2>/dev/null
+  [ -n "$mailconfd_pid" ] && kill "$mailconfd_pid" 2>/dev/null && wait "$mailconfd_pid" 2>/dev/null
+  pg_ctl -m immediate stop >/dev/null 2>&1 || true
+  if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+step "PostgreSQL 15 in $T/pg (unix socket only)"
+echo 'admin-secret' > "$T/pwfile"
+chmod 644 "$T/pwfile"
+"${as_pg[@]}" "$pgbin/initdb" -D "$T/pg" -U admin --pwfile="$T/pwfile" -A scram-sha-256 \
+  --no-sync -E UTF8 --locale=C.UTF-8 >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log"; fail initdb; }
+start_pg() {
+  pg_ctl -w -t 30 -l "$T/pg.log" \
+    -o "-k $T/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start \
+    >/dev/null || fail "pg_ctl start"
+}
+start_pg
+sql() { PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d mail -v ON_ERROR_STOP=1 -qAt "$@"; }
+PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d postgres -qc 'CREATE DATABASE mail'
+sql -f "$source_dir/tests/fixtures/postfixadmin.pg.sql"
+sql -f "$source_dir/deploy/database/postgresql.sql"
+sql <<'SQL'
+CREATE ROLE mailconfd LOGIN PASSWORD 'dsn-pass-7f3a';
+GRANT SELECT ON domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+INSERT INTO domain (domain) VALUES ('customer.example'), ('pop.example'), ('own.example'),
+  ('local.example'), ('Upper.Example');
+INSERT INTO domain (domain, active) VALUES ('inactive.example', false);
+INSERT INTO mailbox (username, domain) VALUES ('alice@customer.example', 'customer.example'),
+  ('bob@customer.example', 'customer.example'), ('carol@local.example', 'local.example');
+INSERT INTO mailconfd_domain (domain, incoming) VALUES ('pop.example', 'pop3-only');
+INSERT INTO mailconfd_domain (domain, imap_host, smtp_host)
+  VALUES ('own.example', 'imap.own.example', 'smtp.own.example');
+INSERT INTO mailconfd_domain (domain, login) VALUES ('local.example', 'local-part');
+INSERT INTO mailconfd_mailbox VALUES ('alice@customer.example', 'web12p3');
+-- hostile rows
+INSERT INTO domain (domain) VALUES ('port25.example'), ('plain.example'), ('sap.example'),
+  ('<script>x</script>.example'), ('big.example'), ('markup.example');
+INSERT INTO mailconfd_domain (domain, smtp_host) VALUES ('port25.example', 'smtp.evil.example:25');
+INSERT INTO mailconfd_domain (domain, incoming) VALUES ('plain.example', 'plaintext');
+INSERT INTO mailconfd_domain (domain, login) VALUES ('sap.example', 'smtp-after-pop');
+INSERT INTO mailconfd_domain (domain, imap_host) VALUES ('big.example', repeat('a', 10240));
+INSERT INTO mailbox (username, domain) VALUES ('eve@markup.example', 'markup.example');
+INSERT INTO mailconfd_mailbox VALUES ('eve@markup.example', '<b>eve</b>');
+SQL
+
+printf 'host=%s dbname=mail user=mailconfd password=dsn-pass-7f3a\n' "$T/sock" > "$T/dsn"
+cat > "$T/mailconfd.xml" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<mailconfd>
+  <provider id="mail.provider.example">
+    <display-name>Provider Mail</display-name>
+    <incoming protocol="imap" host="imap.provider.example" port="993" security="tls"/>
+    <incoming protocol="pop3" host="pop.provider.example" port="995" security="tls"/>
+    <outgoing host="smtp.provider.example" port="587" security="starttls"/>
+    <domain>file.example</domain>
+  </provider>
+  <database driver="postgresql" dsn-file="dsn" snapshot="snapshot"/>
+</mailconfd>
+XML
+
+start_mailconfd() {
+  : > "$T/ready"
+  "$mailconfd" serve --config "$T/mailconfd.xml" --listen 127.0.0.1:0 \
+    >"$T/ready" 2>>"$T/mailconfd.log" &
+  mailconfd_pid=$!
+  for ((i = 0; i < 100; i++)); do grep -qs '^listening on' "$T/ready" && break; sleep 0.1; done
+  base=$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$T/ready")
+  [ -n "$base" ] || fail "mailconfd did not start"
+}
+stop_mailconfd() {
+  kill "$mailconfd_pid"
+  wait "$mailconfd_pid" || true
+  mailconfd_pid=""
+}
+status() { curl -s -o /dev/null -w '%{http_code}' "$base$1"; }
+autoconfig() { curl -sf "$base/mail/config-v1.1.xml?emailaddress=$1"; }
+pox() {
+  curl -sf -H 'Content-Type: text/xml' --data-binary @- "$base/autodiscover/autodiscover.xml" <<X
+<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>$1</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>
+X
+}
+expect() {  # expect WHAT GOT WANT
+  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+metric() { curl -sf "$base/metrics" | sed -n "s/^$1 //p"; }
+
+step "check reads the database and lists the skipped rows (exit 0: serve skips them too)"
+set +e
+"$mailconfd" check "$T/mailconfd.xml" >"$T/check.out" 2>"$T/check.err"
+rc=$?
+set -e
+expect "check exit status" "$rc" 0
+expect "check stdout" "$(cat "$T/check.out")" "$T/mailconfd.xml: ok (1 provider, 1 domains)
+postgresql: 7 domains, 1 login names, 6 rows skipped"
+expect "check stderr" "$(sort "$T/check.err")" "$(sort <<'E'
+skipped domain '<script>x</script>.example': not a domain name
+skipped domain 'plain.example': incoming 'plaintext' is not imap-first, pop3-first, imap-only or pop3-only
+skipped domain 'port25.example': smtp_host 'smtp.evil.example:25' is not a host name (ports and security come from the configuration file)
+skipped domain 'sap.example': login 'smtp-after-pop' is not address or local-part
+skipped domain 'big.example': a value is longer than 255 bytes
+skipped mailbox 'eve@markup.example': login name must be 1 to 255 letters, digits and . - _ + @ =
+E
+)"
+
+step "serve: the database's domains and login names"
+start_mailconfd
+doc=$(autoconfig 'alice%40customer.example')
+expect "alice's autoconfig username" "$(grep -c '<username>web12p3</username>' <<<"$doc")" 3
+doc=$(autoconfig 'bob%40customer.example')
+expect "bob's autoconfig username" "$(grep -c '<username>bob@customer.example</username>' <<<"$doc")" 3
+expect "alice's POX LoginName" "$(pox alice@customer.example | grep -o '<LoginName>[^<]*</LoginName>' | sort -u)" \
+  "<LoginName>web12p3</LoginName>"
+curl -sf "$base/mobileconfig?emailaddress=alice%40customer.example" > "$T/alice.mobileconfig"
+expect "alice's profile usernames" \
+  "$(grep -A1 -E 'IncomingMailServerUsername|OutgoingMailServerUsername' "$T/alice.mobileconfig" | grep -o '<string>[^<]*</string>' | sort -u)" \
+  "<string>web12p3</string>"
+doc=$(autoconfig 'x%40pop.example')
+expect "POP3-only domain: incoming servers" "$(grep -o '<incomingServer type="[a-z0-9]*">' <<<"$doc" | tr '\n' ' ')" \
+  '<incomingServer type="pop3"> '
+doc=$(autoconfig 'x%40own.example')
+expect "host override: hostnames" "$(grep -o '<hostname>[^<]*</hostname>' <<<"$doc" | tr '\n' ' ')" \
+  '<hostname>imap.own.example</hostname> <hostname>pop.provider.example</hostname> <hostname>smtp.own.example</hostname> '
+doc=$(autoconfig 'carol%40local.example')
+expect "local-part domain" "$(grep -c '<username>carol</username>' <<<"$doc")" 3
+expect "upper-case row normalized" "$(status '/mail/config-v1.1.xml?emailaddress=a%40upper.example')" 200
+expect "the file's domain" "$(status '/mail/config-v1.1.xml?emailaddress=a%40file.example')" 200
+for d in inactive.example ALL port25.example plain.example sap.example big.example; do
+  expect "$d not served" "$(status "/mail/config-v1.1.xml?emailaddress=a%40$d")" 404
+done
+expect "markup.example served (its mailbox row alone skipped)" \
+  "$(autoconfig 'eve%40markup.example' | grep -c '<username>eve@markup.example</username>')" 3
+expect "skipped rows gauge" "$(metric mailconfd_source_rows_skipped)" 6
+expect "skipped row named by key" \
+  "$(metric 'mailconfd_source_row_skipped{table="domain",key="port25.example"}')" 1
+expect "logins gauge" "$(metric mailconfd_source_logins)" 1
+grep -q "postgresql: skipped domain 'port25.example': smtp_host 'smtp.evil.example:25' is not a host name" \
+  "$T/mailconfd.log" || fail "the skipped row is not logged"
+[ -s "$T/snapshot" ] || fail "no snapshot written after the load"
+
+step "LISTEN/NOTIFY: a new domain and a changed login without restart, under load"
+# Load: 4 bounded loops of requests that must all answer 200 with alice's login.
+for n in 1 2 3 4; do
+  (for ((i = 0; i < 4000; i++)); do
+     out=$(curl -s -w '%{http_code}' "$base/mail/config-v1.1.xml?emailaddress=alice%40customer.example") ||
+       { echo "request failed" >> "$T/load-failures"; continue; }
+     case "$out" in
+       *'<username>web12p3</username>'*200 | *'<username>web12p4</username>'*200) ;;
+       *) echo "bad answer: ${out: -40}" >> "$T/load-failures" ;;
+     esac
+     [ -e "$T/load-stop" ] && break
+   done) &
+  load_pids+=($!)
+done
+before=$(date +%s%N)
+sql -c "INSERT INTO domain (domain) VALUES ('new.example')"
+for ((i = 0; i < 100; i++)); do
+  [ "$(status '/mail/config-v1.1.xml?emailaddress=a%40new.example')" = 200 ] && break
+  sleep 0.05
+done
+after=$(date +%s%N)
+expect "new domain served" "$(status '/mail/config-v1.1.xml?emailaddress=a%40new.example')" 200
+echo "row change to new answer: $(( (after - before) / 1000000 )) ms (insert and poll included)"
+sql -c "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
+for ((i = 0; i < 100; i++)); do
+  autoconfig 'alice%40customer.example' | grep -q web12p4 && break
+  sleep 0.05
+done
+expect "changed login" "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p4</username>')" 3
+
+step "PostgreSQL stopped and started again under load"
+pg_ctl -m fast stop >/dev/null
+sleep 1
+expect "readyz with the database down" "$(status /readyz)" 200
+expect "answers with the database down" "$(autoconfig 'alice%40customer.example' | grep -c web12p4)" 3
+expect "new domain still served" "$(status '/mail/config-v1.1.xml?emailaddress=a%40new.example')" 200
+failures=$(curl -sf "$base/metrics" | sed -n 's/^mailconfd_source_failures_total{kind="connect"} //p')
+[ "$failures" -ge 1 ] || fail "connection failures not counted: $failures"
+start_pg
+sql -c "INSERT INTO domain (domain) VALUES ('after.example')"
+for ((i = 0; i < 200; i++)); do
+  [ "$(status '/mail/config-v1.1.xml?emailaddress=a%40after.example')" = 200 ] && break
+  sleep 0.05
+done
+expect "change after the restart (reconnected)" \
+  "$(status '/mail/config-v1.1.xml?emailaddress=a%40after.example')" 200
+touch "$T/load-stop"
+wait "${load_pids[@]}"
+load_pids=()
+[ ! -s "$T/load-failures" ] || fail "failed requests under load: $(sort "$T/load-failures" | uniq -c | head -5)"
+grep -q "connected again; reloading" "$T/mailconfd.log" || fail "reconnect not logged"
+stop_mailconfd
+
+step "start with the database down: from the snapshot, then refused without one"
+pg_ctl -m fast stop >/dev/null
+start_mailconfd
+expect "served from the snapshot" "$(autoconfig 'alice%40customer.example' | grep -c web12p4)" 3
+expect "after.example from the snapshot" "$(status '/mail/config-v1.1.xml?emailaddress=a%40after.example')" 200
+grep -q "serving the snapshot $T/snapshot of rows read at" "$T/mailconfd.log" ||
+  fail "the snapshot start is not said in the log"
+stop_mailconfd
+"$mailconfd" check "$T/mailconfd.xml" >"$T/check-snapshot.out" 2>"$T/check-snapshot.err" ||
+  fail "check with the database down and a snapshot: exit $?"
+expect "check from the snapshot" "$(tail -n 1 "$T/check-snapshot.out")" \
+  "snapshot $T/snapshot: 9 domains, 1 login names, 6 rows skipped"
+rm "$T/snapshot"
+set +e
+"$mailconfd" check "$T/mailconfd.xml" >/dev/null 2>"$T/check-none.err"
+rc=$?
+set -e
+expect "check without database and snapshot" "$rc" 2
+set +e
+"$mailconfd" serve --config "$T/mailconfd.xml" --listen 127.0.0.1:0 >"$T/ready" 2>"$T/refused.log"
+rc=$?
+set -e
+expect "exit status without a snapshot" "$rc" 2
+grep -q "not starting: postgresql: .*; and no snapshot to start from: cannot read $T/snapshot: No such file or directory" \
+  "$T/refused.log" || fail "unclear refusal: $(cat "$T/refused.log")"
+if grep -rq 'dsn-pass-7f3a' "$T"/*.log "$T"/*.out "$T"/*.err; then
+  fail "the DSN's password appears in the output"
+fi
+step "ok"
