@@ -4,7 +4,8 @@
 # postgresql.sql), served by the real mailconfd binary over HTTP. One PostgreSQL for the whole
 # file, started here as an unprivileged user (postgres when run as root) in a temporary
 # directory, on a unix socket only. Checks, each with exact answers:
-#   1. a web12p3 login reaching autoconfig <username>, POX <LoginName> and the Apple profile;
+#   1. a web12p3 login reaching autoconfig <username>, POX <LoginName>, the Apple profile and
+#      the setup page;
 #      a POP3-only domain, a host override, a local-part domain; PostfixAdmin's ALL row and
 #      inactive domains not served;
 #   2. hostile rows (a port in a host, plaintext, smtp-after-pop, markup, a 10 KB value, a
@@ -167,6 +168,9 @@ curl -sf "$base/mobileconfig?emailaddress=alice%40customer.example" > "$T/alice.
 expect "alice's profile usernames" \
   "$(grep -A1 -E 'IncomingMailServerUsername|OutgoingMailServerUsername' "$T/alice.mobileconfig" | grep -o '<string>[^<]*</string>' | sort -u)" \
   "<string>web12p3</string>"
+# The page names the user name once per client's instructions.
+page=$(curl -sf "$base/setup?emailaddress=alice%40customer.example&lang=en")
+expect "alice's login on the setup page" "$(grep -o 'web12p3' <<<"$page" | wc -l)" 14
 doc=$(autoconfig 'x%40pop.example')
 expect "POP3-only domain: incoming servers" "$(grep -o '<incomingServer type="[a-z0-9]*">' <<<"$doc" | tr '\n' ' ')" \
   '<incomingServer type="pop3"> '
