@@ -103,18 +103,6 @@ TEST_CASE(
 
 namespace {
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t length = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 bool connects(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -133,13 +121,14 @@ class Pebble {
   Pebble(const std::string& dir, std::uint16_t http_port, std::uint16_t dns_port) {
     const e2e::Certificate tls = e2e::make_certificate(dir, "pebble", "localhost");
     ca_file_ = tls.certificate;
-    port_ = free_port();
+    port_ = e2e::free_tcp_port();
     const std::string config = dir + "/pebble.json";
     std::ofstream(config) << "{\"pebble\": {\"listenAddress\": \"127.0.0.1:" << port_
-                          << "\", \"managementListenAddress\": \"127.0.0.1:" << free_port()
+                          << "\", \"managementListenAddress\": \"127.0.0.1:" << e2e::free_tcp_port()
                           << "\", \"certificate\": \"" << tls.certificate
                           << "\", \"privateKey\": \"" << tls.key
-                          << "\", \"httpPort\": " << http_port << ", \"tlsPort\": " << free_port()
+                          << "\", \"httpPort\": " << http_port
+                          << ", \"tlsPort\": " << e2e::free_tcp_port()
                           << ", \"ocspResponderURL\": \"\", "
                              "\"externalAccountBindingRequired\": false}}\n";
     log_ = dir + "/pebble.log";
@@ -210,7 +199,7 @@ TEST_CASE("acme: certificates from a real Pebble via http-01, served by SNI, kep
                             {"example.net", zone("example.net")},
                             {"unhosted.test", zone("unhosted.test")}});
   REQUIRE_MESSAGE(nsd.ready(), nsd.log());
-  const std::uint16_t http_port = free_port();
+  const std::uint16_t http_port = e2e::free_tcp_port();
   Pebble pebble(dir.path(), http_port, nsd.port());
   REQUIRE_MESSAGE(pebble.ready(), pebble.log());
   const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
@@ -294,7 +283,7 @@ TEST_CASE("acme: a CA that cannot be reached changes no answer, and the log says
       e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
   text.insert(text.find("  </server>"), "    <tls certificate=\"" + fallback.certificate +
                                             "\" key=\"" + fallback.key + "\"/>\n");
-  const std::uint16_t closed = free_port();
+  const std::uint16_t closed = e2e::free_tcp_port();
   text.insert(text.rfind("</mailconfd>"),
               "  <acme ca=\"https://127.0.0.1:" + std::to_string(closed) +
                   "/dir\" storage=\"acme\" names=\"a.example.net\"/>\n");

@@ -36,18 +36,6 @@ std::string replace_all(std::string text, const std::string& from, const std::st
   return text;
 }
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t length = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // A self-signed certificate made now, for configurations that name one.
 std::pair<std::string, std::string> make_certificate(const std::string& dir) {
   const std::string cert = dir + "/fullchain.pem", key = dir + "/privkey.pem";
@@ -214,7 +202,7 @@ TEST_CASE("nginx with deploy/nginx/mailconfd-proxy.conf in front of mailconfd") 
   Service s;
   REQUIRE(s.ready());
   const std::string dir = e2e::temp_dir();
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = e2e::free_tcp_port();
   const std::string conf = dir + "/nginx.conf";
   write(conf,
         nginx_main(dir, "  upstream mailconfd {\n    server 127.0.0.1:" + std::to_string(s.port()) +

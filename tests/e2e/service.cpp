@@ -300,6 +300,18 @@ std::string golden(const std::string& name) {
   return read_file(std::string(MAILCONFD_SOURCE_DIR) + "/tests/golden/" + name);
 }
 
+std::uint16_t free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t length = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
 std::string temp_dir() {
   static const std::string root = [] {
     char pattern[] = "/tmp/mailconfd-e2e-XXXXXX";
