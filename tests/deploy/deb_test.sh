@@ -366,6 +366,12 @@ ct sed -i -e 's|<domain>example.org</domain>|&<domain>local.example</domain>|' \
   -e 's|<setup lang="en"/>|<setup lang="en" templates="/usr/share/mailconfd/templates"/>|' \
   /etc/mailconfd/mailconfd.xml
 ct systemctl reload mailconfd || fail "systemctl reload"
+# systemctl returns once the check passed and SIGHUP is sent; the builder thread swaps the new
+# snapshot in a little later (README, Reload): wait for it, up to 10 s.
+for _ in $(seq 1 100); do
+  [ "$(get local "${autoconfig}local.example")" = 200 ] && break
+  sleep 0.1
+done
 expect_eq "local.example after reload" 200 "$(get local "${autoconfig}local.example")"
 expect_eq "setup page from /usr/share/mailconfd/templates" 200 \
   "$(get setup-after http://127.0.0.1:8080/)"
