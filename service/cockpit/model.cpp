@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/ascii.h"
+
 namespace mailconfd::cockpit {
 namespace {
 
@@ -30,13 +32,6 @@ std::vector<std::string> string_list(const nlohmann::json& object, const char* n
     if (v.is_string()) out.push_back(v.get<std::string>());
   }
   return out;
-}
-
-std::string lower(std::string text) {
-  for (char& c : text) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return text;
 }
 
 std::string provider_of(const Config& config, const std::string& domain) {
@@ -76,10 +71,10 @@ bool parse_report(std::string_view json, Report& report, std::string& error) {
   for (const auto& m : *list) {
     if (!m.is_object()) continue;
     Report::Entry e;
-    e.address = lower(string_field(m, "address"));
+    e.address = ascii_lower(string_field(m, "address"));
     e.state = string_field(m, "state");
     if (e.address.empty() || e.state.empty()) continue;
-    e.domain = lower(string_field(m, "domain"));
+    e.domain = ascii_lower(string_field(m, "domain"));
     if (e.domain.empty() && e.address.find('@') != std::string::npos) {
       e.domain = e.address.substr(e.address.rfind('@') + 1);
     }

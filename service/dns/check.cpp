@@ -18,23 +18,16 @@
 
 #include <fmt/format.h>
 
+#include "core/ascii.h"
 #include "dns/zone.h"
 
 namespace mailconfd::dns {
 namespace {
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // "name." for a host name; "." stays ".". c-ares returns the root as "".
 std::string absolute(std::string_view host) {
   if (host.empty() || host == ".") return ".";
-  std::string out = lower(host);
+  std::string out = ascii_lower(host);
   if (out.back() != '.') out += '.';
   return out;
 }

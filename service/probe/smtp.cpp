@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/ascii.h"
 #include "probe/imap_pop.h"
 #include "probe/tls_check.h"
 
@@ -17,12 +18,6 @@ constexpr std::size_t kMaxReplyLines = 100;
 std::string upper(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -134,9 +129,9 @@ RelayVerdict judge_relay(const SmtpReply& mail, const std::optional<SmtpReply>& 
                                recipient, decisive.text())};
   }
   const std::string status = enhanced_status(decisive);
-  std::string text = lower(decisive.lines.empty() ? "" : decisive.lines.front());
+  std::string text = ascii_lower(decisive.lines.empty() ? "" : decisive.lines.front());
   // The reply usually quotes the recipient, whose name must not count as a reason.
-  if (const auto at = text.find(lower(recipient)); at != std::string::npos) {
+  if (const auto at = text.find(ascii_lower(recipient)); at != std::string::npos) {
     text.erase(at, recipient.size());
   }
   const bool policy = status.empty() ? (decisive.code == 530 || decisive.code == 554 ||

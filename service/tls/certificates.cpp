@@ -12,18 +12,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/ascii.h"
 #include "sign/openssl.h"
 
 namespace mailconfd::tls {
 namespace {
-
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 SystemClock::time_point to_time(const ASN1_TIME* time) {
   std::tm tm{};
@@ -40,7 +33,7 @@ std::vector<std::string> dns_names(X509* leaf) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
       if (name->type != GEN_DNS) continue;
       const ASN1_STRING* s = name->d.dNSName;
-      names.push_back(lowercase(std::string_view(
+      names.push_back(ascii_lower(std::string_view(
           reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s))));
     }
     GENERAL_NAMES_free(sans);
@@ -50,7 +43,7 @@ std::vector<std::string> dns_names(X509* leaf) {
     char cn[256];
     const int n =
         X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof cn);
-    if (n > 0) names.push_back(lowercase(std::string_view(cn, static_cast<std::size_t>(n))));
+    if (n > 0) names.push_back(ascii_lower(std::string_view(cn, static_cast<std::size_t>(n))));
   }
   ERR_clear_error();
   return names;
@@ -196,7 +189,7 @@ CertificateSet::CertificateSet(std::vector<Certificate> certificates)
 const Certificate* CertificateSet::find(std::string_view server_name) const {
   if (!server_name.empty() && server_name.back() == '.') server_name.remove_suffix(1);
   if (server_name.empty() || server_name.size() > 253) return nullptr;
-  const std::string name = lowercase(server_name);
+  const std::string name = ascii_lower(server_name);
   if (auto it = exact_.find(name); it != exact_.end()) return &certificates_[it->second];
   const auto dot = name.find('.');
   if (dot == std::string::npos || dot == 0) return nullptr;
