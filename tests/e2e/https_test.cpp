@@ -38,15 +38,6 @@ struct TlsSetup {
   }
 };
 
-bool wait_for_log(const Service& s, const std::string& text, std::chrono::milliseconds timeout) {
-  const auto until = Clock::now() + timeout;
-  while (Clock::now() < until) {
-    if (s.log().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
 // The first bytes of a TLS record announcing a 512-byte ClientHello, so the server waits for more.
 const std::string kHelloStart("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
 

@@ -300,6 +300,15 @@ std::string golden(const std::string& name) {
   return read_file(std::string(MAILCONFD_SOURCE_DIR) + "/tests/golden/" + name);
 }
 
+bool wait_for_log(const Service& s, const std::string& text, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (s.log().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 std::uint16_t free_tcp_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

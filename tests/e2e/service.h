@@ -101,6 +101,8 @@ std::string fixture(const std::string& name);  // path of tests/fixtures/NAME
 std::string read_file(const std::string& path);
 std::string golden(const std::string& name);  // contents of tests/golden/NAME
 std::string temp_dir();                       // fresh directory, removed at exit
+// True once the service's log holds text, polling every 50 ms for at most timeout.
+bool wait_for_log(const Service& s, const std::string& text, std::chrono::milliseconds timeout);
 // A TCP port on 127.0.0.1 that was free a moment ago (for servers a test starts itself).
 std::uint16_t free_tcp_port();
 

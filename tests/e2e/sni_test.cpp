@@ -119,15 +119,6 @@ void write_expired_certificate(const std::string& key_path, const std::string& p
   EVP_PKEY_free(key);
 }
 
-bool wait_for_log(const Service& s, const std::string& text, std::chrono::milliseconds timeout) {
-  const auto until = Clock::now() + timeout;
-  while (Clock::now() < until) {
-    if (s.log().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
 std::size_t count(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
   for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
