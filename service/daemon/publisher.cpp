@@ -90,10 +90,11 @@ void Publisher::run(std::stop_token stop) {
         metrics::count_reload(true);
         if (options_.published) options_.published(next.app, reasons);
       } else {
+        metrics::count_reload(false);  // counted before it is logged: whoever reads the log
+                                       // and then /metrics sees the failure in both
         for (const std::string& problem : next.problems) spdlog::error("reload: {}", problem);
         spdlog::error("reload failed: {} problem(s); still serving the previous configuration",
                       next.problems.size());
-        metrics::count_reload(false);
       }
       notify_systemd("READY=1\nSTATUS=serving");
     }
