@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "core/ascii.h"
 #include "core/email_address.h"
 #include "render/html.h"
 
@@ -738,13 +739,9 @@ View parse_view(std::string_view query, render::Lang fallback) {
     } else if (name == "state") {
       view.has_status = parse_status(*value, view.status);
     } else if (name == "domain") {
-      std::string d = *value;
-      for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      view.domain = d;
+      view.domain = ascii_lower(*value);
     } else if (name == "q") {
-      std::string q = *value;
-      for (char& c : q) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      view.search = q;
+      view.search = ascii_lower(*value);
     }
   }
   return view;

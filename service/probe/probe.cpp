@@ -7,6 +7,7 @@
 #include <thread>
 #include <tuple>
 
+#include "core/ascii.h"
 #include "core/client_settings.h"
 #include "core/email_address.h"
 #include "probe/imap_pop.h"
@@ -34,8 +35,7 @@ std::vector<Target> targets(const Config& config, const std::vector<std::string>
     for (std::uint32_t p = 0; p < config.providers.size(); ++p) add_provider(p);
   }
   for (const std::string& name : selection) {
-    std::string id = name;
-    for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string id = ascii_lower(name);
     const auto provider = std::find_if(config.providers.begin(), config.providers.end(),
                                        [&](const Provider& p) { return p.id == id; });
     if (provider != config.providers.end()) {

@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "core/ascii.h"
 #include "probe/report.h"
 #include "sign/openssl.h"
 
@@ -90,8 +91,7 @@ std::optional<ConnectTo> parse_connect_to(std::string_view text) {
   ConnectTo out;
   const auto first = text.find(':');
   if (first == std::string_view::npos || first == 0) return std::nullopt;
-  out.host = std::string(text.substr(0, first));
-  for (char& c : out.host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  out.host = ascii_lower(text.substr(0, first));
   text.remove_prefix(first + 1);
   const auto second = text.find(':');
   if (second == std::string_view::npos) return std::nullopt;

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "core/ascii.h"
 #include "render/xml.h"
 
 namespace mailconfd::render {
@@ -99,10 +100,7 @@ void key_bool(xml::Writer& w, std::string_view key, bool value) {
 
 ProfileIds profile_ids(std::string_view provider_id, const EmailAddress& address,
                        std::string_view secret) {
-  std::string normalized = address.local;
-  for (char& c : normalized) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  std::string normalized = ascii_lower(address.local);
   normalized.append("@").append(address.domain);
   const std::string_view key = secret.empty() ? kPublicKey : secret;
   ProfileIds ids;
