@@ -119,16 +119,9 @@ std::vector<std::string> capability_words(const std::string& text) {
 ServerReport probe_imap(const Target& target, const Options& options) {
   ServerReport report{target.server, target.provider, {}, {}};
   const std::string& host = target.server.host;
-  std::string error;
-  const auto session = Session::open(host, target.server.port, options, error);
-  if (!session) {
-    report.fail("connect", error);
-    return report;
-  }
-  report.address = session->peer();
-  report.pass("connect", session->peer());
+  const auto session = open_checked(target, options, report);
+  if (!session) return report;
   const bool implicit_tls = target.server.security == Security::Tls;
-  if (implicit_tls && !check_tls(*session, host, report)) return report;
 
   const auto greeting = session->read_line();
   if (!greeting || !starts_with_nocase(*greeting, "* OK")) {
@@ -204,16 +197,9 @@ ServerReport probe_imap(const Target& target, const Options& options) {
 ServerReport probe_pop3(const Target& target, const Options& options) {
   ServerReport report{target.server, target.provider, {}, {}};
   const std::string& host = target.server.host;
-  std::string error;
-  const auto session = Session::open(host, target.server.port, options, error);
-  if (!session) {
-    report.fail("connect", error);
-    return report;
-  }
-  report.address = session->peer();
-  report.pass("connect", session->peer());
+  const auto session = open_checked(target, options, report);
+  if (!session) return report;
   const bool implicit_tls = target.server.security == Security::Tls;
-  if (implicit_tls && !check_tls(*session, host, report)) return report;
 
   const auto greeting = session->read_line();
   if (!greeting || !greeting->starts_with("+OK")) {

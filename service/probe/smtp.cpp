@@ -221,16 +221,9 @@ void relay_after_login(const Target& target, const Options& options, ServerRepor
 ServerReport probe_smtp(const Target& target, const Options& options) {
   ServerReport report{target.server, target.provider, {}, {}};
   const std::string& host = target.server.host;
-  std::string error;
-  const auto session = Session::open(host, target.server.port, options, error);
-  if (!session) {
-    report.fail("connect", error);
-    return report;
-  }
-  report.address = session->peer();
-  report.pass("connect", session->peer());
+  const auto session = open_checked(target, options, report);
+  if (!session) return report;
   const bool implicit_tls = target.server.security == Security::Tls;
-  if (implicit_tls && !check_tls(*session, host, report)) return report;
 
   const auto greeting = read_smtp_reply(*session);
   if (!greeting || greeting->code != 220) {

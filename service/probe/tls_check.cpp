@@ -33,6 +33,21 @@ bool check_tls(Session& session, const std::string& host, ServerReport& report) 
   return true;
 }
 
+std::unique_ptr<Session> open_checked(const Target& target, const Options& options,
+                                      ServerReport& report) {
+  std::string error;
+  auto session = Session::open(target.server.host, target.server.port, options, error);
+  if (!session) {
+    report.fail("connect", error);
+    return nullptr;
+  }
+  report.address = session->peer();
+  report.pass("connect", session->peer());
+  const bool implicit_tls = target.server.security == Security::Tls;
+  if (implicit_tls && !check_tls(*session, target.server.host, report)) return nullptr;
+  return session;
+}
+
 std::string sasl_plain(const Account& account) {
   std::string message;
   message += '\0';
