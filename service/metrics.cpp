@@ -4,14 +4,13 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <memory>
-#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "acme/issuer.h"
 #include "cockpit/board.h"
+#include "core/per_thread.h"
 #include "journal/journal.h"
 #include "source/status.h"
 
@@ -45,28 +44,6 @@ void bump(Counter& c, std::uint64_t by = 1) {
   c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
 
-// Blocks live until exit, so a scrape can still count requests of threads that ended.
-struct Registry {
-  std::mutex mutex;
-  std::vector<std::unique_ptr<Block>> blocks;
-};
-
-Registry& registry() {
-  static Registry* r = new Registry;  // never destroyed: threads may count during exit
-  return *r;
-}
-
-Block& own_block() {
-  thread_local Block* block = [] {
-    auto b = std::make_unique<Block>();
-    Block* raw = b.get();
-    std::lock_guard lock(registry().mutex);
-    registry().blocks.push_back(std::move(b));
-    return raw;
-  }();
-  return *block;
-}
-
 std::atomic<std::uint64_t> reloads_ok{0};
 std::atomic<std::uint64_t> reloads_failed{0};
 std::atomic<bool> is_ready{false};
@@ -79,7 +56,7 @@ const std::int64_t started_at = std::chrono::duration_cast<std::chrono::seconds>
 }  // namespace
 
 void count_request(Endpoint endpoint, int status, std::chrono::nanoseconds elapsed) {
-  Block& b = own_block();
+  Block& b = PerThread<Block>::own();  // lives until exit: ended threads still count
   const auto e = std::min(static_cast<std::size_t>(endpoint), kEndpoints - 1);
   const auto c = static_cast<std::size_t>(std::clamp(status / 100, 1, 5) - 1);
   bump(b.requests[e][c]);
@@ -162,20 +139,17 @@ std::string render(const App& app) {
   std::array<std::array<std::uint64_t, kClasses>, kEndpoints> requests{};
   std::array<std::array<std::uint64_t, kBuckets>, kEndpoints> latency{};
   std::array<std::uint64_t, kEndpoints> micros{};
-  {
-    std::lock_guard lock(registry().mutex);
-    for (const auto& b : registry().blocks) {
-      for (std::size_t e = 0; e < kEndpoints; ++e) {
-        for (std::size_t c = 0; c < kClasses; ++c) {
-          requests[e][c] += b->requests[e][c].load(std::memory_order_relaxed);
-        }
-        for (std::size_t k = 0; k < kBuckets; ++k) {
-          latency[e][k] += b->latency[e][k].load(std::memory_order_relaxed);
-        }
-        micros[e] += b->latency_micros[e].load(std::memory_order_relaxed);
+  PerThread<Block>::for_each([&](const Block& b) {
+    for (std::size_t e = 0; e < kEndpoints; ++e) {
+      for (std::size_t c = 0; c < kClasses; ++c) {
+        requests[e][c] += b.requests[e][c].load(std::memory_order_relaxed);
       }
+      for (std::size_t k = 0; k < kBuckets; ++k) {
+        latency[e][k] += b.latency[e][k].load(std::memory_order_relaxed);
+      }
+      micros[e] += b.latency_micros[e].load(std::memory_order_relaxed);
     }
-  }
+  });
   std::string out;
   out.reserve(16 * 1024);
   out +=

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/per_thread.h"
 #include "journal/store.h"
 
 namespace mailconfd::journal {
@@ -33,27 +34,6 @@ struct Buffer {
   std::vector<Entry> entries;
   std::array<std::array<Counter, kClientKinds.size()>, kDoors> fetches{};
 };
-
-struct Registry {
-  std::mutex mutex;
-  std::vector<std::unique_ptr<Buffer>> buffers;
-};
-
-Registry& registry() {
-  static Registry* r = new Registry;  // never destroyed: threads may record during exit
-  return *r;
-}
-
-Buffer& own_buffer() {
-  thread_local Buffer* buffer = [] {
-    auto b = std::make_unique<Buffer>();
-    Buffer* raw = b.get();
-    std::lock_guard lock(registry().mutex);
-    registry().buffers.push_back(std::move(b));
-    return raw;
-  }();
-  return *buffer;
-}
 
 std::atomic<bool> buffering{false};  // a Journal runs
 Counter dropped_total{0};
@@ -90,7 +70,7 @@ namespace {
 // domain is not empty; else local alone) to the calling thread's buffer.
 void record_parts(Door door, std::string_view client_kind, std::string_view local,
                   std::string_view domain) {
-  Buffer& b = own_buffer();
+  Buffer& b = PerThread<Buffer>::own();
   const auto d = std::min(static_cast<std::size_t>(door), kDoors - 1);
   const std::size_t c = client_index(client_kind);
   Counter& counter = b.fetches[d][c];
@@ -127,16 +107,13 @@ std::uint64_t rows_written() { return written_total.load(); }
 
 void append_metrics(std::string& out) {
   std::array<std::array<std::uint64_t, kClientKinds.size()>, kDoors> sums{};
-  {
-    std::lock_guard lock(registry().mutex);
-    for (const auto& b : registry().buffers) {
-      for (std::size_t d = 0; d < kDoors; ++d) {
-        for (std::size_t c = 0; c < kClientKinds.size(); ++c) {
-          sums[d][c] += b->fetches[d][c].load(std::memory_order_relaxed);
-        }
+  PerThread<Buffer>::for_each([&sums](const Buffer& b) {
+    for (std::size_t d = 0; d < kDoors; ++d) {
+      for (std::size_t c = 0; c < kClientKinds.size(); ++c) {
+        sums[d][c] += b.fetches[d][c].load(std::memory_order_relaxed);
       }
     }
-  }
+  });
   out +=
       "# HELP mailconfd_settings_fetched_total Settings answered for a hosted address, by door "
       "and client kind.\n"
@@ -248,10 +225,7 @@ bool Journal::write_once(std::unique_lock<std::mutex>& lock) {
   // equal keys into one row. The rows reach SQLite in key order, so that consecutive upserts
   // walk the B-tree's pages in order.
   std::vector<Buffer*> buffers;
-  {
-    std::lock_guard guard(registry().mutex);
-    for (const auto& b : registry().buffers) buffers.push_back(b.get());
-  }
+  PerThread<Buffer>::for_each([&buffers](Buffer& b) { buffers.push_back(&b); });
   if (s.arenas.size() < buffers.size()) {
     s.arenas.resize(buffers.size());
     s.entries.resize(buffers.size());
