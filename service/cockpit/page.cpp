@@ -6,8 +6,6 @@
 #include <cmath>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "core/ascii.h"
 #include "core/email_address.h"
@@ -57,14 +55,6 @@ constexpr std::string_view kCss =
     "border-radius:.3rem;background:var(--bg);color:var(--fg)}"
     "button{background:var(--accent);color:var(--bg);border-color:var(--accent);font-weight:600}"
     ".legend{display:flex;gap:1rem;flex-wrap:wrap;list-style:none;padding:0;margin:.3rem 0}";
-
-std::string sha256_base64(std::string_view bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  unsigned char out[4 * ((SHA256_DIGEST_LENGTH + 2) / 3) + 1];
-  const int n = EVP_EncodeBlock(out, digest, SHA256_DIGEST_LENGTH);
-  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
-}
 
 // The page's words, per language.
 struct Words {
@@ -780,9 +770,7 @@ std::string render_csv(const Model& model, const View& view, const Config& confi
 }
 
 const std::string& content_security_policy() {
-  static const std::string csp =
-      "default-src 'none'; style-src 'sha256-" + sha256_base64(kCss) +
-      "'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+  static const std::string csp = render::html::content_security_policy(kCss);
   return csp;
 }
 

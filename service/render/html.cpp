@@ -1,5 +1,8 @@
 #include "render/html.h"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 namespace mailconfd::render::html {
 namespace {
 
@@ -104,6 +107,17 @@ std::string url_encode(std::string_view text) {
     }
   }
   return out;
+}
+
+std::string content_security_policy(std::string_view css) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(css.data()), css.size(), digest);
+  unsigned char base64[4 * ((SHA256_DIGEST_LENGTH + 2) / 3) + 1];
+  const int n = EVP_EncodeBlock(base64, digest, SHA256_DIGEST_LENGTH);
+  std::string csp = "default-src 'none'; style-src 'sha256-";
+  csp.append(reinterpret_cast<const char*>(base64), static_cast<std::size_t>(n));
+  csp += "'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+  return csp;
 }
 
 }  // namespace mailconfd::render::html

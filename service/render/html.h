@@ -17,4 +17,9 @@ std::string escape(std::string_view text);
 // Percent-encodes everything but RFC 3986 unreserved characters, for a query-string value.
 std::string url_encode(std::string_view text);
 
+// The Content-Security-Policy of mailconfd's pages (the setup page, the cockpit): nothing
+// loads but the one inline stylesheet whose bytes are css (allowed by its SHA-256), images
+// from the page's origin and data:, forms posted to the origin; no framing, no <base>.
+std::string content_security_policy(std::string_view css);
+
 }  // namespace mailconfd::render::html

@@ -5,10 +5,9 @@
 #include <charconv>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "core/email_address.h"
+#include "render/html.h"
 
 namespace mailconfd::render {
 namespace {
@@ -88,14 +87,6 @@ std::optional<int> parse_q(std::string_view text) {
   }
   if (milli > 1000) return std::nullopt;
   return milli;
-}
-
-std::string sha256_base64(std::string_view bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  unsigned char out[4 * ((SHA256_DIGEST_LENGTH + 2) / 3) + 1];
-  const int n = EVP_EncodeBlock(out, digest, SHA256_DIGEST_LENGTH);
-  return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
 }
 
 std::string_view security_label(Security security) {
@@ -296,10 +287,8 @@ SetupPages::SetupPages(const std::map<std::string, std::string>& files) {
     if (page) pages_[static_cast<std::size_t>(lang)] = std::move(*page);
   }
   const auto css = files.find("setup.css");
-  csp_ = fmt::format(
-      "default-src 'none'; style-src 'sha256-{}'; img-src 'self' data:; form-action 'self'; "
-      "base-uri 'none'; frame-ancestors 'none'",
-      sha256_base64(css == files.end() ? std::string_view() : std::string_view(css->second)));
+  csp_ = html::content_security_policy(css == files.end() ? std::string_view()
+                                                          : std::string_view(css->second));
 }
 
 Splice SetupPages::render(Lang lang, SetupState state, const Provider& provider,
