@@ -19,21 +19,12 @@ import time
 import urllib.error
 import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FAILURES = []
+from chromium import check, csp_errors, screenshot, start_browser, stop_mailconfd, verdict
+
 PASSWORD = "correct horse battery"
-
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message, flush=True)
-    if not condition:
-        FAILURES.append(message)
 
 
 def mailbox(address, state, confidence, ip, last_seen):
@@ -114,41 +105,8 @@ def fetch(url, headers=None):
         return e.code, e.read()
 
 
-def start_browser(profile_dir, accept_language, downloads):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--hide-scrollbars", "--force-device-scale-factor=1",
-                 f"--user-data-dir={profile_dir}", f"--accept-lang={accept_language}",
-                 "--window-size=1100,900"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": downloads,
-                                              "download.prompt_for_download": False})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                           {"behavior": "allow", "downloadPath": downloads})
-    return driver
-
-
-def screenshot(driver, path, width):
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(height, 600), 8000))
-    time.sleep(0.2)
-    driver.save_screenshot(path)
-    print(f"     screenshot {path}", flush=True)
-
-
 def count(driver, state):
     return driver.find_element(By.CSS_SELECTOR, f"#count-{state} .n").text
-
-
-def csp_errors(driver):
-    return [e["message"] for e in driver.get_log("browser")
-            if "Content Security Policy" in e["message"] or "Refused" in e["message"]]
 
 
 def main():
@@ -186,7 +144,7 @@ def main():
             time.sleep(0.2)
         check(b"gina@example.com" in body, "the journal reached the cockpit")
 
-        driver = start_browser(os.path.join(workdir, "profile"), "en-US,en", downloads)
+        driver = start_browser(os.path.join(workdir, "profile"), "en-US,en", 1100, downloads)
         # 1. Without credentials: 401, nothing of the page.
         driver.get(admin + "/cockpit")
         check("Cut-off cockpit" not in driver.page_source, "no page without credentials")
@@ -275,24 +233,12 @@ def main():
     finally:
         if driver is not None:
             driver.quit()
-        proc.terminate()
-        try:
-            status = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            status = "killed after 20 s"
-        log.close()
-        with open(log_path, errors="replace") as f:
-            text = f.read()
+        status, text = stop_mailconfd(proc, log, log_path)
         check(status == 0, f"mailconfd stopped cleanly on SIGTERM (exit {status})")
         check("Sanitizer" not in text and "alice" not in text and PASSWORD not in text,
               "mailconfd's log has no sanitizer report, no address and no password")
         shutil.rmtree(workdir, ignore_errors=True)
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed", flush=True)
-        return 1
-    print("all checks passed", flush=True)
-    return 0
+    return verdict()
 
 
 if __name__ == "__main__":

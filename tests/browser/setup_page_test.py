@@ -13,22 +13,12 @@ import sys
 import tempfile
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FAILURES = []
-
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message, flush=True)
-    if not condition:
-        FAILURES.append(message)
+from chromium import check, csp_errors, screenshot, start_browser, stop_mailconfd, verdict
 
 
 def start_mailconfd(binary, log):
@@ -50,30 +40,6 @@ def start_mailconfd(binary, log):
     return proc, match.group(1)
 
 
-def start_browser(profile_dir, accept_language):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--hide-scrollbars", "--force-device-scale-factor=1",
-                 f"--user-data-dir={profile_dir}", f"--accept-lang={accept_language}",
-                 "--window-size=1000,900"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    return driver
-
-
-def screenshot(driver, path, width):
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(height, 600), 8000))
-    time.sleep(0.2)
-    driver.save_screenshot(path)
-    print(f"     screenshot {path}", flush=True)
-
-
 def submit_address(driver, address):
     field = driver.find_element(By.ID, "emailaddress")
     field.clear()
@@ -87,11 +53,6 @@ def submit_address(driver, address):
 
 def text_of(driver, css):
     return driver.find_element(By.CSS_SELECTOR, css).text
-
-
-def csp_errors(driver):
-    return [e["message"] for e in driver.get_log("browser")
-            if "Content Security Policy" in e["message"] or "Refused" in e["message"]]
 
 
 def settings_shown(driver):
@@ -108,7 +69,7 @@ def main():
     proc, base = start_mailconfd(binary, log)
     driver = None
     try:
-        driver = start_browser(profile, "de-DE,de")
+        driver = start_browser(profile, "de-DE,de", 1000)
         # 1. German from Accept-Language; the form is reachable by its label.
         driver.get(base + "/")
         check(driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de",
@@ -237,26 +198,14 @@ def main():
     finally:
         if driver is not None:
             driver.quit()
-        proc.terminate()
-        try:
-            status = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            status = "killed after 20 s"
-        log.close()
-        with open(log_path, errors="replace") as f:
-            text = f.read()
+        status, text = stop_mailconfd(proc, log, log_path)
         check(status == 0, f"mailconfd stopped cleanly on SIGTERM (exit {status})")
         check("Sanitizer" not in text and "alice" not in text,
               "mailconfd's log has no sanitizer report and no address")
         check(" /favicon.ico 404 " not in text,
               "the browser's /favicon.ico requests are answered, not logged as 404s")
         shutil.rmtree(profile, ignore_errors=True)
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed", flush=True)
-        return 1
-    print("all checks passed", flush=True)
-    return 0
+    return verdict()
 
 
 if __name__ == "__main__":
