@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "acme/client.h"
 #include "acme/issuer.h"
 #include "cockpit/board.h"
 #include "core/per_thread.h"
@@ -125,6 +126,22 @@ void append_tls(std::string& out, const App& app) {
                  "mailconfd_acme_orders_total{{result=\"failed\"}} {}\n"
                  "mailconfd_acme_orders_total{{result=\"rate_limited\"}} {}\n",
                  orders[0], orders[1], orders[2]);
+  const auto demands = acme::demands();
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP mailconfd_acme_on_demand_total Handshakes for a name without a "
+                 "certificate while <acme on-demand> is on, by what became of the name.\n"
+                 "# TYPE mailconfd_acme_on_demand_total counter\n"
+                 "mailconfd_acme_on_demand_total{{result=\"queued\"}} {}\n"
+                 "mailconfd_acme_on_demand_total{{result=\"known\"}} {}\n"
+                 "mailconfd_acme_on_demand_total{{result=\"full\"}} {}\n"
+                 "mailconfd_acme_on_demand_total{{result=\"refused\"}} {}\n",
+                 demands[0], demands[1], demands[2], demands[3]);
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP mailconfd_acme_bad_nonces_total badNonce answers of the ACME CA, each "
+                 "retried with the nonce it carried.\n"
+                 "# TYPE mailconfd_acme_bad_nonces_total counter\n"
+                 "mailconfd_acme_bad_nonces_total {}\n",
+                 acme::bad_nonces());
   const auto failures = tls::handshake_failures();
   for (std::size_t i = 0; i < failures.size(); ++i) {
     fmt::format_to(std::back_inserter(out),

@@ -1,9 +1,12 @@
 #include "acme/client.h"
 
+#include <atomic>
 #include <thread>
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
+
+#include "tls/validation.h"
 
 namespace mailconfd::acme {
 namespace {
@@ -50,7 +53,15 @@ std::string text(const Json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
 }
 
+std::atomic<std::uint64_t> bad_nonce_count{0};
+
 }  // namespace
+
+std::uint64_t bad_nonces() { return bad_nonce_count.load(); }
+
+std::string_view to_string(Challenge challenge) {
+  return challenge == Challenge::TlsAlpn01 ? "tls-alpn-01" : "http-01";
+}
 
 Client::Client(std::string directory, std::string ca_file, std::string contact, AccountKey key)
     : directory_url_(std::move(directory)),
@@ -99,7 +110,7 @@ Client::Response Client::request(const std::string& url, const std::string* jws,
 }
 
 Client::Response Client::post(const std::string& url, const std::string& payload) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  for (int attempt = 0; attempt < kNonceAttempts; ++attempt) {
     if (nonce_.empty()) {
       Response n = request(new_nonce_, nullptr, true);
       if (nonce_.empty()) return n;
@@ -107,12 +118,14 @@ Client::Response Client::post(const std::string& url, const std::string& payload
     const std::string jws = key_.sign(url, nonce_, kid_, payload);
     nonce_.clear();
     Response r = request(url, &jws);
-    if (r.status == 400 && text(parse(r.body), "type") == "urn:ietf:params:acme:error:badNonce")
-      continue;  // the CA may reject any nonce (RFC 8555 §6.5): once more with the new one
+    if (r.status == 400 && text(parse(r.body), "type") == "urn:ietf:params:acme:error:badNonce") {
+      bad_nonce_count.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }  // the CA may reject any nonce (RFC 8555 §6.5): once more with the new one
     return r;
   }
   Response r;
-  r.error = "the CA rejected two nonces in a row";
+  r.error = "the CA rejected " + std::to_string(kNonceAttempts) + " nonces in a row";
   return r;
 }
 
@@ -158,8 +171,10 @@ std::optional<Failure> Client::ensure_account() {
   return std::nullopt;
 }
 
-std::optional<Failure> Client::issue(const std::string& name, Tokens& tokens, Issued& out,
-                                     std::stop_token stop, std::chrono::seconds timeout) {
+std::optional<Failure> Client::issue(const std::string& name,
+                                     const std::vector<Challenge>& preference, Tokens& tokens,
+                                     Issued& out, std::stop_token stop,
+                                     std::chrono::seconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   const auto expired = [&] {
     return stop.stop_requested() || std::chrono::steady_clock::now() > until;
@@ -179,22 +194,45 @@ std::optional<Failure> Client::issue(const std::string& name, Tokens& tokens, Is
     if (r.status != 200) return failure("authorization " + name, r);
     Json authz = parse(r.body);
     if (text(authz, "status") == "valid") continue;
+    // The first challenge of preference the CA offers for this authorization.
     std::string challenge_url, token;
-    if (authz.contains("challenges") && authz["challenges"].is_array()) {
+    std::optional<Challenge> chosen;
+    for (const Challenge wanted : preference) {
+      if (!authz.contains("challenges") || !authz["challenges"].is_array()) break;
       for (const Json& c : authz["challenges"]) {
-        if (text(c, "type") == "http-01") {
+        if (text(c, "type") == to_string(wanted) && valid_token(text(c, "token"))) {
           challenge_url = text(c, "url");
           token = text(c, "token");
+          chosen = wanted;
+          break;
         }
       }
+      if (chosen) break;
     }
-    if (challenge_url.empty() || !valid_token(token)) {
-      return Failure{"authorization " + name + ": the CA offers no http-01 challenge", {}, false};
+    std::string wanted_text;
+    for (const Challenge c : preference) {
+      wanted_text += (wanted_text.empty() ? "" : " or ") + std::string(to_string(c));
     }
-    tokens.put(token, token + "." + key_.thumbprint());
+    if (!chosen || challenge_url.empty()) {
+      return Failure{
+          "authorization " + name + ": the CA offers no " + wanted_text + " challenge", {}, false};
+    }
+    const std::string key_authorization = token + "." + key_.thumbprint();
+    const auto withdraw = [&] {
+      if (*chosen == Challenge::Http01) {
+        tokens.erase(token);
+      } else {
+        tls::alpn_challenges().erase(name);
+      }
+    };
+    if (*chosen == Challenge::Http01) {
+      tokens.put(token, key_authorization);
+    } else if (std::string error; !tls::alpn_challenges().put(name, key_authorization, error)) {
+      return Failure{error, {}, false};
+    }
     r = post(challenge_url, "{}");
     if (r.status != 200) {
-      tokens.erase(token);
+      withdraw();
       return failure("challenge " + name, r);
     }
     std::string status;
@@ -206,7 +244,7 @@ std::optional<Failure> Client::issue(const std::string& name, Tokens& tokens, Is
       status = text(authz, "status");
       if (status != "pending" && status != "processing") break;
     }
-    tokens.erase(token);
+    withdraw();
     if (status != "valid") {
       std::string detail;
       if (authz.contains("challenges")) {

@@ -1,17 +1,32 @@
-// An ACME client (RFC 8555) for one certificate per name with http-01: account, order,
-// authorization, challenge, finalize, download. HTTPS to the CA goes through libcurl; every
-// call blocks, so it runs on the issuer's own thread (acme/issuer.h), never on a worker.
+// An ACME client (RFC 8555) for one certificate per name with http-01 or tls-alpn-01 (RFC
+// 8737): account, order, authorization, challenge, finalize, download. HTTPS to the CA goes through
+// libcurl; every call blocks, so it runs on the issuer's own thread (acme/issuer.h), never on a
+// worker.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "acme/challenges.h"
 #include "acme/jws.h"
 
 namespace mailconfd::acme {
+
+// How the CA may check that we control a name: http-01 answers on port 80 (acme::Tokens),
+// tls-alpn-01 answers ALPN acme-tls/1 handshakes on the TLS listener (tls::AlpnChallenges).
+enum class Challenge { Http01, TlsAlpn01 };
+std::string_view to_string(Challenge challenge);
+
+// A badNonce answer is retried with the nonce it carries (RFC 8555 §6.5), this often at most.
+inline constexpr int kNonceAttempts = 20;
+
+// badNonce answers so far, each retried (process-wide, for /metrics).
+std::uint64_t bad_nonces();
 
 struct Issued {
   std::string certificate_pem;  // leaf first, then the chain
@@ -32,10 +47,12 @@ class Client {
   // (empty: the system's); contact: "mailto:…" or empty.
   Client(std::string directory, std::string ca_file, std::string contact, AccountKey key);
 
-  // Gets a certificate for name, answering its http-01 challenge through tokens. Gives up at
-  // stop or after timeout. Failure is nullopt when it worked.
-  std::optional<Failure> issue(const std::string& name, Tokens& tokens, Issued& out,
-                               std::stop_token stop, std::chrono::seconds timeout);
+  // Gets a certificate for name, answering the first challenge of preference the CA offers
+  // (http-01 through tokens, tls-alpn-01 through tls::alpn_challenges()). Gives up at stop or
+  // after timeout. Failure is nullopt when it worked.
+  std::optional<Failure> issue(const std::string& name, const std::vector<Challenge>& preference,
+                               Tokens& tokens, Issued& out, std::stop_token stop,
+                               std::chrono::seconds timeout);
 
  private:
   struct Response {
@@ -44,7 +61,7 @@ class Client {
     std::string error;  // transport failure (curl's words); status 0 then
   };
   Response request(const std::string& url, const std::string* jws, bool head = false);
-  // POST of a JWS with a fresh nonce; retries once on badNonce.
+  // POST of a JWS with a fresh nonce; a badNonce is retried with the new nonce (kNonceAttempts).
   Response post(const std::string& url, const std::string& payload);
   std::optional<Failure> ensure_account();
   Failure failure(const std::string& step, const Response& r) const;

@@ -3,21 +3,23 @@
 #include <sys/stat.h>
 
 #include <ctime>
+#include <optional>
 #include <unordered_map>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
-
-#include "acme/client.h"
 
 namespace mailconfd::acme {
 namespace {
 
 using SystemClock = std::chrono::system_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 std::array<std::atomic<std::uint64_t>, kOrderResults> order_counts{};
+std::array<std::atomic<std::uint64_t>, kDemands> demand_counts{};
 
 void count(OrderResult result) {
   order_counts[static_cast<std::size_t>(result)].fetch_add(1, std::memory_order_relaxed);
@@ -29,9 +31,9 @@ SystemClock::time_point to_time(const ASN1_TIME* time) {
   return SystemClock::from_time_t(timegm(&tm));
 }
 
-// When the certificate at path should be renewed: two thirds into its lifetime. nullopt:
-// none there (or unreadable), so issue now.
-std::optional<SystemClock::time_point> renewal_time(const std::string& path) {
+// When the certificate at path should be renewed. nullopt: none there (or unreadable), so
+// issue now.
+std::optional<SystemClock::time_point> due_at(const std::string& path, const std::string& name) {
   FILE* f = std::fopen(path.c_str(), "r");
   if (!f) return std::nullopt;
   X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
@@ -41,16 +43,44 @@ std::optional<SystemClock::time_point> renewal_time(const std::string& path) {
   const auto from = to_time(X509_get0_notBefore(x));
   const auto until = to_time(X509_get0_notAfter(x));
   X509_free(x);
-  return from + (until - from) * 2 / 3;
+  return renewal_time(from, until, name);
+}
+
+// FNV-1a: a stable hash (std::hash may differ between builds), for the renewal spread.
+std::uint64_t stable_hash(const std::string& text) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (const char c : text) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
 }
 
 }  // namespace
 
 std::string certificates_directory(const std::string& storage) { return storage + "/certificates"; }
 
+SystemClock::time_point renewal_time(SystemClock::time_point not_before,
+                                     SystemClock::time_point not_after, const std::string& name) {
+  const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(not_after - not_before);
+  // -1000 … +1000 thousandths of a thirtieth of the lifetime.
+  const auto spread = static_cast<std::int64_t>(stable_hash(name) % 2001) - 1000;
+  return not_before + lifetime * 2 / 3 + lifetime * spread / 30'000;
+}
+
 std::array<std::uint64_t, kOrderResults> orders() {
   std::array<std::uint64_t, kOrderResults> out{};
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = order_counts[i].load();
+  return out;
+}
+
+void count_demand(Demand demand) {
+  demand_counts[static_cast<std::size_t>(demand)].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::array<std::uint64_t, kDemands> demands() {
+  std::array<std::uint64_t, kDemands> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = demand_counts[i].load();
   return out;
 }
 
@@ -63,6 +93,7 @@ Issuer::Issuer(IssuerOptions options, std::shared_ptr<Tokens> tokens,
                  options_.max_names);
     options_.names.resize(options_.max_names);
   }
+  known_.insert(options_.names.begin(), options_.names.end());
   thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
@@ -71,83 +102,132 @@ Issuer::~Issuer() {
   wake_.notify_all();
 }
 
+Demand Issuer::request(const std::string& name) {
+  Demand result = Demand::Known;
+  {
+    std::lock_guard lock(mutex_);
+    if (!known_.contains(name)) {
+      if (requested_.size() >= options_.max_requests) {
+        result = Demand::Full;
+      } else {
+        known_.insert(name);
+        requested_.push_back(name);
+        result = Demand::Queued;
+      }
+    }
+  }
+  count_demand(result);
+  if (result == Demand::Queued) wake_.notify_all();
+  return result;
+}
+
 void Issuer::run(std::stop_token stop) {
-  const auto wait = [&](std::chrono::steady_clock::duration d) {
-    std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, stop, d, [] { return false; });
-  };
   ::mkdir(options_.storage.c_str(), 0700);
   const std::string certs = certificates_directory(options_.storage);
   ::mkdir(certs.c_str(), 0700);
   std::optional<Client> client;
-  std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point,
-                                            std::chrono::seconds>>
-      backoff;                                   // name → (not before, last delay)
-  std::chrono::steady_clock::time_point hold{};  // the CA's Retry-After, for every name
+  std::unordered_map<std::string, std::pair<SteadyClock::time_point, std::chrono::seconds>>
+      backoff;                                      // name → (not before, last delay)
+  SteadyClock::time_point hold{};                   // the CA's Retry-After, for every name
+  std::vector<std::string> names = options_.names;  // the walk; on-demand names join it
+  std::size_t issued = 0, failed = 0, current = 0;
+
+  // One name: issue it when it has no certificate or is due. False when the CA holds every
+  // order (Retry-After) or the thread stops.
+  const auto process = [&](const std::string& name) {
+    const auto now = SteadyClock::now();
+    if (stop.stop_requested() || now < hold) return false;
+    if (auto it = backoff.find(name); it != backoff.end() && now < it->second.first) return true;
+    const std::string pem = certs + "/" + name + ".pem";
+    const auto due = due_at(pem, name);
+    if (due && SystemClock::now() < *due) {
+      ++current;
+      return true;
+    }
+    Issued out;
+    auto failure =
+        client->issue(name, options_.challenges, *tokens_, out, stop, std::chrono::seconds(120));
+    std::string error;
+    if (!failure &&
+        (!write_file_atomically(certs + "/" + name + ".key", out.key_pem, 0600, error) ||
+         !write_file_atomically(pem, out.certificate_pem, 0600, error))) {
+      failure = Failure{error, {}, false};
+    }
+    if (!failure) {
+      count(OrderResult::Issued);
+      ++issued;
+      backoff.erase(name);
+      spdlog::info("acme: {} certificate for {}", due ? "renewed the" : "issued a", name);
+      issued_(name, pem);
+      return true;
+    }
+    if (stop.stop_requested()) return false;
+    ++failed;
+    count(failure->rate_limited ? OrderResult::RateLimited : OrderResult::Failed);
+    auto& [not_before, delay] = backoff[name];
+    delay = delay.count() == 0 ? std::chrono::seconds(300)
+                               : std::min<std::chrono::seconds>(delay * 2, std::chrono::hours(24));
+    not_before = SteadyClock::now() + delay;
+    if (failure->retry_after || failure->rate_limited) {
+      const auto pause =
+          std::clamp<std::chrono::seconds>(failure->retry_after.value_or(std::chrono::hours(1)),
+                                           std::chrono::seconds(1), std::chrono::hours(24));
+      hold = SteadyClock::now() + pause;
+      spdlog::warn("acme: {}; no orders for {}s (Retry-After)", failure->reason, pause.count());
+      return false;
+    }
+    spdlog::warn("acme: {}; {} waits {}s", failure->reason, name, delay.count());
+    return true;
+  };
+  // The on-demand queue, emptied first (until the CA holds orders).
+  const auto serve_requests = [&] {
+    while (!stop.stop_requested() && SteadyClock::now() >= hold) {
+      std::string name;
+      {
+        std::lock_guard lock(mutex_);
+        if (requested_.empty()) return;
+        name = std::move(requested_.front());
+        requested_.pop_front();
+      }
+      spdlog::info("acme: {} asked for at a handshake", name);
+      names.push_back(name);  // renewed by the walk from now on
+      if (!process(name)) return;
+    }
+  };
+
+  auto next_pass = SteadyClock::now();
   while (!stop.stop_requested()) {
     if (!client) {
       std::string error;
       auto key = AccountKey::load_or_create(options_.storage + "/account.key", error);
       if (!key) {
         spdlog::error("acme: {}", error);
-        wait(options_.pass_interval);
+        std::unique_lock lock(mutex_);
+        wake_.wait_for(lock, stop, options_.pass_interval, [] { return false; });
         continue;
       }
       client.emplace(options_.directory, options_.ca_file, options_.contact, std::move(*key));
     }
-    std::size_t issued = 0, failed = 0, current = 0;
-    for (const std::string& name : options_.names) {
-      if (stop.stop_requested()) return;
-      const auto now = std::chrono::steady_clock::now();
-      if (now < hold) break;
-      if (auto it = backoff.find(name); it != backoff.end() && now < it->second.first) continue;
-      const std::string pem = certs + "/" + name + ".pem";
-      const auto due = renewal_time(pem);
-      if (due && SystemClock::now() < *due) {
-        ++current;
-        continue;
-      }
-      Issued out;
-      auto failure = client->issue(name, *tokens_, out, stop, std::chrono::seconds(120));
-      std::string error;
-      if (!failure &&
-          (!write_file_atomically(certs + "/" + name + ".key", out.key_pem, 0600, error) ||
-           !write_file_atomically(pem, out.certificate_pem, 0600, error))) {
-        failure = Failure{error, {}, false};
-      }
-      if (!failure) {
-        count(OrderResult::Issued);
-        ++issued;
-        backoff.erase(name);
-        spdlog::info("acme: {} certificate for {}", due ? "renewed the" : "issued a", name);
-        issued_(name, pem);
-        continue;
+    serve_requests();
+    if (SteadyClock::now() >= next_pass && SteadyClock::now() >= hold) {
+      issued = failed = current = 0;
+      const std::size_t walk = names.size();  // names joining during the walk were just served
+      bool complete = true;
+      for (std::size_t i = 0; i < walk && complete; ++i) {
+        complete = process(names[i]);
+        if (complete) serve_requests();
       }
       if (stop.stop_requested()) return;
-      ++failed;
-      count(failure->rate_limited ? OrderResult::RateLimited : OrderResult::Failed);
-      auto& [not_before, delay] = backoff[name];
-      delay = delay.count() == 0
-                  ? std::chrono::seconds(300)
-                  : std::min<std::chrono::seconds>(delay * 2, std::chrono::hours(24));
-      not_before = std::chrono::steady_clock::now() + delay;
-      if (failure->retry_after || failure->rate_limited) {
-        const auto pause =
-            std::clamp<std::chrono::seconds>(failure->retry_after.value_or(std::chrono::hours(1)),
-                                             std::chrono::seconds(1), std::chrono::hours(24));
-        hold = std::chrono::steady_clock::now() + pause;
-        spdlog::warn("acme: {}; no orders for {}s (Retry-After)", failure->reason, pause.count());
-      } else {
-        spdlog::warn("acme: {}; {} waits {}s", failure->reason, name, delay.count());
-      }
+      spdlog::info("acme: {} issued, {} failed, {} current of {} names", issued, failed, current,
+                   names.size());
+      // Held by the CA: walk again when the hold ends (at most a pass interval later).
+      next_pass = complete ? SteadyClock::now() + options_.pass_interval
+                           : std::min(hold, SteadyClock::now() + options_.pass_interval);
     }
-    spdlog::info("acme: {} issued, {} failed, {} current of {} names", issued, failed, current,
-                 options_.names.size());
-    const auto pause = hold > std::chrono::steady_clock::now()
-                           ? std::min<std::chrono::steady_clock::duration>(
-                                 hold - std::chrono::steady_clock::now(), options_.pass_interval)
-                           : std::chrono::steady_clock::duration(options_.pass_interval);
-    wait(pause);
+    const auto until = std::max(next_pass, hold);
+    std::unique_lock lock(mutex_);
+    wake_.wait_until(lock, stop, until,
+                     [&] { return !requested_.empty() && SteadyClock::now() >= hold; });
   }
 }
 

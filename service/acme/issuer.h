@@ -1,10 +1,12 @@
 // Keeps a certificate on disk for every wanted name, off the request path: one thread walks
-// the names in order (a bounded queue), issues what is missing or due for renewal (at two
-// thirds of its lifetime) through acme::Client, one order at a time, writes key and
-// certificate atomically (0600) to STORAGE/certificates/NAME.{key,pem}, and tells the
-// publisher, which swaps in a new certificate set. The CA's 429/Retry-After holds every
-// order until then; a name that fails waits longer each time (5 minutes, doubling, at most a
-// day). Nothing here blocks a worker: until a name has its certificate, the default serves.
+// the names in order (a bounded queue), issues what is missing or due for renewal (two
+// thirds into its lifetime, spread per name) through acme::Client, one order at a time,
+// writes key and certificate atomically (0600) to STORAGE/certificates/NAME.{key,pem}, and
+// tells the publisher, which swaps in a new certificate set. Names asked for at a handshake
+// (request(): on-demand issuance) go into a second bounded, deduplicated queue that is served
+// before the walk goes on. The CA's 429/Retry-After holds every order until then; a name that
+// fails waits longer each time (5 minutes, doubling, at most a day). Nothing here blocks a
+// worker: until a name has its certificate, the default serves.
 #pragma once
 
 #include <array>
@@ -12,14 +14,17 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "acme/challenges.h"
+#include "acme/client.h"
 
 namespace mailconfd::acme {
 
@@ -31,15 +36,37 @@ struct IssuerOptions {
   std::vector<std::string> names;  // wanted names, in the order they are issued
   std::size_t max_names = 20'000;  // the queue's bound; names beyond it are logged, not issued
   std::chrono::seconds pass_interval{3600};  // between walks over the names
+  // The challenges to answer, the preferred first.
+  std::vector<Challenge> challenges{Challenge::Http01, Challenge::TlsAlpn01};
+  std::size_t max_requests = 1'000;  // the on-demand queue's bound
 };
 
 // STORAGE/certificates: where the certificates are; the loader reads it like
 // <tls certificate-directory> (it may not exist yet).
 std::string certificates_directory(const std::string& storage);
 
+// When a certificate valid from not_before to not_after for name is renewed: two thirds into
+// its lifetime, moved by up to a thirtieth of the lifetime either way (the same for the same
+// name, different between names), so that certificates issued in one burst are not renewed
+// in one burst.
+std::chrono::system_clock::time_point renewal_time(std::chrono::system_clock::time_point not_before,
+                                                   std::chrono::system_clock::time_point not_after,
+                                                   const std::string& name);
+
 enum class OrderResult : std::size_t { Issued, Failed, RateLimited };
 inline constexpr std::size_t kOrderResults = 3;
 std::array<std::uint64_t, kOrderResults> orders();  // process-wide, for /metrics
+
+// What became of a name asked for at a handshake (for /metrics).
+enum class Demand : std::size_t {
+  Queued,   // put in the on-demand queue
+  Known,    // already wanted, queued or issued: nothing to do
+  Full,     // the queue was full: dropped (asked again at a later handshake)
+  Refused,  // not a name of a hosted domain or of the provider (never ordered)
+};
+inline constexpr std::size_t kDemands = 4;
+std::array<std::uint64_t, kDemands> demands();  // process-wide, for /metrics
+void count_demand(Demand demand);
 
 class Issuer {
  public:
@@ -51,6 +78,10 @@ class Issuer {
   Issuer(const Issuer&) = delete;
   Issuer& operator=(const Issuer&) = delete;
 
+  // On-demand: asks for a certificate for name (lowercase; the caller checked that it is
+  // wanted). Never blocks beyond one short lock; safe from any thread.
+  Demand request(const std::string& name);
+
  private:
   void run(std::stop_token stop);
 
@@ -59,7 +90,9 @@ class Issuer {
   std::function<void(const std::string&, const std::string&)> issued_;
   std::mutex mutex_;
   std::condition_variable_any wake_;
-  std::jthread thread_;  // last
+  std::unordered_set<std::string> known_;  // the wanted names and every name ever queued
+  std::deque<std::string> requested_;      // the on-demand queue
+  std::jthread thread_;                    // last
 };
 
 }  // namespace mailconfd::acme

@@ -83,6 +83,10 @@ int check(Args args) {
                        std::chrono::system_clock::now(), warnings)) {
       std::cout << line << '\n';
     }
+    for (const std::string& warning :
+         uncovered_https_names(loaded.config, *loaded.config.server.tls->certificates)) {
+      warnings.push_back(warning);
+    }
     for (const std::string& warning : warnings) std::cerr << "warning: " << warning << '\n';
   }
   std::cout << args.options.at("config") << ": ok (" << loaded.config.providers.size()

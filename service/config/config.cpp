@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "config/keyed_hash.h"
+#include "tls/certificates.h"
 
 namespace mailconfd {
 
@@ -186,6 +187,24 @@ std::optional<Incoming> parse_incoming(std::string_view text) {
     if (to_string(i) == text) return i;
   }
   return std::nullopt;
+}
+
+std::vector<std::string> uncovered_https_names(const Config& config,
+                                               const tls::CertificateSet& set) {
+  std::vector<std::string> warnings;
+  for (const Provider& provider : config.providers) {
+    const std::string& host = provider.autodiscover_host;
+    if (host.empty() || set.find(host) != nullptr) continue;
+    if (config.acme && std::find(config.acme->names.begin(), config.acme->names.end(), host) !=
+                           config.acme->names.end()) {
+      continue;
+    }
+    warnings.push_back("no certificate covers " + host + ", the Autodiscover host of provider " +
+                       provider.id +
+                       " (Outlook's HTTPS requests to it fail; the default "
+                       "certificate answers)");
+  }
+  return warnings;
 }
 
 }  // namespace mailconfd

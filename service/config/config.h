@@ -114,6 +114,14 @@ struct Notice {
   bool operator==(const Notice&) const = default;
 };
 
+// Which names of a provider's hosted domains the built-in ACME client gets certificates for
+// (ahead of time, and on demand at the first handshake).
+struct AcmeHostedNames {
+  bool autoconfig = false;    // autoconfig.<domain>
+  bool autodiscover = false;  // autodiscover.<domain>
+  bool operator==(const AcmeHostedNames&) const = default;
+};
+
 struct Provider {
   std::string id;                    // hostname syntax (Thunderbird rejects the file otherwise)
   std::string display_name;          // e.g. "Example Mail"; Thunderbird labels the account with it
@@ -134,6 +142,8 @@ struct Provider {
   std::vector<HostOverride> overrides;  // index 0 is always the empty override
   DnsOptions dns;
   Notice notice;
+  // @acme-hosted-names: this provider's opt-in; nullopt: <acme hosted-names> decides.
+  std::optional<AcmeHostedNames> acme_hosted_names;
 
   bool operator==(const Provider&) const = default;
 };
@@ -340,7 +350,16 @@ struct AcmeOptions {
   std::string contact;             // @contact: "mailto:…"; empty: none
   std::string storage;             // @storage: account key and certificates/ (created 0700)
   std::vector<std::string> names;  // @names: the provider's own hosts, lowercase
-  bool hosted_names = false;       // @hosted-names="autoconfig autodiscover": those of every domain
+  // @hosted-names: for providers without their own @acme-hosted-names.
+  AcmeHostedNames hosted_names;
+  // @challenge: the challenge tried first; the other one when the CA does not offer it.
+  bool prefer_tls_alpn = false;  // tls-alpn-01 first (else http-01 first)
+  bool on_demand = false;        // @on-demand="yes": order at the first handshake of a wanted name
+
+  // What provider gets: its own @acme-hosted-names, else hosted_names.
+  const AcmeHostedNames& hosted_for(const Provider& provider) const {
+    return provider.acme_hosted_names ? *provider.acme_hosted_names : hosted_names;
+  }
 };
 
 struct Config {
@@ -358,6 +377,13 @@ struct Config {
   std::optional<AcmeOptions> acme;
   std::optional<DatabaseOptions> database;
 };
+
+// Warnings for the HTTPS names clients ask for that no certificate of set covers: each
+// provider's autodiscover/@host (Outlook asks https://HOST/autodiscover/…; without a
+// certificate for it that fails and Outlook falls back to the prompting HTTP redirect). A
+// name <acme names> lists is left out: the built-in client gets its certificate.
+std::vector<std::string> uncovered_https_names(const Config& config,
+                                               const tls::CertificateSet& set);
 
 std::string_view to_string(Protocol protocol);
 std::string_view to_string(Security security);

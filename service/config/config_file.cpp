@@ -497,7 +497,7 @@ class Loader {
   void read_acme(const pugi::xml_node& node, Config& config) {
     check_known(problems_, node,
                 {"challenge-directory", "ca", "ca-certificate", "contact", "storage", "names",
-                 "hosted-names"},
+                 "hosted-names", "challenge", "on-demand"},
                 {});
     AcmeOptions acme;
     acme.challenge_directory = path_of(node.attribute("challenge-directory").value());
@@ -537,11 +537,27 @@ class Loader {
           acme.names.push_back(*normalized);
         }
       }
-      const std::string_view hosted = node.attribute("hosted-names").value();
-      if (hosted == "autoconfig autodiscover") {
-        acme.hosted_names = true;
-      } else if (!hosted.empty() && hosted != "none") {
-        problems_.at(node, "<acme>: hosted-names must be \"autoconfig autodiscover\" or none");
+      if (auto a = node.attribute("hosted-names")) {
+        if (auto hosted = hosted_names_of(a.value())) {
+          acme.hosted_names = *hosted;
+        } else {
+          problems_.at(node, fmt::format("<acme>: hosted-names must be autoconfig, autodiscover, "
+                                         "both (separated by a space) or none, not '{}'",
+                                         a.value()));
+        }
+      }
+      const std::string_view challenge = node.attribute("challenge").value();
+      if (challenge == "tls-alpn-01") {
+        acme.prefer_tls_alpn = true;
+      } else if (!challenge.empty() && challenge != "http-01") {
+        problems_.at(node, fmt::format("<acme>: challenge must be http-01 or tls-alpn-01, not '{}'",
+                                       challenge));
+      }
+      const std::string_view on_demand = node.attribute("on-demand").value();
+      if (on_demand == "yes") {
+        acme.on_demand = true;
+      } else if (!on_demand.empty() && on_demand != "no") {
+        problems_.at(node, fmt::format("<acme>: on-demand must be yes or no, not '{}'", on_demand));
       }
       if (!config.server.tls) problems_.at(node, "<acme> with ca needs <tls> (HTTPS to serve on)");
     }
@@ -829,8 +845,31 @@ class Loader {
     return server;
   }
 
+  // "autoconfig", "autodiscover", both (space-separated, any order) or "none".
+  static std::optional<AcmeHostedNames> hosted_names_of(std::string_view text) {
+    AcmeHostedNames names;
+    if (text == "none") return names;
+    bool any = false;
+    while (!text.empty()) {
+      const auto space = text.find(' ');
+      const std::string_view word = text.substr(0, space);
+      text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+      if (word.empty()) continue;
+      if (word == "autoconfig" && !names.autoconfig) {
+        names.autoconfig = true;
+      } else if (word == "autodiscover" && !names.autodiscover) {
+        names.autodiscover = true;
+      } else {
+        return std::nullopt;
+      }
+      any = true;
+    }
+    if (!any) return std::nullopt;
+    return names;
+  }
+
   void read_provider(const pugi::xml_node& node, Config& config) {
-    check_known(problems_, node, {"id"},
+    check_known(problems_, node, {"id", "acme-hosted-names"},
                 {"display-name", "short-name", "login", "incoming", "outgoing", "documentation",
                  "notice", "autodiscover", "dns", "domain", "domains"});
     check_once(
@@ -852,6 +891,15 @@ class Loader {
       }
     }
 
+    if (auto a = node.attribute("acme-hosted-names")) {
+      provider.acme_hosted_names = hosted_names_of(a.value());
+      if (!provider.acme_hosted_names) {
+        problems_.at(node, fmt::format("<provider>: acme-hosted-names must be autoconfig, "
+                                       "autodiscover, both (separated by a space) or none, not "
+                                       "'{}'",
+                                       a.value()));
+      }
+    }
     if (auto n = node.child("display-name")) provider.display_name = text_of(n, 60);
     if (provider.display_name.empty()) provider.display_name = provider.id;
     if (auto n = node.child("short-name")) provider.short_name = text_of(n, 20);

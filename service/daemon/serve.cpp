@@ -106,6 +106,9 @@ void log_certificates(const App& app, std::string_view prefix) {
     spdlog::info("{}{}", prefix, line);
   }
   for (const std::string& warning : warnings) spdlog::warn("{}{}", prefix, warning);
+  for (const std::string& warning : uncovered_https_names(*app.config, *app.certificates)) {
+    spdlog::warn("{}{}", prefix, warning);
+  }
 }
 
 // What a SIGHUP rebuilds from: the file, and what only a restart can change.
@@ -209,19 +212,61 @@ daemon::Build add_issued(const App& current, const std::vector<std::string>& rea
   return {std::move(next), {}};
 }
 
-// What the built-in ACME client issues: <acme names> (the provider's own hosts) and, with
-// hosted-names, autoconfig. and autodiscover. of every hosted domain; never anything else.
+// True for a name the built-in ACME client may order: one of <acme names> (the provider's own
+// hosts), or autoconfig./autodiscover. of a hosted domain whose provider opted in
+// (<provider acme-hosted-names>, else <acme hosted-names>). The guard of on-demand issuance:
+// a handshake for any other name orders nothing (the CA account's rate limits).
+bool wanted_name(const App& app, std::string_view name) {
+  if (!app.config->acme) return false;
+  const AcmeOptions& acme = *app.config->acme;
+  if (std::find(acme.names.begin(), acme.names.end(), name) != acme.names.end()) return true;
+  for (const std::string_view prefix :
+       {std::string_view("autoconfig."), std::string_view("autodiscover.")}) {
+    if (!name.starts_with(prefix)) continue;
+    const DomainEntry* entry = app.domains->find(name.substr(prefix.size()));
+    if (!entry) return false;
+    const AcmeHostedNames& hosted = acme.hosted_for(app.config->providers[entry->provider]);
+    return prefix == "autoconfig." ? hosted.autoconfig : hosted.autodiscover;
+  }
+  return false;
+}
+
+// What the built-in ACME client issues ahead of time: <acme names> (the provider's own
+// hosts), then for every hosted domain (in lexicographic order) the autoconfig. and
+// autodiscover. names its provider opted in to; never anything else. With on-demand, the
+// hosted names wait for their first handshake instead; those issued so (their certificates
+// are on disk) are on the list, so that they are renewed.
 std::vector<std::string> acme_names(const App& app) {
   const AcmeOptions& acme = *app.config->acme;
   std::vector<std::string> names = acme.names;
-  if (acme.hosted_names) {
-    for (std::string_view domain : app.domains->table->sorted()) {
-      names.push_back("autoconfig." + std::string(domain));
-      names.push_back("autodiscover." + std::string(domain));
+  for (std::string_view domain : app.domains->table->sorted()) {
+    if (acme.on_demand) break;
+    const DomainEntry* entry = app.domains->find(domain);
+    if (!entry) continue;
+    const AcmeHostedNames& hosted = acme.hosted_for(app.config->providers[entry->provider]);
+    if (hosted.autoconfig) names.push_back("autoconfig." + std::string(domain));
+    if (hosted.autodiscover) names.push_back("autodiscover." + std::string(domain));
+  }
+  if (acme.on_demand) {
+    std::vector<std::string> errors;
+    std::vector<std::string> on_disk;
+    for (const tls::CertificateFiles& files :
+         tls::scan_directory(acme::certificates_directory(acme.storage), errors)) {
+      const std::string file = files.certificate.substr(files.certificate.rfind('/') + 1);
+      const std::string name = file.substr(0, file.size() - 4);
+      if (wanted_name(app, name) && std::find(names.begin(), names.end(), name) == names.end()) {
+        on_disk.push_back(name);
+      }
     }
+    names.insert(names.end(), on_disk.begin(), on_disk.end());
   }
   return names;
 }
+
+// Clears the TLS listener's hook for uncovered names when the listeners are gone.
+struct UncoveredNameHook {
+  ~UncoveredNameHook() { tls::set_uncovered_name_hook({}); }
+};
 
 // What a reload can change of <journal> and <cockpit>, said in the log: the cockpit's report
 // and password file take effect at once, and so does removing <cockpit> (404) or <journal>
@@ -364,13 +409,30 @@ int serve(ServeSetup setup) {
     const AcmeOptions& acme = *app->config->acme;
     acme::IssuerOptions options{acme.ca, acme.ca_certificate, acme.contact, acme.storage,
                                 acme_names(*app)};
-    spdlog::info("acme: {} names from {}", options.names.size(), acme.ca);
+    if (acme.prefer_tls_alpn) {
+      options.challenges = {acme::Challenge::TlsAlpn01, acme::Challenge::Http01};
+    }
+    spdlog::info("acme: {} names from {} ({} first{})", options.names.size(), acme.ca,
+                 acme::to_string(options.challenges.front()),
+                 acme.on_demand ? "; on demand at the first handshake" : "");
     issuer =
         std::make_unique<acme::Issuer>(std::move(options), app->acme_tokens,
                                        [&publisher](const std::string&, const std::string& file) {
                                          publisher.trigger(std::string(kIssued) + file);
                                        });
+    // On demand: a handshake for a name no certificate covers asks the issuer, if the name is
+    // wanted in the snapshot being served (a reload changes the hosted domains and opt-ins).
+    if (acme.on_demand) {
+      tls::set_uncovered_name_hook([&publisher, issuer = issuer.get()](std::string_view name) {
+        if (!wanted_name(*publisher.current(), name)) {
+          acme::count_demand(acme::Demand::Refused);
+          return;
+        }
+        issuer->request(std::string(name));
+      });
+    }
   }
+  const UncoveredNameHook uncovered_name_hook;
   http::Server server(publisher.slot());
   std::unique_ptr<http::Server> metrics_server;
   std::string where = setup.listen_text;

@@ -14,6 +14,7 @@
 
 #include "core/ascii.h"
 #include "sign/openssl.h"
+#include "tls/validation.h"
 
 namespace mailconfd::tls {
 namespace {
@@ -63,15 +64,23 @@ int ex_index() {
   return index;
 }
 
+std::function<void(std::string_view)> uncovered_hook;
+std::atomic<bool> uncovered_hook_set{false};
+
 // Chooses the context for the name the client sent. Runs inside SSL_do_handshake on the
 // worker's thread; only reads the immutable set the connection was attached to.
 int on_server_name(SSL* ssl, int*, void*) {
   const auto* set = static_cast<const CertificateSet*>(SSL_get_ex_data(ssl, ex_index()));
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  if (!set || !name) return SSL_TLSEXT_ERR_OK;
+  if (!set || !name || answering_alpn_challenge(ssl)) return SSL_TLSEXT_ERR_OK;
   const Certificate* certificate = set->find(name);
   if (certificate && certificate->context->get() != SSL_get_SSL_CTX(ssl)) {
     SSL_set_SSL_CTX(ssl, certificate->context->get());
+  }
+  if (!certificate && uncovered_hook_set.load(std::memory_order_acquire)) {
+    std::string_view n = name;
+    if (!n.empty() && n.back() == '.') n.remove_suffix(1);
+    if (!n.empty() && n.size() <= 253) uncovered_hook(ascii_lower(n));
   }
   return SSL_TLSEXT_ERR_OK;
 }
@@ -99,6 +108,7 @@ std::optional<Certificate> load_certificate(const CertificateFiles& files, std::
   c.not_before = to_time(X509_get0_notBefore(leaf));
   c.not_after = to_time(X509_get0_notAfter(leaf));
   SSL_CTX_set_tlsext_servername_callback(context->get(), on_server_name);
+  answer_alpn_challenges(context->get());
   c.context = std::move(context);
   if (c.names.empty()) {
     error = "certificate '" + files.certificate + "' names no host (no DNS subjectAltName or CN)";
@@ -201,6 +211,12 @@ const Certificate* CertificateSet::find(std::string_view server_name) const {
 
 void CertificateSet::attach(ssl_st* ssl) const {
   SSL_set_ex_data(ssl, ex_index(), const_cast<CertificateSet*>(this));
+}
+
+void set_uncovered_name_hook(std::function<void(std::string_view)> hook) {
+  uncovered_hook_set.store(false, std::memory_order_release);
+  uncovered_hook = std::move(hook);
+  if (uncovered_hook) uncovered_hook_set.store(true, std::memory_order_release);
 }
 
 std::string_view to_string(HandshakeFailure failure) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,12 @@ class CertificateSet {
   std::unordered_map<std::string, std::size_t> exact_;     // name → index
   std::unordered_map<std::string, std::size_t> wildcard_;  // "example.com" for *.example.com
 };
+
+// Called from the SNI callback with a name (lowercase, no trailing dot) that no certificate
+// covers, so the default serves it; on the worker's thread inside the handshake, so it must
+// not block (on-demand ACME: a lookup and a queue). Set it before the listeners start and
+// clear it (an empty function) after they stopped.
+void set_uncovered_name_hook(std::function<void(std::string_view name)> hook);
 
 // Why a handshake failed, for mailconfd_tls_handshake_failures_total.
 enum class HandshakeFailure : std::size_t {

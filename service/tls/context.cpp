@@ -189,6 +189,12 @@ std::shared_ptr<const Context> Context::load(const std::string& certificate, con
   return context;
 }
 
+std::shared_ptr<const Context> Context::adopt(ssl_ctx_st* ctx, std::string subject) {
+  std::shared_ptr<Context> context(new Context(ctx));
+  context->subject_ = std::move(subject);
+  return context;
+}
+
 Context::~Context() { SSL_CTX_free(ctx_); }
 
 }  // namespace mailconfd::tls

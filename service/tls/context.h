@@ -17,6 +17,8 @@ class Context {
   // the file and OpenSSL's reason.
   static std::shared_ptr<const Context> load(const std::string& certificate, const std::string& key,
                                              const std::string& chain, std::string& error);
+  // Takes ownership of a context built elsewhere in tls/ (the tls-alpn-01 validation one).
+  static std::shared_ptr<const Context> adopt(ssl_ctx_st* ctx, std::string subject);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;

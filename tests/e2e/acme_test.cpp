@@ -18,6 +18,10 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "dns_server.h"
 #include "service.h"
@@ -115,10 +119,13 @@ bool connects(std::uint16_t port) {
 }
 
 // Pebble (Debian package pebble), the ACME test CA, on 127.0.0.1, validating http-01 on
-// http_port of the addresses dns_port's server gives. Stopped with its process group.
+// http_port and tls-alpn-01 on tls_port (0: a port nothing listens on) of the addresses
+// dns_port's server gives; nonce_reject: the percentage of good nonces it answers with
+// badNonce. Stopped with its process group.
 class Pebble {
  public:
-  Pebble(const std::string& dir, std::uint16_t http_port, std::uint16_t dns_port) {
+  Pebble(const std::string& dir, std::uint16_t http_port, std::uint16_t dns_port,
+         std::uint16_t tls_port = 0, int nonce_reject = 0) {
     const e2e::Certificate tls = e2e::make_certificate(dir, "pebble", "localhost");
     ca_file_ = tls.certificate;
     port_ = e2e::free_tcp_port();
@@ -128,7 +135,7 @@ class Pebble {
                           << "\", \"certificate\": \"" << tls.certificate
                           << "\", \"privateKey\": \"" << tls.key
                           << "\", \"httpPort\": " << http_port
-                          << ", \"tlsPort\": " << e2e::free_tcp_port()
+                          << ", \"tlsPort\": " << (tls_port ? tls_port : e2e::free_tcp_port())
                           << ", \"ocspResponderURL\": \"\", "
                              "\"externalAccountBindingRequired\": false}}\n";
     log_ = dir + "/pebble.log";
@@ -139,7 +146,7 @@ class Pebble {
       const int out = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(out, 1), ::dup2(out, 2);
       ::setenv("PEBBLE_VA_NOSLEEP", "1", 1);
-      ::setenv("PEBBLE_WFE_NONCEREJECT", "0", 1);
+      ::setenv("PEBBLE_WFE_NONCEREJECT", std::to_string(nonce_reject).c_str(), 1);
       ::execlp("pebble", "pebble", "-config", config.c_str(), "-dnsserver", dns.c_str(),
                static_cast<char*>(nullptr));
       ::_exit(127);
@@ -321,4 +328,287 @@ TEST_CASE("acme: a CA that cannot be reached changes no answer, and the log says
   const auto check = e2e::run_mailconfd({"check", no_tls});
   CHECK(check.exit_code == 2);
   CHECK(check.err.find("<acme> with ca needs <tls> (HTTPS to serve on)") != std::string::npos);
+}
+
+namespace {
+
+// The example configuration with the default certificate fallback, <acme ACME/> and
+// provider_attributes added to <provider id="example.net">, written to DIR/mailconfd.xml.
+std::string write_acme_config(const std::string& dir, const e2e::Certificate& fallback,
+                              const std::string& acme,
+                              const std::string& provider_attributes = "") {
+  std::string text =
+      e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
+  text.insert(text.find("  </server>"), "    <tls certificate=\"" + fallback.certificate +
+                                            "\" key=\"" + fallback.key + "\"/>\n");
+  const std::string provider = "<provider id=\"example.net\"";
+  text.insert(text.find(provider) + provider.size(), provider_attributes);
+  text.insert(text.rfind("</mailconfd>"), "  <acme " + acme + "/>\n");
+  const std::string config = dir + "/mailconfd.xml";
+  std::ofstream(config) << text;
+  return config;
+}
+
+std::string pebble_acme(const Pebble& pebble) {
+  return "ca=\"" + pebble.directory() + "\" ca-certificate=\"" + pebble.ca_file() +
+         "\" storage=\"acme\" ";
+}
+
+// Polls /metrics until series reaches want (or timeout); returns the last /metrics.
+std::string wait_for_metric(Service& s, const std::string& series, std::uint64_t want,
+                            std::chrono::seconds timeout) {
+  std::string metrics;
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    metrics = s.get("/metrics").body;
+    if (metric(metrics, series) >= want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return metrics;
+}
+
+// What `openssl s_client -alpn PROTOCOL` says about ALPN: "ALPN protocol: X" or
+// "No ALPN negotiated".
+std::string alpn(std::uint16_t port, const std::string& server_name, const std::string& protocol) {
+  const auto r =
+      e2e::run_command({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                        "-servername", server_name, "-alpn", protocol});
+  for (const std::string line : {"ALPN protocol: " + protocol, std::string("No ALPN negotiated")}) {
+    if (r.out.find(line) != std::string::npos) return line;
+  }
+  return "(handshake failed)";
+}
+
+// A self-signed P-256 certificate for name, valid from 5 hours ago to 1 hour from now (two
+// thirds of its lifetime are over), written to pem and key.
+void write_short_lived(const std::string& name, const std::string& pem, const std::string& key) {
+  EVP_PKEY* pkey = EVP_EC_gen("P-256");
+  X509* x = X509_new();
+  X509_set_version(x, X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+  X509_gmtime_adj(X509_getm_notBefore(x), -5 * 3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, pkey);
+  X509_NAME* subject = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(x, subject);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+  X509_EXTENSION* san =
+      X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, ("DNS:" + name).c_str());
+  X509_add_ext(x, san, -1);
+  X509_EXTENSION_free(san);
+  X509_sign(x, pkey, EVP_sha256());
+  FILE* f = std::fopen(pem.c_str(), "w");
+  PEM_write_X509(f, x);
+  std::fclose(f);
+  f = std::fopen(key.c_str(), "w");
+  PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  ::chmod(key.c_str(), 0600);
+  X509_free(x);
+  EVP_PKEY_free(pkey);
+}
+
+}  // namespace
+
+TEST_CASE("acme: tls-alpn-01 on the TLS listener, validated by a real Pebble, others unaffected") {
+  e2e::TempDir dir;
+  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
+  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
+  // Pebble's http-01 port has nothing behind it: only tls-alpn-01 can succeed.
+  const std::uint16_t tls_port = e2e::free_tcp_port();
+  Pebble pebble(dir.path(), e2e::free_tcp_port(), nsd.port(), tls_port);
+  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
+  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  const std::string config =
+      write_acme_config(dir.path(), fallback,
+                        pebble_acme(pebble) +
+                            "challenge=\"tls-alpn-01\" names=\"autodiscover.example.net "
+                            "autoconfig.example.net\"");
+  Service s({"--config", config, "--tls-listen", "127.0.0.1:" + std::to_string(tls_port)});
+  REQUIRE(s.tls_port() == tls_port);
+  const std::string metrics = wait_for_metric(s, "mailconfd_acme_orders_total{result=\"issued\"}",
+                                              2, std::chrono::seconds(90));
+  INFO(s.log());
+  INFO(pebble.log());
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 2);
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
+  CHECK(s.log().find("acme: 2 names from " + pebble.directory() + " (tls-alpn-01 first)") !=
+        std::string::npos);
+  REQUIRE(e2e::wait_for_log(s, "acme/certificates/autoconfig.example.net.pem",
+                            std::chrono::seconds(10)));
+  for (const std::string name : {"autodiscover.example.net", "autoconfig.example.net"}) {
+    const std::string got = served(s.tls_port(), name);
+    CHECK_MESSAGE(got.find("subject=CN = " + name + " | issuer=CN = Pebble Intermediate CA") == 0,
+                  got);
+  }
+  // Normal clients: http/1.1 as before; acme-tls/1 without a pending challenge is not
+  // answered (the normal certificate, no ALPN); requests over HTTPS unchanged.
+  CHECK(alpn(s.tls_port(), "autoconfig.example.net", "http/1.1") == "ALPN protocol: http/1.1");
+  CHECK(alpn(s.tls_port(), "autoconfig.example.net", "acme-tls/1") == "No ALPN negotiated");
+  CHECK(served(s.tls_port(), "other.example.net").find("subject=CN = default.test") == 0);
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").body ==
+        e2e::golden("autoconfig/example-alice.xml"));
+}
+
+TEST_CASE("acme: on demand at the first handshake for hosted names only, per-provider opt-in") {
+  e2e::TempDir dir;
+  e2e::Nsd nsd(dir.path(), {{"example.com", zone("example.com")},
+                            {"example.org", zone("example.org")},
+                            {"unhosted.test", zone("unhosted.test")}});
+  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
+  const std::uint16_t http_port = e2e::free_tcp_port();
+  Pebble pebble(dir.path(), http_port, nsd.port());
+  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
+  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  // The global hosted-names would take both; the provider opts in to autoconfig. alone.
+  const std::string config = write_acme_config(
+      dir.path(), fallback,
+      pebble_acme(pebble) + "on-demand=\"yes\" hosted-names=\"autoconfig autodiscover\"",
+      " acme-hosted-names=\"autoconfig\"");
+  const std::vector<std::string> args{"--config",     config,
+                                      "--listen",     "127.0.0.1:" + std::to_string(http_port),
+                                      "--tls-listen", "127.0.0.1:0"};
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    // Nothing is ordered ahead of time.
+    REQUIRE(e2e::wait_for_log(s, "acme: 0 issued, 0 failed, 0 current of 0 names",
+                              std::chrono::seconds(30)));
+    // The first handshake gets the default certificate at once and queues the order.
+    CHECK(served(s.tls_port(), "autoconfig.example.com").find("subject=CN = default.test") == 0);
+    // Not hosted, or hosted but not opted in, or not an autoconfig./autodiscover. name:
+    // the default, and never an order.
+    for (const std::string name :
+         {"autoconfig.unhosted.test", "autodiscover.example.com", "www.example.com"}) {
+      CHECK(served(s.tls_port(), name).find("subject=CN = default.test") == 0);
+    }
+    std::string metrics = wait_for_metric(s, "mailconfd_acme_orders_total{result=\"issued\"}", 1,
+                                          std::chrono::seconds(90));
+    INFO(s.log());
+    INFO(pebble.log());
+    CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 1);
+    REQUIRE(e2e::wait_for_log(s, "acme/certificates/autoconfig.example.com.pem",
+                              std::chrono::seconds(10)));
+    // A later handshake gets the new certificate.
+    const std::string got = served(s.tls_port(), "autoconfig.example.com");
+    CHECK_MESSAGE(got.find("subject=CN = autoconfig.example.com | issuer=CN = Pebble") == 0, got);
+    metrics = s.get("/metrics").body;
+    CHECK(metric(metrics, "mailconfd_acme_on_demand_total{result=\"queued\"}") == 1);
+    CHECK(metric(metrics, "mailconfd_acme_on_demand_total{result=\"refused\"}") == 3);
+    CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
+    CHECK(s.log().find("acme: autoconfig.example.com asked for at a handshake") !=
+          std::string::npos);
+    CHECK(s.log().find("unhosted") == std::string::npos);
+    // Pebble saw one order: for the hosted name.
+    const std::string log = pebble.log();
+    CHECK(log.find("unhosted.test") == std::string::npos);
+    CHECK(log.find("autodiscover.example.com") == std::string::npos);
+    std::vector<std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/acme/certificates")) {
+      files.push_back(e.path().filename().string());
+    }
+    std::sort(files.begin(), files.end());
+    CHECK(files ==
+          std::vector<std::string>{"autoconfig.example.com.key", "autoconfig.example.com.pem"});
+  }
+  // After a restart the name issued on demand is served from disk and kept for renewal.
+  Service again(args);
+  REQUIRE(again.tls_port() != 0);
+  REQUIRE(e2e::wait_for_log(again, "acme: 0 issued, 0 failed, 1 current of 1 names",
+                            std::chrono::seconds(30)));
+  CHECK(served(again.tls_port(), "autoconfig.example.com")
+            .find("subject=CN = autoconfig.example.com | issuer=CN = Pebble") == 0);
+}
+
+TEST_CASE("acme: a certificate near its end is renewed while it serves, badNonce is retried") {
+  e2e::TempDir dir;
+  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
+  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
+  const std::uint16_t http_port = e2e::free_tcp_port();
+  // Half of all good nonces are answered with badNonce (RFC 8555 §6.5).
+  Pebble pebble(dir.path(), http_port, nsd.port(), 0, 50);
+  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
+  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  std::filesystem::create_directories(dir.path() + "/acme/certificates");
+  const std::string old_pem = dir.path() + "/acme/certificates/autodiscover.example.net.pem";
+  write_short_lived("autodiscover.example.net", old_pem,
+                    dir.path() + "/acme/certificates/autodiscover.example.net.key");
+  // Two new names first: the renewal comes after two orders, so the old certificate serves
+  // for a while.
+  const std::string config = write_acme_config(
+      dir.path(), fallback,
+      pebble_acme(pebble) + "names=\"a.example.net b.example.net autodiscover.example.net\"");
+  Service s({"--config", config, "--listen", "127.0.0.1:" + std::to_string(http_port),
+             "--tls-listen", "127.0.0.1:0"});
+  REQUIRE(s.tls_port() != 0);
+  CHECK(served(s.tls_port(), "autodiscover.example.net")
+            .find("subject=CN = autodiscover.example.net | issuer=CN = autodiscover.example.net") ==
+        0);
+  CHECK(s.log().find("certificate " + old_pem + ": autodiscover.example.net; valid until") !=
+        std::string::npos);
+  const std::string metrics = wait_for_metric(s, "mailconfd_acme_orders_total{result=\"issued\"}",
+                                              3, std::chrono::seconds(120));
+  INFO(s.log());
+  INFO(pebble.log());
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 3);
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
+  CHECK(s.log().find("acme: renewed the certificate for autodiscover.example.net") !=
+        std::string::npos);
+  CHECK(s.log().find("acme: issued a certificate for a.example.net") != std::string::npos);
+  REQUIRE(e2e::wait_for_log(s, "acme: serving " + old_pem, std::chrono::seconds(10)));
+  const std::string got = served(s.tls_port(), "autodiscover.example.net");
+  CHECK_MESSAGE(
+      got.find("subject=CN = autodiscover.example.net | issuer=CN = Pebble Intermediate CA") == 0,
+      got);
+  // Pebble did reject nonces (it does not log them), and the client retried each time.
+  CHECK(metric(metrics, "mailconfd_acme_bad_nonces_total") > 0);
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").body ==
+        e2e::golden("autoconfig/example-alice.xml"));
+}
+
+TEST_CASE("check and start warn when no certificate covers a provider's Autodiscover host") {
+  const std::string dir = e2e::temp_dir();
+  const e2e::Certificate fallback = e2e::make_certificate(dir, "default", "default.test");
+  const std::string warning =
+      "warning: no certificate covers autodiscover.example.net, the Autodiscover host of "
+      "provider example.net (Outlook's HTTPS requests to it fail; the default certificate "
+      "answers)\n";
+  std::string text =
+      e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
+  text.insert(text.find("  </server>"), "    <tls certificate=\"" + fallback.certificate +
+                                            "\" key=\"" + fallback.key + "\"/>\n");
+  const std::string config = dir + "/mailconfd.xml";
+  std::ofstream(config) << text;
+  auto r = e2e::run_mailconfd({"check", config});
+  CHECK(r.exit_code == 0);  // a warning, not a refusal
+  CHECK(r.err == warning);
+  Service s({"--config", config, "--tls-listen", "127.0.0.1:0"});
+  REQUIRE(s.tls_port() != 0);
+  CHECK(s.log().find(warning.substr(9, warning.size() - 10)) != std::string::npos);
+
+  // Covered by a certificate: no warning.
+  const e2e::Certificate own{dir + "/own.pem", dir + "/own.key"};
+  write_short_lived("autodiscover.example.net", own.certificate, own.key);
+  std::string covered =
+      e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
+  covered.insert(covered.find("  </server>"),
+                 "    <tls certificate=\"" + fallback.certificate + "\" key=\"" + fallback.key +
+                     "\">\n      <certificate file=\"" + own.certificate + "\" key=\"" + own.key +
+                     "\"/>\n    </tls>\n");
+  std::ofstream(config, std::ios::trunc) << covered;
+  r = e2e::run_mailconfd({"check", config});
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.err == "");
+  // Listed in <acme names>: the built-in client gets it, no warning either.
+  text.insert(text.rfind("</mailconfd>"),
+              "  <acme ca=\"https://ca.example/dir\" storage=\"acme\" "
+              "names=\"autodiscover.example.net\"/>\n");
+  std::ofstream(config, std::ios::trunc) << text;
+  r = e2e::run_mailconfd({"check", config});
+  CHECK(r.exit_code == 0);
+  CHECK(r.err == "");
 }

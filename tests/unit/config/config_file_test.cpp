@@ -513,3 +513,54 @@ TEST_CASE("a customized template directory is read, and its problems are FILE:LI
   CHECK(has_problem(testing::load_text(config),
                     dir + "/setup.en.html:1:30: unknown name 'adress' in a tag"));
 }
+
+TEST_CASE("acme: challenge, on-demand and per-provider hosted names are read, bad values named") {
+  const std::string acme =
+      "<acme ca=\"https://ca.example/dir\" storage=\"acme\" challenge=\"tls-alpn-01\" "
+      "on-demand=\"yes\" hosted-names=\"autodiscover\"/>\n";
+  Loaded loaded = testing::load_text(
+      "<mailconfd>\n" + acme +
+      "<provider id=\"provider.example\" acme-hosted-names=\"autoconfig\">\n"
+      "<incoming protocol=\"imap\" host=\"imap.provider.example\" port=\"993\" "
+      "security=\"tls\"/>\n"
+      "<outgoing host=\"smtp.provider.example\" port=\"587\" security=\"starttls\"/>\n"
+      "<domain>customer.example</domain>\n</provider>\n"
+      "<provider id=\"other.example\">\n"
+      "<incoming protocol=\"imap\" host=\"imap.other.example\" port=\"993\" "
+      "security=\"tls\"/>\n"
+      "<outgoing host=\"smtp.other.example\" port=\"587\" security=\"starttls\"/>\n"
+      "<domain>other-customer.example</domain>\n</provider>\n</mailconfd>\n");
+  // Only the missing <tls> is a problem.
+  REQUIRE(loaded.config.acme);
+  CHECK(all(loaded).find("<acme> with ca needs <tls>") != std::string::npos);
+  CHECK(loaded.problems.size() == 1);
+  const mailconfd::AcmeOptions& options = *loaded.config.acme;
+  CHECK(options.prefer_tls_alpn);
+  CHECK(options.on_demand);
+  CHECK(options.hosted_names == mailconfd::AcmeHostedNames{false, true});
+  REQUIRE(loaded.config.providers.size() == 2);
+  CHECK(options.hosted_for(loaded.config.providers[0]) == mailconfd::AcmeHostedNames{true, false});
+  CHECK(options.hosted_for(loaded.config.providers[1]) == mailconfd::AcmeHostedNames{false, true});
+
+  loaded = testing::load_text(testing::minimal_config(
+      "",
+      "<acme ca=\"https://ca.example/dir\" storage=\"acme\" challenge=\"dns-01\" "
+      "on-demand=\"maybe\" hosted-names=\"autoconfig autoconfig\"/>\n"));
+  CHECK_MESSAGE(all(loaded).find("test.xml:2:1: <acme>: challenge must be http-01 or "
+                                 "tls-alpn-01, not 'dns-01'") != std::string::npos,
+                all(loaded));
+  CHECK(all(loaded).find("<acme>: on-demand must be yes or no, not 'maybe'") != std::string::npos);
+  CHECK(all(loaded).find("<acme>: hosted-names must be autoconfig, autodiscover, both "
+                         "(separated by a space) or none, not 'autoconfig autoconfig'") !=
+        std::string::npos);
+  loaded = testing::load_text(
+      "<mailconfd>\n<provider id=\"provider.example\" acme-hosted-names=\"www\">\n"
+      "<incoming protocol=\"imap\" host=\"imap.provider.example\" port=\"993\" "
+      "security=\"tls\"/>\n"
+      "<outgoing host=\"smtp.provider.example\" port=\"587\" security=\"starttls\"/>\n"
+      "<domain>customer.example</domain>\n</provider>\n</mailconfd>\n");
+  CHECK_MESSAGE(all(loaded).find("test.xml:2:1: <provider>: acme-hosted-names must be "
+                                 "autoconfig, autodiscover, both (separated by a space) or "
+                                 "none, not 'www'") != std::string::npos,
+                all(loaded));
+}

@@ -1,0 +1,54 @@
+// The answers to ACME tls-alpn-01 challenges (RFC 8737): while mailconfd's own ACME client
+// (acme/issuer.h) has a challenge pending for a name, a handshake that offers ALPN
+// "acme-tls/1" with that name as SNI gets a self-signed validation certificate carrying the
+// critical acmeIdentifier extension (SHA-256 of the key authorization) and ALPN acme-tls/1.
+// Every other handshake is untouched. Mutable state of its own, outside the App snapshot:
+// written by the issuer thread, read in the ClientHello callback of every worker; a lookup
+// is one short lock, and none at all while no challenge is pending.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "tls/context.h"
+
+struct ssl_ctx_st;
+struct ssl_st;
+
+namespace mailconfd::tls {
+
+inline constexpr std::string_view kAcmeTlsAlpn = "acme-tls/1";
+
+class AlpnChallenges {
+ public:
+  // Makes the validation certificate for name (lowercase) and key_authorization and answers
+  // with it from now on. False with error set on an OpenSSL failure.
+  bool put(const std::string& name, std::string_view key_authorization, std::string& error);
+  void erase(const std::string& name);
+  // The validation context for name, or null.
+  std::shared_ptr<const Context> find(std::string_view name) const;
+  bool empty() const { return count_.load(std::memory_order_acquire) == 0; }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const Context>> answers_;
+  std::atomic<std::size_t> count_{0};
+};
+
+// The process's challenges (every context's ClientHello callback reads them).
+AlpnChallenges& alpn_challenges();
+
+// The validation certificate alone, as PEM (for tests and the log): self-signed, EC P-256,
+// subjectAltName dNSName name, critical id-pe-acmeIdentifier = SHA-256(key_authorization).
+std::string validation_certificate_pem(const std::string& name, std::string_view key_authorization);
+
+// Installs the ClientHello callback that answers acme-tls/1 on ctx (a certificate's context).
+void answer_alpn_challenges(ssl_ctx_st* ctx);
+// True when ssl was switched to a validation context (the SNI callback leaves it alone).
+bool answering_alpn_challenge(const ssl_st* ssl);
+
+}  // namespace mailconfd::tls
