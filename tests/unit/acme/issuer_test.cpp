@@ -2,6 +2,7 @@
 #include "acme/issuer.h"
 
 #include <chrono>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -24,4 +25,30 @@ TEST_CASE("acme: renewal at two thirds of the lifetime, spread by at most a thir
   CHECK(seen.size() > 150);
   const auto earliest = *seen.begin(), latest = *seen.rbegin();
   CHECK(latest - earliest > hours(24 * 5));
+}
+
+TEST_CASE("acme: the on-demand queue takes each name once and is bounded") {
+  // The account key cannot be written there, so the issuer thread waits (an hour) without
+  // taking anything from the queue: what request() answers is all there is to see.
+  mailconfd::acme::IssuerOptions options;
+  options.directory = "https://127.0.0.1:1/dir";
+  options.storage = "/proc/mailconfd-no-such-dir/acme";
+  options.names = {"autodiscover.example.net"};
+  options.max_requests = 2;
+  const auto before = mailconfd::acme::demands();
+  {
+    mailconfd::acme::Issuer issuer(options, std::make_shared<mailconfd::acme::Tokens>(),
+                                   [](const std::string&, const std::string&) {});
+    using mailconfd::acme::Demand;
+    CHECK(issuer.request("autoconfig.a.example") == Demand::Queued);
+    CHECK(issuer.request("autoconfig.a.example") == Demand::Known);
+    CHECK(issuer.request("autodiscover.example.net") == Demand::Known);  // wanted anyway
+    CHECK(issuer.request("autoconfig.b.example") == Demand::Queued);
+    CHECK(issuer.request("autoconfig.c.example") == Demand::Full);
+    CHECK(issuer.request("autoconfig.c.example") == Demand::Full);  // not remembered
+  }  // stops the waiting thread at once
+  const auto after = mailconfd::acme::demands();
+  CHECK(after[0] - before[0] == 2);
+  CHECK(after[1] - before[1] == 2);
+  CHECK(after[2] - before[2] == 2);
 }
