@@ -373,7 +373,8 @@ std::string alpn(std::uint16_t port, const std::string& server_name, const std::
   const auto r =
       e2e::run_command({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
                         "-servername", server_name, "-alpn", protocol});
-  for (const std::string line : {"ALPN protocol: " + protocol, std::string("No ALPN negotiated")}) {
+  for (const std::string& line :
+       {"ALPN protocol: " + protocol, std::string("No ALPN negotiated")}) {
     if (r.out.find(line) != std::string::npos) return line;
   }
   return "(handshake failed)";
