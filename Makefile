@@ -78,6 +78,7 @@ bench: build
 	@.ci/install-deps wrk nginx-light python3 procps util-linux sqlite3
 	@python3 tests/bench/run.py
 	@python3 tests/bench/cutover_bench.py build/release/mailconfd
+	@python3 -u tests/bench/tls_bench.py build/release/mailconfd
 
 # Only the cut-off scan's benchmark: a generated 5M-line mail log against grep
 # (BENCH_CUTOVER_LINES, BENCH_CUTOVER_ROUNDS tune it).
