@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -150,8 +151,10 @@ bool write_snapshot(const std::string& path, const Rows& rows,
     put_field(out, r.login);
     out.push_back('\n');
   }
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A name of its own per write: replicas may share the snapshot's directory (a compose
+  // volume), and two writers of one temporary name could rename a mix of both.
+  std::string temporary = path + ".XXXXXX";
+  const int fd = ::mkostemp(temporary.data(), O_CLOEXEC);  // mode 0600
   if (fd < 0) {
     error = "cannot write " + temporary + ": " + std::strerror(errno);
     return false;

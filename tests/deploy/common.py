@@ -15,6 +15,7 @@ DEPLOY = os.path.join(ROOT, "deploy")
 BASE = os.path.join(ROOT, "tests", "deploy", "debian-base.sh")
 IMAGE = os.environ.get("MAILCONFD_IMAGE", "localhost/mailconfd:latest")
 PROXY_IMAGE = os.environ.get("MAILCONFD_PROXY_IMAGE", "localhost/mailconfd-proxy:latest")
+DATABASE_IMAGE = os.environ.get("MAILCONFD_DATABASE_IMAGE", "localhost/mailconfd-database:latest")
 
 def runtime_packages():
     """The Debian packages the binary needs at run time: those the Dockerfile's runtime stage

@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """deploy/container/compose.yaml with the compose tool Debian 12 ships (podman-compose),
-using the images run.sh built: the stack comes up, requests through its nginx proxy over
-HTTP and HTTPS (autoconfig, the Autodiscover redirect on plain HTTP and none over HTTPS
-thanks to forwarded-proto, /metrics refused in any case), the documented reload, a
-recreated mailconfd container (new address) found again by the proxy, and a clean stop."""
+using the images run.sh built: the stack comes up (the database service, two mailconfd
+replicas reading it, the proxy), requests through its nginx proxy over HTTP and HTTPS
+(autoconfig, the Autodiscover redirect on plain HTTP and none over HTTPS thanks to
+forwarded-proto, /metrics refused in any case); the DSN secret made as documented (mode
+0640, group 65532) and unreadable to other users, its password in no log, no `podman
+inspect` and no config; a domain and a mailbox with a login name inserted into the database
+are served by every replica (directly and through the proxy) without a restart; the
+documented reload of both replicas, recreated replicas (new addresses) found again by the
+proxy and reading the database, and a clean stop."""
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -31,6 +37,13 @@ for root, dirs, files in os.walk(work):
         os.chmod(os.path.join(root, name), 0o755)
     for name in files:
         os.chmod(os.path.join(root, name), 0o644)
+# The DSN secret as compose.yaml's comment makes it: mode 0640, group 65532 (mailconfd's).
+password = secrets.token_hex(24)
+os.makedirs(os.path.join(here, "secrets"), mode=0o755)
+dsn_file = os.path.join(here, "secrets", "database.dsn")
+with open(os.open(dsn_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), "w") as f:
+    f.write(f"host=database dbname=postfix user=mailconfd password={password} connect_timeout=5\n")
+os.chown(dsn_file, 0, 65532)
 env = dict(podman_env(), MAILCONFD_HTTP=f"127.0.0.1:{http_port}",
            MAILCONFD_HTTPS=f"127.0.0.1:{https_port}")
 
@@ -56,9 +69,27 @@ def address(container):
                   container).stdout.strip()
 
 
+def direct(container, target):
+    """A GET to the replica itself, from inside its container (bash's /dev/tcp): (status, text)."""
+    r = podman("exec", container, "bash", "-c",
+               'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET %s HTTP/1.1\\r\\nHost: '
+               'autoconfig.example.com\\r\\nConnection: close\\r\\n\\r\\n" "$0" >&3 && cat <&3',
+               target, timeout=20)
+    m = re.match(r"HTTP/1\.1 (\d+)", r.stdout)
+    return (int(m.group(1)) if m else None), r.stdout
+
+
+def sql(statements):
+    return podman("exec", "-u", "postgres", database, "psql", "-h", "/tmp", "-d", "postfix",
+                  "-v", "ON_ERROR_STOP=1", "-qAt", "-c", statements, timeout=30)
+
+
 service = f"{project}_mailconfd_1"
+replicas = [service, f"{project}_mailconfd_2"]
+database = f"{project}_database_1"
 proxy = f"{project}_proxy_1"
 target = "/mail/config-v1.1.xml?emailaddress=alice%40example.com"
+anna = "/mail/config-v1.1.xml?emailaddress=anna%40customer.example"
 try:
     for image in (IMAGE, PROXY_IMAGE):
         c.eq(podman("image", "exists", image).returncode, 0, f"{image} was built by run.sh")
@@ -72,11 +103,47 @@ try:
     c.eq(r.returncode, 0, f"podman-compose up -d: {r.stderr[-1500:]}")
     c.check(wait_until(lambda: request(http_port, "GET", "/healthz").status == 200, 60),
             "the proxy answers", podman("logs", proxy).stderr[-1500:])
-    c.eq(podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}",
-                service).stdout.strip(), "true 65532:65532", "mailconfd: read-only, non-root")
-    pid = podman("inspect", "--format", "{{.State.Pid}}", service).stdout.strip()
-    c.eq(re.search(r"CapEff:\s*(\w+)", open(f"/proc/{pid}/status").read()).group(1),
-         "0000000000000000", "mailconfd: no capabilities (cap_drop ALL)")
+    # A replica started before the database accepted connections exits (no snapshot yet) and
+    # is restarted by its restart policy: wait until both serve.
+    for replica in replicas:
+        c.check(wait_until(lambda: direct(replica, "/readyz")[0] == 200, 60, 0.5),
+                f"{replica} is ready", podman("logs", replica).stderr[-1500:])
+    for replica in replicas:
+        c.eq(podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}",
+                    replica).stdout.strip(), "true 65532:65532", f"{replica}: read-only, non-root")
+        pid = podman("inspect", "--format", "{{.State.Pid}}", replica).stdout.strip()
+        c.eq(re.search(r"CapEff:\s*(\w+)", open(f"/proc/{pid}/status").read()).group(1),
+             "0000000000000000", f"{replica}: no capabilities (cap_drop ALL)")
+        c.eq(podman("exec", replica, "stat", "-c", "%a %u %g", "/run/secrets/database.dsn")
+             .stdout.strip(), "640 0 65532", f"{replica}: the DSN secret is 0640 root:65532")
+        r = podman("exec", "--user", "1000:1000", replica, "cat", "/run/secrets/database.dsn")
+        c.check(r.returncode != 0 and "Permission denied" in r.stderr and password not in r.stdout,
+                f"{replica}: another user cannot read the DSN", r.stdout + r.stderr)
+        c.contains(podman("logs", replica).stderr, "domains (postgresql) from /etc/mailconfd/mailconfd.xml",
+                   f"{replica} serves the database's rows")
+
+    # A customer domain and a mailbox with its own login name, added in the database: every
+    # replica serves them within about a second, without a restart or a reload.
+    c.eq(direct(service, anna)[0], 404, "customer.example is not hosted yet")
+    started = {r: podman("inspect", "--format", "{{.State.Pid}} {{.State.StartedAt}}", r).stdout
+               for r in replicas}
+    r = sql("INSERT INTO domain (domain) VALUES ('customer.example');"
+            "INSERT INTO mailbox (username, domain) VALUES ('anna@customer.example', 'customer.example');"
+            "INSERT INTO mailconfd_mailbox VALUES ('anna@customer.example', 'web12p3')")
+    c.eq((r.returncode, r.stderr), (0, ""), "rows inserted with psql in the database container")
+    t0 = time.monotonic()
+    for replica in replicas:
+        c.check(wait_until(lambda: "<username>web12p3</username>" in direct(replica, anna)[1], 15, 0.05),
+                f"{replica} serves the new domain with the mailbox's login name",
+                direct(replica, anna)[1][-800:])
+    print(f"compose: a database change served by both replicas after {time.monotonic() - t0:.2f} s",
+          flush=True)
+    answers = [request(http_port, "GET", anna) for _ in range(6)]
+    c.eq([a.status for a in answers], [200] * 6, "through the proxy: 200 from either replica")
+    c.check(all("<username>web12p3</username>" in a.text() for a in answers),
+            "through the proxy: the login name from the database")
+    c.eq({r: podman("inspect", "--format", "{{.State.Pid}} {{.State.StartedAt}}", r).stdout
+          for r in replicas}, started, "no replica was restarted")
 
     a = request(http_port, "GET", target)
     c.eq(a.status, 200, "autoconfig through the proxy")
@@ -101,10 +168,13 @@ try:
         f.write(text)
     os.chmod(config + ".new", 0o644)
     os.rename(config + ".new", config)
-    r = podman("kill", "--signal", "HUP", service)
-    c.eq(r.returncode, 0, f"podman kill --signal HUP {service}")
-    c.check(wait_until(lambda: "Reloaded Mail" in request(http_port, "GET", target).text(), 10),
-            "the edited configuration is served after the reload")
+    r = podman("kill", "--signal", "HUP", *replicas)
+    c.eq(r.returncode, 0, f"podman kill --signal HUP {' '.join(replicas)}")
+    for replica in replicas:
+        c.check(wait_until(lambda: "Reloaded Mail" in direct(replica, target)[1], 10),
+                f"{replica}: the edited configuration is served after the reload")
+    c.check(all("Reloaded Mail" in request(http_port, "GET", target).text() for _ in range(4)),
+            "through the proxy too")
 
     # Recreate the mailconfd container: it comes back with another address, and the proxy
     # finds it by name again (resolver with valid=5s).
@@ -124,18 +194,33 @@ try:
             f"{time.monotonic() - t0:.1f} s")
     c.eq(podman("inspect", "--format", "{{.State.Running}}", proxy).stdout.strip(), "true",
          "the proxy was not restarted")
+    for replica in replicas:
+        c.check(wait_until(lambda: "<username>web12p3</username>" in direct(replica, anna)[1], 30, 0.5),
+                f"recreated {replica} reads the database")
+
+    # The password is only in the secret file: not in any container's environment or
+    # settings, log, or the configuration.
+    for container in [*replicas, database, proxy]:
+        c.lacks(podman("inspect", container).stdout, password, f"podman inspect {container}")
+        logs = podman("logs", container)
+        c.lacks(logs.stdout + logs.stderr, password, f"podman logs {container}")
+    for name in os.listdir(os.path.join(here, "config")):
+        c.lacks(open(os.path.join(here, "config", name)).read(), password, f"config/{name}")
 
     # Stop as documented: the drain ends and mailconfd exits 0.
-    r = podman("stop", "-t", "20", service)
-    c.eq(podman("inspect", "--format", "{{.State.ExitCode}}", service).stdout.strip(), "0",
-         "mailconfd exits 0 on stop")
+    r = podman("stop", "-t", "20", *replicas)
+    for replica in replicas:
+        c.eq(podman("inspect", "--format", "{{.State.ExitCode}}", replica).stdout.strip(), "0",
+             f"{replica} exits 0 on stop")
     logs = podman("logs", proxy).stdout
     c.lacks(logs, "alice", "the proxy's access log has no address")
+    c.lacks(logs, "anna", "the proxy's access log has no address (database)")
     c.contains(logs, '"GET /mail/config-v1.1.xml HTTP/1.1" 200', "the proxy logs the path")
 finally:
     os.chdir(here)
     compose("down", "-t", "20")
     os.chdir("/")
     podman("network", "rm", "-f", f"{project}_default")
+    podman("volume", "rm", "-f", f"{project}_database", f"{project}_snapshot")
     shutil.rmtree(work, ignore_errors=True)
 c.done()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make test-deploy: every file in deploy/ run with real tools from Debian 12.
 #   1. a Debian 12 base image made locally (debian-base.sh podman-image; cached);
-#   2. the Dockerfile's runtime and proxy targets built once with podman (layer cache kept);
-#      the binary of the runtime image is also the one the nginx and systemd tests run;
+#   2. the Dockerfile's runtime and proxy targets and the database image (database/Dockerfile)
+#      built once with podman (layer cache kept); the binary of the runtime image is also the
+#      one the nginx and systemd tests run;
 #   3. container_test.py, nginx_test.py, compose_test.py, systemd_test.py, kubernetes_test.py.
 # Needs root (podman, systemd-nspawn). ONLY=REGEX runs only the matching tests.
 # Prints the time of each step and a closing "N passed, N failed" line.
@@ -26,14 +27,15 @@ step() {
 
 step "base image" "$here/debian-base.sh" podman-image >/dev/null
 # The images of the previous run, removed below once the new ones are tagged.
-previous=$(podman image inspect --format '{{.Id}}' localhost/mailconfd:latest \
-  localhost/mailconfd-proxy:latest 2>/dev/null || true)
+images=(localhost/mailconfd:latest localhost/mailconfd-proxy:latest localhost/mailconfd-database:latest)
+previous=$(podman image inspect --format '{{.Id}}' "${images[@]}" 2>/dev/null || true)
 step "podman build --target runtime" podman build --quiet -f deploy/container/Dockerfile \
   --target runtime -t localhost/mailconfd:latest . >/dev/null
 step "podman build --target proxy" podman build --quiet -f deploy/container/Dockerfile \
   --target proxy -t localhost/mailconfd-proxy:latest . >/dev/null
-current=$(podman image inspect --format '{{.Id}}' localhost/mailconfd:latest \
-  localhost/mailconfd-proxy:latest)
+step "podman build database" podman build --quiet -f deploy/container/database/Dockerfile \
+  -t localhost/mailconfd-database:latest . >/dev/null
+current=$(podman image inspect --format '{{.Id}}' "${images[@]}")
 for image in $previous; do
   grep -q "$image" <<<"$current" || podman rmi "$image" >/dev/null 2>&1 || true
 done

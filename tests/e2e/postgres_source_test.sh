@@ -71,7 +71,7 @@ start_pg() {
 start_pg
 sql() { PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d mail -v ON_ERROR_STOP=1 -qAt "$@"; }
 PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d postgres -qc 'CREATE DATABASE mail'
-sql -f "$source_dir/tests/fixtures/postfixadmin.pg.sql"
+sql -f "$source_dir/deploy/container/database/postfixadmin.sql"
 sql -f "$source_dir/deploy/database/postgresql.sql"
 sql <<'SQL'
 CREATE ROLE mailconfd LOGIN PASSWORD 'dsn-pass-7f3a';
