@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install the Debian
 # packages they need first (.ci/install-deps; apt-get, sudo when not root).
-.PHONY: all deps build run test test-deploy test-deb deb test-fast bench bench-cutover fuzz fuzz-build check format clean
+.PHONY: all deps build run test test-deploy test-deb deb test-fast bench bench-cutover bench-database fuzz fuzz-build check format clean
 
 JOBS ?= $(shell nproc)
 
@@ -70,15 +70,24 @@ test-fast: deps
 	@cmake --build build/dev -j $(JOBS)
 	@ctest --preset dev -L unit
 
-# mailconfd against nginx serving the same bytes, plus the 1M-domain checks (a few minutes).
+# mailconfd against nginx serving the same bytes, plus the 1M-domain checks, the cut-off scan
+# and the database source (a few minutes each).
 # BENCH_SECONDS (per run, default 6), BENCH_ROUNDS (default 1), BENCH_ONLY (regex on the rows),
 # BENCH_MILLION=0 (skip the 1M-domain checks) and BENCH_BASELINE=BINARY (another build measured
 # in the same run) tune it.
 bench: build
-	@.ci/install-deps wrk nginx-light python3 procps util-linux sqlite3
+	@.ci/install-deps wrk nginx-light python3 procps util-linux sqlite3 postgresql
 	@python3 tests/bench/run.py
 	@python3 tests/bench/cutover_bench.py build/release/mailconfd
 	@python3 -u tests/bench/tls_bench.py build/release/mailconfd
+	@python3 tests/bench/database_bench.py build/release/mailconfd
+
+# Only the database source's benchmark: 1M domains and 2M login names from a temporary
+# PostgreSQL 15 against the same domains from the file (BENCH_DB_DOMAINS, BENCH_DB_CHANGES,
+# BENCH_SECONDS, BENCH_ROUNDS tune it).
+bench-database: build
+	@.ci/install-deps wrk python3 procps util-linux postgresql
+	@python3 tests/bench/database_bench.py build/release/mailconfd
 
 # Only the cut-off scan's benchmark: a generated 5M-line mail log against grep
 # (BENCH_CUTOVER_LINES, BENCH_CUTOVER_ROUNDS tune it).
