@@ -11,8 +11,8 @@ documented reload of both replicas, recreated replicas (new addresses) found aga
 proxy and reading the database, and a clean stop."""
 import os
 import re
-import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -37,13 +37,17 @@ for root, dirs, files in os.walk(work):
         os.chmod(os.path.join(root, name), 0o755)
     for name in files:
         os.chmod(os.path.join(root, name), 0o644)
-# The DSN secret as compose.yaml's comment makes it: mode 0640, group 65532 (mailconfd's).
-password = secrets.token_hex(24)
-os.makedirs(os.path.join(here, "secrets"), mode=0o755)
+# The DSN secret made by the commands of compose.yaml's comment (mode 0640, group 65532).
+commented = re.search(r"^#   (mkdir -p secrets .*?chgrp 65532 secrets/database\.dsn)", open(
+    os.path.join(here, "compose.yaml")).read(), re.M | re.S).group(1)
+command = re.sub(r"\n#\s+", " ", commented).replace("\\ ", "")
+r = subprocess.run(["bash", "-euc", command], cwd=here, capture_output=True, text=True, timeout=30)
+c.eq((r.returncode, r.stderr), (0, ""), f"the documented commands make the DSN: {command}")
 dsn_file = os.path.join(here, "secrets", "database.dsn")
-with open(os.open(dsn_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), "w") as f:
-    f.write(f"host=database dbname=postfix user=mailconfd password={password} connect_timeout=5\n")
-os.chown(dsn_file, 0, 65532)
+st = os.stat(dsn_file)
+c.eq((oct(st.st_mode & 0o777), st.st_uid, st.st_gid), ("0o640", 0, 65532), "secrets/database.dsn: 0640 root:65532")
+password = re.search(r"password=(\S+)", open(dsn_file).read()).group(1)
+c.eq(len(password), 48, "a random password of 24 bytes in hex")
 env = dict(podman_env(), MAILCONFD_HTTP=f"127.0.0.1:{http_port}",
            MAILCONFD_HTTPS=f"127.0.0.1:{https_port}")
 
