@@ -228,7 +228,7 @@ struct HostedDomains {
   // part it was built from, so cached documents and signed profiles stay valid.
   std::vector<std::vector<HostOverride>> host_sets;
   LoginTable logins;
-  std::string origin = "file";  // "file", "postgresql", "snapshot FILE"
+  std::string origin = "file";  // "file", "postgresql", "mariadb", "snapshot FILE"
   // When the source's rows were read (the database, or the snapshot's rows when they were
   // written); the epoch for the file alone.
   std::chrono::system_clock::time_point read_at;
@@ -246,14 +246,15 @@ std::string login_key(std::string_view local, std::string_view domain);
 // <database>: hosted domains and per-mailbox login names from the provider's database
 // (source/). The file's providers, servers, policy and own <domain> lists stay in the file.
 struct DatabaseOptions {
-  enum class Driver { Postgresql };
+  enum class Driver { Postgresql, Mariadb };
   Driver driver = Driver::Postgresql;
-  std::string dsn_file;        // relative to the config's dir; its first line is the DSN
-  std::string dsn;             // read from dsn_file by the loader; never logged
-  std::uint32_t provider = 0;  // index of the provider a row without a provider gets
-  std::string domains_query;   // empty: the default (source/database.h)
-  std::string logins_query;    // empty: the default
-  std::string snapshot;        // last-good snapshot file; empty: none
+  std::string dsn_file;                  // relative to the config's dir; its first line is the DSN
+  std::string dsn;                       // read from dsn_file by the loader; never logged
+  std::uint32_t provider = 0;            // index of the provider a row without a provider gets
+  std::string domains_query;             // empty: the default (source/database.h)
+  std::string logins_query;              // empty: the default
+  std::string snapshot;                  // last-good snapshot file; empty: none
+  std::chrono::milliseconds poll{2000};  // MariaDB: how often the change marker is read
 };
 
 // Connection and request limits. Defaults are what a public-facing service should use.

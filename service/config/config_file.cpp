@@ -586,15 +586,18 @@ class Loader {
   // <database>: the DSN is read from its own file here (so `check` and every reload see it
   // and the password never sits in this file); only its first line counts.
   void read_database(const pugi::xml_node& node, Config& config) {
-    check_known(problems_, node, {"driver", "dsn-file", "provider", "snapshot"},
+    check_known(problems_, node, {"driver", "dsn-file", "provider", "snapshot", "poll"},
                 {"domains-query", "logins-query"});
     check_once(problems_, node, {"domains-query", "logins-query"});
     DatabaseOptions database;
     const std::string_view driver = node.attribute("driver").value();
     if (driver == "postgresql") {
       database.driver = DatabaseOptions::Driver::Postgresql;
+    } else if (driver == "mariadb" || driver == "mysql") {
+      database.driver = DatabaseOptions::Driver::Mariadb;
     } else {
-      problems_.at(node, fmt::format("<database> driver '{}' is unknown (postgresql)", driver));
+      problems_.at(
+          node, fmt::format("<database> driver '{}' is unknown (postgresql or mariadb)", driver));
     }
     database.dsn_file = path_of(node.attribute("dsn-file").value());
     if (database.dsn_file.empty()) {
@@ -623,6 +626,16 @@ class Loader {
       }
     }
     database.snapshot = path_of(node.attribute("snapshot").value());
+    if (auto a = node.attribute("poll")) {
+      auto d = parse_duration(a.value());
+      if (!d || *d < std::chrono::milliseconds(100) || *d > std::chrono::minutes(60)) {
+        problems_.at(node, "<database> poll must be a duration from 100ms to 60m");
+      } else if (database.driver != DatabaseOptions::Driver::Mariadb) {
+        problems_.at(node, "<database> poll is for driver mariadb (PostgreSQL notifies)");
+      } else {
+        database.poll = *d;
+      }
+    }
     if (auto q = node.child("domains-query")) database.domains_query = trimmed(q.text().get());
     if (auto q = node.child("logins-query")) database.logins_query = trimmed(q.text().get());
     config.database = std::move(database);

@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "source/mariadb.h"
 #include "source/postgresql.h"
 #include "source/status.h"
 
@@ -57,22 +58,57 @@ std::string_view driver_name(DatabaseOptions::Driver driver) {
   switch (driver) {
     case DatabaseOptions::Driver::Postgresql:
       return "postgresql";
+    case DatabaseOptions::Driver::Mariadb:
+      return "mariadb";
   }
   return "?";
 }
 
 std::unique_ptr<Connection> connect(const DatabaseOptions& options, std::string& error) {
   switch (options.driver) {
+    case DatabaseOptions::Driver::Mariadb:
+      return connect_mariadb(options.dsn, options.poll, error);
     case DatabaseOptions::Driver::Postgresql:
       break;
   }
   return connect_postgresql(options.dsn, error);
 }
 
-std::optional<Rows> fetch_rows(const DatabaseOptions& options, std::string& error) {
-  auto connection = connect(options, error);
-  if (!connection) return std::nullopt;
-  return connection->fetch(options, error);
+std::string column_count_error(std::size_t got, std::size_t expected) {
+  return std::to_string(got) + " columns; " + std::to_string(expected) + " expected";
+}
+
+std::optional<Rows> fetch(Connection& connection, const DatabaseOptions& options,
+                          std::string& error) {
+  if (!connection.begin(error)) return std::nullopt;
+  Rows rows;
+  const std::string domains =
+      options.domains_query.empty() ? std::string(kDomainsQuery) : options.domains_query;
+  const std::string logins =
+      options.logins_query.empty() ? std::string(kLoginsQuery) : options.logins_query;
+  std::string why;
+  const auto text = [](std::string_view v) { return std::string(v); };
+  bool ok = connection.query(
+      domains, 7,
+      [&](const std::vector<std::string_view>& f) {
+        rows.domains.push_back(
+            {text(f[0]), text(f[1]), text(f[2]), text(f[3]), text(f[4]), text(f[5]), text(f[6])});
+      },
+      why);
+  if (!ok) {
+    error = "domains query: " + why;
+  } else if (ok = connection.query(
+                 logins, 2,
+                 [&](const std::vector<std::string_view>& f) {
+                   rows.logins.push_back({text(f[0]), text(f[1])});
+                 },
+                 why);
+             !ok) {
+    error = "logins query: " + why;
+  }
+  connection.end();
+  if (!ok) return std::nullopt;
+  return rows;
 }
 
 std::optional<Built> load_domains(const Config& config, const HostedDomains* previous,
@@ -84,7 +120,7 @@ std::optional<Built> load_domains(const Config& config, const HostedDomains* pre
   std::optional<Rows> rows;
   if (!connection) {
     record_failure("connect");
-  } else if (rows = connection->fetch(options, why); !rows) {
+  } else if (rows = fetch(*connection, options, why); !rows) {
     record_failure("fetch");
   }
   connection.reset();

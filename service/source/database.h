@@ -1,14 +1,17 @@
 // The provider's database as a source of hosted domains and per-mailbox logins: reads the
-// rows (PostgreSQL with libpq), waits for changes (LISTEN/NOTIFY), and keeps the last good
-// rows in a snapshot file. Only the builder and watcher threads call this: a request never waits on
+// rows (PostgreSQL with libpq, MariaDB/MySQL with libmariadb), waits for changes (PostgreSQL
+// LISTEN/NOTIFY, MariaDB a polled change marker), and keeps the last good rows in a snapshot
+// file. Only the builder and watcher threads call this: a request never waits on
 // a database.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "source/rows.h"
@@ -16,7 +19,7 @@
 namespace mailconfd::source {
 
 // The default queries: PostfixAdmin's tables (domain, mailbox) joined with mailconfd's own
-// (deploy/database/postgresql.sql). A <domains-query> must give the DomainRow
+// (deploy/database/postgresql.sql, mariadb.sql). A <domains-query> must give the DomainRow
 // columns in their order, a <logins-query> the LoginRow columns.
 inline constexpr std::string_view kDomainsQuery =
     "SELECT d.domain, m.provider, m.login, m.incoming, m.imap_host, m.pop3_host, m.smtp_host "
@@ -24,30 +27,46 @@ inline constexpr std::string_view kDomainsQuery =
 inline constexpr std::string_view kLoginsQuery =
     "SELECT b.username, l.login_name FROM mailbox b "
     "JOIN mailconfd_mailbox l ON l.username = b.username WHERE b.active";
+// MariaDB: the change marker the triggers bump.
+inline constexpr std::string_view kMarkerQuery = "SELECT serial FROM mailconfd_change";
 // PostgreSQL: the channel the triggers notify.
 inline constexpr std::string_view kChannel = "mailconfd";
 
-std::string_view driver_name(DatabaseOptions::Driver driver);  // "postgresql"
+std::string_view driver_name(DatabaseOptions::Driver driver);  // "postgresql", "mariadb"
 
-// One open connection. Not thread-safe; each thread opens its own.
+// One open connection: what a driver (postgresql.*, mariadb.*) provides. Not thread-safe;
+// each thread opens its own.
 class Connection {
  public:
   virtual ~Connection() = default;
-  // Both queries in one read-only transaction (one consistent view). nullopt: error says why.
-  virtual std::optional<Rows> fetch(const DatabaseOptions& options, std::string& error) = 0;
+  // One row's fields (NULL reads as empty), valid during the call only.
+  using Each = std::function<void(const std::vector<std::string_view>& fields)>;
+  // Starts a read-only transaction with one consistent view of every table. False: error.
+  virtual bool begin(std::string& error) = 0;
+  // Runs sql, which must give `columns` columns, and calls each for every row. False: error
+  // says why (the database's message, or the column count).
+  virtual bool query(const std::string& sql, std::size_t columns, const Each& each,
+                     std::string& error) = 0;
+  // Ends what begin started.
+  virtual void end() = 0;
   enum class Wait { Changed, Quiet, Lost };
-  // Starts watching for changes (LISTEN). False: error.
+  // Starts watching for changes (LISTEN, or the marker's first reading). False: error.
   virtual bool watch(std::string& error) = 0;
   // Waits up to timeout for a change: Changed, Quiet (none), Lost (the connection broke).
   virtual Wait wait(std::chrono::milliseconds timeout) = 0;
 };
 
+// "N columns; M expected": a driver's query() error for a query giving other columns.
+std::string column_count_error(std::size_t got, std::size_t expected);
+
+// Both queries (options' or the defaults) in one read-only transaction of connection.
+// nullopt: error says why.
+std::optional<Rows> fetch(Connection& connection, const DatabaseOptions& options,
+                          std::string& error);
+
 // Connects with options' DSN (connect timeout 5 s). Null: error says why (the DSN's password
 // is never part of it).
 std::unique_ptr<Connection> connect(const DatabaseOptions& options, std::string& error);
-
-// Connects, fetches, disconnects.
-std::optional<Rows> fetch_rows(const DatabaseOptions& options, std::string& error);
 
 struct LoadOptions {
   // A database that cannot be read gives the snapshot's rows instead (origin

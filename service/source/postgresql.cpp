@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 #include <libpq-fe.h>
 
@@ -31,27 +32,37 @@ class Postgresql final : public Connection {
  public:
   explicit Postgresql(Conn conn) : conn_(std::move(conn)) {}
 
-  std::optional<Rows> fetch(const DatabaseOptions& options, std::string& error) override {
-    if (!command("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error)) return std::nullopt;
-    Rows rows;
-    const std::string domains =
-        options.domains_query.empty() ? std::string(kDomainsQuery) : options.domains_query;
-    const std::string logins =
-        options.logins_query.empty() ? std::string(kLoginsQuery) : options.logins_query;
-    const bool ok = query(domains, 7, "domains", error,
-                          [&](PGresult* r, int i) {
-                            rows.domains.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                                                    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                                                    PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
-                                                    PQgetvalue(r, i, 6)});
-                          }) &&
-                    query(logins, 2, "logins", error, [&](PGresult* r, int i) {
-                      rows.logins.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)});
-                    });
+  bool begin(std::string& error) override {
+    return command("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error);
+  }
+
+  bool query(const std::string& sql, std::size_t columns, const Each& each,
+             std::string& error) override {
+    Result r(PQexec(conn_.get(), sql.c_str()));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+      error = message_of(conn_.get());
+      return false;
+    }
+    if (static_cast<std::size_t>(PQnfields(r.get())) != columns) {
+      error = column_count_error(static_cast<std::size_t>(PQnfields(r.get())), columns);
+      return false;
+    }
+    std::vector<std::string_view> fields(columns);
+    const int n = PQntuples(r.get());
+    for (int i = 0; i < n; ++i) {
+      for (std::size_t c = 0; c < columns; ++c) {
+        const int column = static_cast<int>(c);
+        fields[c] = {PQgetvalue(r.get(), i, column),
+                     static_cast<std::size_t>(PQgetlength(r.get(), i, column))};
+      }
+      each(fields);
+    }
+    return true;
+  }
+
+  void end() override {
     std::string ignored;
     command("COMMIT", ignored);
-    if (!ok) return std::nullopt;
-    return rows;
   }
 
   bool watch(std::string& error) override {
@@ -88,23 +99,6 @@ class Postgresql final : public Connection {
       error = message_of(conn_.get());
       return false;
     }
-    return true;
-  }
-
-  template <typename Each>
-  bool query(const std::string& sql, int columns, const char* what, std::string& error, Each each) {
-    Result r(PQexec(conn_.get(), sql.c_str()));
-    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-      error = std::string(what) + " query: " + message_of(conn_.get());
-      return false;
-    }
-    if (PQnfields(r.get()) != columns) {
-      error = std::string(what) + " query gives " + std::to_string(PQnfields(r.get())) +
-              " columns; " + std::to_string(columns) + " expected";
-      return false;
-    }
-    const int n = PQntuples(r.get());
-    for (int i = 0; i < n; ++i) each(r.get(), i);
     return true;
   }
 

@@ -20,6 +20,7 @@ struct State {
   std::vector<BadRow> listed;  // the last load's first kMaxListed skipped rows
   std::size_t skipped = 0;     // the last load's skipped rows
   std::uint64_t loads = 0;
+  std::uint64_t reconnects = 0;
   std::array<std::uint64_t, kFailureKinds.size()> failures{};
 };
 
@@ -71,6 +72,12 @@ void record_failure(std::string_view kind) {
   }
 }
 
+void record_reconnect() {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  ++s.reconnects;
+}
+
 void append_metrics(std::string& out, const HostedDomains& domains) {
   if (domains.origin == "file") return;
   State& s = state();
@@ -90,10 +97,15 @@ void append_metrics(std::string& out, const HostedDomains& domains) {
                  "domain part.\n"
                  "# TYPE mailconfd_source_loads_total counter\n"
                  "mailconfd_source_loads_total {}\n"
+                 "# HELP mailconfd_source_reconnects_total Connections to the database made "
+                 "again after one was lost or could not be made (each followed by a full "
+                 "reload).\n"
+                 "# TYPE mailconfd_source_reconnects_total counter\n"
+                 "mailconfd_source_reconnects_total {}\n"
                  "# HELP mailconfd_source_failures_total Database connections, reads and "
                  "snapshot writes that failed, by kind.\n"
                  "# TYPE mailconfd_source_failures_total counter\n",
-                 age, domains.logins.size(), s.loads);
+                 age, domains.logins.size(), s.loads, s.reconnects);
   for (std::size_t i = 0; i < kFailureKinds.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "mailconfd_source_failures_total{{kind=\"{}\"}} {}\n",
                    kFailureKinds[i], s.failures[i]);

@@ -21,6 +21,10 @@ void record_load(const Built& built, bool log);
 // read). Logged by the caller; counted here.
 void record_failure(std::string_view kind);
 
+// The watcher connected again after losing its connection or failing to connect (it reloads
+// everything next).
+void record_reconnect();
+
 // The database source's lines of the exposition. domains: the part being served (its origin
 // and when its rows were read give mailconfd_source_rows_age_seconds).
 void append_metrics(std::string& out, const HostedDomains& domains);

@@ -44,7 +44,10 @@ void Watcher::run(std::stop_token stop) {
       backoff = std::min(backoff * 2, kMaxBackoff);
       continue;
     }
-    if (down_logged || connected_before) spdlog::info("{}: connected again; reloading", name);
+    if (down_logged || connected_before) {
+      record_reconnect();
+      spdlog::info("{}: connected again; reloading", name);
+    }
     backoff = std::chrono::seconds(1);
     down_logged = false;
     changed_(connected_before ? "database reconnected" : "database connected");

@@ -1,5 +1,5 @@
 // Watches the database for changes on a thread of its own: connects (with backoff from 1 s
-// to 30 s while it cannot), starts watching (PostgreSQL LISTEN),
+// to 30 s while it cannot), starts watching (PostgreSQL LISTEN, MariaDB the change marker),
 // and calls changed() after every (re)connect (a full reload: changes made while it was
 // away are not lost) and after every change. Never blocks a request; changed() must not
 // block either (Publisher::trigger).

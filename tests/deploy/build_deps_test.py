@@ -32,6 +32,7 @@ KNOWN = {
     "nlohmann_json": ("nlohmann-json3-dev", None),
     "sqlite3": ("libsqlite3-dev", "libsqlite3-0"),
     "libpq": ("libpq-dev", "libpq5"),
+    "libmariadb": ("libmariadb-dev", "libmariadb3"),
     "libcrypt": ("libcrypt-dev", "libcrypt1"),
     "libcurl": ("libcurl4-openssl-dev", "libcurl4"),
 }

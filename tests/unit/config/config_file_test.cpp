@@ -564,3 +564,32 @@ TEST_CASE("acme: challenge, on-demand and per-provider hosted names are read, ba
                                  "none, not 'www'") != std::string::npos,
                 all(loaded));
 }
+
+TEST_CASE("<database poll>: a duration for driver mariadb only") {
+  const std::string dir = testing::temp_dir();
+  std::ofstream(dir + "/dsn") << "socket=/run/mysqld/mysqld.sock user=mailconfd\n";
+  const auto load = [&](const std::string& database) {
+    std::ofstream(dir + "/test.xml") << testing::minimal_config("", database);
+    return load_config_file(dir + "/test.xml");
+  };
+  Loaded loaded = load("<database driver=\"mariadb\" dsn-file=\"dsn\" poll=\"250ms\"/>");
+  REQUIRE_MESSAGE(loaded.problems.empty(), all(loaded));
+  CHECK(loaded.config.database->driver == DatabaseOptions::Driver::Mariadb);
+  CHECK(loaded.config.database->poll == std::chrono::milliseconds(250));
+  CHECK(loaded.config.database->dsn == "socket=/run/mysqld/mysqld.sock user=mailconfd");
+  loaded = load("<database driver=\"mysql\" dsn-file=\"dsn\"/>");
+  REQUIRE_MESSAGE(loaded.problems.empty(), all(loaded));
+  CHECK(loaded.config.database->poll == std::chrono::seconds(2));
+  for (const char* bad : {"50ms", "61m", "2h", "soon"}) {
+    loaded =
+        load(std::string("<database driver=\"mariadb\" dsn-file=\"dsn\" poll=\"") + bad + "\"/>");
+    CHECK(all(loaded) ==
+          dir + "/test.xml:2:1: <database> poll must be a duration from 100ms to 60m\n");
+  }
+  loaded = load("<database driver=\"postgresql\" dsn-file=\"dsn\" poll=\"1s\"/>");
+  CHECK(all(loaded) ==
+        dir + "/test.xml:2:1: <database> poll is for driver mariadb (PostgreSQL notifies)\n");
+  loaded = load("<database driver=\"oracle\" dsn-file=\"dsn\"/>");
+  CHECK(all(loaded) ==
+        dir + "/test.xml:2:1: <database> driver 'oracle' is unknown (postgresql or mariadb)\n");
+}

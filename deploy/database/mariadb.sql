@@ -1,0 +1,56 @@
+-- mailconfd's own tables beside PostfixAdmin's (domain, mailbox), and the triggers that bump
+-- a change marker mailconfd polls (<database poll>; MariaDB has no LISTEN/NOTIFY). Run once,
+-- as the owner of the PostfixAdmin database, after PostfixAdmin's schema exists:
+--   mariadb postfix < mariadb.sql
+-- then let mailconfd's user read: GRANT SELECT ON postfix.domain TO mailconfd; and the same
+-- for mailbox, mailconfd_domain, mailconfd_mailbox, mailconfd_change.
+--
+-- Everything here is optional per row, as in postgresql.sql. There are no port or security
+-- columns on purpose: servers, ports and TLS come only from the XML file. TRUNCATE fires no
+-- trigger in MariaDB: after one, run UPDATE mailconfd_change SET serial = serial + 1.
+
+CREATE TABLE IF NOT EXISTS mailconfd_domain (
+  domain    varchar(255) NOT NULL PRIMARY KEY,  -- as in PostfixAdmin's domain.domain
+  provider  text,  -- a <provider id> of the XML file; NULL: <database provider>
+  login     text,  -- 'address' or 'local-part'; NULL: the provider's <login>
+  incoming  text,  -- 'imap-first', 'pop3-first', 'imap-only', 'pop3-only'; NULL: imap-first
+  imap_host text,  -- host names only (no port); NULL: the provider's
+  pop3_host text,
+  smtp_host text
+) DEFAULT CHARSET = utf8mb4;
+
+CREATE TABLE IF NOT EXISTS mailconfd_mailbox (
+  username   varchar(255) NOT NULL PRIMARY KEY,  -- PostfixAdmin's mailbox.username
+  login_name text NOT NULL                       -- what the mailbox logs in with, e.g. web12p3
+) DEFAULT CHARSET = utf8mb4;
+
+CREATE TABLE IF NOT EXISTS mailconfd_change (
+  serial bigint NOT NULL
+);
+INSERT INTO mailconfd_change (serial) SELECT 0 FROM DUAL
+  WHERE NOT EXISTS (SELECT 1 FROM mailconfd_change);
+
+CREATE OR REPLACE TRIGGER mailconfd_domain_i AFTER INSERT ON domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_domain_u AFTER UPDATE ON domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_domain_d AFTER DELETE ON domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mailbox_i AFTER INSERT ON mailbox FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mailbox_u AFTER UPDATE ON mailbox FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mailbox_d AFTER DELETE ON mailbox FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mcdomain_i AFTER INSERT ON mailconfd_domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mcdomain_u AFTER UPDATE ON mailconfd_domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mcdomain_d AFTER DELETE ON mailconfd_domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_i AFTER INSERT ON mailconfd_mailbox FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_u AFTER UPDATE ON mailconfd_mailbox FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_d AFTER DELETE ON mailconfd_mailbox FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;

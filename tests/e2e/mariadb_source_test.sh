@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# End to end with a real MariaDB 10.11 (Debian's): the same source as postgres_source_test.sh
+# through libmariadb, with changes found by polling the change marker the triggers of
+# deploy/database/mariadb.sql bump. One mariadbd, started here as an unprivileged user (mysql
+# when run as root) in a temporary directory, listening on 127.0.0.1 only; mailconfd logs in
+# over TCP as a user with a password (no --skip-grant-tables). Checks, each with exact answers:
+#   1. a web12p3 login reaching autoconfig <username>, POX <LoginName> and the Apple profile;
+#      a POP3-only domain, a host override; PostfixAdmin's ALL row and an inactive domain not
+#      served;
+#   2. hostile rows (a port in a host, plaintext, markup, a 10 KB value, a login with markup)
+#      skipped: 404, named in the log, /metrics and `check`;
+#   3. polling under wrk load: a new domain and a changed login answered without restart
+#      (change-to-answer measured), 0 failed requests;
+#   4. mariadbd killed with SIGKILL under wrk load: 0 failed requests, /readyz 200 throughout,
+#      the reconnect counted, and a row changed while mailconfd could not reach the database
+#      served after it reconnects (the full reload);
+#   5. start with the database down: from the snapshot (said in the log), and without a
+#      snapshot a refusal with the reason (exit 2); the DSN's password never in any output.
+# Usage: mariadb_source_test.sh MAILCONFD_BINARY. KEEP=1 keeps the directory.
+set -euo pipefail
+
+mailconfd=${1:?usage: mariadb_source_test.sh MAILCONFD_BINARY}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+PATH=$PATH:/usr/sbin
+for tool in mariadb-install-db mariadbd mariadb curl wrk python3; do
+  command -v "$tool" >/dev/null ||
+    { echo "FAIL: $tool missing (.ci/install-deps installs mariadb-server and wrk)"; exit 1; }
+done
+
+T=$(mktemp -d /tmp/mailconfd-mariadb-XXXXXX)
+chmod 755 "$T"
+started=$(date +%s)
+mailconfd_pid="" db_pid="" wrk_pids=()
+user=$(id -un)
+mkdir "$T/db" "$T/run"
+touch "$T/mariadb.log"
+if [ "$(id -u)" -eq 0 ]; then
+  getent passwd mysql >/dev/null || { echo "FAIL: no mysql user (package mariadb-server)"; exit 1; }
+  user=mysql
+  chown mysql "$T/db" "$T/run" "$T/mariadb.log"
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+step() { echo "== $(( $(date +%s) - started ))s: $*"; }
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$T/mailconfd.log" "$T/mariadb.log"; do
+    [ -s "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; } >&2
+  done
+  exit 1
+}
+stop_db() {  # stop_db [SIGNAL]: stops the mariadbd this script started, waits for its end
+  [ -n "$db_pid" ] || return 0
+  kill "-${1:-TERM}" "$db_pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do kill -0 "$db_pid" 2>/dev/null || break; sleep 0.1; done
+  { wait "$db_pid"; } 2>/dev/null || true
+  db_pid=""
+}
+cleanup() {
+  for p in "${wrk_pids[@]}"; do kill "$p" 2>/dev/null; done
+  [ -n "$mailconfd_pid" ] && kill "$mailconfd_pid" 2>/dev/null && wait "$mailconfd_pid" 2>/dev/null
+  stop_db
+  if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# start_db [SOCKET_ONLY]: on 127.0.0.1:$port and a socket for the test's root client; with an
+# argument on a second socket only, where mailconfd cannot reach it.
+start_db() {
+  local socket=$T/run/mariadb.sock net=(--bind-address=127.0.0.1 --port="$port")
+  if [ -n "${1:-}" ]; then socket=$T/run/hidden.sock net=(--skip-networking); fi
+  rm -f "$socket"
+  mariadbd --no-defaults --datadir="$T/db" --socket="$socket" "${net[@]}" --user="$user" \
+    --pid-file="$T/run/mariadb.pid" --log-error="$T/mariadb.log" --innodb-buffer-pool-size=16M \
+    --innodb-log-file-size=8M --skip-log-bin --skip-name-resolve --innodb-flush-log-at-trx-commit=2 \
+    >/dev/null 2>&1 &
+  db_pid=$!
+  for ((i = 0; i < 300; i++)); do
+    mariadb --no-defaults -S "$socket" -u root -e 'SELECT 1' >/dev/null 2>&1 && return 0
+    kill -0 "$db_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "mariadbd did not start"
+}
+sql() { mariadb --no-defaults -S "$T/run/mariadb.sock" -u root -N -B mail "$@"; }
+
+step "MariaDB 10.11 in $T/db on 127.0.0.1:$port"
+mariadb-install-db --no-defaults --datadir="$T/db" --user="$user" \
+  --auth-root-authentication-method=normal --skip-test-db >"$T/install.log" 2>&1 ||
+  { cat "$T/install.log"; fail mariadb-install-db; }
+start_db
+mariadb --no-defaults -S "$T/run/mariadb.sock" -u root -e 'CREATE DATABASE mail'
+sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
+sql < "$source_dir/deploy/database/mariadb.sql"
+sql <<'SQL'
+CREATE USER mailconfd@'127.0.0.1' IDENTIFIED BY 'dsn pass 5c1e';
+GRANT SELECT ON mail.domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailbox TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_mailbox TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_change TO mailconfd@'127.0.0.1';
+INSERT INTO domain (domain) VALUES ('customer.example'), ('pop.example'), ('own.example'),
+  ('local.example');
+INSERT INTO domain (domain, active) VALUES ('inactive.example', 0);
+INSERT INTO mailbox (username, domain) VALUES ('alice@customer.example', 'customer.example'),
+  ('bob@customer.example', 'customer.example'), ('carol@local.example', 'local.example');
+INSERT INTO mailconfd_domain (domain, incoming) VALUES ('pop.example', 'pop3-only');
+INSERT INTO mailconfd_domain (domain, imap_host, smtp_host)
+  VALUES ('own.example', 'imap.own.example', 'smtp.own.example');
+INSERT INTO mailconfd_domain (domain, login) VALUES ('local.example', 'local-part');
+INSERT INTO mailconfd_mailbox VALUES ('alice@customer.example', 'web12p3');
+-- hostile rows
+INSERT INTO domain (domain) VALUES ('port25.example'), ('plain.example'),
+  ('<script>x</script>.example'), ('big.example'), ('markup.example');
+INSERT INTO mailconfd_domain (domain, smtp_host) VALUES ('port25.example', 'smtp.evil.example:25');
+INSERT INTO mailconfd_domain (domain, incoming) VALUES ('plain.example', 'plaintext');
+INSERT INTO mailconfd_domain (domain, imap_host) VALUES ('big.example', REPEAT('a', 10240));
+INSERT INTO mailbox (username, domain) VALUES ('eve@markup.example', 'markup.example');
+INSERT INTO mailconfd_mailbox VALUES ('eve@markup.example', '<b>eve</b>');
+SQL
+
+# The password has blanks: quoted, as the DSN's format allows.
+printf "host=127.0.0.1 port=%s user=mailconfd password='dsn pass 5c1e' dbname=mail\n" "$port" > "$T/dsn"
+cat > "$T/mailconfd.xml" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<mailconfd>
+  <provider id="mail.provider.example">
+    <display-name>Provider Mail</display-name>
+    <incoming protocol="imap" host="imap.provider.example" port="993" security="tls"/>
+    <incoming protocol="pop3" host="pop.provider.example" port="995" security="tls"/>
+    <outgoing host="smtp.provider.example" port="587" security="starttls"/>
+    <domain>file.example</domain>
+  </provider>
+  <database driver="mariadb" dsn-file="dsn" snapshot="snapshot" poll="200ms"/>
+</mailconfd>
+XML
+
+start_mailconfd() {
+  : > "$T/ready"
+  "$mailconfd" serve --config "$T/mailconfd.xml" --listen 127.0.0.1:0 \
+    >"$T/ready" 2>>"$T/mailconfd.log" &
+  mailconfd_pid=$!
+  for ((i = 0; i < 100; i++)); do grep -qs '^listening on' "$T/ready" && break; sleep 0.1; done
+  base=$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$T/ready")
+  [ -n "$base" ] || fail "mailconfd did not start"
+}
+stop_mailconfd() {
+  kill "$mailconfd_pid"
+  wait "$mailconfd_pid" || true
+  mailconfd_pid=""
+}
+expect() {  # expect WHAT GOT WANT
+  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+status() { curl -s -o /dev/null -w '%{http_code}' "$base$1"; }
+autoconfig() { curl -sf "$base/mail/config-v1.1.xml?emailaddress=$1"; }
+pox() {
+  curl -sf -H 'Content-Type: text/xml' --data-binary @- "$base/autodiscover/autodiscover.xml" <<X
+<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>$1</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>
+X
+}
+metric() { curl -sf "$base/metrics" | sed -n "s/^$1 //p"; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# wait_for WHAT COMMAND...: runs COMMAND every 20 ms until it succeeds (at most 20 s); prints
+# how long it took in ms.
+wait_for() {
+  local what=$1 t0
+  shift
+  t0=$(now_ms)
+  for ((i = 0; i < 1000; i++)); do
+    "$@" && { echo $(( $(now_ms) - t0 )); return 0; }
+    sleep 0.02
+  done
+  fail "$what: not within 20 s"
+}
+# Load: wrk against URL for SECONDS in the background (-c4, one thread); wrk_check NAME says
+# how many requests it made and fails on any non-2xx answer or socket error.
+wrk_start() {  # wrk_start NAME SECONDS URL
+  wrk -t1 -c4 -d"$2s" --timeout 5s "$3" >"$T/wrk-$1.out" 2>&1 &
+  wrk_pids+=($!)
+}
+wrk_check() {
+  local name=$1 out requests
+  out=$(cat "$T/wrk-$name.out")
+  requests=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' <<<"$out")
+  [ -n "$requests" ] && [ "$requests" -gt 0 ] || fail "wrk $name made no requests: $out"
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then fail "wrk $name: failed requests: $out"; fi
+  echo "wrk $name: $requests requests, 0 failed"
+}
+wrk_wait() {
+  for p in "${wrk_pids[@]}"; do wait "$p" || fail "wrk exited with $?"; done
+  wrk_pids=()
+}
+
+step "check reads the database and lists the skipped rows (exit 0: serve skips them too)"
+set +e
+"$mailconfd" check "$T/mailconfd.xml" >"$T/check.out" 2>"$T/check.err"
+rc=$?
+set -e
+expect "check exit status" "$rc" 0
+expect "check stdout" "$(cat "$T/check.out")" "$T/mailconfd.xml: ok (1 provider, 1 domains)
+mariadb: 6 domains, 1 login names, 5 rows skipped"
+expect "check stderr" "$(sort "$T/check.err")" "$(sort <<'E'
+skipped domain '<script>x</script>.example': not a domain name
+skipped domain 'plain.example': incoming 'plaintext' is not imap-first, pop3-first, imap-only or pop3-only
+skipped domain 'port25.example': smtp_host 'smtp.evil.example:25' is not a host name (ports and security come from the configuration file)
+skipped domain 'big.example': a value is longer than 255 bytes
+skipped mailbox 'eve@markup.example': login name must be 1 to 255 letters, digits and . - _ + @ =
+E
+)"
+
+step "serve: the database's domains and login names"
+start_mailconfd
+doc=$(autoconfig 'alice%40customer.example')
+expect "alice's autoconfig username" "$(grep -c '<username>web12p3</username>' <<<"$doc")" 3
+doc=$(autoconfig 'bob%40customer.example')
+expect "bob's autoconfig username" "$(grep -c '<username>bob@customer.example</username>' <<<"$doc")" 3
+expect "alice's POX LoginName" "$(pox alice@customer.example | grep -o '<LoginName>[^<]*</LoginName>' | sort -u)" \
+  "<LoginName>web12p3</LoginName>"
+curl -sf "$base/mobileconfig?emailaddress=alice%40customer.example" > "$T/alice.mobileconfig"
+expect "alice's profile usernames" \
+  "$(grep -A1 -E 'IncomingMailServerUsername|OutgoingMailServerUsername' "$T/alice.mobileconfig" | grep -o '<string>[^<]*</string>' | sort -u)" \
+  "<string>web12p3</string>"
+doc=$(autoconfig 'x%40pop.example')
+expect "POP3-only domain: incoming servers" "$(grep -o '<incomingServer type="[a-z0-9]*">' <<<"$doc" | tr '\n' ' ')" \
+  '<incomingServer type="pop3"> '
+doc=$(autoconfig 'x%40own.example')
+expect "host override: hostnames" "$(grep -o '<hostname>[^<]*</hostname>' <<<"$doc" | tr '\n' ' ')" \
+  '<hostname>imap.own.example</hostname> <hostname>pop.provider.example</hostname> <hostname>smtp.own.example</hostname> '
+doc=$(autoconfig 'carol%40local.example')
+expect "local-part domain" "$(grep -c '<username>carol</username>' <<<"$doc")" 3
+expect "the file's domain" "$(status '/mail/config-v1.1.xml?emailaddress=a%40file.example')" 200
+for d in inactive.example ALL port25.example plain.example big.example; do
+  expect "$d not served" "$(status "/mail/config-v1.1.xml?emailaddress=a%40$d")" 404
+done
+expect "markup.example served (its mailbox row alone skipped)" \
+  "$(autoconfig 'eve%40markup.example' | grep -c '<username>eve@markup.example</username>')" 3
+expect "skipped rows gauge" "$(metric mailconfd_source_rows_skipped)" 5
+expect "skipped row named by key" \
+  "$(metric 'mailconfd_source_row_skipped{table="domain",key="port25.example"}')" 1
+expect "skipped mailbox named by key" \
+  "$(metric 'mailconfd_source_row_skipped{table="mailbox",key="eve@markup.example"}')" 1
+expect "logins gauge" "$(metric mailconfd_source_logins)" 1
+grep -q "mariadb: skipped domain 'port25.example': smtp_host 'smtp.evil.example:25' is not a host name" \
+  "$T/mailconfd.log" || fail "the skipped row is not logged"
+[ -s "$T/snapshot" ] || fail "no snapshot written after the load"
+
+step "polling the change marker (every 200 ms) under wrk load: a new domain, a changed login"
+alice="$base/mail/config-v1.1.xml?emailaddress=alice%40customer.example"
+wrk_start poll 4 "$alice"
+sleep 0.5
+served() { [ "$(status "/mail/config-v1.1.xml?emailaddress=a%40$1")" = 200 ]; }
+sql -e "INSERT INTO domain (domain) VALUES ('new.example')"
+ms1=$(wait_for "new domain served" served new.example)
+sql -e "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
+ms2=$(wait_for "changed login served" eval "autoconfig 'alice%40customer.example' | grep -q web12p4")
+sql -e "INSERT INTO mailconfd_domain (domain, incoming) VALUES ('new.example', 'pop3-only')"
+ms3=$(wait_for "new per-domain choice served" eval \
+  "autoconfig 'x%40new.example' | grep -q '<incomingServer type=\"pop3\">' && ! autoconfig 'x%40new.example' | grep -q 'type=\"imap\"'")
+echo "change to answer (after the committing client returned; poll 200 ms, test checks every 20 ms): $ms1 ms, $ms2 ms, $ms3 ms"
+wrk_wait
+wrk_check poll
+expect "changed login" "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p4</username>')" 3
+
+step "mariadbd killed (SIGKILL) under wrk load; a row changed while mailconfd cannot reach it"
+reconnects=$(metric mailconfd_source_reconnects_total)
+connect_failures=$(metric 'mailconfd_source_failures_total{kind="connect"}')
+wrk_start kill 9 "$alice"
+wrk_start readyz 9 "$base/readyz"
+sleep 0.5
+stop_db KILL
+wait_for "the lost connection counted" eval \
+  "[ \"\$(metric 'mailconfd_source_failures_total{kind=\"connect\"}')\" -gt $connect_failures ]" >/dev/null
+expect "readyz with the database down" "$(status /readyz)" 200
+expect "answers with the database down" "$(autoconfig 'alice%40customer.example' | grep -c web12p4)" 3
+# The change is made where mailconfd cannot see it (a socket only, no TCP) so that no poll
+# can find it: only the full reload after the reconnect can.
+start_db hidden
+mariadb --no-defaults -S "$T/run/hidden.sock" -u root -N -B mail \
+  -e "UPDATE mailconfd_mailbox SET login_name = 'web12p5' WHERE username = 'alice@customer.example'"
+stop_db
+start_db
+t0=$(now_ms)
+wait_for "the reconnect counted" eval "[ \"\$(metric mailconfd_source_reconnects_total)\" -gt $reconnects ]" >/dev/null
+wait_for "the row changed while down served" eval "autoconfig 'alice%40customer.example' | grep -q web12p5" >/dev/null
+echo "database back to the changed row served: $(( $(now_ms) - t0 )) ms (reconnect backoff included)"
+wrk_wait
+wrk_check kill
+wrk_check readyz
+grep -q "mariadb: connected again; reloading" "$T/mailconfd.log" || fail "reconnect not logged"
+expect "changed login after the reconnect" \
+  "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p5</username>')" 3
+stop_mailconfd
+
+step "start with the database down: from the snapshot, then refused without one"
+stop_db
+start_mailconfd
+expect "served from the snapshot" "$(autoconfig 'alice%40customer.example' | grep -c web12p5)" 3
+expect "new.example from the snapshot" "$(status '/mail/config-v1.1.xml?emailaddress=a%40new.example')" 200
+grep -q "serving the snapshot $T/snapshot of rows read at" "$T/mailconfd.log" ||
+  fail "the snapshot start is not said in the log"
+expect "readyz from the snapshot" "$(status /readyz)" 200
+stop_mailconfd
+"$mailconfd" check "$T/mailconfd.xml" >"$T/check-snapshot.out" 2>"$T/check-snapshot.err" ||
+  fail "check with the database down and a snapshot: exit $?"
+expect "check from the snapshot" "$(tail -n 1 "$T/check-snapshot.out")" \
+  "snapshot $T/snapshot: 7 domains, 1 login names, 5 rows skipped"
+rm "$T/snapshot"
+set +e
+"$mailconfd" check "$T/mailconfd.xml" >/dev/null 2>"$T/check-none.err"
+rc=$?
+"$mailconfd" serve --config "$T/mailconfd.xml" --listen 127.0.0.1:0 >"$T/ready" 2>"$T/refused.log"
+rc_serve=$?
+set -e
+expect "check without database and snapshot" "$rc" 2
+expect "exit status without a snapshot" "$rc_serve" 2
+grep -q "not starting: mariadb: Can't connect to server on '127.0.0.1' .*; and no snapshot to start from: cannot read $T/snapshot: No such file or directory" \
+  "$T/refused.log" || fail "unclear refusal: $(cat "$T/refused.log")"
+if grep -rq 'dsn pass 5c1e' "$T"/*.log "$T"/*.out "$T"/*.err; then
+  fail "the DSN's password appears in the output"
+fi
+step "ok"
