@@ -1,9 +1,9 @@
--- mailconfd's own tables beside PostfixAdmin's (domain, mailbox), and the triggers that bump
+-- mailconfd's own tables beside PostfixAdmin's (domain, alias_domain, mailbox), and the triggers that bump
 -- a change marker mailconfd polls (<database poll>; MariaDB has no LISTEN/NOTIFY). Run once,
 -- as the owner of the PostfixAdmin database, after PostfixAdmin's schema exists:
 --   mariadb postfix < mariadb.sql
 -- then let mailconfd's user read: GRANT SELECT ON postfix.domain TO mailconfd; and the same
--- for mailbox, mailconfd_domain, mailconfd_mailbox, mailconfd_change.
+-- for alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox, mailconfd_change.
 --
 -- Everything here is optional per row, as in postgresql.sql. There are no port or security
 -- columns on purpose: servers, ports and TLS come only from the XML file. TRUNCATE fires no
@@ -35,6 +35,12 @@ CREATE OR REPLACE TRIGGER mailconfd_domain_i AFTER INSERT ON domain FOR EACH ROW
 CREATE OR REPLACE TRIGGER mailconfd_domain_u AFTER UPDATE ON domain FOR EACH ROW
   UPDATE mailconfd_change SET serial = serial + 1;
 CREATE OR REPLACE TRIGGER mailconfd_domain_d AFTER DELETE ON domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_alias_domain_i AFTER INSERT ON alias_domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_alias_domain_u AFTER UPDATE ON alias_domain FOR EACH ROW
+  UPDATE mailconfd_change SET serial = serial + 1;
+CREATE OR REPLACE TRIGGER mailconfd_alias_domain_d AFTER DELETE ON alias_domain FOR EACH ROW
   UPDATE mailconfd_change SET serial = serial + 1;
 CREATE OR REPLACE TRIGGER mailconfd_mailbox_i AFTER INSERT ON mailbox FOR EACH ROW
   UPDATE mailconfd_change SET serial = serial + 1;

@@ -1,9 +1,9 @@
--- mailconfd's own tables beside PostfixAdmin's (domain, mailbox), and the triggers that tell
+-- mailconfd's own tables beside PostfixAdmin's (domain, alias_domain, mailbox), and the triggers that tell
 -- a running mailconfd about every change (LISTEN mailconfd). Run once, as the owner of the
 -- PostfixAdmin database, after PostfixAdmin's schema exists:
 --   psql -v ON_ERROR_STOP=1 -d postfix -f postgresql.sql
--- then let mailconfd's role read: GRANT SELECT ON domain, mailbox, mailconfd_domain,
--- mailconfd_mailbox TO mailconfd;
+-- then let mailconfd's role read: GRANT SELECT ON domain, alias_domain, mailbox,
+-- mailconfd_domain, mailconfd_mailbox TO mailconfd;
 --
 -- Everything here is optional per row: a domain without a mailconfd_domain row is served with
 -- its provider's defaults (<database provider>), a mailbox without a mailconfd_mailbox row logs
@@ -38,7 +38,8 @@ END $$;
 DO $$
 DECLARE t text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['domain', 'mailbox', 'mailconfd_domain', 'mailconfd_mailbox'] LOOP
+  FOREACH t IN ARRAY ARRAY['domain', 'alias_domain', 'mailbox', 'mailconfd_domain',
+                         'mailconfd_mailbox'] LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_notify ON %I', t);
     EXECUTE format('CREATE TRIGGER mailconfd_notify AFTER INSERT OR UPDATE OR DELETE OR '
                    'TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_notify()', t);

@@ -18,15 +18,28 @@
 
 namespace mailconfd::source {
 
-// The default queries: PostfixAdmin's tables (domain, mailbox) joined with mailconfd's own
-// (deploy/database/postgresql.sql, mariadb.sql). A <domains-query> must give the DomainRow
-// columns in their order, a <logins-query> the LoginRow columns.
+// The default queries: PostfixAdmin's tables (domain, alias_domain, mailbox) joined with
+// mailconfd's own (deploy/database/postgresql.sql, mariadb.sql), the same SQL for both
+// drivers. An alias domain (a row of domain, as PostfixAdmin requires, and an active row of
+// alias_domain) gets its target's mailconfd_domain choices; each mailbox of the target with a
+// login name gets it at the alias domain too (user@alias logs in as user@target does), unless
+// that address is a mailbox of its own. A <domains-query> must give the DomainRow columns in
+// their order, a <logins-query> the LoginRow columns.
 inline constexpr std::string_view kDomainsQuery =
     "SELECT d.domain, m.provider, m.login, m.incoming, m.imap_host, m.pop3_host, m.smtp_host "
-    "FROM domain d LEFT JOIN mailconfd_domain m ON m.domain = d.domain WHERE d.active";
+    "FROM domain d "
+    "LEFT JOIN alias_domain a ON a.alias_domain = d.domain AND a.active "
+    "LEFT JOIN mailconfd_domain m ON m.domain = COALESCE(a.target_domain, d.domain) "
+    "WHERE d.active";
 inline constexpr std::string_view kLoginsQuery =
     "SELECT b.username, l.login_name FROM mailbox b "
-    "JOIN mailconfd_mailbox l ON l.username = b.username WHERE b.active";
+    "JOIN mailconfd_mailbox l ON l.username = b.username WHERE b.active "
+    "UNION ALL "
+    "SELECT concat(b.local_part, '@', a.alias_domain), l.login_name FROM alias_domain a "
+    "JOIN mailbox b ON b.domain = a.target_domain "
+    "JOIN mailconfd_mailbox l ON l.username = b.username "
+    "WHERE a.active AND b.active AND NOT EXISTS (SELECT 1 FROM mailbox x "
+    "WHERE x.username = concat(b.local_part, '@', a.alias_domain))";
 // MariaDB: the change marker the triggers bump.
 inline constexpr std::string_view kMarkerQuery = "SELECT serial FROM mailconfd_change";
 // PostgreSQL: the channel the triggers notify.

@@ -5,12 +5,14 @@
 # when run as root) in a temporary directory, listening on 127.0.0.1 only; mailconfd logs in
 # over TCP as a user with a password (no --skip-grant-tables). Checks, each with exact answers:
 #   1. a web12p3 login reaching autoconfig <username>, POX <LoginName> and the Apple profile;
-#      a POP3-only domain, a host override; PostfixAdmin's ALL row and an inactive domain not
+#      a POP3-only domain, a host override; an alias domain with its target's choices and
+#      the target mailbox's login name; PostfixAdmin's ALL row and an inactive domain not
 #      served;
 #   2. hostile rows (a port in a host, plaintext, markup, a 10 KB value, a login with markup)
 #      skipped: 404, named in the log, /metrics and `check`;
-#   3. polling under wrk load: a new domain and a changed login answered without restart
-#      (change-to-answer measured), 0 failed requests;
+#   3. polling under wrk load: a new domain, a changed login, a new per-domain choice and a
+#      retargeted alias domain answered without restart (change-to-answer measured), 0 failed
+#      requests;
 #   4. mariadbd killed with SIGKILL under wrk load: 0 failed requests, /readyz 200 throughout,
 #      the reconnect counted, and a row changed while mailconfd could not reach the database
 #      served after it reconnects (the full reload);
@@ -97,6 +99,7 @@ sql <<'SQL'
 CREATE USER mailconfd@'127.0.0.1' IDENTIFIED BY 'dsn pass 5c1e';
 GRANT SELECT ON mail.domain TO mailconfd@'127.0.0.1';
 GRANT SELECT ON mail.mailbox TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.alias_domain TO mailconfd@'127.0.0.1';
 GRANT SELECT ON mail.mailconfd_domain TO mailconfd@'127.0.0.1';
 GRANT SELECT ON mail.mailconfd_mailbox TO mailconfd@'127.0.0.1';
 GRANT SELECT ON mail.mailconfd_change TO mailconfd@'127.0.0.1';
@@ -110,6 +113,11 @@ INSERT INTO mailconfd_domain (domain, imap_host, smtp_host)
   VALUES ('own.example', 'imap.own.example', 'smtp.own.example');
 INSERT INTO mailconfd_domain (domain, login) VALUES ('local.example', 'local-part');
 INSERT INTO mailconfd_mailbox VALUES ('alice@customer.example', 'web12p3');
+-- an alias domain of the POP3-only domain, whose mailbox dave has a login name
+INSERT INTO domain (domain) VALUES ('alias.example');
+INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('alias.example', 'pop.example');
+INSERT INTO mailbox (username, local_part, domain) VALUES ('dave@pop.example', 'dave', 'pop.example');
+INSERT INTO mailconfd_mailbox VALUES ('dave@pop.example', 'p123-4');
 -- hostile rows
 INSERT INTO domain (domain) VALUES ('port25.example'), ('plain.example'),
   ('<script>x</script>.example'), ('big.example'), ('markup.example');
@@ -200,7 +208,7 @@ rc=$?
 set -e
 expect "check exit status" "$rc" 0
 expect "check stdout" "$(cat "$T/check.out")" "$T/mailconfd.xml: ok (1 provider, 1 domains)
-mariadb: 6 domains, 1 login names, 5 rows skipped"
+mariadb: 7 domains, 3 login names, 5 rows skipped"
 expect "check stderr" "$(sort "$T/check.err")" "$(sort <<'E'
 skipped domain '<script>x</script>.example': not a domain name
 skipped domain 'plain.example': incoming 'plaintext' is not imap-first, pop3-first, imap-only or pop3-only
@@ -228,6 +236,14 @@ expect "POP3-only domain: incoming servers" "$(grep -o '<incomingServer type="[a
 doc=$(autoconfig 'x%40own.example')
 expect "host override: hostnames" "$(grep -o '<hostname>[^<]*</hostname>' <<<"$doc" | tr '\n' ' ')" \
   '<hostname>imap.own.example</hostname> <hostname>pop.provider.example</hostname> <hostname>smtp.own.example</hostname> '
+doc=$(autoconfig 'x%40alias.example')
+expect "alias domain: its target's POP3-only" "$(grep -o '<incomingServer type="[a-z0-9]*">' <<<"$doc" | tr '\n' ' ')" \
+  '<incomingServer type="pop3"> '
+expect "alias domain: address login" "$(grep -c '<username>x@alias.example</username>' <<<"$doc")" 2
+expect "alias domain: the target mailbox's login name" \
+  "$(autoconfig 'dave%40alias.example' | grep -c '<username>p123-4</username>')" 2
+expect "alias domain: POX LoginName" "$(pox dave@alias.example | grep -o '<LoginName>[^<]*</LoginName>' | sort -u)" \
+  "<LoginName>p123-4</LoginName>"
 doc=$(autoconfig 'carol%40local.example')
 expect "local-part domain" "$(grep -c '<username>carol</username>' <<<"$doc")" 3
 expect "the file's domain" "$(status '/mail/config-v1.1.xml?emailaddress=a%40file.example')" 200
@@ -241,7 +257,7 @@ expect "skipped row named by key" \
   "$(metric 'mailconfd_source_row_skipped{table="domain",key="port25.example"}')" 1
 expect "skipped mailbox named by key" \
   "$(metric 'mailconfd_source_row_skipped{table="mailbox",key="eve@markup.example"}')" 1
-expect "logins gauge" "$(metric mailconfd_source_logins)" 1
+expect "logins gauge" "$(metric mailconfd_source_logins)" 3
 grep -q "mariadb: skipped domain 'port25.example': smtp_host 'smtp.evil.example:25' is not a host name" \
   "$T/mailconfd.log" || fail "the skipped row is not logged"
 [ -s "$T/snapshot" ] || fail "no snapshot written after the load"
@@ -258,7 +274,9 @@ ms2=$(wait_for "changed login served" eval "autoconfig 'alice%40customer.example
 sql -e "INSERT INTO mailconfd_domain (domain, incoming) VALUES ('new.example', 'pop3-only')"
 ms3=$(wait_for "new per-domain choice served" eval \
   "autoconfig 'x%40new.example' | grep -q '<incomingServer type=\"pop3\">' && ! autoconfig 'x%40new.example' | grep -q 'type=\"imap\"'")
-echo "change to answer (after the committing client returned; poll 200 ms, test checks every 20 ms): $ms1 ms, $ms2 ms, $ms3 ms"
+sql -e "UPDATE alias_domain SET target_domain = 'own.example' WHERE alias_domain = 'alias.example'"
+ms4=$(wait_for "alias domain retargeted" eval "autoconfig 'x%40alias.example' | grep -q imap.own.example")
+echo "change to answer (after the committing client returned; poll 200 ms, test checks every 20 ms): $ms1 ms, $ms2 ms, $ms3 ms, $ms4 ms"
 wrk_wait
 wrk_check poll
 expect "changed login" "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p4</username>')" 3
@@ -269,7 +287,7 @@ connect_failures=$(metric 'mailconfd_source_failures_total{kind="connect"}')
 wrk_start kill 9 "$alice"
 wrk_start readyz 9 "$base/readyz"
 sleep 0.5
-stop_db KILL
+stop_db KILL 2>/dev/null  # no "Killed" line from the shell
 wait_for "the lost connection counted" eval \
   "[ \"\$(metric 'mailconfd_source_failures_total{kind=\"connect\"}')\" -gt $connect_failures ]" >/dev/null
 expect "readyz with the database down" "$(status /readyz)" 200
@@ -305,7 +323,7 @@ stop_mailconfd
 "$mailconfd" check "$T/mailconfd.xml" >"$T/check-snapshot.out" 2>"$T/check-snapshot.err" ||
   fail "check with the database down and a snapshot: exit $?"
 expect "check from the snapshot" "$(tail -n 1 "$T/check-snapshot.out")" \
-  "snapshot $T/snapshot: 7 domains, 1 login names, 5 rows skipped"
+  "snapshot $T/snapshot: 8 domains, 2 login names, 5 rows skipped"
 rm "$T/snapshot"
 set +e
 "$mailconfd" check "$T/mailconfd.xml" >/dev/null 2>"$T/check-none.err"

@@ -6,14 +6,17 @@
 # directory, on a unix socket only. Checks, each with exact answers:
 #   1. a web12p3 login reaching autoconfig <username>, POX <LoginName>, the Apple profile and
 #      the setup page;
-#      a POP3-only domain, a host override, a local-part domain; PostfixAdmin's ALL row and
+#      a POP3-only domain, a host override, a local-part domain; an alias domain with its
+#      target's choices and the target mailbox's login name; PostfixAdmin's ALL row and
 #      inactive domains not served;
 #   2. hostile rows (a port in a host, plaintext, smtp-after-pop, markup, a 10 KB value, a
 #      login with markup) skipped: 404, named in the log, /metrics and `check`;
-#   3. LISTEN/NOTIFY: a new domain and a changed login answered without restart (time
-#      measured), under load with no failed request;
-#   4. PostgreSQL stopped under load: every answer still right, /readyz ready, failures
-#      counted, the rows' age growing; started again: reconnected and reloaded;
+#   3. LISTEN/NOTIFY under wrk load: a new domain, a changed login and a retargeted alias
+#      domain answered without restart (change-to-answer measured), 0 failed requests;
+#   4. PostgreSQL killed (SIGKILL, the postmaster and its processes) under wrk load: 0 failed
+#      requests, /readyz 200 throughout, the failure and the reconnect counted, and a row
+#      changed while mailconfd could not reach the database served after it reconnects (the
+#      full reload); NOTIFY works again after;
 #   5. start with the database down: from the snapshot (said in the log), and without a
 #      snapshot a refusal with the reason (exit 2); the DSN's password never in any output.
 # Usage: postgres_source_test.sh MAILCONFD_BINARY. KEEP=1 keeps the directory.
@@ -22,23 +25,23 @@ set -euo pipefail
 mailconfd=${1:?usage: postgres_source_test.sh MAILCONFD_BINARY}
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
 pgbin=/usr/lib/postgresql/15/bin
-for tool in "$pgbin/initdb" "$pgbin/pg_ctl" "$pgbin/psql" curl; do
+for tool in "$pgbin/initdb" "$pgbin/pg_ctl" "$pgbin/psql" curl wrk; do
   [ -x "$tool" ] || command -v "$tool" >/dev/null ||
-    { echo "FAIL: $tool missing (.ci/install-deps installs postgresql)"; exit 1; }
+    { echo "FAIL: $tool missing (.ci/install-deps installs postgresql and wrk)"; exit 1; }
 done
 
 T=$(mktemp -d /tmp/mailconfd-pg-XXXXXX)
 chmod 755 "$T"
 started=$(date +%s)
-mailconfd_pid="" load_pids=()
+mailconfd_pid="" wrk_pids=()
 as_pg=()
 if [ "$(id -u)" -eq 0 ]; then
   getent passwd postgres >/dev/null || { echo "FAIL: no postgres user (package postgresql)"; exit 1; }
   as_pg=(runuser -u postgres --)
 fi
-mkdir "$T/pg" "$T/sock"
+mkdir "$T/pg" "$T/sock" "$T/hidden"
 touch "$T/pg.log"
-[ ${#as_pg[@]} -gt 0 ] && chown postgres "$T/pg" "$T/sock" "$T/pg.log"
+[ ${#as_pg[@]} -gt 0 ] && chown postgres "$T/pg" "$T/sock" "$T/hidden" "$T/pg.log"
 
 step() { echo "== $(( $(date +%s) - started ))s: $*"; }
 fail() {
@@ -50,7 +53,7 @@ fail() {
 }
 pg_ctl() { "${as_pg[@]}" "$pgbin/pg_ctl" -D "$T/pg" "$@"; }
 cleanup() {
-  [ ${#load_pids[@]} -gt 0 ] && kill "${load_pids[@]}" 2>/dev/null
+  for p in "${wrk_pids[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$mailconfd_pid" ] && kill "$mailconfd_pid" 2>/dev/null && wait "$mailconfd_pid" 2>/dev/null
   pg_ctl -m immediate stop >/dev/null 2>&1 || true
   if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
@@ -63,9 +66,9 @@ echo 'admin-secret' > "$T/pwfile"
 chmod 644 "$T/pwfile"
 "${as_pg[@]}" "$pgbin/initdb" -D "$T/pg" -U admin --pwfile="$T/pwfile" -A scram-sha-256 \
   --no-sync -E UTF8 --locale=C.UTF-8 >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log"; fail initdb; }
-start_pg() {
+start_pg() {  # start_pg [SOCKET_DIR]: on $T/sock, where mailconfd connects, or another
   pg_ctl -w -t 30 -l "$T/pg.log" \
-    -o "-k $T/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start \
+    -o "-k ${1:-$T/sock} -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start \
     >/dev/null || fail "pg_ctl start"
 }
 start_pg
@@ -75,7 +78,7 @@ sql -f "$source_dir/deploy/container/database/postfixadmin.sql"
 sql -f "$source_dir/deploy/database/postgresql.sql"
 sql <<'SQL'
 CREATE ROLE mailconfd LOGIN PASSWORD 'dsn-pass-7f3a';
-GRANT SELECT ON domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
 INSERT INTO domain (domain) VALUES ('customer.example'), ('pop.example'), ('own.example'),
   ('local.example'), ('Upper.Example');
 INSERT INTO domain (domain, active) VALUES ('inactive.example', false);
@@ -86,6 +89,11 @@ INSERT INTO mailconfd_domain (domain, imap_host, smtp_host)
   VALUES ('own.example', 'imap.own.example', 'smtp.own.example');
 INSERT INTO mailconfd_domain (domain, login) VALUES ('local.example', 'local-part');
 INSERT INTO mailconfd_mailbox VALUES ('alice@customer.example', 'web12p3');
+-- an alias domain of the POP3-only domain, whose mailbox dave has a login name
+INSERT INTO domain (domain) VALUES ('alias.example');
+INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('alias.example', 'pop.example');
+INSERT INTO mailbox (username, local_part, domain) VALUES ('dave@pop.example', 'dave', 'pop.example');
+INSERT INTO mailconfd_mailbox VALUES ('dave@pop.example', 'p123-4');
 -- hostile rows
 INSERT INTO domain (domain) VALUES ('port25.example'), ('plain.example'), ('sap.example'),
   ('<script>x</script>.example'), ('big.example'), ('markup.example');
@@ -137,6 +145,37 @@ expect() {  # expect WHAT GOT WANT
   [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
 }
 metric() { curl -sf "$base/metrics" | sed -n "s/^$1 //p"; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# wait_for WHAT COMMAND...: runs COMMAND every 20 ms until it succeeds (at most 20 s); prints
+# how long it took in ms.
+wait_for() {
+  local what=$1 t0
+  shift
+  t0=$(now_ms)
+  for ((i = 0; i < 1000; i++)); do
+    "$@" && { echo $(( $(now_ms) - t0 )); return 0; }
+    sleep 0.02
+  done
+  fail "$what: not within 20 s"
+}
+# Load: wrk against URL for SECONDS in the background (-c4, one thread); wrk_check NAME says
+# how many requests it made and fails on any non-2xx answer or socket error.
+wrk_start() {  # wrk_start NAME SECONDS URL
+  wrk -t1 -c4 -d"$2s" --timeout 5s "$3" >"$T/wrk-$1.out" 2>&1 &
+  wrk_pids+=($!)
+}
+wrk_check() {
+  local name=$1 out requests
+  out=$(cat "$T/wrk-$name.out")
+  requests=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' <<<"$out")
+  [ -n "$requests" ] && [ "$requests" -gt 0 ] || fail "wrk $name made no requests: $out"
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then fail "wrk $name: failed requests: $out"; fi
+  echo "wrk $name: $requests requests, 0 failed"
+}
+wrk_wait() {
+  for p in "${wrk_pids[@]}"; do wait "$p" || fail "wrk exited with $?"; done
+  wrk_pids=()
+}
 
 step "check reads the database and lists the skipped rows (exit 0: serve skips them too)"
 set +e
@@ -145,7 +184,7 @@ rc=$?
 set -e
 expect "check exit status" "$rc" 0
 expect "check stdout" "$(cat "$T/check.out")" "$T/mailconfd.xml: ok (1 provider, 1 domains)
-postgresql: 7 domains, 1 login names, 6 rows skipped"
+postgresql: 8 domains, 3 login names, 6 rows skipped"
 expect "check stderr" "$(sort "$T/check.err")" "$(sort <<'E'
 skipped domain '<script>x</script>.example': not a domain name
 skipped domain 'plain.example': incoming 'plaintext' is not imap-first, pop3-first, imap-only or pop3-only
@@ -177,6 +216,14 @@ expect "POP3-only domain: incoming servers" "$(grep -o '<incomingServer type="[a
 doc=$(autoconfig 'x%40own.example')
 expect "host override: hostnames" "$(grep -o '<hostname>[^<]*</hostname>' <<<"$doc" | tr '\n' ' ')" \
   '<hostname>imap.own.example</hostname> <hostname>pop.provider.example</hostname> <hostname>smtp.own.example</hostname> '
+doc=$(autoconfig 'x%40alias.example')
+expect "alias domain: its target's POP3-only" "$(grep -o '<incomingServer type="[a-z0-9]*">' <<<"$doc" | tr '\n' ' ')" \
+  '<incomingServer type="pop3"> '
+expect "alias domain: address login" "$(grep -c '<username>x@alias.example</username>' <<<"$doc")" 2
+expect "alias domain: the target mailbox's login name" \
+  "$(autoconfig 'dave%40alias.example' | grep -c '<username>p123-4</username>')" 2
+expect "alias domain: POX LoginName" "$(pox dave@alias.example | grep -o '<LoginName>[^<]*</LoginName>' | sort -u)" \
+  "<LoginName>p123-4</LoginName>"
 doc=$(autoconfig 'carol%40local.example')
 expect "local-part domain" "$(grep -c '<username>carol</username>' <<<"$doc")" 3
 expect "upper-case row normalized" "$(status '/mail/config-v1.1.xml?emailaddress=a%40upper.example')" 200
@@ -189,68 +236,72 @@ expect "markup.example served (its mailbox row alone skipped)" \
 expect "skipped rows gauge" "$(metric mailconfd_source_rows_skipped)" 6
 expect "skipped row named by key" \
   "$(metric 'mailconfd_source_row_skipped{table="domain",key="port25.example"}')" 1
-expect "logins gauge" "$(metric mailconfd_source_logins)" 1
+expect "logins gauge" "$(metric mailconfd_source_logins)" 3
 grep -q "postgresql: skipped domain 'port25.example': smtp_host 'smtp.evil.example:25' is not a host name" \
   "$T/mailconfd.log" || fail "the skipped row is not logged"
 [ -s "$T/snapshot" ] || fail "no snapshot written after the load"
 
-step "LISTEN/NOTIFY: a new domain and a changed login without restart, under load"
-# Load: 4 bounded loops of requests that must all answer 200 with alice's login.
-for n in 1 2 3 4; do
-  (for ((i = 0; i < 4000; i++)); do
-     out=$(curl -s -w '%{http_code}' "$base/mail/config-v1.1.xml?emailaddress=alice%40customer.example") ||
-       { echo "request failed" >> "$T/load-failures"; continue; }
-     case "$out" in
-       *'<username>web12p3</username>'*200 | *'<username>web12p4</username>'*200) ;;
-       *) echo "bad answer: ${out: -40}" >> "$T/load-failures" ;;
-     esac
-     [ -e "$T/load-stop" ] && break
-   done) &
-  load_pids+=($!)
-done
-before=$(date +%s%N)
+step "LISTEN/NOTIFY under wrk load: a new domain, a changed login, a retargeted alias domain"
+alice="$base/mail/config-v1.1.xml?emailaddress=alice%40customer.example"
+wrk_start notify 4 "$alice"
+sleep 0.5
+served() { [ "$(status "/mail/config-v1.1.xml?emailaddress=a%40$1")" = 200 ]; }
 sql -c "INSERT INTO domain (domain) VALUES ('new.example')"
-for ((i = 0; i < 100; i++)); do
-  [ "$(status '/mail/config-v1.1.xml?emailaddress=a%40new.example')" = 200 ] && break
-  sleep 0.05
-done
-after=$(date +%s%N)
-expect "new domain served" "$(status '/mail/config-v1.1.xml?emailaddress=a%40new.example')" 200
-echo "row change to new answer: $(( (after - before) / 1000000 )) ms (insert and poll included)"
+ms1=$(wait_for "new domain served" served new.example)
 sql -c "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
-for ((i = 0; i < 100; i++)); do
-  autoconfig 'alice%40customer.example' | grep -q web12p4 && break
-  sleep 0.05
-done
+ms2=$(wait_for "changed login served" eval "autoconfig 'alice%40customer.example' | grep -q web12p4")
+sql -c "UPDATE alias_domain SET target_domain = 'own.example' WHERE alias_domain = 'alias.example'"
+ms3=$(wait_for "alias domain retargeted" eval "autoconfig 'x%40alias.example' | grep -q imap.own.example")
+echo "change to answer (after psql returned; the test checks every 20 ms): $ms1 ms, $ms2 ms, $ms3 ms"
+wrk_wait
+wrk_check notify
 expect "changed login" "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p4</username>')" 3
 
-step "PostgreSQL stopped and started again under load"
-pg_ctl -m fast stop >/dev/null
-sleep 1
+step "PostgreSQL killed (SIGKILL) under wrk load; a row changed while mailconfd cannot reach it"
+reconnects=$(metric mailconfd_source_reconnects_total)
+connect_failures=$(metric 'mailconfd_source_failures_total{kind="connect"}')
+wrk_start kill 9 "$alice"
+wrk_start readyz 9 "$base/readyz"
+sleep 0.5
+# The postmaster and every process it started, as a crash or the OOM killer would.
+postmaster=$(head -n 1 "$T/pg/postmaster.pid")
+children=$(ps -o pid= --ppid "$postmaster" || true)
+kill -KILL "$postmaster" $children
+for ((i = 0; i < 100; i++)); do
+  alive=""
+  for p in "$postmaster" $children; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ -z "$alive" ] && break
+  sleep 0.1
+done
+wait_for "the lost connection counted" eval \
+  "[ \"\$(metric 'mailconfd_source_failures_total{kind=\"connect\"}')\" -gt $connect_failures ]" >/dev/null
 expect "readyz with the database down" "$(status /readyz)" 200
 expect "answers with the database down" "$(autoconfig 'alice%40customer.example' | grep -c web12p4)" 3
-expect "new domain still served" "$(status '/mail/config-v1.1.xml?emailaddress=a%40new.example')" 200
-failures=$(curl -sf "$base/metrics" | sed -n 's/^mailconfd_source_failures_total{kind="connect"} //p')
-[ "$failures" -ge 1 ] || fail "connection failures not counted: $failures"
+# The change is made where mailconfd cannot see it (another socket directory) so that no
+# NOTIFY can reach it: only the full reload after the reconnect can.
+start_pg "$T/hidden"
+PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/hidden" -U admin -d mail -v ON_ERROR_STOP=1 -qAt \
+  -c "UPDATE mailconfd_mailbox SET login_name = 'web12p5' WHERE username = 'alice@customer.example'"
+pg_ctl -m fast stop >/dev/null
 start_pg
+t0=$(now_ms)
+wait_for "the reconnect counted" eval "[ \"\$(metric mailconfd_source_reconnects_total)\" -gt $reconnects ]" >/dev/null
+wait_for "the row changed while down served" eval "autoconfig 'alice%40customer.example' | grep -q web12p5" >/dev/null
+echo "database back to the changed row served: $(( $(now_ms) - t0 )) ms (reconnect backoff included)"
+wrk_wait
+wrk_check kill
+wrk_check readyz
+grep -q "postgresql: connected again; reloading" "$T/mailconfd.log" || fail "reconnect not logged"
+expect "changed login after the reconnect" \
+  "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p5</username>')" 3
 sql -c "INSERT INTO domain (domain) VALUES ('after.example')"
-for ((i = 0; i < 200; i++)); do
-  [ "$(status '/mail/config-v1.1.xml?emailaddress=a%40after.example')" = 200 ] && break
-  sleep 0.05
-done
-expect "change after the restart (reconnected)" \
-  "$(status '/mail/config-v1.1.xml?emailaddress=a%40after.example')" 200
-touch "$T/load-stop"
-wait "${load_pids[@]}"
-load_pids=()
-[ ! -s "$T/load-failures" ] || fail "failed requests under load: $(sort "$T/load-failures" | uniq -c | head -5)"
-grep -q "connected again; reloading" "$T/mailconfd.log" || fail "reconnect not logged"
+wait_for "NOTIFY after the reconnect" served after.example >/dev/null
 stop_mailconfd
 
 step "start with the database down: from the snapshot, then refused without one"
 pg_ctl -m fast stop >/dev/null
 start_mailconfd
-expect "served from the snapshot" "$(autoconfig 'alice%40customer.example' | grep -c web12p4)" 3
+expect "served from the snapshot" "$(autoconfig 'alice%40customer.example' | grep -c web12p5)" 3
 expect "after.example from the snapshot" "$(status '/mail/config-v1.1.xml?emailaddress=a%40after.example')" 200
 grep -q "serving the snapshot $T/snapshot of rows read at" "$T/mailconfd.log" ||
   fail "the snapshot start is not said in the log"
@@ -258,7 +309,7 @@ stop_mailconfd
 "$mailconfd" check "$T/mailconfd.xml" >"$T/check-snapshot.out" 2>"$T/check-snapshot.err" ||
   fail "check with the database down and a snapshot: exit $?"
 expect "check from the snapshot" "$(tail -n 1 "$T/check-snapshot.out")" \
-  "snapshot $T/snapshot: 9 domains, 1 login names, 6 rows skipped"
+  "snapshot $T/snapshot: 10 domains, 2 login names, 6 rows skipped"
 rm "$T/snapshot"
 set +e
 "$mailconfd" check "$T/mailconfd.xml" >/dev/null 2>"$T/check-none.err"
