@@ -92,7 +92,7 @@ def generate(pg, password):
     last = DOMAINS - 1
     pg.sql(f"""
 CREATE ROLE mailconfd LOGIN PASSWORD '{password}';
-GRANT SELECT ON domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
 INSERT INTO domain (domain)
   SELECT 'customer-' || lpad(i::text, 7, '0') || '.example' FROM generate_series(0, {last}) i;
 INSERT INTO mailbox (username, domain)
