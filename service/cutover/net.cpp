@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "config/keyed_hash.h"
+
 namespace mailconfd::cutover {
 namespace {
 
@@ -36,14 +38,10 @@ bool IpAddress::is_v4() const {
 }
 
 std::size_t IpHash::operator()(const IpAddress& ip) const {
-  std::uint64_t a = 0, b = 0;
-  std::memcpy(&a, ip.bytes.data(), 8);
-  std::memcpy(&b, ip.bytes.data() + 8, 8);
-  std::uint64_t h = a * 0x9E3779B97F4A7C15ULL ^ (b + 0x632BE59BD9B4E019ULL);
-  h ^= h >> 29;
-  h *= 0xBF58476D1CE4E5B9ULL;
-  h ^= h >> 32;
-  return static_cast<std::size_t>(h);
+  // Keyed: a client picks its IPv6 address from a whole /64, so unkeyed, addresses chosen to
+  // collide would turn the scan's lookups into walks through the table.
+  return static_cast<std::size_t>(keyed_hash(
+      std::string_view(reinterpret_cast<const char*>(ip.bytes.data()), ip.bytes.size())));
 }
 
 std::optional<IpAddress> parse_ip(std::string_view text) {

@@ -24,6 +24,7 @@ struct IpAddress {
   bool is_v4() const;
 };
 
+// Keyed (config/keyed_hash.h): clients choose their addresses, IPv6 ones from a whole /64.
 struct IpHash {
   std::size_t operator()(const IpAddress& ip) const;
 };

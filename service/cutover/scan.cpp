@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ostream>
 
+#include "config/keyed_hash.h"
 #include "core/email_address.h"
 
 namespace mailconfd::cutover {
@@ -202,101 +203,69 @@ Scanner::Scanner(const Config& config, ScanOptions options)
   }
 }
 
-namespace {
+namespace {}  // namespace
 
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// FNV-1a over the ASCII lower case of text, finished with a mix so that the low bits (the
-// slot) depend on every byte.
-std::uint64_t lower_hash(std::string_view text) {
-  std::uint64_t hash = 0xCBF29CE484222325ULL;
-  for (char c : text) {
-    hash ^= static_cast<unsigned char>(ascii_lower(c));
-    hash *= 0x100000001B3ULL;
-  }
-  hash ^= hash >> 32;
-  hash *= 0xBF58476D1CE4E5B9ULL;
-  return hash ^ (hash >> 29);
-}
-
-bool equal_lower(std::string_view lower_case, std::string_view text) {
-  if (lower_case.size() != text.size()) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (lower_case[i] != ascii_lower(text[i])) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-std::size_t Scanner::user_slot(std::string_view user, std::uint64_t hash) const {
+std::size_t Scanner::user_slot(std::string_view lower_case, std::uint64_t hash) const {
   const std::size_t mask = user_slots_.size() - 1;
   const auto tag = static_cast<std::uint32_t>(hash >> 32);
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const UserSlot& slot = user_slots_[i];
     if (slot.id == 0) return i;
-    if (slot.tag != tag) continue;
-    const std::string_view name = slot.length <= kInlineName
-                                      ? std::string_view(slot.name, slot.length)
-                                      : std::string_view(users_[slot.id - 1]);
-    if (equal_lower(name, user)) return i;
-  }
-}
-
-void Scanner::set_user_slot(std::size_t slot, std::uint32_t id, std::uint64_t hash) {
-  UserSlot& s = user_slots_[slot];
-  const std::string& name = users_[id];
-  s.id = id + 1;
-  s.tag = static_cast<std::uint32_t>(hash >> 32);
-  if (name.size() <= kInlineName) {
-    s.length = static_cast<std::uint8_t>(name.size());
-    std::memcpy(s.name, name.data(), name.size());
-  } else {
-    s.length = kInlineName + 1;
+    if (slot.tag == tag && name(slot.id - 1) == lower_case) return i;
   }
 }
 
 std::uint32_t Scanner::intern(std::string_view user) {
-  if ((users_.size() + 1) * 2 > user_slots_.size()) {
+  if ((user_count() + 1) * 2 > user_slots_.size()) {
     // Grow (or start) the table and put every name back in.
     user_slots_.assign(user_slots_.empty() ? 1024 : user_slots_.size() * 2, UserSlot{});
-    for (std::uint32_t id = 0; id < users_.size(); ++id) {
-      const std::uint64_t hash = lower_hash(users_[id]);
-      set_user_slot(user_slot(users_[id], hash), id, hash);
+    for (std::uint32_t id = 0; id < user_count(); ++id) {
+      const std::uint64_t hash = keyed_hash(name(id));
+      user_slots_[user_slot(name(id), hash)] = {id + 1, static_cast<std::uint32_t>(hash >> 32)};
     }
   }
-  const std::uint64_t hash = lower_hash(user);
-  const std::size_t slot = user_slot(user, hash);
-  if (user_slots_[slot].id != 0) return user_slots_[slot].id - 1;
-  const auto id = static_cast<std::uint32_t>(users_.size());
   lower_into(scratch_, user);
-  users_.push_back(scratch_);
+  const std::uint64_t hash = keyed_hash(scratch_);
+  const std::size_t slot = user_slot(scratch_, hash);
+  if (user_slots_[slot].id != 0) return user_slots_[slot].id - 1;
+  const auto id = static_cast<std::uint32_t>(user_count());
+  names_ += scratch_;
+  name_ends_.push_back(static_cast<std::uint32_t>(names_.size()));
   resolved_.emplace_back();
-  set_user_slot(slot, id, hash);
+  user_mailbox_.push_back(nullptr);
+  user_slots_[slot] = {id + 1, static_cast<std::uint32_t>(hash >> 32)};
   return id;
 }
 
-std::optional<std::uint32_t> Scanner::known_user(std::string_view user) const {
+std::optional<std::uint32_t> Scanner::known_user(std::string_view user) {
   if (user_slots_.empty()) return std::nullopt;
-  const std::uint32_t id = user_slots_[user_slot(user, lower_hash(user))].id;
+  lower_into(scratch_, user);
+  const std::uint32_t id = user_slots_[user_slot(scratch_, keyed_hash(scratch_))].id;
   if (id == 0) return std::nullopt;
   return id - 1;
 }
 
-const Scanner::Resolved& Scanner::resolve(std::uint32_t user, std::string_view sender) {
+void Scanner::SenderDomain::assign(std::string_view sender) {
+  const std::string_view domain = domain_part(sender);
+  size = domain.size() <= sizeof text ? static_cast<std::uint8_t>(domain.size()) : 0;
+  std::memcpy(text, domain.data(), size);
+}
+
+const Scanner::Resolved& Scanner::resolve(std::uint32_t user, std::string_view sender_domain) {
   // A full address (or a configuration without local-part logins) maps the same way whatever
   // the sender: resolved once per login name.
-  const std::string& name = users_[user];
-  if (!any_local_part_ || name.find('@') != std::string::npos) {
+  const std::string_view login = name(user);
+  if (!any_local_part_ || login.find('@') != std::string::npos) {
     std::optional<Resolved>& cached = resolved_[user];
-    if (!cached) cached = resolve_login(name, sender);
+    if (!cached) cached = resolve_login(login, sender_domain);
     return *cached;
   }
-  scratch_resolved_ = resolve_login(name, sender);
+  scratch_resolved_ = resolve_login(login, sender_domain);
   return scratch_resolved_;
 }
 
-Scanner::Resolved Scanner::resolve_login(std::string_view user, std::string_view sender) const {
+Scanner::Resolved Scanner::resolve_login(std::string_view user,
+                                         std::string_view sender_domain) const {
   Resolved who;
   const std::string name = lower(user);
   if (name.find('@') != std::string::npos) {
@@ -310,7 +279,7 @@ Scanner::Resolved Scanner::resolve_login(std::string_view user, std::string_view
     return who;
   }
   if (any_local_part_) {
-    const std::string domain = lower(domain_part(sender));
+    const std::string domain = lower(sender_domain);
     const DomainEntry* entry = domain.empty() ? nullptr : config_.domains.find(domain);
     if (entry != nullptr && config_.providers[entry->provider].login == LoginForm::LocalPart) {
       who.domain = domain;
@@ -348,17 +317,74 @@ Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip)
   return m;
 }
 
+Mailbox& Scanner::mailbox_of(std::uint32_t user, std::string_view sender_domain, Micros time,
+                             const IpAddress& ip) {
+  Mailbox* cached = user_mailbox_[user];
+  if (cached == nullptr) {
+    const Resolved& who = resolve(user, sender_domain);
+    Mailbox& m = mailbox(who, time, ip);
+    if (&who != &scratch_resolved_) user_mailbox_[user] = &m;
+    return m;
+  }
+  Mailbox& m = *cached;
+  m.first_seen = std::min(m.first_seen, time);
+  m.last_seen = std::max(m.last_seen, time);
+  add_limited(m.ips, ip);
+  return m;
+}
+
 const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, Micros time) {
   std::vector<std::uint32_t>& users = candidates_;
   users.clear();
-  const std::vector<Login>* list = logins_.find(ip);
+  const LoginList* list = logins_.find(ip);
   if (list == nullptr) return users;
-  for (const Login& login : *list) {
+  for (std::uint32_t i = list->head; i != kNoLogin; i = login_nodes_[i].next) {
+    const Login& login = login_nodes_[i];
     if (login.first <= time + kSlop && time <= login.last + options_.grace + kSlop) {
       users.push_back(login.user);
     }
   }
   return users;
+}
+
+void Scanner::append_login(LoginList& list, const Login& login) {
+  std::uint32_t node = free_login_;
+  if (node != kNoLogin) {
+    free_login_ = login_nodes_[node].next;
+    --free_logins_;
+  } else {
+    node = static_cast<std::uint32_t>(login_nodes_.size());
+    login_nodes_.emplace_back();
+  }
+  login_nodes_[node] = login;
+  login_nodes_[node].next = kNoLogin;
+  if (list.tail == kNoLogin) {
+    list.head = node;
+  } else {
+    login_nodes_[list.tail].next = node;
+  }
+  list.tail = node;
+  ++list.size;
+}
+
+template <typename Drop>
+void Scanner::remove_logins(LoginList& list, Drop&& drop) {
+  std::uint32_t previous = kNoLogin;
+  for (std::uint32_t i = list.head; i != kNoLogin;) {
+    const std::uint32_t next = login_nodes_[i].next;
+    if (!drop(login_nodes_[i])) {
+      previous = i;
+      i = next;
+      continue;
+    }
+    (previous == kNoLogin ? list.head : login_nodes_[previous].next) = next;
+    if (list.tail == i) list.tail = previous;
+    login_nodes_[i].next = free_login_;
+    free_login_ = i;
+    ++free_logins_;
+    --list.size;
+    i = next;
+  }
 }
 
 bool Scanner::remote(std::string_view recipient, std::string_view agent) {
@@ -388,50 +414,51 @@ void Scanner::relay(const Pending& message) {
   const Micros* evidence = explicit_.find(message.ip);
   const bool proven = evidence != nullptr && *evidence + kExplicitWindow >= message.time &&
                       *evidence <= message.time + kExplicitWindow;
-  const std::string_view sender_domain = domain_part(message.sender);
+  const std::string_view sender_domain = message.sender.view();
   if (users.size() == 1) {
-    const Resolved& who = resolve(users[0], message.sender);
-    Mailbox& m = mailbox(who, message.time, message.ip);
+    // The mailbox's domain is its login's (a function of the address).
+    Mailbox& m = mailbox_of(users[0], sender_domain, message.time, message.ip);
     ++m.relayed;
     m.last_relay = std::max(m.last_relay, message.time);
     if (proven) ++m.explicit_relays;
-    if (same_domain(who.domain, sender_domain)) ++m.sender_matches;
+    if (same_domain(m.domain, sender_domain)) ++m.sender_matches;
     return;
   }
-  std::vector<Resolved> everyone;
-  for (std::uint32_t user : users) everyone.push_back(resolve(user, message.sender));
-  for (const Resolved& who : everyone) {
-    Mailbox& m = mailbox(who, message.time, message.ip);
-    ++m.relayed_shared;
-    m.last_shared_relay = std::max(m.last_shared_relay, message.time);
-    for (const Resolved& other : everyone) {
-      if (other.address != who.address) add_limited(m.shared_with, other.address);
+  std::vector<Mailbox*>& everyone = shared_;
+  everyone.clear();
+  for (std::uint32_t user : users) {
+    everyone.push_back(&mailbox_of(user, sender_domain, message.time, message.ip));
+  }
+  for (Mailbox* m : everyone) {
+    ++m->relayed_shared;
+    m->last_shared_relay = std::max(m->last_shared_relay, message.time);
+    for (const Mailbox* other : everyone) {
+      if (other->address != m->address) add_limited(m->shared_with, other->address);
     }
   }
 }
 
-void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender) {
+void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender_domain) {
   const std::vector<std::uint32_t>& users = candidates(ip, time);
   if (users.empty()) {
     ++stats_.unattributed_denied;
     return;
   }
   if (users.size() == 1) {
-    const Resolved& who = resolve(users[0], sender);
-    Mailbox& m = mailbox(who, time, ip);
+    Mailbox& m = mailbox_of(users[0], sender_domain, time, ip);
     ++m.denied;
     m.last_denied = std::max(m.last_denied, time);
-    if (same_domain(who.domain, domain_part(sender))) ++m.denied_sender_matches;
+    if (same_domain(m.domain, sender_domain)) ++m.denied_sender_matches;
     return;
   }
-  std::vector<Resolved> everyone;
-  for (std::uint32_t user : users) everyone.push_back(resolve(user, sender));
-  for (const Resolved& who : everyone) {
-    Mailbox& m = mailbox(who, time, ip);
-    ++m.denied_shared;
-    m.last_shared_denied = std::max(m.last_shared_denied, time);
-    for (const Resolved& other : everyone) {
-      if (other.address != who.address) add_limited(m.shared_with, other.address);
+  std::vector<Mailbox*>& everyone = shared_;
+  everyone.clear();
+  for (std::uint32_t user : users) everyone.push_back(&mailbox_of(user, sender_domain, time, ip));
+  for (Mailbox* m : everyone) {
+    ++m->denied_shared;
+    m->last_shared_denied = std::max(m->last_shared_denied, time);
+    for (const Mailbox* other : everyone) {
+      if (other->address != m->address) add_limited(m->shared_with, other->address);
     }
   }
 }
@@ -441,12 +468,10 @@ void Scanner::expire(Micros now) {
   while (!login_order_.empty() && login_order_.front().first < login_horizon) {
     const IpAddress ip = login_order_.front().second;
     login_order_.pop_front();
-    std::vector<Login>* list = logins_.find(ip);
+    LoginList* list = logins_.find(ip);
     if (list == nullptr) continue;
-    const std::size_t before = list->size();
-    std::erase_if(*list, [&](const Login& l) { return l.last < login_horizon; });
-    login_count_ -= before - list->size();
-    if (list->empty()) logins_.erase(ip);
+    remove_logins(*list, [&](const Login& l) { return l.last < login_horizon; });
+    if (list->size == 0) logins_.erase(ip);
   }
   // Messages are dropped when they complete; one that never does is dropped here once it is
   // older than kPendingMaxAge (a sweep over the few live ones every few minutes of log time;
@@ -494,21 +519,25 @@ void Scanner::add(Micros time, const Event& event) {
       const auto ip = parse_ip(event.ip);
       if (!ip) return;
       const std::uint32_t user = intern(event.user);
-      auto& list = logins_[*ip];
-      auto it =
-          std::find_if(list.begin(), list.end(), [&](const Login& l) { return l.user == user; });
-      if (it != list.end()) {
-        if (time > it->last + options_.grace + kSlop) it->first = time;  // a new window
-        it->last = std::max(it->last, time);
-      } else {
-        if (list.size() >= kMaxLoginsPerIp) {
-          list.erase(std::min_element(list.begin(), list.end(), [](const Login& a, const Login& b) {
-            return a.last < b.last;
-          }));
-          --login_count_;
+      LoginList& list = logins_[*ip];
+      Login* same = nullptr;
+      Login* oldest = nullptr;  // the first with the smallest last
+      for (std::uint32_t i = list.head; i != kNoLogin; i = login_nodes_[i].next) {
+        Login& l = login_nodes_[i];
+        if (l.user == user) {
+          same = &l;
+          break;
         }
-        list.push_back({user, time, time});
-        ++login_count_;
+        if (oldest == nullptr || l.last < oldest->last) oldest = &l;
+      }
+      if (same != nullptr) {
+        if (time > same->last + options_.grace + kSlop) same->first = time;  // a new window
+        same->last = std::max(same->last, time);
+      } else {
+        if (list.size >= kMaxLoginsPerIp) {
+          remove_logins(list, [oldest](const Login& l) { return &l == oldest; });
+        }
+        append_login(list, {user, kNoLogin, time, time});
       }
       login_order_.emplace_back(time, *ip);
       return;
@@ -536,8 +565,7 @@ void Scanner::add(Micros time, const Event& event) {
         message->sender.assign(event.sender);
         return;
       }
-      const Resolved& who = resolve(message->user, event.sender);
-      Mailbox& m = mailbox(who, message->time, message->ip);
+      Mailbox& m = mailbox_of(message->user, domain_part(event.sender), message->time, message->ip);
       ++m.authenticated;
       m.last_auth = std::max(m.last_auth, message->time);
       pending_.erase(*qid);
@@ -568,7 +596,7 @@ void Scanner::add(Micros time, const Event& event) {
     case EventKind::Reject: {
       const auto ip = parse_ip(event.ip);
       if (!ip || in_mynetworks(*ip)) return;
-      denied(*ip, time, event.sender);
+      denied(*ip, time, domain_part(event.sender));
       return;
     }
     case EventKind::SaslFailed: {
@@ -578,7 +606,7 @@ void Scanner::add(Micros time, const Event& event) {
         ++stats_.unknown_sasl_failures;
         return;
       }
-      Mailbox& m = mailbox(resolve(*user, ""), time, *ip);
+      Mailbox& m = mailbox_of(*user, "", time, *ip);
       ++m.login_failures;
       m.last_failure = std::max(m.last_failure, time);
       return;
@@ -594,9 +622,12 @@ void Scanner::save(std::ostream& out) const {
   out << "stats\t" << s.lines << '\t' << s.bytes << '\t' << s.skipped << '\t' << s.events << '\t'
       << s.explicit_lines << '\t' << s.unattributed_denied << '\t' << s.unknown_sasl_failures
       << '\t' << s.expired_messages << '\t' << s.first_time << '\t' << s.last_time << '\n';
-  for (const std::string& user : users_) out << "user\t" << escape(user) << '\n';
-  logins_.for_each([&](const IpAddress& ip, const std::vector<Login>& list) {
-    for (const Login& l : list) {
+  for (std::uint32_t id = 0; id < user_count(); ++id) {
+    out << "user\t" << escape(name(id)) << '\n';
+  }
+  logins_.for_each([&](const IpAddress& ip, const LoginList& list) {
+    for (std::uint32_t i = list.head; i != kNoLogin; i = login_nodes_[i].next) {
+      const Login& l = login_nodes_[i];
       out << "login\t" << to_string(ip) << '\t' << l.user << '\t' << l.first << '\t' << l.last
           << '\n';
     }
@@ -606,7 +637,8 @@ void Scanner::save(std::ostream& out) const {
   });
   pending_.for_each([&](const QueueId& qid, const Pending& p) {
     out << "pending\t" << escape(qid.view()) << '\t' << to_string(p.ip) << '\t' << p.time << '\t'
-        << (p.authenticated ? 1 : 0) << '\t' << p.user << '\t' << escape(p.sender) << '\n';
+        << (p.authenticated ? 1 : 0) << '\t' << p.user << '\t'
+        << escape("@" + std::string(p.sender.view())) << '\n';
   });
   for (const auto& [address, m] : mailboxes_) {
     out << "mailbox\t" << escape(m.address) << '\t' << escape(m.domain) << '\t'
@@ -663,12 +695,11 @@ bool Scanner::load_line(std::string_view line, std::string& error) {
   if (kind == "login") {
     Login l{};
     const auto ip = f.size() == 5 ? parse_ip(f[1]) : std::nullopt;
-    if (!ip || !number(f[2], l.user) || l.user >= users_.size() || !number(f[3], l.first) ||
+    if (!ip || !number(f[2], l.user) || l.user >= user_count() || !number(f[3], l.first) ||
         !number(f[4], l.last)) {
       return bad(kind);
     }
-    logins_[*ip].push_back(l);
-    ++login_count_;
+    append_login(logins_[*ip], l);
     login_order_.emplace_back(l.last, *ip);
     return true;
   }
@@ -687,13 +718,13 @@ bool Scanner::load_line(std::string_view line, std::string& error) {
     const auto ip = f.size() == 7 ? parse_ip(f[2]) : std::nullopt;
     const auto sender = f.size() == 7 ? unescape(f[6]) : std::nullopt;
     if (!qid || !ip || !sender || !number(f[3], p.time) || !number(f[4], authenticated) ||
-        !number(f[5], p.user) || p.user >= std::max<std::size_t>(users_.size(), 1)) {
+        !number(f[5], p.user) || p.user >= std::max<std::size_t>(user_count(), 1)) {
       return bad(kind);
     }
     p.ip = *ip;
     p.authenticated = authenticated != 0;
-    p.sender = *sender;
-    if (p.authenticated && p.user >= users_.size()) return bad(kind);
+    p.sender.assign(*sender);
+    if (p.authenticated && p.user >= user_count()) return bad(kind);
     const auto id = QueueId::from(*qid);
     if (!id) return bad(kind);
     pending_[*id] = std::move(p);

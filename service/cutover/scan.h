@@ -105,7 +105,7 @@ class Scanner {
   const ScanStats& stats() const { return stats_; }
   const ScanOptions& options() const { return options_; }
   // Live state: logins still inside the grace window and messages awaiting delivery.
-  std::size_t live_logins() const { return login_count_; }
+  std::size_t live_logins() const { return login_nodes_.size() - free_logins_; }
   std::size_t live_messages() const { return pending_.size(); }
   // Client IPs with an INFO tag or reject_warning line still inside the grace window.
   std::size_t live_evidence() const { return explicit_.size(); }
@@ -117,18 +117,35 @@ class Scanner {
 
  private:
   // One mailbox's stay in the map for one IP: logins that follow each other within the grace
-  // period extend it.
+  // period extend it. The logins of one IP are a list (oldest first) threaded through one
+  // pool of nodes, so that a new IP costs no allocation.
+  static constexpr std::uint32_t kNoLogin = 0xFFFFFFFF;
   struct Login {
     std::uint32_t user = 0;
+    std::uint32_t next = kNoLogin;  // the next login of the same IP, or the next free node
     Micros first = 0;
     Micros last = 0;
+  };
+  struct LoginList {
+    std::uint32_t head = kNoLogin;
+    std::uint32_t tail = kNoLogin;
+    std::uint32_t size = 0;
+  };
+  // The domain of an envelope sender, all the join needs of it (the mailbox's domain is
+  // compared with it, and a bare login is mapped through it), held without allocating. A
+  // domain longer than any DNS name is kept empty: it can match no hosted domain either.
+  struct SenderDomain {
+    std::uint8_t size = 0;
+    char text[255] = {};
+    void assign(std::string_view sender);
+    std::string_view view() const { return {text, size}; }
   };
   struct Pending {
     IpAddress ip;
     Micros time = 0;
     std::uint32_t user = 0;  // authenticated: the SASL user
     bool authenticated = false;
-    std::string sender;
+    SenderDomain sender;
   };
   // A Postfix queue ID held without allocating (the parser accepts at most 32 characters).
   struct QueueId {
@@ -155,20 +172,36 @@ class Scanner {
 
   // The id of a login name (compared in ASCII lower case), interned when new.
   std::uint32_t intern(std::string_view user);
-  std::optional<std::uint32_t> known_user(std::string_view user) const;
-  // The slot in user_slots_ where user is or would go (user_slots_ is not empty).
-  std::size_t user_slot(std::string_view user, std::uint64_t hash) const;
-  Resolved resolve_login(std::string_view user, std::string_view sender) const;
+  // The interned name (lower case) of an id.
+  std::string_view name(std::uint32_t id) const {
+    const std::uint32_t begin = id == 0 ? 0 : name_ends_[id - 1];
+    return std::string_view(names_).substr(begin, name_ends_[id] - begin);
+  }
+  std::size_t user_count() const { return name_ends_.size(); }
+  std::optional<std::uint32_t> known_user(std::string_view user);
+  // The slot in user_slots_ where the lower-case name is or would go (user_slots_ is not
+  // empty); hash is keyed_hash(lower_case).
+  std::size_t user_slot(std::string_view lower_case, std::uint64_t hash) const;
+  // Maps a login name to its mailbox; sender_domain (of the envelope sender) decides the
+  // domain of a bare login when several hosted domains use local-part logins.
+  Resolved resolve_login(std::string_view user, std::string_view sender_domain) const;
   // resolve_login for an interned user, cached when the sender cannot change the answer.
   // The reference is valid until the next call.
-  const Resolved& resolve(std::uint32_t user, std::string_view sender);
+  const Resolved& resolve(std::uint32_t user, std::string_view sender_domain);
   Mailbox& mailbox(const Resolved& who, Micros time, const IpAddress& ip);
+  // mailbox(resolve(user, sender_domain), …) through user_mailbox_ once the mailbox exists.
+  Mailbox& mailbox_of(std::uint32_t user, std::string_view sender_domain, Micros time,
+                      const IpAddress& ip);
   // The users logged in from ip within the grace period around time (valid until next call).
   const std::vector<std::uint32_t>& candidates(const IpAddress& ip, Micros time);
+  // Appends a login to ip's list; removes the nodes of list for which drop(login) is true.
+  void append_login(LoginList& list, const Login& login);
+  template <typename Drop>
+  void remove_logins(LoginList& list, Drop&& drop);
   bool remote(std::string_view recipient, std::string_view agent);
   bool in_mynetworks(const IpAddress& ip) const;
   void relay(const Pending& message);
-  void denied(const IpAddress& ip, Micros time, std::string_view sender);
+  void denied(const IpAddress& ip, Micros time, std::string_view sender_domain);
   void expire(Micros now);
   // The message accepted under qid, unless it is older than the bound (then it is dropped).
   Pending* live_message(const QueueId& qid);
@@ -180,26 +213,30 @@ class Scanner {
   std::string only_local_part_domain_;
   bool any_local_part_ = false;
 
-  std::vector<std::string> users_;                 // interned login names (lower case); index = id
+  // Interned login names (lower case) back to back in one arena; name_ends_[id] is where
+  // name id ends. No allocation per name.
+  std::string names_;
+  std::vector<std::uint32_t> name_ends_;
   std::vector<std::optional<Resolved>> resolved_;  // index = id
-  // Open addressing over the interned names, at most half full. A slot (one cache line)
-  // holds id + 1 (0 = empty), the upper half of the name's hash and the name itself when it
-  // fits, so that finding a login name usually reads one cache line and no string.
-  static constexpr std::size_t kInlineName = 55;
-  struct alignas(64) UserSlot {
+  // The mailbox of a name whose resolution the sender cannot change, once it exists (8 bytes
+  // per name, so that the step from name to mailbox touches neither resolved_ nor the map).
+  std::vector<Mailbox*> user_mailbox_;  // index = id
+  // Open addressing over the interned names, at most half full: id + 1 (0 = empty) and the
+  // upper half of the name's keyed hash in 8 bytes, so that the table of 50,000 names takes
+  // 1 MiB and a lookup compares one name in the arena.
+  struct UserSlot {
     std::uint32_t id = 0;
     std::uint32_t tag = 0;
-    std::uint8_t length = 0;  // of the inline name; kInlineName + 1 when it is in users_ only
-    char name[kInlineName] = {};
   };
-  // Fills slot for the interned name with this id and hash.
-  void set_user_slot(std::size_t slot, std::uint32_t id, std::uint64_t hash);
   std::vector<UserSlot> user_slots_;
   std::string scratch_;
   Resolved scratch_resolved_;
   std::vector<std::uint32_t> candidates_;
-  FlatMap<IpAddress, std::vector<Login>, IpHash> logins_;
-  std::size_t login_count_ = 0;
+  std::vector<Mailbox*> shared_;  // relay() and denied(): the mailboxes of several candidates
+  FlatMap<IpAddress, LoginList, IpHash> logins_;
+  std::vector<Login> login_nodes_;  // the pool; free nodes are chained from free_login_
+  std::uint32_t free_login_ = kNoLogin;
+  std::size_t free_logins_ = 0;
   std::deque<std::pair<Micros, IpAddress>> login_order_;
   FlatMap<IpAddress, Micros, IpHash> explicit_;  // last INFO/reject_warning per IP
   std::deque<std::pair<Micros, IpAddress>> explicit_order_;
