@@ -276,9 +276,32 @@ std::optional<Micros> rfc3339_minute(std::string_view text) {
   return (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60) * kSecond;
 }
 
+// Two ASCII digits at p into out; false when either is not a digit.
+bool two_digits(const char* p, int& out) {
+  const unsigned tens = static_cast<unsigned char>(p[0]) - '0';
+  const unsigned ones = static_cast<unsigned char>(p[1]) - '0';
+  if (tens > 9 || ones > 9) return false;
+  out = static_cast<int>(tens * 10 + ones);
+  return true;
+}
+
 // The rest from byte 16, ":SS[.frac](Z|±HH:MM)": microseconds into the minute minus the
 // offset from UTC.
 std::optional<Micros> rfc3339_rest(std::string_view text) {
+  // rsyslog's format on every line of a Debian 12 mail.log, "…:SS.ffffff±HH:MM", without
+  // the loop; anything else (or a bad digit here) takes the general path below.
+  if (text.size() == 32 && text[16] == ':' && text[19] == '.' &&
+      (text[26] == '+' || text[26] == '-') && text[29] == ':') {
+    const char* p = text.data();
+    int second = 0, oh = 0, om = 0, f0 = 0, f1 = 0, f2 = 0;
+    if (two_digits(p + 17, second) && second <= 60 && two_digits(p + 20, f0) &&
+        two_digits(p + 22, f1) && two_digits(p + 24, f2) && two_digits(p + 27, oh) && oh <= 23 &&
+        two_digits(p + 30, om) && om <= 59) {
+      Micros offset = (oh * 3600 + om * 60) * kSecond;
+      if (p[26] == '-') offset = -offset;
+      return second * kSecond + (f0 * 10'000 + f1 * 100 + f2) - offset;
+    }
+  }
   const int second = digits(text, 17, 2);
   if (text.size() < 19 || text[16] != ':' || second < 0 || second > 60) return std::nullopt;
   std::size_t pos = 19;

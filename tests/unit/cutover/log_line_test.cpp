@@ -177,6 +177,26 @@ TEST_CASE("rfc3339 writes UTC seconds and parse_rfc3339 reads offsets") {
   CHECK(days_from_civil(2000, 3, 1) == 11017);
 }
 
+TEST_CASE("rsyslog's timestamps (six fraction digits, an offset) parse to the microsecond") {
+  const Micros base = at("2026-12-02T10:11:12Z");
+  CHECK(*parse_rfc3339("2026-12-02T10:11:12.345678+00:00") == base + 345'678);
+  CHECK(*parse_rfc3339("2026-12-02T10:11:12.000001+00:00") == base + 1);
+  CHECK(*parse_rfc3339("2026-12-02T12:41:12.999999+02:30") == base + 999'999);
+  CHECK(*parse_rfc3339("2026-12-02T05:11:12.100000-05:00") == base + 100'000);
+  CHECK(*parse_rfc3339("2026-12-02T10:11:60.000000+00:00") == at("2026-12-02T10:12:00Z"));
+  CHECK(*parse_rfc3339("2026-12-02T10:11:12.3456789+00:00") == base + 345'678);
+  CHECK(*parse_rfc3339("2026-12-02T10:11:12.34567+00:00") == base + 345'670);
+  for (const char* bad : {"2026-12-02T10:11:12.34567x+00:00", "2026-12-02T10:11:12.345678+24:00",
+                          "2026-12-02T10:11:12.345678+00:60", "2026-12-02T10:11:61.345678+00:00",
+                          "2026-12-02T10:11:12.345678+0a:00", "2026-12-02T10:11:12.345678*00:00",
+                          "2026-12-02T10:11:1x.345678+00:00", "2026-12-02T10:11:12.345678+00-00",
+                          "2026-12-02T10:11:12 345678+00:00", "2026-12-02T10:11x12.345678+00:00"}) {
+    CHECK_MESSAGE(!parse_rfc3339(bad), bad);
+    YearlessClock clock(0, true);
+    CHECK_MESSAGE(!clock.rfc3339(bad), bad);
+  }
+}
+
 TEST_CASE("format_rfc3339 writes what rfc3339 always wrote, also outside years 0-9999") {
   char buffer[kRfc3339Max];
   for (const char* text : {"1970-01-01T00:00:00Z", "2026-02-28T23:59:59Z", "2028-02-29T12:00:00Z",
