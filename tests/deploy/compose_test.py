@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """deploy/container/compose.yaml with the compose tool Debian 12 ships (podman-compose),
-using the images run.sh built: the stack comes up (the database service, two mailconfd
-replicas reading it, the proxy), requests through its nginx proxy over HTTP and HTTPS
+using the images run.sh built: the stack comes up (the database service, whose
+deploy/container/database/entrypoint.sh makes the panel's schema and mailconfd's read-only
+role from the DSN secret on first start, two mailconfd replicas reading it, the proxy), requests through its nginx proxy over HTTP and HTTPS
 (autoconfig, the Autodiscover redirect on plain HTTP and none over HTTPS thanks to
 forwarded-proto, /metrics refused in any case); the DSN secret made as documented (mode
 0640, group 65532) and unreadable to other users, its password in no log, no `podman
