@@ -28,6 +28,8 @@ import tempfile
 import time
 import urllib.request
 
+from run import free_port  # the bench driver's own (tests/bench/run.py)
+
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/release/mailconfd"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HANDSHAKES = int(os.environ.get("BENCH_TLS_HANDSHAKES", "300"))
@@ -35,14 +37,6 @@ ROUNDS = int(os.environ.get("BENCH_TLS_ROUNDS", "3"))
 ACME_NAMES = int(os.environ.get("BENCH_ACME_NAMES", "50"))
 CERTS = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def cpu_ticks(pid):
