@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "config/keyed_hash.h"
+#include "core/ascii.h"
 #include "tls/certificates.h"
 
 namespace mailconfd {
@@ -131,7 +132,7 @@ std::optional<std::string_view> LoginTable::find(std::string_view key) const {
 std::string login_key(std::string_view local, std::string_view domain) {
   std::string key;
   key.reserve(local.size() + 1 + domain.size());
-  for (char c : local) key.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  for (char c : local) key.push_back(ascii_lower(c));
   key.push_back('@');
   key.append(domain);
   return key;

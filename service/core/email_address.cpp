@@ -7,6 +7,8 @@
 
 #include <idn2.h>
 
+#include "core/ascii.h"
+
 namespace mailconfd {
 namespace {
 
@@ -58,7 +60,7 @@ bool deceptive(char32_t cp) {
 
 // RFC 5322 atext (ASCII part).
 bool atext(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  if (ascii_alnum(c)) return true;
   switch (c) {
     case '!':
     case '#':
@@ -158,7 +160,7 @@ static bool lower_ldh(std::string_view in, std::string& out) {
   std::size_t label = 0;
   for (std::size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    c = ascii_lower(c);
     if (c == '.') {
       if (label == 0 || out[i - 1] == '-') return false;
       label = 0;
@@ -254,9 +256,7 @@ std::optional<EmailAddress> parse_pasted_email(std::string_view text) {
     text = trim(text.substr(open + 1, text.size() - open - 2));
   }
   if (text.size() >= 7) {
-    std::string scheme(text.substr(0, 7));
-    for (char& c : scheme) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    if (scheme == "mailto:") {
+    if (ascii_iequals(text.substr(0, 7), "mailto:")) {
       text.remove_prefix(7);
       text = text.substr(0, text.find('?'));
       // A mailto: URI percent-encodes (RFC 6068); a pasted one may carry %40 and the like.

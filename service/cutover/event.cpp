@@ -1,11 +1,9 @@
 #include "cutover/event.h"
 
+#include "core/ascii.h"
+
 namespace mailconfd::cutover {
 namespace {
-
-bool is_alnum(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
 
 bool is_ip_char(char c) {
   return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f') || c == ':' ||
@@ -25,7 +23,7 @@ class Reader {
   // A Postfix queue ID ([0-9A-Za-z]+) followed by ": ".
   bool queue_id(std::string_view& out) {
     const std::size_t start = pos_;
-    while (pos_ < text_.size() && is_alnum(text_[pos_])) ++pos_;
+    while (pos_ < text_.size() && ascii_alnum(text_[pos_])) ++pos_;
     if (pos_ == start || pos_ - start > 32) return false;
     out = text_.substr(start, pos_ - start);
     return literal(": ");

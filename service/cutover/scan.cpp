@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "config/keyed_hash.h"
+#include "core/ascii.h"
 #include "core/email_address.h"
 
 namespace mailconfd::cutover {
@@ -21,20 +22,6 @@ constexpr Micros kPendingMaxAge = 3600 * kSecondMicros;
 constexpr std::size_t kMaxLoginsPerIp = 64;
 constexpr std::size_t kMaxListed = 16;
 constexpr std::size_t kMaxUnattributedIps = 4096;
-
-// ASCII lower case into out (reused: no allocation once it has grown).
-void lower_into(std::string& out, std::string_view text) {
-  out.assign(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-}
-
-std::string lower(std::string_view text) {
-  std::string out;
-  lower_into(out, text);
-  return out;
-}
 
 std::string_view domain_part(std::string_view address) {
   const std::size_t at = address.rfind('@');
@@ -224,7 +211,7 @@ std::uint32_t Scanner::intern(std::string_view user) {
       user_slots_[user_slot(name(id), hash)] = {id + 1, static_cast<std::uint32_t>(hash >> 32)};
     }
   }
-  lower_into(scratch_, user);
+  ascii_lower_into(scratch_, user);
   const std::uint64_t hash = keyed_hash(scratch_);
   const std::size_t slot = user_slot(scratch_, hash);
   if (user_slots_[slot].id != 0) return user_slots_[slot].id - 1;
@@ -239,7 +226,7 @@ std::uint32_t Scanner::intern(std::string_view user) {
 
 std::optional<std::uint32_t> Scanner::known_user(std::string_view user) {
   if (user_slots_.empty()) return std::nullopt;
-  lower_into(scratch_, user);
+  ascii_lower_into(scratch_, user);
   const std::uint32_t id = user_slots_[user_slot(scratch_, keyed_hash(scratch_))].id;
   if (id == 0) return std::nullopt;
   return id - 1;
@@ -267,7 +254,7 @@ const Scanner::Resolved& Scanner::resolve(std::uint32_t user, std::string_view s
 Scanner::Resolved Scanner::resolve_login(std::string_view user,
                                          std::string_view sender_domain) const {
   Resolved who;
-  const std::string name = lower(user);
+  const std::string name = ascii_lower(user);
   if (name.find('@') != std::string::npos) {
     if (auto address = parse_email(name)) {
       who.domain = address->domain;
@@ -279,7 +266,7 @@ Scanner::Resolved Scanner::resolve_login(std::string_view user,
     return who;
   }
   if (any_local_part_) {
-    const std::string domain = lower(sender_domain);
+    const std::string domain = ascii_lower(sender_domain);
     const DomainEntry* entry = domain.empty() ? nullptr : config_.domains.find(domain);
     if (entry != nullptr && config_.providers[entry->provider].login == LoginForm::LocalPart) {
       who.domain = domain;
@@ -389,7 +376,7 @@ void Scanner::remove_logins(LoginList& list, Drop&& drop) {
 
 bool Scanner::remote(std::string_view recipient, std::string_view agent) {
   if (agent == "local" || agent == "virtual") return false;
-  lower_into(scratch_, domain_part(recipient));
+  ascii_lower_into(scratch_, domain_part(recipient));
   if (scratch_.empty()) return false;  // a local name without a domain
   return config_.domains.find(scratch_) == nullptr;
 }

@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <charconv>
 
+#include "core/ascii.h"
+
 namespace mailconfd::http {
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 // RFC 9110 5.6.2 tchar
 bool tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  if (ascii_alnum(c)) return true;
   switch (c) {
     case '!':
     case '#':
@@ -61,8 +61,8 @@ bool field_value(std::string_view s) {
 // echoed anywhere.
 bool host_value(std::string_view s) {
   for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.' || c == ':' || c == '[' || c == ']' || c == '_';
+    const bool ok =
+        ascii_alnum(c) || c == '-' || c == '.' || c == ':' || c == '[' || c == ']' || c == '_';
     if (!ok) return false;
   }
   return true;
@@ -154,7 +154,7 @@ bool split_target(Request& request, std::string_view& authority) {
     const auto scheme_end = t.find("://");
     if (scheme_end == std::string_view::npos) return false;
     const std::string_view scheme = t.substr(0, scheme_end);
-    if (!(iequals(scheme, "http") || iequals(scheme, "https"))) return false;
+    if (!(ascii_iequals(scheme, "http") || ascii_iequals(scheme, "https"))) return false;
     t.remove_prefix(scheme_end + 3);
     const auto slash = t.find_first_of("/?");
     authority = t.substr(0, slash);
@@ -173,18 +173,10 @@ bool split_target(Request& request, std::string_view& authority) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool has_token(std::string_view list, std::string_view wanted) {
   while (!list.empty()) {
     const auto comma = list.find(',');
-    if (iequals(trim_ows(list.substr(0, comma)), wanted)) return true;
+    if (ascii_iequals(trim_ows(list.substr(0, comma)), wanted)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -193,7 +185,7 @@ bool has_token(std::string_view list, std::string_view wanted) {
 
 std::string_view Request::header(std::string_view name) const {
   for (const Header& h : headers) {
-    if (iequals(h.name, name)) return h.value;
+    if (ascii_iequals(h.name, name)) return h.value;
   }
   return {};
 }
@@ -263,19 +255,19 @@ ParseResult parse_head(std::string_view buffer, const Limits& limits, Request& r
     if (!token(name) || !field_value(value)) return error(400);
     if (request.headers.size() >= limits.max_headers) return error(431);
     request.headers.push_back({name, value});
-    if (iequals(name, "host")) {
+    if (ascii_iequals(name, "host")) {
       ++host_count;
       request.host = value;
-    } else if (iequals(name, "content-length")) {
+    } else if (ascii_iequals(name, "content-length")) {
       ++length_count;
       content_length = value;
-    } else if (iequals(name, "transfer-encoding")) {
+    } else if (ascii_iequals(name, "transfer-encoding")) {
       ++transfer_count;
       transfer_encoding = value;
-    } else if (iequals(name, "connection")) {
+    } else if (ascii_iequals(name, "connection")) {
       connection = value;
-    } else if (iequals(name, "expect")) {
-      request.expect_continue = request.minor_version >= 1 && iequals(value, "100-continue");
+    } else if (ascii_iequals(name, "expect")) {
+      request.expect_continue = request.minor_version >= 1 && ascii_iequals(value, "100-continue");
     }
   }
   const std::size_t header_end = pos;
@@ -302,7 +294,8 @@ ParseResult parse_head(std::string_view buffer, const Limits& limits, Request& r
   head.outcome = Parse::Complete;
   head.consumed = header_end;
   if (transfer_count == 1) {
-    if (request.minor_version == 0 || !iequals(transfer_encoding, "chunked")) return error(400);
+    if (request.minor_version == 0 || !ascii_iequals(transfer_encoding, "chunked"))
+      return error(400);
     head.chunked = true;
     return head;
   }

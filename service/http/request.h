@@ -25,7 +25,7 @@ enum class Surface {
 };
 
 struct Header {
-  std::string_view name;   // as sent; compare with iequals
+  std::string_view name;   // as sent; compare with ascii_iequals
   std::string_view value;  // without surrounding whitespace
 };
 
@@ -116,8 +116,6 @@ class ChunkedDecoder {
   std::size_t trailer_ = 0;  // bytes of the trailer section so far
   bool cr_ = false;          // Trailer: the last byte was a CR
 };
-
-bool iequals(std::string_view a, std::string_view b);
 
 // True when the comma-separated header value contains token (case-insensitive).
 bool has_token(std::string_view list, std::string_view token);

@@ -11,6 +11,7 @@
 #include "cockpit/auth.h"
 #include "cockpit/board.h"
 #include "cockpit/page.h"
+#include "core/ascii.h"
 #include "core/client_settings.h"
 #include "core/email_address.h"
 #include "journal/journal.h"
@@ -123,10 +124,6 @@ Reply pox_settings(const App& app, std::string_view domain, const EmailAddress* 
   return reply;
 }
 
-bool starts_with_ci(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
-}
-
 // True when the client reached us over HTTPS: on our own TLS listener, or, when the config
 // trusts a TLS-terminating proxy, as its X-Forwarded-Proto says (first hop first).
 bool arrived_over_tls(const App& app, const Request& request) {
@@ -135,13 +132,13 @@ bool arrived_over_tls(const App& app, const Request& request) {
   std::string_view proto = request.header("X-Forwarded-Proto");
   proto = proto.substr(0, proto.find(','));
   while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t')) proto.remove_suffix(1);
-  return iequals(proto, "https");
+  return ascii_iequals(proto, "https");
 }
 
 // The Outlook HTTP redirect method (protocols.md §2.1 step 4, MS-OXDISCO): a plain-HTTP GET
 // on autodiscover.<hosted domain> answers 302 to the provider's HTTPS Autodiscover URL.
 std::optional<Reply> http_redirect(const App& app, const Request& request) {
-  if (arrived_over_tls(app, request) || !starts_with_ci(request.host, "autodiscover.")) {
+  if (arrived_over_tls(app, request) || !ascii_istarts_with(request.host, "autodiscover.")) {
     return std::nullopt;
   }
   const auto domain = domain_from_host(request.host);
@@ -239,7 +236,7 @@ Reply autodiscover_json(const App& app, const Request& request,
   const auto raw_protocol = query_param(request.query, "Protocol");
   const auto protocol = raw_protocol ? percent_decode(*raw_protocol) : std::nullopt;
   // Clients differ in case (Autodiscoverv1, peers.md list item 8).
-  if (!protocol || !iequals(*protocol, "AutodiscoverV1")) {
+  if (!protocol || !ascii_iequals(*protocol, "AutodiscoverV1")) {
     return json_reply(400, render::autodiscover_json_error(render::JsonError::InvalidProtocol));
   }
   const auto decoded = raw_address ? percent_decode(*raw_address) : std::nullopt;
@@ -503,7 +500,8 @@ constexpr std::array kRoutes{
 
 Reply dispatch(const App& app, const Request& request) {
   for (const Route& r : kRoutes) {
-    if (r.prefix ? !starts_with_ci(request.path, r.path) : !iequals(request.path, r.path)) {
+    if (r.prefix ? !ascii_istarts_with(request.path, r.path)
+                 : !ascii_iequals(request.path, r.path)) {
       continue;
     }
     if (!exposed(r.exposure, request.surface)) continue;
@@ -536,7 +534,7 @@ std::optional<std::string_view> query_param(std::string_view query, std::string_
     const auto amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
     const auto eq = pair.find('=');
-    if (iequals(pair.substr(0, eq), name)) {
+    if (ascii_iequals(pair.substr(0, eq), name)) {
       return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     }
     if (amp == std::string_view::npos) break;
@@ -563,8 +561,8 @@ std::string_view client_kind(std::string_view ua) {
 Reply route(const App& app, const Request& request) {
   // As in the access log: the v2 form carries the address in its path; log the route.
   const auto logged = [&request] {
-    return starts_with_ci(request.path, kJsonV1Prefix) ? kJsonV1Logged
-                                                       : request.path.substr(0, 200);
+    return ascii_istarts_with(request.path, kJsonV1Prefix) ? kJsonV1Logged
+                                                           : request.path.substr(0, 200);
   };
   try {
     return dispatch(app, request);
@@ -578,7 +576,7 @@ Reply route(const App& app, const Request& request) {
 }
 
 Reply route_draining(const App& app, const Request& request) {
-  if (iequals(request.path, "/healthz") || iequals(request.path, "/readyz")) {
+  if (ascii_iequals(request.path, "/healthz") || ascii_iequals(request.path, "/readyz")) {
     return route(app, request);
   }
   Reply reply = error_reply(503);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/ascii.h"
 #include "probe/tls_check.h"
 
 namespace mailconfd::probe {
@@ -14,14 +15,6 @@ constexpr std::size_t kMaxResponseLines = 1000;
 
 bool contains(const std::vector<std::string>& words, std::string_view word) {
   return std::find(words.begin(), words.end(), word) != words.end();
-}
-
-bool starts_with_nocase(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    if (std::toupper(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
-  }
-  return true;
 }
 
 // IMAP quoted string (RFC 3501 §4.3); the account is checked for CR, LF and NUL beforehand.
@@ -37,7 +30,7 @@ std::string quoted(std::string_view text) {
 struct ImapResponse {
   std::vector<std::string> untagged;
   std::string tagged;  // "OK …", "NO …", "BAD …" (tag removed); empty if none arrived
-  bool ok() const { return starts_with_nocase(tagged, "OK"); }
+  bool ok() const { return ascii_istarts_with(tagged, "OK"); }
 };
 
 std::optional<ImapResponse> imap_read(Session& session, const std::string& tag) {
@@ -65,7 +58,7 @@ std::optional<std::vector<std::string>> imap_capabilities(Session& session,
   const auto response = imap_command(session, tag, "CAPABILITY");
   if (!response || !response->ok()) return std::nullopt;
   for (const std::string& line : response->untagged) {
-    if (starts_with_nocase(line, "* CAPABILITY ")) return capability_words(line.substr(13));
+    if (ascii_istarts_with(line, "* CAPABILITY ")) return capability_words(line.substr(13));
   }
   return std::nullopt;
 }
@@ -110,7 +103,7 @@ std::vector<std::string> capability_words(const std::string& text) {
       if (!word.empty()) words.push_back(std::move(word));
       word.clear();
     } else {
-      word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      word += ascii_upper(c);
     }
   }
   return words;
@@ -124,7 +117,7 @@ ServerReport probe_imap(const Target& target, const Options& options) {
   const bool implicit_tls = target.server.security == Security::Tls;
 
   const auto greeting = session->read_line();
-  if (!greeting || !starts_with_nocase(*greeting, "* OK")) {
+  if (!greeting || !ascii_istarts_with(*greeting, "* OK")) {
     report.fail("greeting", greeting ? "expected * OK, got " + sanitize(*greeting)
                                      : "no greeting: " + session->error());
     return report;

@@ -15,12 +15,6 @@ namespace {
 
 constexpr std::size_t kMaxReplyLines = 100;
 
-std::string upper(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // The enhanced status code (RFC 3463) at the start of the first line, e.g. "5.7.1".
 std::string enhanced_status(const SmtpReply& reply) {
   if (reply.lines.empty()) return {};
@@ -97,7 +91,7 @@ std::optional<SmtpReply> read_smtp_reply(Session& session) {
 std::vector<std::string> auth_mechanisms(const SmtpReply& ehlo) {
   std::vector<std::string> out;
   for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
-    const std::string line = upper(ehlo.lines[i]);
+    const std::string line = ascii_upper(ehlo.lines[i]);
     if (!line.starts_with("AUTH ") && !line.starts_with("AUTH=")) continue;
     std::size_t at = 5;
     while (at < line.size()) {
@@ -114,7 +108,7 @@ std::vector<std::string> auth_mechanisms(const SmtpReply& ehlo) {
 
 bool has_extension(const SmtpReply& ehlo, std::string_view keyword) {
   for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
-    const std::string line = upper(ehlo.lines[i]);
+    const std::string line = ascii_upper(ehlo.lines[i]);
     if (line == keyword || line.starts_with(std::string(keyword) + " ")) return true;
   }
   return false;

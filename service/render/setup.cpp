@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/ascii.h"
 #include "core/email_address.h"
 #include "render/html.h"
 
@@ -58,12 +59,6 @@ const std::set<std::string>& known_names() {
                                             "security_outlook2010",
                                             "tls_port"};
   return kNames;
-}
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x | 0x20) == (y | 0x20) && ((x >= 'A' && x <= 'Z') || (x >= 'a' && x <= 'z'));
-         });
 }
 
 std::string_view trim(std::string_view s) {
@@ -173,8 +168,8 @@ std::pair<std::string, std::size_t> tag_position(const std::map<std::string, std
 std::string_view to_string(Lang lang) { return lang == Lang::De ? "de" : "en"; }
 
 std::optional<Lang> parse_lang(std::string_view text) {
-  if (iequal(text, "de")) return Lang::De;
-  if (iequal(text, "en")) return Lang::En;
+  if (ascii_iequals(text, "de")) return Lang::De;
+  if (ascii_iequals(text, "en")) return Lang::En;
   return std::nullopt;
 }
 

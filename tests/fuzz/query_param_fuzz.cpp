@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/ascii.h"
 #include "core/email_address.h"
 #include "fuzz.h"
 #include "http/request.h"
@@ -26,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!value->empty()) {
     const std::size_t offset = static_cast<std::size_t>(value->data() - query.data());
     FUZZ_CHECK(offset >= name.size() + 1 && query[offset - 1] == '=');
-    FUZZ_CHECK(http::iequals(query.substr(offset - 1 - name.size(), name.size()), name));
+    FUZZ_CHECK(ascii_iequals(query.substr(offset - 1 - name.size(), name.size()), name));
   }
   if (const auto decoded = percent_decode(*value)) {
     if (const auto address = parse_email(*decoded)) {
