@@ -1,7 +1,6 @@
 #include "probe/imap_pop.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include <fmt/format.h>
 
