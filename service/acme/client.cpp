@@ -1,5 +1,6 @@
 #include "acme/client.h"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -59,6 +60,22 @@ std::atomic<std::uint64_t> bad_nonce_count{0};
 
 std::uint64_t bad_nonces() { return bad_nonce_count.load(); }
 
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now) {
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (value.size() > 9) return std::chrono::seconds(999'999'999);  // capped by the caller
+    return std::chrono::seconds(std::stol(std::string(value)));
+  }
+  // IMF-fixdate (and the two obsolete forms RFC 9110 still asks recipients to accept).
+  const std::string text(value);
+  const time_t date = curl_getdate(text.c_str(), nullptr);
+  if (date == -1) return std::nullopt;
+  const auto wait = std::chrono::system_clock::from_time_t(date) - now;
+  if (wait <= std::chrono::system_clock::duration::zero()) return std::chrono::seconds(0);
+  return std::chrono::ceil<std::chrono::seconds>(wait);
+}
+
 std::string_view to_string(Challenge challenge) {
   return challenge == Challenge::TlsAlpn01 ? "tls-alpn-01" : "http-01";
 }
@@ -113,6 +130,7 @@ Client::Response Client::post(const std::string& url, const std::string& payload
   for (int attempt = 0; attempt < kNonceAttempts; ++attempt) {
     if (nonce_.empty()) {
       Response n = request(new_nonce_, nullptr, true);
+      n.for_nonce = true;
       if (nonce_.empty()) return n;
     }
     const std::string jws = key_.sign(url, nonce_, kid_, payload);
@@ -131,21 +149,19 @@ Client::Response Client::post(const std::string& url, const std::string& payload
 
 Failure Client::failure(const std::string& step, const Response& r) const {
   Failure f;
+  const std::string what = step + (r.for_nonce ? " (newNonce)" : "");
   if (r.status == 0) {
-    f.reason = step + ": " + r.error;
+    f.reason = what + ": " + r.error;
+    f.ca_failed = true;
     return f;
   }
   const Json problem = parse(r.body);
   const std::string type = text(problem, "type");
-  f.reason = step + ": HTTP " + std::to_string(r.status) +
+  f.reason = what + ": HTTP " + std::to_string(r.status) +
              (type.empty() ? "" : " " + type + ": " + text(problem, "detail"));
   f.rate_limited = r.status == 429 || type == "urn:ietf:params:acme:error:rateLimited";
-  if (!r.retry_after.empty()) {
-    // Retry-After in seconds (RFC 9110 also allows a date; the CAs send seconds).
-    char* end = nullptr;
-    const long seconds = std::strtol(r.retry_after.c_str(), &end, 10);
-    if (end && *end == '\0' && seconds >= 0) f.retry_after = std::chrono::seconds(seconds);
-  }
+  f.ca_failed = r.status >= 500 || type == "urn:ietf:params:acme:error:serverInternal";
+  f.retry_after = parse_retry_after(r.retry_after, std::chrono::system_clock::now());
   return f;
 }
 
@@ -160,7 +176,7 @@ std::optional<Failure> Client::ensure_account() {
     new_order_ = text(dir, "newOrder");
     if (new_nonce_.empty() || new_account_.empty() || new_order_.empty()) {
       new_order_.clear();
-      return Failure{"directory " + directory_url_ + ": not an ACME directory", {}, false};
+      return make_failure("directory " + directory_url_ + ": not an ACME directory");
     }
   }
   Json account = {{"termsOfServiceAgreed", true}};
@@ -186,7 +202,7 @@ std::optional<Failure> Client::issue(const std::string& name,
   const std::string order_url = r.location;
   Json order = parse(r.body);
   if (!order.is_object() || !order.contains("authorizations")) {
-    return Failure{"newOrder " + name + ": no authorizations in the order", {}, false};
+    return make_failure("newOrder " + name + ": no authorizations in the order");
   }
   for (const Json& authz_url : order["authorizations"]) {
     if (!authz_url.is_string()) continue;
@@ -214,8 +230,8 @@ std::optional<Failure> Client::issue(const std::string& name,
       wanted_text += (wanted_text.empty() ? "" : " or ") + std::string(to_string(c));
     }
     if (!chosen || challenge_url.empty()) {
-      return Failure{
-          "authorization " + name + ": the CA offers no " + wanted_text + " challenge", {}, false};
+      return make_failure("authorization " + name + ": the CA offers no " + wanted_text +
+                          " challenge");
     }
     const std::string key_authorization = token + "." + key_.thumbprint();
     const auto withdraw = [&] {
@@ -228,7 +244,7 @@ std::optional<Failure> Client::issue(const std::string& name,
     if (*chosen == Challenge::Http01) {
       tokens.put(token, key_authorization);
     } else if (std::string error; !tls::alpn_challenges().put(name, key_authorization, error)) {
-      return Failure{error, {}, false};
+      return make_failure(error);
     }
     r = post(challenge_url, "{}");
     if (r.status != 200) {
@@ -253,16 +269,14 @@ std::optional<Failure> Client::issue(const std::string& name,
         }
       }
       if (r.status != 200) return failure("authorization " + name, r);
-      return Failure{"authorization " + name + ": " + (status.empty() ? "timed out" : status) +
-                         (detail.empty() ? "" : ": " + detail),
-                     {},
-                     false};
+      return make_failure("authorization " + name + ": " + (status.empty() ? "timed out" : status) +
+                          (detail.empty() ? "" : ": " + detail));
     }
   }
   out.key_pem = new_certificate_key();
   const std::string csr = make_csr(name, out.key_pem);
   if (out.key_pem.empty() || csr.empty()) {
-    return Failure{"CSR for " + name + ": " + sign::openssl_error(), {}, false};
+    return make_failure("CSR for " + name + ": " + sign::openssl_error());
   }
   r = post(text(order, "finalize"), Json{{"csr", base64url(csr)}}.dump());
   if (r.status != 200) return failure("finalize " + name, r);
@@ -275,7 +289,7 @@ std::optional<Failure> Client::issue(const std::string& name,
   }
   const std::string certificate_url = text(order, "certificate");
   if (text(order, "status") != "valid" || certificate_url.empty()) {
-    return Failure{"order " + name + ": " + text(order, "status"), {}, false};
+    return make_failure("order " + name + ": " + text(order, "status"));
   }
   r = post(certificate_url, "");
   if (r.status != 200 || r.body.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {

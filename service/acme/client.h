@@ -39,7 +39,21 @@ struct Failure {
   // From a 429 or 503 with Retry-After (or a rateLimited problem): when to ask again.
   std::optional<std::chrono::seconds> retry_after;
   bool rate_limited = false;
+  // The CA itself failed (not reachable, 5xx, serverInternal): not the name's fault, so
+  // every order waits, not only this name's.
+  bool ca_failed = false;
 };
+inline Failure make_failure(std::string reason) {
+  Failure f;
+  f.reason = std::move(reason);
+  return f;
+}
+
+// A Retry-After value (RFC 9110 §10.2.3), delay-seconds or an HTTP-date, as the time to wait
+// from now, rounded up to whole seconds (0 for a date already past); nullopt when it is
+// neither.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now);
 
 class Client {
  public:
@@ -58,7 +72,8 @@ class Client {
   struct Response {
     long status = 0;
     std::string body, location, nonce, retry_after;
-    std::string error;  // transport failure (curl's words); status 0 then
+    std::string error;       // transport failure (curl's words); status 0 then
+    bool for_nonce = false;  // the answer to the newNonce request a POST needed first
   };
   Response request(const std::string& url, const std::string* jws, bool head = false);
   // POST of a JWS with a fresh nonce; a badNonce is retried with the new nonce (kNonceAttempts).

@@ -127,8 +127,9 @@ void Issuer::run(std::stop_token stop) {
   ::mkdir(certs.c_str(), 0700);
   std::optional<Client> client;
   std::unordered_map<std::string, std::pair<SteadyClock::time_point, std::chrono::seconds>>
-      backoff;                                      // name → (not before, last delay)
-  SteadyClock::time_point hold{};                   // the CA's Retry-After, for every name
+      backoff;                       // name → (not before, last delay)
+  SteadyClock::time_point hold{};    // the CA's Retry-After, for every name
+  std::chrono::seconds ca_delay{0};  // the last hold after the CA failed, doubled each time
   std::vector<std::string> names = options_.names;  // the walk; on-demand names join it
   std::size_t issued = 0, failed = 0, current = 0;
 
@@ -151,11 +152,12 @@ void Issuer::run(std::stop_token stop) {
     if (!failure &&
         (!write_file_atomically(certs + "/" + name + ".key", out.key_pem, 0600, error) ||
          !write_file_atomically(pem, out.certificate_pem, 0600, error))) {
-      failure = Failure{error, {}, false};
+      failure = make_failure(error);
     }
     if (!failure) {
       count(OrderResult::Issued);
       ++issued;
+      ca_delay = std::chrono::seconds(0);
       backoff.erase(name);
       spdlog::info("acme: {} certificate for {}", due ? "renewed the" : "issued a", name);
       issued_(name, pem);
@@ -164,18 +166,33 @@ void Issuer::run(std::stop_token stop) {
     if (stop.stop_requested()) return false;
     ++failed;
     count(failure->rate_limited ? OrderResult::RateLimited : OrderResult::Failed);
+    if (failure->retry_after || failure->rate_limited || failure->ca_failed) {
+      // Not this name's fault: every order waits; the walk starts again when the wait ends.
+      std::chrono::seconds pause;
+      std::string why;
+      if (failure->retry_after) {
+        pause = *failure->retry_after;
+        why = "Retry-After";
+      } else if (failure->rate_limited) {
+        pause = std::chrono::hours(1);
+        why = "rate limited, no Retry-After";
+      } else {
+        ca_delay = ca_delay.count() == 0
+                       ? std::chrono::seconds(300)
+                       : std::min<std::chrono::seconds>(ca_delay * 2, std::chrono::hours(24));
+        pause = ca_delay;
+        why = "the CA failed";
+      }
+      pause =
+          std::clamp<std::chrono::seconds>(pause, std::chrono::seconds(1), std::chrono::hours(24));
+      hold = SteadyClock::now() + pause;
+      spdlog::warn("acme: {}; no orders for {}s ({})", failure->reason, pause.count(), why);
+      return false;
+    }
     auto& [not_before, delay] = backoff[name];
     delay = delay.count() == 0 ? std::chrono::seconds(300)
                                : std::min<std::chrono::seconds>(delay * 2, std::chrono::hours(24));
     not_before = SteadyClock::now() + delay;
-    if (failure->retry_after || failure->rate_limited) {
-      const auto pause =
-          std::clamp<std::chrono::seconds>(failure->retry_after.value_or(std::chrono::hours(1)),
-                                           std::chrono::seconds(1), std::chrono::hours(24));
-      hold = SteadyClock::now() + pause;
-      spdlog::warn("acme: {}; no orders for {}s (Retry-After)", failure->reason, pause.count());
-      return false;
-    }
     spdlog::warn("acme: {}; {} waits {}s", failure->reason, name, delay.count());
     return true;
   };

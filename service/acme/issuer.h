@@ -4,9 +4,9 @@
 // writes key and certificate atomically (0600) to STORAGE/certificates/NAME.{key,pem}, and
 // tells the publisher, which swaps in a new certificate set. Names asked for at a handshake
 // (request(): on-demand issuance) go into a second bounded, deduplicated queue that is served
-// before the walk goes on. The CA's 429/Retry-After holds every order until then; a name that
-// fails waits longer each time (5 minutes, doubling, at most a day). Nothing here blocks a
-// worker: until a name has its certificate, the default serves.
+// before the walk goes on. The CA's 429/Retry-After, or the CA failing, holds every order; a
+// name that fails waits longer each time (5 minutes, doubling, at most a day). Nothing here
+// blocks a worker: until a name has its certificate, the default serves.
 #pragma once
 
 #include <array>

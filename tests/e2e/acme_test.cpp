@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -128,6 +130,7 @@ class Pebble {
          std::uint16_t tls_port = 0, int nonce_reject = 0) {
     const e2e::Certificate tls = e2e::make_certificate(dir, "pebble", "localhost");
     ca_file_ = tls.certificate;
+    key_file_ = tls.key;
     port_ = e2e::free_tcp_port();
     const std::string config = dir + "/pebble.json";
     std::ofstream(config) << "{\"pebble\": {\"listenAddress\": \"127.0.0.1:" << port_
@@ -164,14 +167,85 @@ class Pebble {
   }
   bool ready() const { return ready_; }
   std::string directory() const { return "https://127.0.0.1:" + std::to_string(port_) + "/dir"; }
+  std::uint16_t port() const { return port_; }
   const std::string& ca_file() const { return ca_file_; }
+  const std::string& key_file() const { return key_file_; }
   std::string log() const { return e2e::read_file(log_); }
 
  private:
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
   bool ready_ = false;
-  std::string ca_file_, log_;
+  std::string ca_file_, key_file_, log_;
+};
+
+// tests/e2e/acme_proxy.py in front of pebble: a test double for what Pebble 2.4 lacks (429 +
+// Retry-After, ARI's renewalInfo), as DIR/proxy-rules.json says; everything else goes to
+// the real Pebble. Its HTTPS uses Pebble's own certificate, so the client trusts both alike.
+class Proxy {
+ public:
+  Proxy(const std::string& dir, const Pebble& pebble, const std::string& rules)
+      : rules_(dir + "/proxy-rules.json"), log_(dir + "/proxy.log") {
+    set_rules(rules);
+    const std::string port_file = dir + "/proxy.port";
+    const std::string script = std::string(MAILCONFD_SOURCE_DIR) + "/tests/e2e/acme_proxy.py";
+    const std::string upstream = std::to_string(pebble.port());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      const int err = ::open((dir + "/proxy.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(err, 2);
+      ::execlp("python3", "python3", script.c_str(), upstream.c_str(), pebble.ca_file().c_str(),
+               pebble.key_file().c_str(), pebble.ca_file().c_str(), rules_.c_str(), log_.c_str(),
+               port_file.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200 && port_ == 0; ++i) {
+      if (std::ifstream in(port_file); in) in >> port_;
+      if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ~Proxy() {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool ready() const { return port_ != 0; }
+  std::string directory() const { return "https://127.0.0.1:" + std::to_string(port_) + "/dir"; }
+  void set_rules(const std::string& rules) const {
+    std::ofstream(rules_ + ".tmp", std::ios::trunc) << rules;
+    std::filesystem::rename(rules_ + ".tmp", rules_);
+  }
+
+  // One request the proxy saw (a line of its log).
+  struct Seen {
+    double arrived = 0;
+    std::string endpoint;
+    int status = 0;
+    double not_before = 0;  // what its Retry-After allowed; 0: none
+    std::string replaces;   // a newOrder's replaces; "-": none
+  };
+  std::vector<Seen> seen(const std::vector<std::string>& endpoints) const {
+    std::vector<Seen> out;
+    std::istringstream in(e2e::read_file(log_));
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream fields(line);
+      Seen s;
+      std::string not_before;
+      fields >> s.arrived >> s.endpoint >> s.status >> not_before >> s.replaces;
+      s.not_before = not_before == "-" ? 0 : std::stod(not_before);
+      if (std::find(endpoints.begin(), endpoints.end(), s.endpoint) != endpoints.end()) {
+        out.push_back(s);
+      }
+    }
+    return out;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+  std::string rules_, log_;
 };
 
 std::string zone(const std::string& name) {
@@ -308,7 +382,7 @@ TEST_CASE("acme: a CA that cannot be reached changes no answer, and the log says
   CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 1);
   CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 0);
   CHECK(s.log().find("acme: directory https://127.0.0.1:" + std::to_string(closed) +
-                     "/dir: Couldn't connect to server; a.example.net waits 300s") !=
+                     "/dir: Couldn't connect to server; no orders for 300s (the CA failed)") !=
         std::string::npos);
   auto r = s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com");
   CHECK(r.status == 200);
@@ -569,6 +643,91 @@ TEST_CASE("acme: a certificate near its end is renewed while it serves, badNonce
   CHECK(metric(metrics, "mailconfd_acme_bad_nonces_total") > 0);
   CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").body ==
         e2e::golden("autoconfig/example-alice.xml"));
+}
+
+namespace {
+
+std::size_t occurrences(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("acme: 429 with Retry-After (seconds, then an HTTP-date) holds every order until then") {
+  e2e::TempDir dir;
+  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
+  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
+  const std::uint16_t http_port = e2e::free_tcp_port();
+  Pebble pebble(dir.path(), http_port, nsd.port());
+  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
+  // The first newOrder: 429, Retry-After: 3; the newNonce asked for next: 429 with an
+  // HTTP-date 3 seconds ahead; then Pebble answers everything.
+  Proxy proxy(dir.path(), pebble,
+              R"({"reject": [{"endpoint": "newOrder", "retry_after": "3"},
+                              {"endpoint": "newNonce", "retry_after": "date+3"}]})");
+  REQUIRE(proxy.ready());
+  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  const std::string config =
+      write_acme_config(dir.path(), fallback,
+                        "ca=\"" + proxy.directory() + "\" ca-certificate=\"" + pebble.ca_file() +
+                            "\" storage=\"acme\" names=\"autodiscover.example.net\"");
+  Service s({"--config", config, "--listen", "127.0.0.1:" + std::to_string(http_port),
+             "--tls-listen", "127.0.0.1:0"});
+  REQUIRE(s.tls_port() != 0);
+  // Requests are answered throughout, while the CA holds the order and after.
+  int answered = 0, other = 0;
+  std::string metrics;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (std::chrono::steady_clock::now() < until &&
+         metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 0) {
+    const auto r = s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com");
+    (r.status == 200 && r.body == e2e::golden("autoconfig/example-alice.xml") ? answered : other)++;
+    metrics = s.get("/metrics").body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(s.log());
+  INFO(pebble.log());
+  CHECK(other == 0);
+  CHECK(answered >= 30);  // the two holds take 6 seconds at least
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 1);
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"rate_limited\"}") == 2);
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
+  // What the CA saw: each retry not before the Retry-After allowed, and soon after.
+  const auto seen = proxy.seen({"newOrder", "newNonce"});
+  REQUIRE(seen.size() == 5);
+  const std::vector<std::pair<std::string, int>> expected{{"newNonce", 200},
+                                                          {"newOrder", 429},
+                                                          {"newNonce", 429},
+                                                          {"newNonce", 200},
+                                                          {"newOrder", 201}};
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    CHECK(seen[i].endpoint == expected[i].first);
+    CHECK(seen[i].status == expected[i].second);
+  }
+  CHECK(seen[1].not_before == doctest::Approx(seen[1].arrived + 3).epsilon(1e-9));
+  CHECK(seen[2].arrived >= seen[1].not_before);
+  CHECK(seen[2].arrived < seen[1].not_before + 3);
+  CHECK(seen[2].not_before == std::floor(seen[2].not_before));  // a whole second: an HTTP-date
+  CHECK(seen[2].not_before > seen[2].arrived + 2);
+  CHECK(seen[3].arrived >= seen[2].not_before);
+  CHECK(seen[3].arrived < seen[2].not_before + 3);
+  // The log says so once for each.
+  const std::string log = s.log();
+  CHECK(occurrences(log,
+                    "acme: newOrder autodiscover.example.net: HTTP 429 "
+                    "urn:ietf:params:acme:error:rateLimited: too many requests (acme_proxy.py); "
+                    "no orders for 3s (Retry-After)") == 1);
+  CHECK(occurrences(log,
+                    "acme: newOrder autodiscover.example.net (newNonce): HTTP 429; no orders "
+                    "for ") == 1);
+  CHECK(occurrences(log, "(Retry-After)") == 2);
+  CHECK(occurrences(log, "acme: issued a certificate for autodiscover.example.net") == 1);
+  REQUIRE(e2e::wait_for_log(s, "acme/certificates/autodiscover.example.net.pem",
+                            std::chrono::seconds(10)));
+  const std::string got = served(s.tls_port(), "autodiscover.example.net");
+  CHECK_MESSAGE(got.find("subject=CN = autodiscover.example.net | issuer=CN = Pebble") == 0, got);
 }
 
 TEST_CASE("check and start warn when no certificate covers a provider's Autodiscover host") {
