@@ -165,20 +165,58 @@ Failure Client::failure(const std::string& step, const Response& r) const {
   return f;
 }
 
+std::optional<Failure> Client::load_directory() {
+  if (!new_order_.empty()) return std::nullopt;
+  Response d = request(directory_url_, nullptr);
+  if (d.status != 200) return failure("directory " + directory_url_, d);
+  const Json dir = parse(d.body);
+  new_nonce_ = text(dir, "newNonce");
+  new_account_ = text(dir, "newAccount");
+  new_order_ = text(dir, "newOrder");
+  renewal_info_ = text(dir, "renewalInfo");
+  if (new_nonce_.empty() || new_account_.empty() || new_order_.empty()) {
+    new_order_.clear();
+    return make_failure("directory " + directory_url_ + ": not an ACME directory");
+  }
+  return std::nullopt;
+}
+
+bool Client::offers_renewal_info() {
+  // A directory that could not be read is asked again 5 minutes later at the soonest here
+  // (issue() asks at every order).
+  const auto now = std::chrono::steady_clock::now();
+  if (new_order_.empty() && now < directory_retry_) return false;
+  if (load_directory()) {
+    directory_retry_ = now + std::chrono::minutes(5);
+    return false;
+  }
+  return !renewal_info_.empty();
+}
+
+std::optional<Client::RenewalInfo> Client::renewal_info(const std::string& cert_id,
+                                                        std::string& error) {
+  if (!offers_renewal_info()) {
+    error = "the CA offers no renewalInfo";
+    return std::nullopt;
+  }
+  const std::string url =
+      renewal_info_ + (renewal_info_.ends_with('/') ? "" : "/") + cert_id;  // RFC 9773 §4.1
+  const Response r = request(url, nullptr);
+  if (r.status != 200) {
+    error = failure("renewalInfo " + url, r).reason;
+    return std::nullopt;
+  }
+  const auto window = parse_renewal_info(r.body);
+  if (!window) {
+    error = "renewalInfo " + url + ": no suggestedWindow with start before end";
+    return std::nullopt;
+  }
+  return RenewalInfo{*window, parse_retry_after(r.retry_after, std::chrono::system_clock::now())};
+}
+
 std::optional<Failure> Client::ensure_account() {
   if (!kid_.empty()) return std::nullopt;
-  if (new_order_.empty()) {
-    Response d = request(directory_url_, nullptr);
-    if (d.status != 200) return failure("directory " + directory_url_, d);
-    const Json dir = parse(d.body);
-    new_nonce_ = text(dir, "newNonce");
-    new_account_ = text(dir, "newAccount");
-    new_order_ = text(dir, "newOrder");
-    if (new_nonce_.empty() || new_account_.empty() || new_order_.empty()) {
-      new_order_.clear();
-      return make_failure("directory " + directory_url_ + ": not an ACME directory");
-    }
-  }
+  if (auto f = load_directory()) return f;
   Json account = {{"termsOfServiceAgreed", true}};
   if (!contact_.empty()) account["contact"] = Json::array({contact_});
   Response r = post(new_account_, account.dump());
@@ -190,13 +228,14 @@ std::optional<Failure> Client::ensure_account() {
 std::optional<Failure> Client::issue(const std::string& name,
                                      const std::vector<Challenge>& preference, Tokens& tokens,
                                      Issued& out, std::stop_token stop,
-                                     std::chrono::seconds timeout) {
+                                     std::chrono::seconds timeout, const std::string& replaces) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   const auto expired = [&] {
     return stop.stop_requested() || std::chrono::steady_clock::now() > until;
   };
   if (auto f = ensure_account()) return f;
-  const Json order_request = {{"identifiers", Json::array({{{"type", "dns"}, {"value", name}}})}};
+  Json order_request = {{"identifiers", Json::array({{{"type", "dns"}, {"value", name}}})}};
+  if (!replaces.empty()) order_request["replaces"] = replaces;
   Response r = post(new_order_, order_request.dump());
   if (r.status != 201 || r.location.empty()) return failure("newOrder " + name, r);
   const std::string order_url = r.location;

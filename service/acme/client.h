@@ -14,6 +14,7 @@
 
 #include "acme/challenges.h"
 #include "acme/jws.h"
+#include "acme/renewal_info.h"
 
 namespace mailconfd::acme {
 
@@ -63,10 +64,22 @@ class Client {
 
   // Gets a certificate for name, answering the first challenge of preference the CA offers
   // (http-01 through tokens, tls-alpn-01 through tls::alpn_challenges()). Gives up at stop or
-  // after timeout. Failure is nullopt when it worked.
+  // after timeout. Failure is nullopt when it worked. replaces: the ARI certID of the
+  // certificate this one renews (RFC 9773 §5), or empty.
   std::optional<Failure> issue(const std::string& name, const std::vector<Challenge>& preference,
                                Tokens& tokens, Issued& out, std::stop_token stop,
-                               std::chrono::seconds timeout);
+                               std::chrono::seconds timeout, const std::string& replaces = "");
+
+  // Whether the CA's directory offers ARI (renewalInfo); false too when the directory cannot
+  // be read.
+  bool offers_renewal_info();
+  // ARI's suggested window for the certificate cert_id (ari_cert_id()), and the CA's
+  // Retry-After (when to ask again). nullopt with error set when there is none.
+  struct RenewalInfo {
+    RenewalWindow window;
+    std::optional<std::chrono::seconds> retry_after;
+  };
+  std::optional<RenewalInfo> renewal_info(const std::string& cert_id, std::string& error);
 
  private:
   struct Response {
@@ -78,13 +91,16 @@ class Client {
   Response request(const std::string& url, const std::string* jws, bool head = false);
   // POST of a JWS with a fresh nonce; a badNonce is retried with the new nonce (kNonceAttempts).
   Response post(const std::string& url, const std::string& payload);
+  std::optional<Failure> load_directory();
   std::optional<Failure> ensure_account();
   Failure failure(const std::string& step, const Response& r) const;
 
   std::string directory_url_, ca_file_, contact_;
   AccountKey key_;
-  std::string new_nonce_, new_account_, new_order_;  // from the directory
-  std::string kid_;                                  // account URL, once registered
+  std::string new_nonce_, new_account_, new_order_;          // from the directory
+  std::string renewal_info_;                                 // from the directory; empty: no ARI
+  std::chrono::steady_clock::time_point directory_retry_{};  // for offers_renewal_info()
+  std::string kid_;                                          // account URL, once registered
   std::string nonce_;
 };
 

@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 
 #include <ctime>
+#include <fstream>
 #include <optional>
 #include <unordered_map>
 
 #include <curl/curl.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -31,19 +33,36 @@ SystemClock::time_point to_time(const ASN1_TIME* time) {
   return SystemClock::from_time_t(timegm(&tm));
 }
 
-// When the certificate at path should be renewed. nullopt: none there (or unreadable), so
-// issue now.
-std::optional<SystemClock::time_point> due_at(const std::string& path, const std::string& name) {
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return std::nullopt;
-  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
+// The file at path (at most 1 MiB), or empty.
+std::string read_small_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text(1024 * 1024, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text;
+}
+
+// When the certificate in pem (PEM text) should be renewed by its lifetime. nullopt: none
+// there (or unreadable), so issue now.
+std::optional<SystemClock::time_point> due_at(const std::string& pem, const std::string& name) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  X509* x = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
   ERR_clear_error();
   if (!x) return std::nullopt;
   const auto from = to_time(X509_get0_notBefore(x));
   const auto until = to_time(X509_get0_notAfter(x));
   X509_free(x);
   return renewal_time(from, until, name);
+}
+
+std::string format_time(SystemClock::time_point t) {
+  const std::time_t time = SystemClock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&time, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 // FNV-1a: a stable hash (std::hash may differ between builds), for the renewal spread.
@@ -131,6 +150,14 @@ void Issuer::run(std::stop_token stop) {
   SteadyClock::time_point hold{};    // the CA's Retry-After, for every name
   std::chrono::seconds ca_delay{0};  // the last hold after the CA failed, doubled each time
   std::vector<std::string> names = options_.names;  // the walk; on-demand names join it
+  // ARI per name: the certificate asked about, the point in its window, when to ask again.
+  struct Ari {
+    std::string cert_id;
+    std::optional<SystemClock::time_point> renew_at;
+    SteadyClock::time_point poll_at{};
+  };
+  std::unordered_map<std::string, Ari> ari;
+  SteadyClock::time_point next_poll = SteadyClock::time_point::max();  // the earliest poll_at
   std::size_t issued = 0, failed = 0, current = 0;
 
   // One name: issue it when it has no certificate or is due. False when the CA holds every
@@ -140,14 +167,48 @@ void Issuer::run(std::stop_token stop) {
     if (stop.stop_requested() || now < hold) return false;
     if (auto it = backoff.find(name); it != backoff.end() && now < it->second.first) return true;
     const std::string pem = certs + "/" + name + ".pem";
-    const auto due = due_at(pem, name);
+    const std::string pem_text = read_small_file(pem);
+    auto due = due_at(pem_text, name);
+    std::string replaces;
+    // ARI (RFC 9773): where the CA offers it, its suggested window decides, not the lifetime.
+    if (due && client->offers_renewal_info()) {
+      if (const std::string cert_id = ari_cert_id(pem_text); !cert_id.empty()) {
+        auto& a = ari[name];
+        if (a.cert_id != cert_id || SteadyClock::now() >= a.poll_at) {
+          a.cert_id = cert_id;
+          std::string error;
+          if (const auto info = client->renewal_info(cert_id, error)) {
+            a.renew_at = renewal_point(info->window, name);
+            const auto wait =
+                std::clamp<std::chrono::seconds>(info->retry_after.value_or(std::chrono::hours(6)),
+                                                 std::chrono::minutes(1), std::chrono::hours(24));
+            a.poll_at = SteadyClock::now() + wait;
+            spdlog::info(
+                "acme: renewal info for {}: window {} to {}; renewing at {}, asking again "
+                "in {}s",
+                name, format_time(info->window.start), format_time(info->window.end),
+                format_time(*a.renew_at), wait.count());
+          } else {
+            a.renew_at.reset();
+            a.poll_at = SteadyClock::now() + std::chrono::hours(1);
+            spdlog::warn("acme: renewal info for {}: {}; renewing two thirds into its lifetime",
+                         name, error);
+          }
+        }
+        if (a.renew_at) {
+          due = a.renew_at;
+          replaces = cert_id;
+        }
+        next_poll = std::min(next_poll, a.poll_at);
+      }
+    }
     if (due && SystemClock::now() < *due) {
       ++current;
       return true;
     }
     Issued out;
-    auto failure =
-        client->issue(name, options_.challenges, *tokens_, out, stop, std::chrono::seconds(120));
+    auto failure = client->issue(name, options_.challenges, *tokens_, out, stop,
+                                 std::chrono::seconds(120), replaces);
     std::string error;
     if (!failure &&
         (!write_file_atomically(certs + "/" + name + ".key", out.key_pem, 0600, error) ||
@@ -159,7 +220,9 @@ void Issuer::run(std::stop_token stop) {
       ++issued;
       ca_delay = std::chrono::seconds(0);
       backoff.erase(name);
-      spdlog::info("acme: {} certificate for {}", due ? "renewed the" : "issued a", name);
+      ari.erase(name);
+      spdlog::info("acme: {} certificate for {}{}", due ? "renewed the" : "issued a", name,
+                   replaces.empty() ? "" : " (replaces " + replaces + ")");
       issued_(name, pem);
       return true;
     }
@@ -228,6 +291,7 @@ void Issuer::run(std::stop_token stop) {
     serve_requests();
     if (SteadyClock::now() >= next_pass && SteadyClock::now() >= hold) {
       issued = failed = current = 0;
+      next_poll = SteadyClock::time_point::max();
       const std::size_t walk = names.size();  // names joining during the walk were just served
       bool complete = true;
       for (std::size_t i = 0; i < walk && complete; ++i) {
@@ -240,6 +304,8 @@ void Issuer::run(std::stop_token stop) {
       // Held by the CA: walk again when the hold ends (at most a pass interval later).
       next_pass = complete ? SteadyClock::now() + options_.pass_interval
                            : std::min(hold, SteadyClock::now() + options_.pass_interval);
+      // A renewalInfo to ask again before then (its Retry-After): walk again at that time.
+      next_pass = std::min(next_pass, next_poll);
     }
     const auto until = std::max(next_pass, hold);
     std::unique_lock lock(mutex_);

@@ -22,7 +22,7 @@ Pebble's own.
 LOG: a line per request, tab-separated: the Unix time it arrived (seconds, microseconds),
 the endpoint (newOrder, newNonce, renewalInfo, directory or the path), the status answered,
 the Unix time a Retry-After sent allows the next request (or -), and the newOrder's
-`replaces` (or -). PORT_FILE gets the port the proxy listens on (127.0.0.1), once it does.
+`replaces` or the certID renewalInfo was asked about (or -). PORT_FILE gets the port the proxy listens on (127.0.0.1), once it does.
 """
 
 import base64
@@ -117,7 +117,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             info = r["renewal_info"]
             data = json.dumps({"suggestedWindow": {"start": info["start"],
                                                    "end": info["end"]}}).encode()
-            log(arrived, "renewalInfo", 200)
+            log(arrived, "renewalInfo", 200, "-", path[len("/renewal-info/"):])
             return self.answer(200, [("Content-Type", "application/json"),
                                      ("Retry-After", str(info.get("retry_after", 21600)))], data)
         endpoint = endpoints.get(path, path)

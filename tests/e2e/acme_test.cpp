@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -728,6 +729,154 @@ TEST_CASE("acme: 429 with Retry-After (seconds, then an HTTP-date) holds every o
                             std::chrono::seconds(10)));
   const std::string got = served(s.tls_port(), "autodiscover.example.net");
   CHECK_MESSAGE(got.find("subject=CN = autodiscover.example.net | issuer=CN = Pebble") == 0, got);
+}
+
+namespace {
+
+std::string base64url(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+std::string from_hex(std::string hex) {
+  std::erase(hex, ':');
+  if (hex.size() % 2) hex.insert(0, "0");
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+// RFC 9773's certID of the certificate in pem, from what `openssl x509` prints.
+std::string cert_id(const std::string& pem) {
+  const auto r = e2e::run_command(
+      {"openssl", "x509", "-in", pem, "-noout", "-serial", "-ext", "authorityKeyIdentifier"});
+  std::istringstream in(r.out);
+  std::string serial, key_id;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("serial=", 0) == 0) serial = line.substr(7);
+    if (line.rfind("    ", 0) == 0) key_id = line.substr(line.find_first_not_of(' '));
+  }
+  if (key_id.rfind("keyid:", 0) == 0) key_id = key_id.substr(6);
+  std::string serial_bytes = from_hex(serial);
+  if (!serial_bytes.empty() && (static_cast<unsigned char>(serial_bytes[0]) & 0x80)) {
+    serial_bytes.insert(0, 1, '\0');  // DER: a positive INTEGER
+  }
+  return base64url(from_hex(key_id)) + "." + base64url(serial_bytes);
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const std::time_t time = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&time, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::string renewal_rules(std::chrono::system_clock::time_point start,
+                          std::chrono::system_clock::time_point end, int retry_after) {
+  return R"({"renewal_info": {"start": ")" + rfc3339(start) + R"(", "end": ")" + rfc3339(end) +
+         R"(", "retry_after": )" + std::to_string(retry_after) + "}}";
+}
+
+}  // namespace
+
+TEST_CASE("acme: ARI (RFC 9773): the CA's suggested window decides renewal; replaces is sent") {
+  using namespace std::chrono;
+  e2e::TempDir dir;
+  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
+  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
+  const std::uint16_t http_port = e2e::free_tcp_port();
+  Pebble pebble(dir.path(), http_port, nsd.port());
+  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
+  // Pebble 2.4 has no renewalInfo: the proxy adds it to the directory and answers the
+  // window this test sets. A window a month ahead first.
+  const auto now = system_clock::now();
+  Proxy proxy(dir.path(), pebble, renewal_rules(now + hours(24 * 30), now + hours(24 * 31), 7200));
+  REQUIRE(proxy.ready());
+  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  const std::string config =
+      write_acme_config(dir.path(), fallback,
+                        "ca=\"" + proxy.directory() + "\" ca-certificate=\"" + pebble.ca_file() +
+                            "\" storage=\"acme\" names=\"autodiscover.example.net\"");
+  const std::vector<std::string> args{"--config",     config,
+                                      "--listen",     "127.0.0.1:" + std::to_string(http_port),
+                                      "--tls-listen", "127.0.0.1:0"};
+  const std::string pem = dir.path() + "/acme/certificates/autodiscover.example.net.pem";
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    REQUIRE_MESSAGE(
+        e2e::wait_for_log(s, "acme: 1 issued, 0 failed, 0 current of 1 names", seconds(90)),
+        s.log());
+    CHECK(s.log().find("acme: issued a certificate for autodiscover.example.net\n") !=
+          std::string::npos);
+  }
+  const std::string first = cert_id(pem);
+  REQUIRE(first.size() > 20);
+  // A restart: the certificate is far from two thirds of its life, and the window is a month
+  // ahead: asked about, not renewed; asked again after the CA's Retry-After.
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    REQUIRE_MESSAGE(
+        e2e::wait_for_log(s, "acme: 0 issued, 0 failed, 1 current of 1 names", seconds(30)),
+        s.log());
+    const std::string log = s.log();
+    INFO(log);
+    const std::string said = "acme: renewal info for autodiscover.example.net: window " +
+                             rfc3339(now + hours(24 * 30)) + " to " +
+                             rfc3339(now + hours(24 * 31)) + "; renewing at ";
+    const auto at = log.find(said);
+    REQUIRE(at != std::string::npos);
+    const auto renew_at =
+        e2e::run_command({"date", "-u", "-d", log.substr(at + said.size(), 20), "+%s"});
+    CHECK(std::stoll(renew_at.out) >= system_clock::to_time_t(now + hours(24 * 30)) - 1);
+    CHECK(std::stoll(renew_at.out) <= system_clock::to_time_t(now + hours(24 * 31)));
+    CHECK(log.find(", asking again in 7200s\n", at) != std::string::npos);
+  }
+  auto seen = proxy.seen({"renewalInfo", "newOrder"});
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].endpoint == "newOrder");
+  CHECK(seen[0].replaces == "-");
+  CHECK(seen[1].endpoint == "renewalInfo");
+  CHECK(seen[1].replaces == first);  // the certID it asked about
+  // The CA moves the window into the past (as after a revocation): renewed at once, two
+  // thirds of the lifetime notwithstanding, and the new order names the certificate it
+  // replaces. A Retry-After under a minute counts as a minute.
+  proxy.set_rules(renewal_rules(now - hours(2), now - hours(1), 5));
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    REQUIRE_MESSAGE(
+        e2e::wait_for_log(s, "acme: 1 issued, 0 failed, 0 current of 1 names", seconds(90)),
+        s.log());
+    const std::string log = s.log();
+    INFO(log);
+    CHECK(log.find(", asking again in 60s\n") != std::string::npos);
+    CHECK(log.find("acme: renewed the certificate for autodiscover.example.net (replaces " + first +
+                   ")\n") != std::string::npos);
+    CHECK(metric(s.get("/metrics").body, "mailconfd_acme_orders_total{result=\"issued\"}") == 1);
+    REQUIRE(e2e::wait_for_log(s, "acme: serving " + pem, seconds(10)));
+    const std::string got = served(s.tls_port(), "autodiscover.example.net");
+    CHECK_MESSAGE(got.find("subject=CN = autodiscover.example.net | issuer=CN = Pebble") == 0, got);
+  }
+  seen = proxy.seen({"renewalInfo", "newOrder"});
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[2].endpoint == "renewalInfo");
+  CHECK(seen[2].replaces == first);
+  CHECK(seen[3].endpoint == "newOrder");
+  CHECK(seen[3].status == 201);
+  CHECK(seen[3].replaces == first);
+  CHECK(cert_id(pem) != first);  // a new certificate
 }
 
 TEST_CASE("check and start warn when no certificate covers a provider's Autodiscover host") {
