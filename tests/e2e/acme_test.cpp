@@ -23,6 +23,7 @@
 #include <doctest/doctest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -877,6 +878,73 @@ TEST_CASE("acme: ARI (RFC 9773): the CA's suggested window decides renewal; repl
   CHECK(seen[3].status == 201);
   CHECK(seen[3].replaces == first);
   CHECK(cert_id(pem) != first);  // a new certificate
+}
+
+namespace {
+
+// A TLS handshake with SNI server_name (the certificate not verified); whether it completed.
+bool handshake(std::uint16_t port, const std::string& server_name) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, server_name.c_str());
+    ok = SSL_connect(ssl) == 1;
+    if (ok) SSL_shutdown(ssl);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+  }
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("acme: on demand, a name is queued once and the queue holds 1,000 (known, full)") {
+  const std::string dir = e2e::temp_dir();
+  const e2e::Certificate fallback = e2e::make_certificate(dir, "default", "default.test");
+  // 1,001 hosted domains besides the example's; the account key cannot be written, so the
+  // issuer never takes a name from the queue and what the handshakes queue stays there.
+  std::ofstream domains(dir + "/domains.txt");
+  for (int i = 0; i < 1001; ++i) domains << "c" << i << ".example\n";
+  domains.close();
+  std::string text =
+      e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
+  text.insert(text.find("  </server>"), "    <tls certificate=\"" + fallback.certificate +
+                                            "\" key=\"" + fallback.key + "\"/>\n");
+  const std::string domain = "<domain>example.org</domain>\n";
+  text.insert(text.find(domain) + domain.size(), "    <domains file=\"domains.txt\"/>\n");
+  text.insert(text.rfind("</mailconfd>"),
+              "  <acme ca=\"https://127.0.0.1:" + std::to_string(e2e::free_tcp_port()) +
+                  "/dir\" storage=\"/proc/mailconfd-no-such-dir/acme\" on-demand=\"yes\" "
+                  "hosted-names=\"autoconfig\"/>\n");
+  const std::string config = dir + "/mailconfd.xml";
+  std::ofstream(config) << text;
+  Service s({"--config", config, "--tls-listen", "127.0.0.1:0"});
+  REQUIRE(s.tls_port() != 0);
+  INFO(s.log());
+  int done = 0;
+  for (int i = 0; i < 1001; ++i) {
+    done += handshake(s.tls_port(), "autoconfig.c" + std::to_string(i) + ".example");
+  }
+  done += handshake(s.tls_port(), "autoconfig.c0.example");     // queued already
+  done += handshake(s.tls_port(), "autoconfig.c1000.example");  // dropped, still full
+  done += handshake(s.tls_port(), "www.c1.example");            // never a name to order
+  CHECK(done == 1004);  // every handshake completed, with the default certificate
+  const std::string metrics = s.get("/metrics").body;
+  CHECK(metric(metrics, "mailconfd_acme_on_demand_total{result=\"queued\"}") == 1000);
+  CHECK(metric(metrics, "mailconfd_acme_on_demand_total{result=\"known\"}") == 1);
+  CHECK(metric(metrics, "mailconfd_acme_on_demand_total{result=\"full\"}") == 2);
+  CHECK(metric(metrics, "mailconfd_acme_on_demand_total{result=\"refused\"}") == 1);
+  CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
+  CHECK(served(s.tls_port(), "autoconfig.c5.example").find("subject=CN = default.test") == 0);
+  CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").status == 200);
 }
 
 TEST_CASE("check and start warn when no certificate covers a provider's Autodiscover host") {
