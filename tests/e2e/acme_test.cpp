@@ -790,7 +790,7 @@ std::string renewal_rules(std::chrono::system_clock::time_point start,
 
 }  // namespace
 
-TEST_CASE("acme: ARI (RFC 9773): the CA's suggested window decides renewal; replaces is sent") {
+TEST_CASE("acme: ARI (RFC 9773): the CA's suggested window decides renewal, with replaces") {
   using namespace std::chrono;
   e2e::TempDir dir;
   e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
