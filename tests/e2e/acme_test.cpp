@@ -255,6 +255,33 @@ std::string zone(const std::string& name) {
          ". 1 3600 600 86400 60\n@ IN NS ns." + name + ".\n@ IN A 127.0.0.1\n* IN A 127.0.0.1\n";
 }
 
+// What the tests against a real CA share: in a temporary directory, NSD answering 127.0.0.1
+// for every name of domains, Pebble validating http-01 on http_port (nothing listens there
+// unless the test starts mailconfd on it) and tls-alpn-01 on tls_port through that NSD, and
+// a self-signed default certificate for mailconfd (CN default.test).
+struct Ca {
+  explicit Ca(const std::vector<std::string>& domains, std::uint16_t tls_port = 0,
+              int nonce_reject = 0)
+      : nsd(dir.path(), zones(domains)),
+        pebble(dir.path(), http_port, nsd.port(), tls_port, nonce_reject),
+        fallback(e2e::make_certificate(dir.path(), "default", "default.test")) {}
+  bool ready() const { return nsd.ready() && pebble.ready(); }
+  std::string log() const { return nsd.log() + pebble.log(); }
+
+  e2e::TempDir dir;
+  const std::uint16_t http_port = e2e::free_tcp_port();
+  e2e::Nsd nsd;
+  Pebble pebble;
+  const e2e::Certificate fallback;
+
+ private:
+  static std::vector<e2e::Zone> zones(const std::vector<std::string>& domains) {
+    std::vector<e2e::Zone> out;
+    for (const auto& d : domains) out.push_back({d, zone(d)});
+    return out;
+  }
+};
+
 // The subject CN and issuer the HTTPS listener presents for server_name.
 std::string served(std::uint16_t port, const std::string& server_name) {
   const auto r =
@@ -276,29 +303,22 @@ std::uint64_t metric(const std::string& metrics, const std::string& series) {
 }  // namespace
 
 TEST_CASE("acme: certificates from a real Pebble via http-01, served by SNI, kept over restart") {
-  e2e::TempDir dir;
-  e2e::Nsd nsd(dir.path(), {{"example.com", zone("example.com")},
-                            {"example.org", zone("example.org")},
-                            {"example.net", zone("example.net")},
-                            {"unhosted.test", zone("unhosted.test")}});
-  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
-  const std::uint16_t http_port = e2e::free_tcp_port();
-  Pebble pebble(dir.path(), http_port, nsd.port());
-  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
-  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  Ca ca({"example.com", "example.org", "example.net", "unhosted.test"});
+  REQUIRE_MESSAGE(ca.ready(), ca.log());
   std::string text =
       e2e::read_file(std::string(MAILCONFD_SOURCE_DIR) + "/deploy/example/mailconfd.xml");
-  text.insert(text.find("  </server>"), "    <tls certificate=\"" + fallback.certificate +
-                                            "\" key=\"" + fallback.key + "\"/>\n");
+  text.insert(text.find("  </server>"), "    <tls certificate=\"" + ca.fallback.certificate +
+                                            "\" key=\"" + ca.fallback.key + "\"/>\n");
   text.insert(text.rfind("</mailconfd>"),
-              "  <acme ca=\"" + pebble.directory() + "\" ca-certificate=\"" + pebble.ca_file() +
+              "  <acme ca=\"" + ca.pebble.directory() + "\" ca-certificate=\"" +
+                  ca.pebble.ca_file() +
                   "\" storage=\"acme\" contact=\"mailto:hostmaster@example.net\"\n"
                   "        names=\"autodiscover.example.net\" "
                   "hosted-names=\"autoconfig autodiscover\"/>\n");
-  const std::string config = dir.path() + "/mailconfd.xml";
+  const std::string config = ca.dir.path() + "/mailconfd.xml";
   std::ofstream(config) << text;
   const std::vector<std::string> args{"--config",     config,
-                                      "--listen",     "127.0.0.1:" + std::to_string(http_port),
+                                      "--listen",     "127.0.0.1:" + std::to_string(ca.http_port),
                                       "--tls-listen", "127.0.0.1:0"};
   const std::vector<std::string> names{"autoconfig.example.com", "autoconfig.example.org",
                                        "autodiscover.example.com", "autodiscover.example.net",
@@ -320,7 +340,7 @@ TEST_CASE("acme: certificates from a real Pebble via http-01, served by SNI, kep
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     INFO(s.log());
-    INFO(pebble.log());
+    INFO(ca.pebble.log());
     CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 5);
     CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
     CHECK(metric(metrics, "mailconfd_tls_certificates{state=\"valid\"}") == 6);
@@ -332,7 +352,8 @@ TEST_CASE("acme: certificates from a real Pebble via http-01, served by SNI, kep
     // Never anything outside the hosted domains and the configured names.
     CHECK(served(s.tls_port(), "autoconfig.unhosted.test").find("subject=CN = default.test") == 0);
     std::vector<std::string> files;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/acme/certificates")) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(ca.dir.path() + "/acme/certificates")) {
       files.push_back(e.path().filename().string());
       struct stat st {};
       ::stat(e.path().c_str(), &st);
@@ -343,7 +364,7 @@ TEST_CASE("acme: certificates from a real Pebble via http-01, served by SNI, kep
     for (const auto& n : names) expected.insert(expected.end(), {n + ".key", n + ".pem"});
     CHECK(files == expected);
     struct stat st {};
-    REQUIRE(::stat((dir.path() + "/acme/account.key").c_str(), &st) == 0);
+    REQUIRE(::stat((ca.dir.path() + "/acme/account.key").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
   }
   // A restart serves them from disk at once and orders nothing.
@@ -492,17 +513,13 @@ void write_short_lived(const std::string& name, const std::string& pem, const st
 }  // namespace
 
 TEST_CASE("acme: tls-alpn-01 on the TLS listener, validated by a real Pebble, others unaffected") {
-  e2e::TempDir dir;
-  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
-  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
   // Pebble's http-01 port has nothing behind it: only tls-alpn-01 can succeed.
   const std::uint16_t tls_port = e2e::free_tcp_port();
-  Pebble pebble(dir.path(), e2e::free_tcp_port(), nsd.port(), tls_port);
-  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
-  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  Ca ca({"example.net"}, tls_port);
+  REQUIRE_MESSAGE(ca.ready(), ca.log());
   const std::string config =
-      write_acme_config(dir.path(), fallback,
-                        pebble_acme(pebble) +
+      write_acme_config(ca.dir.path(), ca.fallback,
+                        pebble_acme(ca.pebble) +
                             "challenge=\"tls-alpn-01\" names=\"autodiscover.example.net "
                             "autoconfig.example.net\"");
   Service s({"--config", config, "--tls-listen", "127.0.0.1:" + std::to_string(tls_port)});
@@ -510,10 +527,10 @@ TEST_CASE("acme: tls-alpn-01 on the TLS listener, validated by a real Pebble, ot
   const std::string metrics = wait_for_metric(s, "mailconfd_acme_orders_total{result=\"issued\"}",
                                               2, std::chrono::seconds(90));
   INFO(s.log());
-  INFO(pebble.log());
+  INFO(ca.pebble.log());
   CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 2);
   CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
-  CHECK(s.log().find("acme: 2 names from " + pebble.directory() + " (tls-alpn-01 first)") !=
+  CHECK(s.log().find("acme: 2 names from " + ca.pebble.directory() + " (tls-alpn-01 first)") !=
         std::string::npos);
   REQUIRE(e2e::wait_for_log(s, "acme/certificates/autoconfig.example.net.pem",
                             std::chrono::seconds(10)));
@@ -532,22 +549,15 @@ TEST_CASE("acme: tls-alpn-01 on the TLS listener, validated by a real Pebble, ot
 }
 
 TEST_CASE("acme: on demand at the first handshake for hosted names only, per-provider opt-in") {
-  e2e::TempDir dir;
-  e2e::Nsd nsd(dir.path(), {{"example.com", zone("example.com")},
-                            {"example.org", zone("example.org")},
-                            {"unhosted.test", zone("unhosted.test")}});
-  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
-  const std::uint16_t http_port = e2e::free_tcp_port();
-  Pebble pebble(dir.path(), http_port, nsd.port());
-  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
-  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
+  Ca ca({"example.com", "example.org", "unhosted.test"});
+  REQUIRE_MESSAGE(ca.ready(), ca.log());
   // The global hosted-names would take both; the provider opts in to autoconfig. alone.
   const std::string config = write_acme_config(
-      dir.path(), fallback,
-      pebble_acme(pebble) + "on-demand=\"yes\" hosted-names=\"autoconfig autodiscover\"",
+      ca.dir.path(), ca.fallback,
+      pebble_acme(ca.pebble) + "on-demand=\"yes\" hosted-names=\"autoconfig autodiscover\"",
       " acme-hosted-names=\"autoconfig\"");
   const std::vector<std::string> args{"--config",     config,
-                                      "--listen",     "127.0.0.1:" + std::to_string(http_port),
+                                      "--listen",     "127.0.0.1:" + std::to_string(ca.http_port),
                                       "--tls-listen", "127.0.0.1:0"};
   {
     Service s(args);
@@ -566,7 +576,7 @@ TEST_CASE("acme: on demand at the first handshake for hosted names only, per-pro
     std::string metrics = wait_for_metric(s, "mailconfd_acme_orders_total{result=\"issued\"}", 1,
                                           std::chrono::seconds(90));
     INFO(s.log());
-    INFO(pebble.log());
+    INFO(ca.pebble.log());
     CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 1);
     REQUIRE(e2e::wait_for_log(s, "acme/certificates/autoconfig.example.com.pem",
                               std::chrono::seconds(10)));
@@ -581,11 +591,12 @@ TEST_CASE("acme: on demand at the first handshake for hosted names only, per-pro
           std::string::npos);
     CHECK(s.log().find("unhosted") == std::string::npos);
     // Pebble saw one order: for the hosted name.
-    const std::string log = pebble.log();
+    const std::string log = ca.pebble.log();
     CHECK(log.find("unhosted.test") == std::string::npos);
     CHECK(log.find("autodiscover.example.com") == std::string::npos);
     std::vector<std::string> files;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/acme/certificates")) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(ca.dir.path() + "/acme/certificates")) {
       files.push_back(e.path().filename().string());
     }
     std::sort(files.begin(), files.end());
@@ -602,24 +613,19 @@ TEST_CASE("acme: on demand at the first handshake for hosted names only, per-pro
 }
 
 TEST_CASE("acme: a certificate near its end is renewed while it serves, badNonce is retried") {
-  e2e::TempDir dir;
-  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
-  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
-  const std::uint16_t http_port = e2e::free_tcp_port();
+  Ca ca({"example.net"}, 0, 50);
+  REQUIRE_MESSAGE(ca.ready(), ca.log());
   // Half of all good nonces are answered with badNonce (RFC 8555 §6.5).
-  Pebble pebble(dir.path(), http_port, nsd.port(), 0, 50);
-  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
-  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
-  std::filesystem::create_directories(dir.path() + "/acme/certificates");
-  const std::string old_pem = dir.path() + "/acme/certificates/autodiscover.example.net.pem";
+  std::filesystem::create_directories(ca.dir.path() + "/acme/certificates");
+  const std::string old_pem = ca.dir.path() + "/acme/certificates/autodiscover.example.net.pem";
   write_short_lived("autodiscover.example.net", old_pem,
-                    dir.path() + "/acme/certificates/autodiscover.example.net.key");
+                    ca.dir.path() + "/acme/certificates/autodiscover.example.net.key");
   // Two new names first: the renewal comes after two orders, so the old certificate serves
   // for a while.
   const std::string config = write_acme_config(
-      dir.path(), fallback,
-      pebble_acme(pebble) + "names=\"a.example.net b.example.net autodiscover.example.net\"");
-  Service s({"--config", config, "--listen", "127.0.0.1:" + std::to_string(http_port),
+      ca.dir.path(), ca.fallback,
+      pebble_acme(ca.pebble) + "names=\"a.example.net b.example.net autodiscover.example.net\"");
+  Service s({"--config", config, "--listen", "127.0.0.1:" + std::to_string(ca.http_port),
              "--tls-listen", "127.0.0.1:0"});
   REQUIRE(s.tls_port() != 0);
   CHECK(served(s.tls_port(), "autodiscover.example.net")
@@ -630,7 +636,7 @@ TEST_CASE("acme: a certificate near its end is renewed while it serves, badNonce
   const std::string metrics = wait_for_metric(s, "mailconfd_acme_orders_total{result=\"issued\"}",
                                               3, std::chrono::seconds(120));
   INFO(s.log());
-  INFO(pebble.log());
+  INFO(ca.pebble.log());
   CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 3);
   CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"failed\"}") == 0);
   CHECK(s.log().find("acme: renewed the certificate for autodiscover.example.net") !=
@@ -658,24 +664,19 @@ std::size_t occurrences(const std::string& text, const std::string& part) {
 }  // namespace
 
 TEST_CASE("acme: 429 with Retry-After (seconds, then an HTTP-date) holds every order until then") {
-  e2e::TempDir dir;
-  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
-  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
-  const std::uint16_t http_port = e2e::free_tcp_port();
-  Pebble pebble(dir.path(), http_port, nsd.port());
-  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
+  Ca ca({"example.net"});
+  REQUIRE_MESSAGE(ca.ready(), ca.log());
   // The first newOrder: 429, Retry-After: 3; the newNonce asked for next: 429 with an
   // HTTP-date 3 seconds ahead; then Pebble answers everything.
-  Proxy proxy(dir.path(), pebble,
+  Proxy proxy(ca.dir.path(), ca.pebble,
               R"({"reject": [{"endpoint": "newOrder", "retry_after": "3"},
                               {"endpoint": "newNonce", "retry_after": "date+3"}]})");
   REQUIRE(proxy.ready());
-  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
   const std::string config =
-      write_acme_config(dir.path(), fallback,
-                        "ca=\"" + proxy.directory() + "\" ca-certificate=\"" + pebble.ca_file() +
+      write_acme_config(ca.dir.path(), ca.fallback,
+                        "ca=\"" + proxy.directory() + "\" ca-certificate=\"" + ca.pebble.ca_file() +
                             "\" storage=\"acme\" names=\"autodiscover.example.net\"");
-  Service s({"--config", config, "--listen", "127.0.0.1:" + std::to_string(http_port),
+  Service s({"--config", config, "--listen", "127.0.0.1:" + std::to_string(ca.http_port),
              "--tls-listen", "127.0.0.1:0"});
   REQUIRE(s.tls_port() != 0);
   // Requests are answered throughout, while the CA holds the order and after.
@@ -690,7 +691,7 @@ TEST_CASE("acme: 429 with Retry-After (seconds, then an HTTP-date) holds every o
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   INFO(s.log());
-  INFO(pebble.log());
+  INFO(ca.pebble.log());
   CHECK(other == 0);
   CHECK(answered >= 30);  // the two holds take 6 seconds at least
   CHECK(metric(metrics, "mailconfd_acme_orders_total{result=\"issued\"}") == 1);
@@ -792,26 +793,22 @@ std::string renewal_rules(std::chrono::system_clock::time_point start,
 
 TEST_CASE("acme: ARI (RFC 9773): the CA's suggested window decides renewal, with replaces") {
   using namespace std::chrono;
-  e2e::TempDir dir;
-  e2e::Nsd nsd(dir.path(), {{"example.net", zone("example.net")}});
-  REQUIRE_MESSAGE(nsd.ready(), nsd.log());
-  const std::uint16_t http_port = e2e::free_tcp_port();
-  Pebble pebble(dir.path(), http_port, nsd.port());
-  REQUIRE_MESSAGE(pebble.ready(), pebble.log());
+  Ca ca({"example.net"});
+  REQUIRE_MESSAGE(ca.ready(), ca.log());
   // Pebble 2.4 has no renewalInfo: the proxy adds it to the directory and answers the
   // window this test sets. A window a month ahead first.
   const auto now = system_clock::now();
-  Proxy proxy(dir.path(), pebble, renewal_rules(now + hours(24 * 30), now + hours(24 * 31), 7200));
+  Proxy proxy(ca.dir.path(), ca.pebble,
+              renewal_rules(now + hours(24 * 30), now + hours(24 * 31), 7200));
   REQUIRE(proxy.ready());
-  const e2e::Certificate fallback = e2e::make_certificate(dir.path(), "default", "default.test");
   const std::string config =
-      write_acme_config(dir.path(), fallback,
-                        "ca=\"" + proxy.directory() + "\" ca-certificate=\"" + pebble.ca_file() +
+      write_acme_config(ca.dir.path(), ca.fallback,
+                        "ca=\"" + proxy.directory() + "\" ca-certificate=\"" + ca.pebble.ca_file() +
                             "\" storage=\"acme\" names=\"autodiscover.example.net\"");
   const std::vector<std::string> args{"--config",     config,
-                                      "--listen",     "127.0.0.1:" + std::to_string(http_port),
+                                      "--listen",     "127.0.0.1:" + std::to_string(ca.http_port),
                                       "--tls-listen", "127.0.0.1:0"};
-  const std::string pem = dir.path() + "/acme/certificates/autodiscover.example.net.pem";
+  const std::string pem = ca.dir.path() + "/acme/certificates/autodiscover.example.net.pem";
   {
     Service s(args);
     REQUIRE(s.tls_port() != 0);
