@@ -60,3 +60,32 @@ CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_u AFTER UPDATE ON mailconfd_mailbo
   UPDATE mailconfd_change SET serial = serial + 1;
 CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_d AFTER DELETE ON mailconfd_mailbox FOR EACH ROW
   UPDATE mailconfd_change SET serial = serial + 1;
+
+-- The settings journal, when <journal dsn-file> puts it here (every replica writes the same
+-- rows: a fetch's first and last time and count are merged). Its user needs write rights on
+-- these two tables only; the source's user stays read-only:
+--   CREATE USER mailconfd_journal@'…' IDENTIFIED BY '…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_journal_fetch TO mailconfd_journal@'…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_journal_history TO mailconfd_journal@'…';
+-- Binary collation: addresses compare byte for byte (no case or accent folding).
+CREATE TABLE IF NOT EXISTS mailconfd_journal_fetch (
+  address    varchar(320) NOT NULL,  -- the mailbox that fetched settings (lower case)
+  door       varchar(32) NOT NULL,   -- autoconfig, autodiscover, autodiscover-json, redirect, …
+  client     varchar(32) NOT NULL,   -- the client kind (thunderbird, outlook, apple, …)
+  first_seen bigint NOT NULL,        -- Unix seconds
+  last_seen  bigint NOT NULL,
+  fetches    bigint NOT NULL,
+  PRIMARY KEY (address, door, client)
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+
+-- The cockpit's burn-down: mailboxes per state in the newest scan of each day (UTC).
+CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
+  day           char(10) NOT NULL PRIMARY KEY,  -- YYYY-MM-DD
+  at_risk       bigint NOT NULL,
+  fetched       bigint NOT NULL,
+  switched      bigint NOT NULL,
+  ambiguous     bigint NOT NULL,
+  broke         bigint NOT NULL,
+  login_failing bigint NOT NULL,
+  unknown       bigint NOT NULL
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -45,3 +45,31 @@ BEGIN
                    'TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_notify()', t);
   END LOOP;
 END $$;
+
+-- The settings journal, when <journal dsn-file> puts it here (every replica writes the same
+-- rows: a fetch's first and last time and count are merged). Its role needs write rights on
+-- these two tables only, and no others; the source's role stays read-only:
+--   CREATE ROLE mailconfd_journal LOGIN PASSWORD '…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_journal_fetch,
+--     mailconfd_journal_history TO mailconfd_journal;
+CREATE TABLE IF NOT EXISTS mailconfd_journal_fetch (
+  address    text NOT NULL,    -- the mailbox that fetched settings (lower case)
+  door       text NOT NULL,    -- autoconfig, autodiscover, autodiscover-json, redirect, …
+  client     text NOT NULL,    -- the client kind (thunderbird, outlook, apple, …)
+  first_seen bigint NOT NULL,  -- Unix seconds
+  last_seen  bigint NOT NULL,
+  fetches    bigint NOT NULL,
+  PRIMARY KEY (address, door, client)
+);
+
+-- The cockpit's burn-down: mailboxes per state in the newest scan of each day (UTC).
+CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
+  day           text PRIMARY KEY,  -- YYYY-MM-DD
+  at_risk       bigint NOT NULL,
+  fetched       bigint NOT NULL,
+  switched      bigint NOT NULL,
+  ambiguous     bigint NOT NULL,
+  broke         bigint NOT NULL,
+  login_failing bigint NOT NULL,
+  unknown       bigint NOT NULL
+);

@@ -18,6 +18,9 @@ namespace {
 std::atomic<Board*> running{nullptr};
 
 constexpr auto kPoll = std::chrono::seconds(1);
+// A journal in the provider's database gets rows from other replicas too, which rows_written()
+// does not see: the model is rebuilt at least this often then.
+constexpr std::int64_t kShared = 10;
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -33,8 +36,9 @@ struct Board::Seen {
   std::uint64_t rows = 0;
   std::string day;
   std::unique_ptr<journal::Store> store;
-  std::string store_path;
-  std::string last_error;  // logged once until it changes
+  journal::Location location;
+  std::int64_t built_at = 0;  // when the model was built (a shared journal: re-read every kShared)
+  std::string last_error;     // logged once until it changes
 };
 
 Board::Board(std::shared_ptr<const App> app) : seen_(std::make_unique<Seen>()) {
@@ -82,9 +86,12 @@ void Board::run() {
       report_key = fmt::format("{}:{}.{}:{}:{}", path, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
                                st.st_size, st.st_ino);
     }
-    const std::string day = utc_day(now_seconds());
-    if (forced || app.get() != s.app || report_key != s.report ||
+    const std::int64_t now = now_seconds();
+    const std::string day = utc_day(now);
+    const bool shared = s.location.shared() && now - s.built_at >= kShared;
+    if (forced || shared || app.get() != s.app || report_key != s.report ||
         journal::rows_written() != s.rows || day != s.day) {
+      s.built_at = now;
       s.app = app.get();
       s.report = report_key;
       s.rows = journal::rows_written();
@@ -124,10 +131,11 @@ void Board::rebuild() {
       }
     }
   }
-  const std::string& file = app->config->journal->file;
-  if (!s.store || s.store_path != file) {
-    s.store = journal::Store::open(file, 2000, error);
-    s.store_path = file;
+  const journal::Location location = journal::location_of(*app->config);
+  const std::string file = location.name();
+  if (!s.store || s.location != location) {
+    s.store = journal::open_store(location, 2000, error);
+    s.location = location;
   }
   std::vector<journal::Fetch> fetches;
   std::vector<journal::DayCounts> days;
@@ -135,8 +143,15 @@ void Board::rebuild() {
   if (!s.store) {
     journal_error = fmt::format("journal {}: {}", file, error);
   } else if (!s.store->fetches(fetches, error) || !s.store->days(days, error)) {
-    journal_error = fmt::format("journal {}: {}", file, error);
-    s.store.reset();
+    // A database connection may have broken since the last read (the server restarted): one
+    // more try on a new one.
+    fetches.clear();
+    days.clear();
+    s.store = location.shared() ? journal::open_store(location, 2000, error) : nullptr;
+    if (!s.store || !s.store->fetches(fetches, error) || !s.store->days(days, error)) {
+      journal_error = fmt::format("journal {}: {}", file, error);
+      s.store.reset();
+    }
   }
   auto model = std::make_shared<Model>(build_model(*app->config, found ? &report : nullptr, fetches,
                                                    std::move(days), now_seconds()));

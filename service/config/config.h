@@ -324,8 +324,12 @@ struct Signing {
 };
 
 // <journal>: the opt-in settings journal (journal/journal.h); absent: nothing is recorded.
+// Either file (SQLite, one per instance) or dsn_file (the tables of deploy/database/*.sql in
+// the <database>'s server, with its driver, that every replica shares).
 struct JournalOptions {
-  std::string file;                                 // SQLite file, relative to the config's dir
+  std::string file;      // SQLite file, relative to the config's dir
+  std::string dsn_file;  // relative to the config's dir; its first line is the writer's DSN
+  std::string dsn;       // read from dsn_file by the loader; never logged
   std::chrono::seconds retention{180 * 24 * 3600};  // then a fetch row is deleted
 };
 

@@ -565,10 +565,30 @@ class Loader {
   }
 
   void read_journal(const pugi::xml_node& node, Config& config) {
-    check_known(problems_, node, {"file", "retention"}, {});
+    check_known(problems_, node, {"file", "dsn-file", "retention"}, {});
     JournalOptions journal;
     journal.file = path_of(node.attribute("file").value());
-    if (journal.file.empty()) problems_.at(node, "<journal> needs file (the SQLite database)");
+    journal.dsn_file = path_of(node.attribute("dsn-file").value());
+    if (journal.file.empty() == journal.dsn_file.empty()) {
+      problems_.at(node,
+                   "<journal> needs either file (an SQLite database) or dsn-file (the "
+                   "<database>'s server, a role that may write the journal's tables)");
+    } else if (!journal.dsn_file.empty()) {
+      if (!node.parent().child("database")) {
+        problems_.at(node, "<journal> dsn-file needs <database> (its driver and server)");
+      }
+      std::string text;
+      std::string error;
+      if (!read_whole_file(journal.dsn_file, text, error)) {
+        problems_.at(
+            node, fmt::format("<journal>: cannot read dsn-file '{}': {}", journal.dsn_file, error));
+      } else {
+        journal.dsn = trimmed(std::string_view(text).substr(0, text.find('\n')));
+        if (journal.dsn.empty()) {
+          problems_.at(node, fmt::format("<journal>: dsn-file '{}' is empty", journal.dsn_file));
+        }
+      }
+    }
     if (auto a = node.attribute("retention")) {
       const std::string_view text = a.value();
       auto days = text.size() > 1 && text.back() == 'd'

@@ -282,17 +282,20 @@ void reload_journal_and_cockpit(const Config& next, std::unique_ptr<journal::Jou
     spdlog::warn(
         "reload: <journal> removed: recording stopped now (what was buffered is written to {}; "
         "the file is kept)",
-        journal_started->file);
+        journal_started->file.empty() ? "the database" : journal_started->file);
   } else if (!journal && wanted) {
     spdlog::warn(
         "reload: <journal> added: it starts at the next start; nothing is recorded "
         "until then");
   } else if (journal && (wanted->file != journal_started->file ||
+                         wanted->dsn_file != journal_started->dsn_file ||
+                         wanted->dsn != journal_started->dsn ||
                          wanted->retention != journal_started->retention)) {
     spdlog::warn(
-        "reload: <journal> file or retention changed: the journal keeps writing {} (retention "
-        "{} days) until the next start",
-        journal_started->file, journal_started->retention.count() / 86400);
+        "reload: <journal> file, dsn-file or retention changed: the journal keeps writing {} "
+        "(retention {} days) until the next start",
+        journal_started->file.empty() ? "the database" : journal_started->file,
+        journal_started->retention.count() / 86400);
   }
   if (board != nullptr && !next.cockpit) {
     spdlog::warn("reload: <cockpit> removed: /cockpit answers 404 from now on");
@@ -361,8 +364,9 @@ int serve(ServeSetup setup) {
   std::unique_ptr<journal::Journal> journal;
   if (journal_started) {
     journal = std::make_unique<journal::Journal>(
-        journal::Options{journal_started->file, journal_started->retention});
-    spdlog::info("settings journal on: {} (fetches kept {} days)", journal_started->file,
+        journal::Options{journal::location_of(*app->config), journal_started->retention});
+    spdlog::info("settings journal on: {} (fetches kept {} days)",
+                 journal::location_of(*app->config).name(),
                  journal_started->retention.count() / 86400);
   }
   std::unique_ptr<cockpit::Board> board;

@@ -274,7 +274,7 @@ bool Journal::write_once(std::unique_lock<std::mutex>& lock) {
   std::string error;
   const std::int64_t now = now_seconds();
   if (!s.store && (!s.batch.empty() || now >= s.next_expiry)) {
-    s.store = Store::open(options_.file, 200, error);
+    s.store = open_store(options_.store, 200, error);
     if (!s.store) ok = false;
   }
   if (ok && !s.batch.empty()) {
@@ -334,12 +334,14 @@ bool Journal::write_once(std::unique_lock<std::mutex>& lock) {
       spdlog::error(
           "journal: cannot write {}: {}; requests are answered as usual, fetches are kept in "
           "memory (up to {}) and written when it works again",
-          options_.file, error, kMaxPending);
+          options_.store.name(), error, kMaxPending);
     }
     s.failing = true;
-    s.store.reset();  // reopen next time: the file may have been replaced or its disk remounted
+    // Reopen next time: the file may have been replaced or its disk remounted, the database
+    // restarted.
+    s.store.reset();
   } else if (s.failing) {
-    spdlog::info("journal: writing {} again", options_.file);
+    spdlog::info("journal: writing {} again", options_.store.name());
     s.failing = false;
   }
   lock.lock();

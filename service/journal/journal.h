@@ -6,9 +6,11 @@
 // A request never waits for a disk: record() appends to a bounded buffer that belongs to the
 // calling thread (its own mutex, uncontended except for the writer's swap once per interval;
 // no allocation once the buffer has grown), and one writer thread sorts each batch, folds
-// duplicates and writes the rows in key order to SQLite in one transaction. A write
-// that fails (full disk, locked file, unreadable directory) keeps the folded rows for the next
-// attempt (up to kMaxPending), counts the failure and logs it once until a write succeeds again.
+// duplicates and writes the rows in key order to the store (SQLite, or the provider's database
+// that replicas share) in one transaction. A write that fails (full disk, locked file,
+// unreadable directory, a database that is down or refuses the write) keeps the folded rows for the
+// next attempt (up to kMaxPending), counts the failure and logs it once until a write succeeds
+// again.
 #pragma once
 
 #include <array>
@@ -21,6 +23,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+
+#include "journal/store.h"
 
 namespace mailconfd::journal {
 
@@ -60,7 +64,7 @@ void append_metrics(std::string& out);
 std::uint64_t rows_written();
 
 struct Options {
-  std::string file;                                 // SQLite database, created when missing
+  Location store;                                   // an SQLite file is created when missing
   std::chrono::seconds retention{180 * 24 * 3600};  // fetches last seen before now - retention go
   std::chrono::milliseconds interval{1000};         // how often the writer writes
 };
@@ -77,8 +81,8 @@ struct Stats {
 
 class Journal {
  public:
-  // Starts the writer thread and makes record() buffer. The file is opened by the writer; a
-  // file that cannot be opened is a failed write (logged once, retried every interval).
+  // Starts the writer thread and makes record() buffer. The store is opened by the writer; a
+  // store that cannot be opened is a failed write (logged once, retried every interval).
   // At most one Journal runs at a time.
   explicit Journal(Options options);
   ~Journal();  // writes what is buffered (one last attempt) and stops record() buffering

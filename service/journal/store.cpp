@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include "journal/database_store.h"
+
 namespace mailconfd::journal {
 namespace {
 
@@ -41,7 +43,60 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+class Sqlite final : public Store {
+ public:
+  explicit Sqlite(sqlite3* db) : db_(db) {}
+  ~Sqlite() override { sqlite3_close(db_); }
+  bool exec(const char* sql, std::string& error);
+  bool add_rows(const std::vector<Row>& rows, std::string& error) override;
+  std::int64_t expire(std::int64_t cutoff, std::string& error) override;
+  bool fetches(std::vector<Fetch>& out, std::string& error) override;
+  bool put_day(const DayCounts& counts, std::string& error) override;
+  bool days(std::vector<DayCounts>& out, std::string& error) override;
+
+ private:
+  sqlite3* db_;
+};
+
 }  // namespace
+
+std::string Location::name() const {
+  switch (kind) {
+    case Kind::Postgresql:
+      return "the postgresql database";
+    case Kind::Mariadb:
+      return "the mariadb database";
+    case Kind::Sqlite:
+      break;
+  }
+  return file;
+}
+
+Location location_of(const Config& config) {
+  Location location;
+  const JournalOptions& journal = *config.journal;
+  if (journal.dsn_file.empty() || !config.database) {
+    location.file = journal.file;
+    return location;
+  }
+  location.kind = config.database->driver == DatabaseOptions::Driver::Mariadb
+                      ? Location::Kind::Mariadb
+                      : Location::Kind::Postgresql;
+  location.dsn = journal.dsn;
+  return location;
+}
+
+std::unique_ptr<Store> open_store(const Location& location, int busy_ms, std::string& error) {
+  switch (location.kind) {
+    case Location::Kind::Postgresql:
+      return open_postgresql_store(location.dsn, error);
+    case Location::Kind::Mariadb:
+      return open_mariadb_store(location.dsn, error);
+    case Location::Kind::Sqlite:
+      break;
+  }
+  return Store::open(location.file, busy_ms, error);
+}
 
 std::unique_ptr<Store> Store::open(const std::string& path, int busy_ms, std::string& error) {
   // Before SQLite's first use in the process: no global statistics of its allocations, whose
@@ -58,7 +113,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, int busy_ms, std::st
     return nullptr;
   }
   sqlite3_busy_timeout(db, busy_ms);
-  std::unique_ptr<Store> store(new Store(db));
+  auto store = std::make_unique<Sqlite>(db);
   if (!store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                    "PRAGMA cache_size=-16384;",
                    error) ||
@@ -68,9 +123,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, int busy_ms, std::st
   return store;
 }
 
-Store::~Store() { sqlite3_close(db_); }
-
-bool Store::exec(const char* sql, std::string& error) {
+bool Sqlite::exec(const char* sql, std::string& error) {
   char* message = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) == SQLITE_OK) return true;
   error = message ? message : sqlite3_errmsg(db_);
@@ -87,7 +140,7 @@ bool Store::add(const std::vector<Fetch>& fetches, std::string& error) {
   return add_rows(rows, error);
 }
 
-bool Store::add_rows(const std::vector<Row>& fetches, std::string& error) {
+bool Sqlite::add_rows(const std::vector<Row>& fetches, std::string& error) {
   if (fetches.empty()) return true;
   if (!exec("BEGIN IMMEDIATE", error)) return false;
   Statement upsert(db_,
@@ -122,7 +175,7 @@ bool Store::add_rows(const std::vector<Row>& fetches, std::string& error) {
   return true;
 }
 
-std::int64_t Store::expire(std::int64_t cutoff, std::string& error) {
+std::int64_t Sqlite::expire(std::int64_t cutoff, std::string& error) {
   Statement del(db_, "DELETE FROM fetch WHERE last_seen < ?1");
   if (!del) return error = sqlite3_errmsg(db_), -1;
   del.integer(1, cutoff);
@@ -130,7 +183,7 @@ std::int64_t Store::expire(std::int64_t cutoff, std::string& error) {
   return sqlite3_changes(db_);
 }
 
-bool Store::fetches(std::vector<Fetch>& out, std::string& error) {
+bool Sqlite::fetches(std::vector<Fetch>& out, std::string& error) {
   Statement select(db_,
                    "SELECT address, door, client, first_seen, last_seen, fetches FROM fetch "
                    "ORDER BY address, door, client");
@@ -144,7 +197,7 @@ bool Store::fetches(std::vector<Fetch>& out, std::string& error) {
   return true;
 }
 
-bool Store::put_day(const DayCounts& c, std::string& error) {
+bool Sqlite::put_day(const DayCounts& c, std::string& error) {
   Statement put(db_,
                 "INSERT OR REPLACE INTO history(day, at_risk, fetched, switched, ambiguous, "
                 "broke, login_failing, unknown) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
@@ -161,7 +214,7 @@ bool Store::put_day(const DayCounts& c, std::string& error) {
   return true;
 }
 
-bool Store::days(std::vector<DayCounts>& out, std::string& error) {
+bool Sqlite::days(std::vector<DayCounts>& out, std::string& error) {
   Statement select(db_,
                    "SELECT day, at_risk, fetched, switched, ambiguous, broke, login_failing, "
                    "unknown FROM history ORDER BY day");

@@ -1,7 +1,9 @@
-// The settings journal's SQLite file (one file, WAL): which mailbox fetched settings through
-// which door with which client kind, first and last time, and how often; and the cockpit's
-// day-by-day counts of mailboxes per state. Only the journal's writer thread and the cockpit's
-// refresher use it, never a request thread. Each user opens its own Store (SQLite connection).
+// Where the settings journal keeps its rows: which mailbox fetched settings through which door
+// with which client kind, first and last time, and how often; and the cockpit's day-by-day
+// counts of mailboxes per state. Either an SQLite file (one file, WAL; Store::open) or the
+// provider's database, PostgreSQL or MariaDB, shared by every replica (journal/database_store.h,
+// tables of deploy/database/*.sql). Only the journal's writer thread and the cockpit's
+// refresher use a Store, never a request thread. Each user opens its own (one connection).
 #pragma once
 
 #include <cstdint>
@@ -10,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-struct sqlite3;
+#include "config/config.h"
 
 namespace mailconfd::journal {
 
@@ -33,38 +35,56 @@ struct DayCounts {
 
 class Store {
  public:
-  // Opens (creating when missing) the file in WAL mode. nullptr with error set on failure.
-  // busy_ms: how long a statement waits for a lock held by another connection.
+  // The SQLite store: opens (creating when missing) the file in WAL mode. nullptr with error
+  // set on failure. busy_ms: how long a statement waits for a lock held by another connection.
   static std::unique_ptr<Store> open(const std::string& path, int busy_ms, std::string& error);
-  ~Store();
+  Store() = default;
+  virtual ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   // Adds folded fetches in one transaction (first/last widened, counts summed). False with
-  // error (SQLite's message: full disk, locked file …) when nothing was written.
+  // error (the database's message: full disk, locked file, connection lost …) when nothing
+  // was written.
   bool add(const std::vector<Fetch>& fetches, std::string& error);
-  // The same from views (the journal's folded rows, without copying their strings).
+  // The same from views (the journal's folded rows, without copying their strings). The rows'
+  // keys (address, door, client) are distinct; in key order, so that two replicas writing
+  // the same keys lock them in the same order.
   struct Row {
     std::string_view address, door, client;
     std::int64_t first_seen, last_seen, count;
   };
-  bool add_rows(const std::vector<Row>& rows, std::string& error);
+  virtual bool add_rows(const std::vector<Row>& rows, std::string& error) = 0;
   // Deletes fetches whose last_seen is before cutoff; returns how many (or -1 on failure).
   // (A scan of the table: it runs once an hour, and an index on last_seen would cost every
   // insert more than the scan costs.)
-  std::int64_t expire(std::int64_t cutoff, std::string& error);
-  // Every fetch row, ordered by address, door, client.
-  bool fetches(std::vector<Fetch>& out, std::string& error);
+  virtual std::int64_t expire(std::int64_t cutoff, std::string& error) = 0;
+  // Every fetch row, ordered by address, door, client (bytewise).
+  virtual bool fetches(std::vector<Fetch>& out, std::string& error) = 0;
 
   // Replaces the row of counts.day.
-  bool put_day(const DayCounts& counts, std::string& error);
+  virtual bool put_day(const DayCounts& counts, std::string& error) = 0;
   // Every day, oldest first.
-  bool days(std::vector<DayCounts>& out, std::string& error);
-
- private:
-  explicit Store(sqlite3* db) : db_(db) {}
-  bool exec(const char* sql, std::string& error);
-  sqlite3* db_;
+  virtual bool days(std::vector<DayCounts>& out, std::string& error) = 0;
 };
+
+// Which store a Journal or the cockpit opens.
+struct Location {
+  enum class Kind { Sqlite, Postgresql, Mariadb };
+  Kind kind = Kind::Sqlite;
+  std::string file;  // Sqlite: the file
+  std::string dsn;   // Postgresql, Mariadb: the DSN (source/database.h's form); never logged
+  bool shared() const { return kind != Kind::Sqlite; }  // other replicas write it too
+  // For the log: the file, or "the postgresql database" (never the DSN).
+  std::string name() const;
+  bool operator==(const Location&) const = default;
+};
+
+// The store config.journal (which must be set) names: its file, or the <database>'s driver
+// with the journal's own DSN.
+Location location_of(const Config& config);
+
+// Opens the store location names (busy_ms: SQLite's lock wait). nullptr with error set.
+std::unique_ptr<Store> open_store(const Location& location, int busy_ms, std::string& error);
 
 }  // namespace mailconfd::journal

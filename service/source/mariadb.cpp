@@ -184,14 +184,18 @@ std::optional<std::map<std::string, std::string>> parse_mariadb_dsn(std::string_
   return pairs;
 }
 
+void init_mariadb_library() {
+  // mysql_init initializes the library on first use, which is not thread-safe: the builder,
+  // the watcher and the journal's writer connect from different threads.
+  static std::once_flag initialized;
+  std::call_once(initialized, [] { mysql_library_init(0, nullptr, nullptr); });
+}
+
 std::unique_ptr<Connection> connect_mariadb(const std::string& dsn, std::chrono::milliseconds poll,
                                             std::string& error) {
   auto pairs = parse_mariadb_dsn(dsn, error);
   if (!pairs) return nullptr;
-  // mysql_init initializes the library on first use, which is not thread-safe: the builder
-  // and the watcher connect from two threads.
-  static std::once_flag initialized;
-  std::call_once(initialized, [] { mysql_library_init(0, nullptr, nullptr); });
+  init_mariadb_library();
   Handle handle(mysql_init(nullptr));
   if (!handle) {
     error = "out of memory";

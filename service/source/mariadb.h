@@ -20,6 +20,10 @@ namespace mailconfd::source {
 std::optional<std::map<std::string, std::string>> parse_mariadb_dsn(std::string_view dsn,
                                                                     std::string& error);
 
+// mysql_library_init, once per process (it is not thread-safe; the source's threads and the
+// journal's writer connect from different threads). Every connect calls it.
+void init_mariadb_library();
+
 // Connects as dsn says (connect timeout 5 s, read and write timeouts 30 s). Null: error says
 // why (the password is never part of it).
 std::unique_ptr<Connection> connect_mariadb(const std::string& dsn, std::chrono::milliseconds poll,

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include "config/config_file.h"
+#include "journal/store.h"
 #include "support.h"
 
 using namespace mailconfd;
@@ -40,8 +41,12 @@ TEST_CASE("journal: file is required, retention is whole days from 1d to 3650d")
   REQUIRE(def.ok());
   CHECK(def.config.journal->file == "/var/lib/mailconfd/j.sqlite");
   CHECK(def.config.journal->retention == std::chrono::hours(24 * 180));
-  CHECK(all(load_in(dir, "<journal/>\n")) ==
-        dir + "/test.xml:2:1: <journal> needs file (the SQLite database)\n");
+  const std::string either =
+      "<journal> needs either file (an SQLite database) or dsn-file (the <database>'s server, a "
+      "role that may write the journal's tables)\n";
+  CHECK(all(load_in(dir, "<journal/>\n")) == dir + "/test.xml:2:1: " + either);
+  CHECK(all(load_in(dir, "<journal file=\"j\" dsn-file=\"d\"/>\n")) ==
+        dir + "/test.xml:2:1: " + either);
   for (const char* bad : {"0d", "3651d", "180", "1w", "d"}) {
     CHECK(all(load_in(dir, std::string("<journal file=\"j\" retention=\"") + bad + "\"/>\n")) ==
           dir + "/test.xml:2:1: <journal> retention must be a number of days from 1d to 3650d\n");
@@ -50,6 +55,46 @@ TEST_CASE("journal: file is required, retention is whole days from 1d to 3650d")
         dir + "/test.xml:2:1: <journal>: unknown attribute 'keep'\n");
   CHECK(all(load_in(dir, "<journal file=\"a\"/>\n<journal file=\"b\"/>\n")) ==
         dir + "/test.xml:3:1: <journal> may appear only once in <mailconfd>\n");
+}
+
+TEST_CASE("journal: dsn-file puts it into the <database>'s server with its own DSN") {
+  const std::string dir = testing::temp_dir();
+  std::ofstream(dir + "/source.dsn") << "host=127.0.0.1 user=reader password=r dbname=mail\n";
+  std::ofstream(dir + "/journal.dsn")
+      << "  host=127.0.0.1 user=writer password=w dbname=mail \nx\n";
+  for (const char* driver : {"postgresql", "mariadb"}) {
+    Loaded ok = load_in(dir, std::string("<journal dsn-file=\"journal.dsn\" retention=\"7d\"/>\n"
+                                         "<database driver=\"") +
+                                 driver + "\" dsn-file=\"source.dsn\"/>\n");
+    REQUIRE_MESSAGE(ok.ok(), all(ok));
+    CHECK(ok.config.journal->file.empty());
+    CHECK(ok.config.journal->dsn_file == dir + "/journal.dsn");
+    CHECK(ok.config.journal->dsn == "host=127.0.0.1 user=writer password=w dbname=mail");
+    const journal::Location location = journal::location_of(ok.config);
+    CHECK(location.kind == (std::string_view(driver) == "mariadb"
+                                ? journal::Location::Kind::Mariadb
+                                : journal::Location::Kind::Postgresql));
+    CHECK(location.dsn == "host=127.0.0.1 user=writer password=w dbname=mail");
+    CHECK(location.shared());
+    CHECK(location.name() == std::string("the ") + driver + " database");
+  }
+  Loaded file = load_in(dir, "<journal file=\"j.sqlite\"/>\n");
+  REQUIRE(file.ok());
+  CHECK(journal::location_of(file.config) ==
+        journal::Location{journal::Location::Kind::Sqlite, dir + "/j.sqlite", ""});
+  CHECK_FALSE(journal::location_of(file.config).shared());
+  CHECK(all(load_in(dir, "<journal dsn-file=\"journal.dsn\"/>\n")) ==
+        dir + "/test.xml:2:1: <journal> dsn-file needs <database> (its driver and server)\n");
+  CHECK(all(load_in(dir,
+                    "<journal dsn-file=\"missing.dsn\"/>\n"
+                    "<database driver=\"postgresql\" dsn-file=\"source.dsn\"/>\n")) ==
+        dir + "/test.xml:2:1: <journal>: cannot read dsn-file '" + dir +
+            "/missing.dsn': No such file or directory\n");
+  std::ofstream(dir + "/empty.dsn") << "\n";
+  CHECK(all(load_in(dir,
+                    "<journal dsn-file=\"empty.dsn\"/>\n"
+                    "<database driver=\"postgresql\" dsn-file=\"source.dsn\"/>\n")) ==
+        dir + "/test.xml:2:1: <journal>: dsn-file '" + dir + "/empty.dsn' is empty\n");
 }
 
 TEST_CASE("cockpit: only on a loopback admin listener, only with the journal") {

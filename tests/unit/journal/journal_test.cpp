@@ -25,7 +25,7 @@ std::vector<Fetch> rows_of(const std::string& file) {
 
 Options options_for(const std::string& file) {
   Options options;
-  options.file = file;
+  options.store.file = file;
   options.interval = std::chrono::hours(1);  // only flush() writes: deterministic tests
   return options;
 }

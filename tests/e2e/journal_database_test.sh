@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# End to end: the settings journal in the provider's database (<journal dsn-file>), shared by
+# two real mailconfd processes, with a real PostgreSQL 15 or MariaDB 10.11 (Debian's) started
+# here as an unprivileged user in a temporary directory. The journal writes as its own role
+# (SELECT, INSERT, UPDATE, DELETE on the two journal tables of deploy/database/*.sql only); the
+# source reads as the read-only one. Checks, each with exact answers:
+#   1. replicas A and B answer fetches for the same mailbox (alice: 3 at A, then 2 at B a
+#      second later) and for different ones (bob at A, carol at B): one row per mailbox, door
+#      and client in the database, alice's count 5, first seen A's second, last seen B's;
+#   2. the cockpit of either replica shows the merged rows (its CSV lists bob and carol, the
+#      /metrics gauge counts 3 mailboxes);
+#   3. the database stopped during fetches: every request 200, the failure counted in
+#      /metrics and logged once (never the DSN's password), the rows written after it is back
+#      (dave's count exact), "writing … again" logged;
+#   4. the journal's role cannot write other tables; the source's role cannot write the journal.
+# Usage: journal_database_test.sh postgresql|mariadb MAILCONFD_BINARY. KEEP=1 keeps the directory.
+set -euo pipefail
+
+driver=${1:?usage: journal_database_test.sh postgresql|mariadb MAILCONFD_BINARY}
+mailconfd=${2:?usage: journal_database_test.sh postgresql|mariadb MAILCONFD_BINARY}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+pgbin=/usr/lib/postgresql/15/bin
+PATH=$PATH:/usr/sbin
+case $driver in
+  postgresql) tools=("$pgbin/initdb" "$pgbin/pg_ctl" "$pgbin/psql") ;;
+  mariadb) tools=(mariadb-install-db mariadbd mariadb python3) ;;
+  *) echo "FAIL: driver must be postgresql or mariadb"; exit 1 ;;
+esac
+for tool in "${tools[@]}" curl; do
+  [ -x "$tool" ] || command -v "$tool" >/dev/null ||
+    { echo "FAIL: $tool missing (.ci/install-deps installs postgresql, mariadb-server, curl)"; exit 1; }
+done
+
+T=$(mktemp -d "/tmp/mailconfd-journal-$driver-XXXXXX")
+chmod 755 "$T"
+started=$(date +%s)
+pids=() wrk_pids=() db_pid="" mailconfd_pid=""
+db_log="$T/db.log"
+source "$(dirname "$0")/source_test_lib.sh"
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$T/a.log" "$T/b.log" "$db_log"; do
+    [ -s "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; } >&2
+  done
+  exit 1
+}
+
+as_db=() db_user=$(id -un)
+mkdir "$T/db" "$T/sock"
+touch "$db_log"
+if [ "$(id -u)" -eq 0 ]; then
+  db_user=$([ "$driver" = postgresql ] && echo postgres || echo mysql)
+  getent passwd "$db_user" >/dev/null || { echo "FAIL: no $db_user user"; exit 1; }
+  as_db=(runuser -u "$db_user" --)
+  chown "$db_user" "$T/db" "$T/sock" "$db_log"
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+start_db() {
+  if [ "$driver" = postgresql ]; then
+    "${as_db[@]}" "$pgbin/pg_ctl" -D "$T/db" -w -t 30 -l "$db_log" \
+      -o "-k $T/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start \
+      >/dev/null || fail "pg_ctl start"
+    return
+  fi
+  rm -f "$T/sock/mariadb.sock"
+  mariadbd --no-defaults --datadir="$T/db" --socket="$T/sock/mariadb.sock" --bind-address=127.0.0.1 \
+    --port="$port" --user="$db_user" --pid-file="$T/sock/mariadb.pid" --log-error="$db_log" \
+    --innodb-buffer-pool-size=16M --innodb-log-file-size=8M --skip-log-bin --skip-name-resolve \
+    --innodb-flush-log-at-trx-commit=2 >/dev/null 2>&1 &
+  db_pid=$!
+  for ((i = 0; i < 300; i++)); do
+    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -e 'SELECT 1' >/dev/null 2>&1 && return 0
+    kill -0 "$db_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "mariadbd did not start"
+}
+stop_db() {
+  if [ "$driver" = postgresql ]; then
+    "${as_db[@]}" "$pgbin/pg_ctl" -D "$T/db" -m fast stop >/dev/null 2>&1 || true
+    return
+  fi
+  [ -n "$db_pid" ] || return 0
+  kill "$db_pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do kill -0 "$db_pid" 2>/dev/null || break; sleep 0.1; done
+  { wait "$db_pid"; } 2>/dev/null || true
+  db_pid=""
+}
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  stop_db
+  if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# sql [ROLE PASSWORD]: runs standard input (as the administrator, or as ROLE).
+sql() {
+  if [ "$driver" = postgresql ]; then
+    PGPASSWORD=${2:-admin-secret} "$pgbin/psql" -h "$T/sock" -U "${1:-admin}" -d mail \
+      -v ON_ERROR_STOP=1 -qAt -F '|'
+  elif [ -n "${1:-}" ]; then
+    mariadb --no-defaults -h 127.0.0.1 -P "$port" -u "$1" -p"$2" -N -B mail | tr '\t' '|'
+  else
+    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -N -B mail | tr '\t' '|'
+  fi
+}
+
+step "$driver in $T/db"
+if [ "$driver" = postgresql ]; then
+  echo 'admin-secret' > "$T/pwfile"
+  chmod 644 "$T/pwfile"
+  "${as_db[@]}" "$pgbin/initdb" -D "$T/db" -U admin --pwfile="$T/pwfile" -A scram-sha-256 \
+    --no-sync -E UTF8 --locale=C.UTF-8 >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log"; fail initdb; }
+  start_db
+  PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d postgres -qc 'CREATE DATABASE mail'
+  sql < "$source_dir/deploy/container/database/postfixadmin.sql"
+  sql < "$source_dir/deploy/database/postgresql.sql"
+  sql <<'SQL'
+CREATE ROLE mailconfd LOGIN PASSWORD 'source-pass-1b';
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+CREATE ROLE mailconfd_journal LOGIN PASSWORD 'journal-pass-9d2e';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_journal_fetch, mailconfd_journal_history
+  TO mailconfd_journal;
+SQL
+  printf 'host=%s dbname=mail user=mailconfd password=source-pass-1b\n' "$T/sock" > "$T/dsn"
+  printf 'host=%s dbname=mail user=mailconfd_journal password=journal-pass-9d2e\n' "$T/sock" > "$T/journal-dsn"
+else
+  "${as_db[@]}" mariadb-install-db --no-defaults --datadir="$T/db" --user="$db_user" \
+    --auth-root-authentication-method=normal --skip-test-db >"$T/install.log" 2>&1 ||
+    { cat "$T/install.log"; fail mariadb-install-db; }
+  start_db
+  mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -e 'CREATE DATABASE mail'
+  sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
+  sql < "$source_dir/deploy/database/mariadb.sql"
+  sql <<'SQL'
+CREATE USER mailconfd@'127.0.0.1' IDENTIFIED BY 'source-pass-1b';
+GRANT SELECT ON mail.domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailbox TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.alias_domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_mailbox TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_change TO mailconfd@'127.0.0.1';
+CREATE USER mailconfd_journal@'127.0.0.1' IDENTIFIED BY 'journal-pass-9d2e';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_journal_fetch TO mailconfd_journal@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_journal_history TO mailconfd_journal@'127.0.0.1';
+SQL
+  printf 'host=127.0.0.1 port=%s user=mailconfd password=source-pass-1b dbname=mail\n' "$port" > "$T/dsn"
+  printf 'host=127.0.0.1 port=%s user=mailconfd_journal password=journal-pass-9d2e dbname=mail\n' "$port" > "$T/journal-dsn"
+fi
+sql <<'SQL'
+INSERT INTO domain (domain) VALUES ('customer.example');
+INSERT INTO mailbox (username, domain) VALUES ('alice@customer.example', 'customer.example'),
+  ('bob@customer.example', 'customer.example'), ('carol@customer.example', 'customer.example'),
+  ('dave@customer.example', 'customer.example');
+SQL
+
+step "the journal's role writes only the journal, the source's role not the journal"
+echo "INSERT INTO domain (domain) VALUES ('evil.example');" | sql mailconfd_journal journal-pass-9d2e \
+  >/dev/null 2>&1 && fail "the journal's role could write domain"
+echo "INSERT INTO mailconfd_journal_fetch VALUES ('x@y', 'a', 'b', 1, 1, 1);" |
+  sql mailconfd source-pass-1b >/dev/null 2>&1 && fail "the source's role could write the journal"
+
+for name in a b; do
+  cat > "$T/$name.xml" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<mailconfd>
+  <server><metrics listen="127.0.0.1:0"/></server>
+  <provider id="mail.provider.example">
+    <display-name>Provider Mail</display-name>
+    <incoming protocol="imap" host="imap.provider.example" port="993" security="tls"/>
+    <outgoing host="smtp.provider.example" port="587" security="starttls"/>
+    <domain>file.example</domain>
+  </provider>
+  <database driver="$driver" dsn-file="dsn"/>
+  <journal dsn-file="journal-dsn"/>
+  <cockpit/>
+</mailconfd>
+XML
+done
+start() {  # start NAME: serves $T/NAME.xml; sets NAME_base and NAME_admin
+  "$mailconfd" serve --config "$T/$1.xml" --listen 127.0.0.1:0 >"$T/$1.ready" 2>>"$T/$1.log" &
+  pids+=($!)
+  for ((i = 0; i < 100; i++)); do grep -qs '^listening on' "$T/$1.ready" && break; sleep 0.1; done
+  local b m
+  b=$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$T/$1.ready")
+  m=$(sed -n 's/^metrics on \(http:[^ ]*\)\/metrics$/\1/p' "$T/$1.ready")
+  [ -n "$b" ] && [ -n "$m" ] || fail "mailconfd $1 did not start"
+  eval "$1_base=$b $1_admin=$m"
+}
+start a
+start b
+fetch() {  # fetch BASE LOCAL: Thunderbird's autoconfig for LOCAL@customer.example, must be 200
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -A 'Mozilla/5.0 Thunderbird/115.0' \
+    "$1/mail/config-v1.1.xml?emailaddress=$2%40customer.example")
+  [ "$code" = 200 ] || fail "fetch of $2 at $1: $code"
+}
+rows() {
+  echo "SELECT address, door, client, first_seen, last_seen, fetches FROM mailconfd_journal_fetch
+        ORDER BY address;" | sql
+}
+rows_match() { [ "$(rows | grep -c "$1")" = 1 ] && rows | grep -q "^$1"; }
+
+step "1. A and B fetch for the same mailbox and for different ones"
+a0=$(date +%s)
+for _ in 1 2 3; do fetch "$a_base" alice; done
+fetch "$a_base" bob
+a1=$(date +%s)
+sleep 1.2
+b0=$(date +%s)
+for _ in 1 2; do fetch "$b_base" alice; done
+fetch "$b_base" carol
+b1=$(date +%s)
+wait_for "alice's 5 fetches in the database" rows_match 'alice@customer.example|autoconfig|thunderbird|[0-9]*|[0-9]*|5$' >/dev/null
+wait_for "carol's row" rows_match 'carol@customer.example|autoconfig|thunderbird|' >/dev/null
+alice=$(rows | grep '^alice')
+IFS='|' read -r _ _ _ first last count <<<"$alice"
+[ "$first" -ge "$a0" ] && [ "$first" -le "$a1" ] || fail "alice first_seen $first not A's ($a0..$a1)"
+[ "$last" -ge "$b0" ] && [ "$last" -le "$b1" ] || fail "alice last_seen $last not B's ($b0..$b1)"
+expect "alice's count" "$count" 5
+alice_last=$last
+IFS='|' read -r _ _ _ first last count <<<"$(rows | grep '^bob')"
+[ "$first" = "$last" ] && [ "$first" -ge "$a0" ] && [ "$first" -le "$a1" ] || fail "bob: $first $last"
+expect "bob's count" "$count" 1
+expect "rows" "$(rows | cut -d'|' -f1-3,6)" "alice@customer.example|autoconfig|thunderbird|5
+bob@customer.example|autoconfig|thunderbird|1
+carol@customer.example|autoconfig|thunderbird|1"
+
+step "2. the cockpit of either replica shows the merged rows"
+minute() { date -u -d "@$1" '+%Y-%m-%d %H:%M UTC'; }
+unknown3() { [ "$(curl -sf "$1/metrics" | sed -n 's/^mailconfd_cutover_mailboxes{state="unknown"} //p')" = 3 ]; }
+for name in a b; do
+  admin=${name}_admin
+  wait_for "cockpit $name: 3 mailboxes" unknown3 "${!admin}" >/dev/null
+  csv=$(curl -sf "${!admin}/cockpit/contacts.csv" | tr -d '\r' | cut -d, -f1,4,9 | sort)
+  expect "cockpit $name's CSV" "$csv" "$(sort <<E
+address,state,fetched_settings
+"alice@customer.example","unknown","$(minute "$alice_last")"
+"bob@customer.example","unknown","$(minute "$first")"
+"carol@customer.example","unknown","$(minute "$(rows | grep '^carol' | cut -d'|' -f5)")"
+E
+)"
+done
+
+step "3. the database stopped during fetches: requests 200, failure counted, rows after"
+stop_db
+for _ in 1 2 3 4; do fetch "$a_base" dave; done
+failures() { [ "$(curl -sf "$a_admin/metrics" | sed -n 's/^mailconfd_journal_write_failures_total //p')" -ge 2 ]; }
+wait_for "write failures counted" failures >/dev/null
+for _ in 1 2 3; do fetch "$a_base" dave; done
+expect "failure logged once" "$(grep -c "journal: cannot write the $driver database" "$T/a.log")" 1
+start_db
+wait_for "dave's 7 fetches after the restart" rows_match 'dave@customer.example|autoconfig|thunderbird|[0-9]*|[0-9]*|7$' >/dev/null
+expect "written again, logged" "$(grep -c "journal: writing the $driver database again" "$T/a.log")" 1
+grep -l 'journal-pass-9d2e\|source-pass-1b' "$T"/*.log "$T"/*.ready && fail "a password in a log"
+
+echo "PASS: journal in $driver shared by two replicas ($(( $(date +%s) - started ))s)"
