@@ -99,7 +99,7 @@ class Postgresql final : public Store {
     Result r(PQexecParams(conn_.get(), "DELETE FROM mailconfd_journal_fetch WHERE last_seen < $1",
                           1, nullptr, values, nullptr, nullptr, 0));
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return error = message_of(conn_.get()), -1;
-    return std::stoll(PQcmdTuples(r.get()));
+    return std::strtoll(PQcmdTuples(r.get()), nullptr, 10);
   }
 
   bool fetches(std::vector<Fetch>& out, std::string& error) override {

@@ -8,7 +8,8 @@
 #      second later) and for different ones (bob at A, carol at B): one row per mailbox, door
 #      and client in the database, alice's count 5, first seen A's second, last seen B's;
 #   2. the cockpit of either replica shows the merged rows (its CSV lists bob and carol, the
-#      /metrics gauge counts 3 mailboxes);
+#      /metrics gauge counts 3 mailboxes) and writes today's counts (with a scan report) into
+#      the history table; a row past the retention is deleted at start (once: by one replica);
 #   3. the database stopped during fetches: every request 200, the failure counted in
 #      /metrics and logged once (never the DSN's password), the rows written after it is back
 #      (dave's count exact), "writing … again" logged;
@@ -153,8 +154,16 @@ sql <<'SQL'
 INSERT INTO domain (domain) VALUES ('customer.example');
 INSERT INTO mailbox (username, domain) VALUES ('alice@customer.example', 'customer.example'),
   ('bob@customer.example', 'customer.example'), ('carol@customer.example', 'customer.example'),
-  ('dave@customer.example', 'customer.example');
+  ('dave@customer.example', 'customer.example'), ('erin@customer.example', 'customer.example');
+INSERT INTO mailconfd_journal_fetch VALUES ('old@customer.example', 'autoconfig', 'outlook', 1000, 1000, 2);
 SQL
+cat > "$T/scan.json" <<'JSON'
+{"generated": "2026-12-02T06:00:00Z", "mailboxes": [
+  {"address": "erin@customer.example", "domain": "customer.example", "provider": "mail.provider.example",
+   "state": "at-risk", "confidence": "high", "first_seen": "2026-11-20T08:00:00Z",
+   "last_seen": "2026-12-02T05:00:00Z", "ips": ["127.0.0.21"]}],
+  "domains": [], "summary": {}}
+JSON
 
 step "the journal's role writes only the journal, the source's role not the journal"
 echo "INSERT INTO domain (domain) VALUES ('evil.example');" | sql mailconfd_journal journal-pass-9d2e \
@@ -175,7 +184,7 @@ for name in a b; do
   </provider>
   <database driver="$driver" dsn-file="dsn"/>
   <journal dsn-file="journal-dsn"/>
-  <cockpit/>
+  <cockpit report="scan.json"/>
 </mailconfd>
 XML
 done
@@ -191,6 +200,10 @@ start() {  # start NAME: serves $T/NAME.xml; sets NAME_base and NAME_admin
 }
 start a
 start b
+gone() { [ "$(echo "SELECT count(*) FROM mailconfd_journal_fetch WHERE address LIKE 'old@%';" | sql)" = 0 ]; }
+wait_for "the row past the retention deleted" gone >/dev/null
+expect "its deletion logged by one replica" \
+  "$(cat "$T/a.log" "$T/b.log" | grep -c 'journal: 1 fetch(es) past the retention period deleted')" 1
 fetch() {  # fetch BASE LOCAL: Thunderbird's autoconfig for LOCAL@customer.example, must be 200
   local code
   code=$(curl -s -o /dev/null -w '%{http_code}' -A 'Mozilla/5.0 Thunderbird/115.0' \
@@ -240,9 +253,16 @@ address,state,fetched_settings
 "alice@customer.example","unknown","$(minute "$alice_last")"
 "bob@customer.example","unknown","$(minute "$first")"
 "carol@customer.example","unknown","$(minute "$(rows | grep '^carol' | cut -d'|' -f5)")"
+"erin@customer.example","at-risk",""
 E
 )"
 done
+
+history() {
+  [ "$(echo "SELECT day, at_risk, fetched, switched, ambiguous, broke, login_failing, unknown
+             FROM mailconfd_journal_history;" | sql)" = "$(date -u +%F)|1|0|0|0|0|0|3" ]
+}
+wait_for "today's counts in the history table" history >/dev/null
 
 step "3. the database stopped during fetches: requests 200, failure counted, rows after"
 stop_db
