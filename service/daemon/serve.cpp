@@ -292,7 +292,7 @@ void reload_journal_and_cockpit(const Config& next, std::unique_ptr<journal::Jou
                          wanted->dsn != journal_started->dsn ||
                          wanted->retention != journal_started->retention)) {
     spdlog::warn(
-        "reload: <journal> file, dsn-file or retention changed: the journal keeps writing {} "
+        "reload: <journal> file or retention changed: the journal keeps writing {} "
         "(retention {} days) until the next start",
         journal_started->file.empty() ? "the database" : journal_started->file,
         journal_started->retention.count() / 86400);
