@@ -284,7 +284,15 @@ bool Journal::write_once(std::unique_lock<std::mutex>& lock) {
       s.rows.push_back({f.address, kDoorNames[f.door], kClientKinds[f.client], f.first_seen,
                         f.last_seen, f.count});
     }
-    if (s.store->add_rows(s.rows, error)) {
+    bool added = s.store->add_rows(s.rows, error);
+    if (!added && options_.store.shared()) {
+      // The connection may have broken since the last write (the server restarted): one more
+      // try on a new one, so that only a database that is down or refuses counts as failed.
+      std::string ignored;
+      s.store = open_store(options_.store, 200, ignored);
+      added = s.store && s.store->add_rows(s.rows, error);
+    }
+    if (added) {
       written_total.fetch_add(s.rows.size());
       s.batch.clear();
       s.kept.clear();

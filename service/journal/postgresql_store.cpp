@@ -203,6 +203,10 @@ std::unique_ptr<Store> open_postgresql_store(const std::string& dsn, std::string
     error = message_of(conn.get());
     return nullptr;
   }
+  // Notices (a server shutting down says so before it closes) would go to stderr unformatted:
+  // the errors that matter come back from the calls.
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);
   return std::make_unique<Postgresql>(std::move(conn));
 }
 

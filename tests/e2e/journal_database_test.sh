@@ -13,7 +13,9 @@
 #   3. the database stopped during fetches: every request 200, the failure counted in
 #      /metrics and logged once (never the DSN's password), the rows written after it is back
 #      (dave's count exact), "writing … again" logged;
-#   4. the journal's role cannot write other tables; the source's role cannot write the journal.
+#   4. the database refusing the write (INSERT revoked): requests 200, counted, logged once,
+#      the rows written once it is granted again;
+#   5. the journal's role cannot write other tables; the source's role cannot write the journal.
 # Usage: journal_database_test.sh postgresql|mariadb MAILCONFD_BINARY. KEEP=1 keeps the directory.
 set -euo pipefail
 
@@ -274,6 +276,21 @@ expect "failure logged once" "$(grep -c "journal: cannot write the $driver datab
 start_db
 wait_for "dave's 7 fetches after the restart" rows_match 'dave@customer.example|autoconfig|thunderbird|[0-9]*|[0-9]*|7$' >/dev/null
 expect "written again, logged" "$(grep -c "journal: writing the $driver database again" "$T/a.log")" 1
+step "4. the database refuses the write: requests 200, failure counted, rows after the GRANT"
+if [ "$driver" = postgresql ]; then
+  grantee=mailconfd_journal table=mailconfd_journal_fetch
+else
+  grantee="mailconfd_journal@'127.0.0.1'" table=mail.mailconfd_journal_fetch
+fi
+echo "REVOKE INSERT ON $table FROM $grantee;" | sql
+for _ in 1 2; do fetch "$b_base" erin; done
+b_failures() { [ "$(curl -sf "$b_admin/metrics" | sed -n 's/^mailconfd_journal_write_failures_total //p')" -ge 2 ]; }
+wait_for "B's refused writes counted" b_failures >/dev/null
+expect "refusal logged once" "$(grep -c "journal: cannot write the $driver database: .*denied" "$T/b.log")" 1
+echo "GRANT INSERT ON $table TO $grantee;" | sql
+wait_for "erin's 2 fetches after the GRANT" rows_match 'erin@customer.example|autoconfig|thunderbird|[0-9]*|[0-9]*|2$' >/dev/null
+expect "B writing again, logged" "$(grep -c "journal: writing the $driver database again" "$T/b.log")" 1
+
 grep -l 'journal-pass-9d2e\|source-pass-1b' "$T"/*.log "$T"/*.ready && fail "a password in a log"
 
 echo "PASS: journal in $driver shared by two replicas ($(( $(date +%s) - started ))s)"
