@@ -7,8 +7,9 @@
 #   1. replicas A and B answer fetches for the same mailbox (alice: 3 at A, then 2 at B a
 #      second later) and for different ones (bob at A, carol at B): one row per mailbox, door
 #      and client in the database, alice's count 5, first seen A's second, last seen B's;
+#      addresses with a quote, braces and UTF-8 stored as they are (SQL and array quoting);
 #   2. the cockpit of either replica shows the merged rows (its CSV lists bob and carol, the
-#      /metrics gauge counts 3 mailboxes) and writes today's counts (with a scan report) into
+#      /metrics gauge counts 6 mailboxes) and writes today's counts (with a scan report) into
 #      the history table; a row past the retention is deleted at start (once: by one replica);
 #   3. the database stopped during fetches: every request 200, the failure counted in
 #      /metrics and logged once (never the DSN's password), the rows written after it is back
@@ -222,6 +223,7 @@ step "1. A and B fetch for the same mailbox and for different ones"
 a0=$(date +%s)
 for _ in 1 2 3; do fetch "$a_base" alice; done
 fetch "$a_base" bob
+for local in o%27brien %7Ba%7D j%C3%BCrgen; do fetch "$a_base" "$local"; done
 a1=$(date +%s)
 sleep 1.2
 b0=$(date +%s)
@@ -241,20 +243,26 @@ IFS='|' read -r _ _ _ first last count <<<"$(rows | grep '^bob')"
 expect "bob's count" "$count" 1
 expect "rows" "$(rows | cut -d'|' -f1-3,6)" "alice@customer.example|autoconfig|thunderbird|5
 bob@customer.example|autoconfig|thunderbird|1
-carol@customer.example|autoconfig|thunderbird|1"
+carol@customer.example|autoconfig|thunderbird|1
+jürgen@customer.example|autoconfig|thunderbird|1
+o'brien@customer.example|autoconfig|thunderbird|1
+{a}@customer.example|autoconfig|thunderbird|1"
 
 step "2. the cockpit of either replica shows the merged rows"
 minute() { date -u -d "@$1" '+%Y-%m-%d %H:%M UTC'; }
-unknown3() { [ "$(curl -sf "$1/metrics" | sed -n 's/^mailconfd_cutover_mailboxes{state="unknown"} //p')" = 3 ]; }
+unknown6() { [ "$(curl -sf "$1/metrics" | sed -n 's/^mailconfd_cutover_mailboxes{state="unknown"} //p')" = 6 ]; }
 for name in a b; do
   admin=${name}_admin
-  wait_for "cockpit $name: 3 mailboxes" unknown3 "${!admin}" >/dev/null
+  wait_for "cockpit $name: 6 mailboxes" unknown6 "${!admin}" >/dev/null
   csv=$(curl -sf "${!admin}/cockpit/contacts.csv" | tr -d '\r' | cut -d, -f1,4,9 | sort)
   expect "cockpit $name's CSV" "$csv" "$(sort <<E
 address,state,fetched_settings
 "alice@customer.example","unknown","$(minute "$alice_last")"
 "bob@customer.example","unknown","$(minute "$first")"
 "carol@customer.example","unknown","$(minute "$(rows | grep '^carol' | cut -d'|' -f5)")"
+"jürgen@customer.example","unknown","$(minute "$(rows | grep '^j' | cut -d'|' -f5)")"
+"o'brien@customer.example","unknown","$(minute "$(rows | grep '^o' | cut -d'|' -f5)")"
+"{a}@customer.example","unknown","$(minute "$(rows | grep '^{' | cut -d'|' -f5)")"
 "erin@customer.example","at-risk",""
 E
 )"
@@ -262,7 +270,7 @@ done
 
 history() {
   [ "$(echo "SELECT day, at_risk, fetched, switched, ambiguous, broke, login_failing, unknown
-             FROM mailconfd_journal_history;" | sql)" = "$(date -u +%F)|1|0|0|0|0|0|3" ]
+             FROM mailconfd_journal_history;" | sql)" = "$(date -u +%F)|1|0|0|0|0|0|6" ]
 }
 wait_for "today's counts in the history table" history >/dev/null
 
