@@ -6,8 +6,8 @@
 
 #include "cli/args.h"
 #include "cli/as_user.h"
+#include "cli/hosted.h"
 #include "log.h"
-#include "source/database.h"
 #include "tls/certificates.h"
 
 namespace mailconfd::cli {
@@ -31,21 +31,19 @@ constexpr const char* kCheckHelp =
     "                  that every file the service user cannot read is named with the\n"
     "                  reason (Permission denied). Exits 2 when not root or USER is unknown.\n";
 
-// Reads the database as serve would and lists the rows it skips.
-int check_database(const Config& config) {
+// Reads the database as serve would (load_hosted) and lists the rows it skips.
+int check_database(Config& config) {
   std::string error;
-  auto built = source::load_domains(
-      config, nullptr, {.snapshot_fallback = true, .log_skipped = false, .write_snapshot = false},
-      error);
-  if (!built) {
+  auto hosted = load_hosted(config, error, true);
+  if (!hosted) {
     std::cerr << "mailconfd: " << error << '\n';
     return 2;
   }
-  for (const source::BadRow& row : built->skipped) {
+  for (const source::BadRow& row : hosted->skipped) {
     std::cerr << "skipped " << row.table << " '" << row.key << "': " << row.reason << '\n';
   }
-  std::cout << built->domains->origin << ": " << built->domains->size() << " domains, "
-            << built->domains->logins.size() << " login names, " << built->skipped.size()
+  std::cout << hosted->domains->origin << ": " << hosted->domains->size() << " domains, "
+            << hosted->domains->logins.size() << " login names, " << hosted->skipped.size()
             << " rows skipped\n";
   return 0;
 }
@@ -68,7 +66,7 @@ int check(Args args) {
     }
     as_user = " as user " + it->second;
   }
-  const Loaded loaded = load(args);
+  Loaded loaded = load(args);
   if (!report(loaded)) {
     std::cerr << loaded.problems.size() << (loaded.problems.size() == 1 ? " problem" : " problems")
               << " in " << args.options.at("config") << as_user << '\n';

@@ -18,12 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "cli/hosted.h"
 #include "config/config_file.h"
+#include "core/ascii.h"
 #include "cutover/event.h"
 #include "cutover/input.h"
 #include "cutover/report.h"
 #include "cutover/scan.h"
 #include "example_config.h"
+#include "log.h"
 
 extern char** environ;
 
@@ -44,7 +47,9 @@ constexpr const char* kCutoverHelp =
     "(SMTP AUTH seen and no relay via the map after it), ambiguous (several mailboxes logged\n"
     "in from the relaying IP; all named), broke (Relay access denied after its login: after\n"
     "the cut-off), login-failing (SASL authentication failures). Mailboxes of domains this\n"
-    "configuration does not host are listed apart. A table by default.\n"
+    "configuration does not host are listed apart. A table by default. With <database>,\n"
+    "its domains, login forms and per-mailbox login names (web12p3 → its mailbox) count\n"
+    "too, read as serve reads them (the snapshot, with a warning, when the database is down).\n"
     "\n"
     "  --config FILE        hosted domains and login scheme (default: the built-in example)\n"
     "  --json               one JSON object: generated, summary, domains, mailboxes, ...\n"
@@ -66,7 +71,8 @@ constexpr const char* kCutoverHelp =
     "local time zone (TZ) and dated by the file's modification time.\n"
     "\n"
     "Exit status: 0 nobody at risk; 1 a hosted mailbox is at-risk, ambiguous or broke;\n"
-    "2 usage or configuration error; 3 a log or the state file could not be read or written.\n";
+    "2 usage or configuration error (a <database> that cannot be read and no snapshot\n"
+    "included); 3 a log or the state file could not be read or written.\n";
 
 constexpr const char* kStateHeader = "mailconfd-cutover-state\t1";
 
@@ -309,14 +315,28 @@ bool save_state(const std::string& path, const Scanner& scanner, const SavedStat
 }
 
 int scan(const Options& o) {
-  const Loaded loaded = o.config.empty()
-                            ? load_config_text(example_config(), kExampleConfigName, ".")
-                            : load_config_file(o.config);
+  Loaded loaded = o.config.empty() ? load_config_text(example_config(), kExampleConfigName, ".")
+                                   : load_config_file(o.config);
   if (!loaded.ok()) {
     for (const std::string& problem : loaded.problems) std::cerr << problem << '\n';
     return 2;
   }
   ScanOptions options;
+  {
+    std::string error;
+    auto hosted = load_hosted(loaded.config, error);
+    if (!hosted) {
+      std::cerr << "mailconfd: " << error << '\n';
+      return 2;
+    }
+    // A login name shared by several addresses (with the default logins query: a mailbox
+    // and its addresses at alias domains) maps to the first the query gave, the mailbox's.
+    if (hosted->domains) {
+      hosted->domains->logins.for_each([&](std::string_view address, std::string_view login) {
+        options.login_names.try_emplace(ascii_lower(login), address);
+      });
+    }
+  }
   if (o.grace) {
     const auto grace = parse_duration(*o.grace);
     if (!grace) return usage_error("--grace '" + *o.grace + "' is not a duration from 1s to 7d");
@@ -468,6 +488,7 @@ int cutover(int argc, char** argv) {
   std::string error;
   const auto options = parse_options(argc, argv, error);
   if (!options) return usage_error(error);
+  init_logging(false);  // warnings (a database read from its snapshot) on stderr, never stdout
   return scan(*options);
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/hosted.h"
 #include "core/email_address.h"
 #include "dns/check.h"
 #include "dns/zone.h"
@@ -26,7 +27,10 @@ constexpr const char* kDnsZoneHelp =
     "and Autodiscover, the autoconfig/autodiscover CNAMEs and MX that <dns> asks for.\n"
     "With --out DIR, writes DIR/DOMAIN.zone for each domain and DIR/PROVIDER.include (the\n"
     "records with relative names, for $INCLUDE into every zone of that provider's domains\n"
-    "without host override) instead. See dns/README.md.\n";
+    "without host override) instead. See dns/README.md.\n"
+    "With <database>, the database's domains and per-domain host names are included, read as\n"
+    "serve reads them (the snapshot, with a warning, when the database is down; neither: exit "
+    "2).\n";
 
 constexpr const char* kDnsCheckHelp =
     "usage: mailconfd dns check [--config FILE] [DOMAIN...] [--resolver IP[:PORT]] [--json]\n"
@@ -41,7 +45,10 @@ constexpr const char* kDnsCheckHelp =
     "  --timeout MS          first try per query, doubled for the second (default 2000)\n"
     "  --concurrency N       queries in flight at once (default 256)\n"
     "\n"
-    "Exit status: 0 every domain ok, 1 a domain has a problem, 2 usage or configuration error.\n";
+    "With <database>, the database's domains are checked too (as for dns zone).\n"
+    "\n"
+    "Exit status: 0 every domain ok, 1 a domain has a problem, 2 usage or configuration error\n"
+    "(a <database> that cannot be read and no snapshot included).\n";
 
 // The named domains as hosted A-labels, or all hosted domains (sorted) when none is named.
 std::optional<std::vector<std::string>> pick_domains(const Args& args, const Config& config,
@@ -64,9 +71,10 @@ std::optional<std::vector<std::string>> pick_domains(const Args& args, const Con
 
 int dns_zone(const Args& args) {
   if (args.help) return std::cout << kDnsZoneHelp, 0;
-  const Loaded loaded = load(args, TlsKeys::Skip);
+  Loaded loaded = load(args, TlsKeys::Skip);
   if (!report(loaded)) return 2;
   std::string error;
+  if (!load_hosted(loaded.config, error)) return std::cerr << "mailconfd: " << error << '\n', 2;
   auto domains = pick_domains(args, loaded.config, error);
   if (!domains) return usage_error(error, kDnsZoneHelp);
   const dns::Zones zones(loaded.config);
@@ -120,9 +128,10 @@ int dns_check(const Args& args) {
     return usage_error("--concurrency must be a number from 1 to 10000", kDnsCheckHelp);
   options.timeout = std::chrono::milliseconds(timeout);
   options.max_in_flight = static_cast<std::size_t>(concurrency);
-  const Loaded loaded = load(args, TlsKeys::Skip);
+  Loaded loaded = load(args, TlsKeys::Skip);
   if (!report(loaded)) return 2;
   std::string error;
+  if (!load_hosted(loaded.config, error)) return std::cerr << "mailconfd: " << error << '\n', 2;
   auto domains = pick_domains(args, loaded.config, error);
   if (!domains) return usage_error(error, kDnsCheckHelp);
   const dns::CheckResult result = dns::check(loaded.config, *domains, options);

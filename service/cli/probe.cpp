@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/hosted.h"
 #include "core/email_address.h"
 #include "log.h"
 #include "probe/probe.h"
@@ -33,7 +34,10 @@ constexpr const char* kProbeHelp =
     "certificate must chain to the system store (or --ca-file), be valid for at least 14\n"
     "more days and name the advertised host. With --user, also the cut-off-day check\n"
     "(relay-after-login): after a POP3 (or IMAP) login as that account from this address,\n"
-    "relaying without AUTH must be refused. Exit 0 only when every check passes.\n"
+    "relaying without AUTH must be refused. With <database>, the host overrides of the\n"
+    "database's domains are probed too (the snapshot, with a warning, when the database is\n"
+    "down). Exit 0 only when every check passes, 2 for a usage or configuration error (a\n"
+    "<database> that cannot be read and no snapshot included).\n"
     "\n"
     "  --json               one JSON document instead of the table\n"
     "  --timeout T          for each connect, handshake and reply (default 10s)\n"
@@ -121,8 +125,10 @@ int probe_servers(const Args& args) {
   int exit_code = 0;
   auto options = probe_options(args, exit_code);
   if (!options) return exit_code;
-  const Loaded loaded = load(args);
+  Loaded loaded = load(args);
   if (!report(loaded)) return 2;
+  std::string error;
+  if (!load_hosted(loaded.config, error)) return std::cerr << "mailconfd: " << error << '\n', 2;
   std::vector<std::string> problems;
   const auto targets = probe::targets(loaded.config, args.positional, problems);
   for (const std::string& problem : problems) std::cerr << "mailconfd: " << problem << '\n';

@@ -7,11 +7,9 @@
 
 #include "app.h"
 #include "cli/args.h"
-#include "core/client_settings.h"
+#include "cli/hosted.h"
 #include "core/email_address.h"
 #include "log.h"
-#include "render/autoconfig.h"
-#include "render/autodiscover.h"
 
 namespace mailconfd::cli {
 namespace {
@@ -25,7 +23,10 @@ constexpr const char* kRenderHelp =
     "(CMS-signed DER when the configuration has <signing>, else the plain plist), or the\n"
     "setup page (HTML; --lang picks the language, default <setup lang>).\n"
     "Without --config it says on stderr that it used the built-in example configuration.\n"
-    "The <tls> private key is not read (it is not needed to render).\n";
+    "The <tls> private key is not read (it is not needed to render).\n"
+    "With <database>, the database's domains, per-domain choices and per-mailbox login names\n"
+    "are used, read as serve reads them (the snapshot, with a warning, when the database is\n"
+    "down; neither: exit 2).\n";
 
 int render(const Args& args) {
   if (args.help) return std::cout << kRenderHelp, 0;
@@ -47,10 +48,14 @@ int render(const Args& args) {
   }
   Loaded loaded = load(args, TlsKeys::Skip);
   if (!report(loaded)) return 2;
+  std::string error;
+  auto hosted = load_hosted(loaded.config, error);
+  if (!hosted) return std::cerr << "mailconfd: " << error << '\n', 2;
+  // The App serve would build from the same domain part: the same documents and login names.
+  auto app = build_app(std::move(loaded.config), std::move(hosted->domains), nullptr);
   if (kind == "setup") {
     // The page as a browser gets it, what the customer typed included: any input gives a
     // page (exit 0 for settings, 1 for an unknown domain or not an address, as the status).
-    auto app = build_app(std::move(loaded.config));
     std::string body;
     const int status =
         setup_page(*app, lang.value_or(app->setup->default_lang), args.positional[1],
@@ -69,22 +74,20 @@ int render(const Args& args) {
     std::cerr << "mailconfd: '" << args.positional[1] << "' is not a valid email address\n";
     return 2;
   }
-  auto settings = resolve(loaded.config, address->domain);
-  if (!settings) {
+  const DomainEntry* entry = app->domains->find(address->domain);
+  if (entry == nullptr) {
     std::cerr << "mailconfd: domain " << address->domain
               << " is not hosted in this configuration\n";
     return 1;
   }
   if (kind == "mobileconfig") {
-    auto app = build_app(std::move(loaded.config));
-    const DomainEntry* entry = app->domains->find(address->domain);
     auto profile = mobileconfig_for(*app, *entry, *address);
     if (!profile) return 1;  // the OpenSSL reason is logged
     std::cout.write(profile->data(), static_cast<std::streamsize>(profile->size()));
     std::cout.flush();
     return std::cout ? 0 : 1;
   }
-  const std::string login = login_name(*settings->provider, *address);
+  const std::string login = login_for(*app, *entry, *address);
   const std::string full = address->full();
   const std::string shown = address->display();
   render::SlotValues values;
@@ -92,9 +95,9 @@ int render(const Args& args) {
   values[render::Slot::Login] = login;
   values[render::Slot::Address] = full;
   values[render::Slot::Display] = shown;
-  const render::Splice doc =
-      kind == "autoconfig" ? render::autoconfig(*settings) : render::autodiscover(*settings);
-  std::cout << doc.expand(values);
+  const App::Documents& documents = app->documents_for(*entry);
+  std::cout
+      << (kind == "autoconfig" ? documents.autoconfig : documents.autodiscover).expand(values);
   return 0;
 }
 

@@ -153,8 +153,9 @@ void Board::rebuild() {
       s.store.reset();
     }
   }
-  auto model = std::make_shared<Model>(build_model(*app->config, found ? &report : nullptr, fetches,
-                                                   std::move(days), now_seconds()));
+  auto model =
+      std::make_shared<Model>(build_model(*app->config, found ? &report : nullptr, fetches,
+                                          std::move(days), now_seconds(), app->domains.get()));
   model->report_path = options.report;
   model->report_found = found;
   model->report_error = report_error;

@@ -34,8 +34,9 @@ std::vector<std::string> string_list(const nlohmann::json& object, const char* n
   return out;
 }
 
-std::string provider_of(const Config& config, const std::string& domain) {
-  const DomainEntry* entry = config.domains.find(domain);
+std::string provider_of(const Config& config, const HostedDomains* domains,
+                        const std::string& domain) {
+  const DomainEntry* entry = domains ? domains->find(domain) : config.domains.find(domain);
   return entry ? config.providers[entry->provider].id : std::string();
 }
 
@@ -100,7 +101,8 @@ std::string utc_day(std::int64_t unix_seconds) {
 
 Model build_model(const Config& config, const Report* report,
                   const std::vector<journal::Fetch>& fetches,
-                  std::vector<journal::DayCounts> history, std::int64_t now) {
+                  std::vector<journal::DayCounts> history, std::int64_t now,
+                  const HostedDomains* served) {
   Model model;
   model.today = utc_day(now);
   for (const Provider& p : config.providers) {
@@ -115,7 +117,7 @@ Model build_model(const Config& config, const Report* report,
       m.address = e.address;
       m.domain = e.domain;
       // From the configuration, not the report: provider ids label /metrics (bounded).
-      m.provider = provider_of(config, e.domain);
+      m.provider = provider_of(config, served, e.domain);
       if (e.state == "at-risk") {
         m.status = Status::AtRisk;
       } else if (e.state == "switched") {
@@ -145,7 +147,7 @@ Model build_model(const Config& config, const Report* report,
       Mailbox m;
       m.address = f.address;
       m.domain = f.address.substr(f.address.rfind('@') + 1);
-      m.provider = provider_of(config, m.domain);
+      m.provider = provider_of(config, served, m.domain);
       m.status = Status::Unknown;
       it = boxes.emplace(f.address, std::move(m)).first;
     }

@@ -79,9 +79,12 @@ std::string utc_day(std::int64_t unix_seconds);
 // Joins report (may be empty), fetches and history into a Model; today's row of the history is
 // replaced by the model's own counts. Addresses of domains the config does not host are kept
 // (listed, provider empty) but never come from the journal (which records hosted ones only).
+// served: the domain part being served (App::domains: a database source's domains too);
+// null: config's own.
 Model build_model(const Config& config, const Report* report,
                   const std::vector<journal::Fetch>& fetches,
-                  std::vector<journal::DayCounts> history, std::int64_t now);
+                  std::vector<journal::DayCounts> history, std::int64_t now,
+                  const HostedDomains* served = nullptr);
 
 // The counts of a model as a history row for day.
 journal::DayCounts day_counts(const Model& model, const std::string& day);

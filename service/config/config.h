@@ -201,6 +201,14 @@ class LoginTable {
   // The login stored for key, or nullopt. The view lives as long as the table.
   std::optional<std::string_view> find(std::string_view key) const;
   std::size_t size() const { return records_.size(); }
+  // Calls f(key, login) for every entry, in the order they were inserted.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const Record& r : records_) {
+      f(std::string_view(arena_.data() + r.offset, r.key_length),
+        std::string_view(arena_.data() + r.offset + r.key_length, r.login_length));
+    }
+  }
 
  private:
   struct Record {

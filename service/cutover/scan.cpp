@@ -7,6 +7,7 @@
 
 #include "config/keyed_hash.h"
 #include "core/ascii.h"
+#include "core/client_settings.h"
 #include "core/email_address.h"
 
 namespace mailconfd::cutover {
@@ -174,16 +175,30 @@ std::string_view confidence_of(const Mailbox& m) {
   return "low";
 }
 
+namespace {
+
+// A domain's login form: its host set's (a database source's per-domain choice), else its
+// provider's.
+LoginForm domain_login(const Config& config, DomainEntry entry) {
+  const Provider& provider = config.providers[entry.provider];
+  return login_form(provider, provider.overrides[entry.hosts]);
+}
+
+}  // namespace
+
 Scanner::Scanner(const Config& config, ScanOptions options)
     : config_(config), options_(std::move(options)) {
   for (const Provider& provider : config_.providers) {
     if (provider.login == LoginForm::LocalPart) any_local_part_ = true;
+    for (const HostOverride& hosts : provider.overrides) {
+      if (hosts.login == LoginForm::LocalPart) any_local_part_ = true;
+    }
   }
   if (any_local_part_) {
     std::size_t count = 0;
     for (std::string_view domain : config_.domains.sorted()) {
       const DomainEntry* entry = config_.domains.find(domain);
-      if (config_.providers[entry->provider].login != LoginForm::LocalPart) continue;
+      if (domain_login(config_, *entry) != LoginForm::LocalPart) continue;
       if (++count == 1) only_local_part_domain_ = std::string(domain);
     }
     if (count != 1) only_local_part_domain_.clear();
@@ -255,6 +270,14 @@ Scanner::Resolved Scanner::resolve_login(std::string_view user,
                                          std::string_view sender_domain) const {
   Resolved who;
   const std::string name = ascii_lower(user);
+  if (!options_.login_names.empty()) {
+    if (auto it = options_.login_names.find(name); it != options_.login_names.end()) {
+      who.address = it->second;
+      who.domain = who.address.substr(who.address.rfind('@') + 1);
+      who.hosted = config_.domains.find(who.domain) != nullptr;
+      return who;
+    }
+  }
   if (name.find('@') != std::string::npos) {
     if (auto address = parse_email(name)) {
       who.domain = address->domain;
@@ -268,7 +291,7 @@ Scanner::Resolved Scanner::resolve_login(std::string_view user,
   if (any_local_part_) {
     const std::string domain = ascii_lower(sender_domain);
     const DomainEntry* entry = domain.empty() ? nullptr : config_.domains.find(domain);
-    if (entry != nullptr && config_.providers[entry->provider].login == LoginForm::LocalPart) {
+    if (entry != nullptr && domain_login(config_, *entry) == LoginForm::LocalPart) {
       who.domain = domain;
     } else if (!only_local_part_domain_.empty()) {
       who.domain = only_local_part_domain_;

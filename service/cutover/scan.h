@@ -30,6 +30,10 @@ inline constexpr Micros kSecondMicros = 1'000'000;
 struct ScanOptions {
   Micros grace = 30 * 60 * kSecondMicros;  // how long the map lets an IP relay after a login
   std::vector<Network> mynetworks;         // relays from here are Postfix's own permit
+  // Per-mailbox login names (a <database> source's, cli/hosted.h): the login name in ASCII
+  // lower case → the mailbox's address (login_key()). A login found here is that mailbox's,
+  // whatever the domain's login form says.
+  std::unordered_map<std::string, std::string> login_names;
 };
 
 enum class State { AtRisk, Switched, Ambiguous, Broke, LoginFailing };

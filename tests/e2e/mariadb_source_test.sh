@@ -17,7 +17,10 @@
 #      the reconnect counted, and a row changed while mailconfd could not reach the database
 #      served after it reconnects (the full reload);
 #   5. start with the database down: from the snapshot (said in the log), and without a
-#      snapshot a refusal with the reason (exit 2); the DSN's password never in any output.
+#      snapshot a refusal with the reason (exit 2); the DSN's password never in any output;
+#   6. dns zone, dns check, probe, render and cutover scan with the database's domains and
+#      login names (source_test_lib.sh: subcommands_test), and with the database down from
+#      the snapshot (with the warning) or, without one, exit 2 with the reason.
 # Usage: mariadb_source_test.sh MAILCONFD_BINARY. KEEP=1 keeps the directory.
 set -euo pipefail
 
@@ -157,6 +160,9 @@ skipped mailbox 'eve@markup.example': login name must be 1 to 255 letters, digit
 E
 )"
 
+step "dns zone, dns check, probe, render and cutover scan see the database's domains"
+subcommands_test 5 mariadb "alias.example. customer.example. file.example. local.example. markup.example. own.example. pop.example. "
+
 step "serve: the database's domains and login names"
 start_mailconfd
 doc=$(autoconfig 'alice%40customer.example')
@@ -262,6 +268,7 @@ stop_mailconfd
   fail "check with the database down and a snapshot: exit $?"
 expect "check from the snapshot" "$(tail -n 1 "$T/check-snapshot.out")" \
   "snapshot $T/snapshot: 8 domains, 2 login names, 5 rows skipped"
+subcommands_down_test snapshot web12p5 mariadb
 rm "$T/snapshot"
 set +e
 "$mailconfd" check "$T/mailconfd.xml" >/dev/null 2>"$T/check-none.err"
@@ -270,6 +277,7 @@ rc=$?
 rc_serve=$?
 set -e
 expect "check without database and snapshot" "$rc" 2
+subcommands_down_test none - mariadb
 expect "exit status without a snapshot" "$rc_serve" 2
 grep -q "not starting: mariadb: Can't connect to server on '127.0.0.1' .*; and no snapshot to start from: cannot read $T/snapshot: No such file or directory" \
   "$T/refused.log" || fail "unclear refusal: $(cat "$T/refused.log")"

@@ -18,7 +18,10 @@
 #      changed while mailconfd could not reach the database served after it reconnects (the
 #      full reload); NOTIFY works again after;
 #   5. start with the database down: from the snapshot (said in the log), and without a
-#      snapshot a refusal with the reason (exit 2); the DSN's password never in any output.
+#      snapshot a refusal with the reason (exit 2); the DSN's password never in any output;
+#   6. dns zone, dns check, probe, render and cutover scan with the database's domains and
+#      login names (source_test_lib.sh: subcommands_test), and with the database down from
+#      the snapshot (with the warning) or, without one, exit 2 with the reason.
 # Usage: postgres_source_test.sh MAILCONFD_BINARY. KEEP=1 keeps the directory.
 set -euo pipefail
 
@@ -134,6 +137,9 @@ skipped mailbox 'eve@markup.example': login name must be 1 to 255 letters, digit
 E
 )"
 
+step "dns zone, dns check, probe, render and cutover scan see the database's domains"
+subcommands_test 6 postgresql "alias.example. customer.example. file.example. local.example. markup.example. own.example. pop.example. upper.example. "
+
 step "serve: the database's domains and login names"
 start_mailconfd
 doc=$(autoconfig 'alice%40customer.example')
@@ -248,12 +254,14 @@ stop_mailconfd
   fail "check with the database down and a snapshot: exit $?"
 expect "check from the snapshot" "$(tail -n 1 "$T/check-snapshot.out")" \
   "snapshot $T/snapshot: 10 domains, 2 login names, 6 rows skipped"
+subcommands_down_test snapshot web12p5 postgresql
 rm "$T/snapshot"
 set +e
 "$mailconfd" check "$T/mailconfd.xml" >/dev/null 2>"$T/check-none.err"
 rc=$?
 set -e
 expect "check without database and snapshot" "$rc" 2
+subcommands_down_test none - postgresql
 set +e
 "$mailconfd" serve --config "$T/mailconfd.xml" --listen 127.0.0.1:0 >"$T/ready" 2>"$T/refused.log"
 rc=$?

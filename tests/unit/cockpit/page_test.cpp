@@ -114,6 +114,36 @@ TEST_CASE("the scan and the journal are joined into states, domains, providers a
   CHECK(m.history[2].unknown == 1);
 }
 
+TEST_CASE("the roll-up names the provider of a domain that only the served domain part hosts") {
+  const Config c = config();
+  // A database source's part: other.example is not in the file (c.domains) but served.
+  HostedDomains served;
+  auto table = std::make_shared<DomainTable>(c.domains);
+  REQUIRE(table->insert("other.example", DomainEntry{0, 0}));
+  served.table = table;
+  Report report;
+  std::string error;
+  REQUIRE(parse_report(kReport, report, error));
+  const Model from_file = build_model(c, &report, {}, {}, at(2026, 12, 2, 12));
+  const Model from_served = build_model(c, &report, {}, {}, at(2026, 12, 2, 12), &served);
+  auto domain = [](const Model& m, const std::string& name) {
+    auto it = std::find_if(m.domains.begin(), m.domains.end(),
+                           [&](const Row& r) { return r.name == name; });
+    REQUIRE(it != m.domains.end());
+    return it->provider;
+  };
+  CHECK(domain(from_file, "other.example").empty());
+  CHECK(domain(from_served, "other.example") == "provider.example");
+  CHECK(domain(from_served, "customer.example") == "provider.example");
+  // dave@other.example moves from the "not hosted" row to the provider's.
+  REQUIRE(from_file.providers.size() == 2);
+  CHECK(from_file.providers[0].name.empty());
+  CHECK(from_file.providers[0].total == 1);
+  REQUIRE(from_served.providers.size() == 1);
+  CHECK(from_served.providers[0].name == "provider.example");
+  CHECK(from_served.providers[0].total == from_file.providers[1].total + 1);
+}
+
 TEST_CASE("a report that is not a scan report is refused with the reason") {
   Report report;
   std::string error;
