@@ -11,13 +11,10 @@
 namespace mailconfd::journal {
 namespace {
 
-struct MysqlClose {
-  void operator()(MYSQL* m) const { mysql_close(m); }
-};
 struct ResultFree {
   void operator()(MYSQL_RES* r) const { mysql_free_result(r); }
 };
-using Handle = std::unique_ptr<MYSQL, MysqlClose>;
+using Handle = source::MysqlHandle;
 using Result = std::unique_ptr<MYSQL_RES, ResultFree>;
 
 // Rows per statement (a few hundred KB, far below max_allowed_packet's 16 MB default).
@@ -166,31 +163,8 @@ class Mariadb final : public Store {
 }  // namespace
 
 std::unique_ptr<Store> open_mariadb_store(const std::string& dsn, std::string& error) {
-  auto pairs = source::parse_mariadb_dsn(dsn, error);
-  if (!pairs) return nullptr;
-  source::init_mariadb_library();
-  Handle handle(mysql_init(nullptr));
-  if (!handle) {
-    error = "out of memory";
-    return nullptr;
-  }
-  const unsigned int connect_timeout = 5;
-  const unsigned int io_timeout = 30;
-  mysql_optionsv(handle.get(), MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
-  mysql_optionsv(handle.get(), MYSQL_OPT_READ_TIMEOUT, &io_timeout);
-  mysql_optionsv(handle.get(), MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
-  mysql_optionsv(handle.get(), MYSQL_SET_CHARSET_NAME, "utf8mb4");
-  const auto get = [&](const char* key) -> const char* {
-    auto it = pairs->find(key);
-    return it == pairs->end() ? nullptr : it->second.c_str();
-  };
-  const unsigned int port =
-      pairs->contains("port") ? static_cast<unsigned int>(std::stoul(pairs->at("port"))) : 0;
-  if (mysql_real_connect(handle.get(), get("host"), get("user"), get("password"), get("dbname"),
-                         port, get("socket"), 0) == nullptr) {
-    error = mysql_error(handle.get());
-    return nullptr;
-  }
+  Handle handle = source::open_mariadb(dsn, error);
+  if (!handle) return nullptr;
   return std::make_unique<Mariadb>(std::move(handle));
 }
 

@@ -7,17 +7,15 @@
 #include <libpq-fe.h>
 
 #include "journal/database_store.h"
+#include "source/postgresql.h"
 
 namespace mailconfd::journal {
 namespace {
 
-struct PgConnFree {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
 struct PgResultFree {
   void operator()(PGresult* r) const { PQclear(r); }
 };
-using Conn = std::unique_ptr<PGconn, PgConnFree>;
+using Conn = source::PgHandle;
 using Result = std::unique_ptr<PGresult, PgResultFree>;
 
 // Rows per statement: one round trip carries this many upserts.
@@ -32,14 +30,6 @@ constexpr const char* kUpsert =
     "first_seen = LEAST(f.first_seen, EXCLUDED.first_seen), "
     "last_seen = GREATEST(f.last_seen, EXCLUDED.last_seen), "
     "fetches = f.fetches + EXCLUDED.fetches";
-
-// One line for the log (libpq's messages end with a newline and may span lines).
-std::string message_of(const PGconn* conn) {
-  std::string m = PQerrorMessage(conn);
-  std::replace(m.begin(), m.end(), '\n', ' ');
-  while (!m.empty() && m.back() == ' ') m.pop_back();
-  return m.empty() ? "unknown error" : m;
-}
 
 // A text[] literal's element: quoted, backslash before " and \.
 void array_text(std::string& out, std::string_view value) {
@@ -81,7 +71,7 @@ class Postgresql final : public Store {
       }
       Result r(PQexecParams(conn_.get(), kUpsert, 6, nullptr, values.data(), nullptr, nullptr, 0));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-        error = message_of(conn_.get());
+        error = source::pg_message(conn_.get());
         rollback();
         return false;
       }
@@ -98,7 +88,8 @@ class Postgresql final : public Store {
     const char* values[] = {text.c_str()};
     Result r(PQexecParams(conn_.get(), "DELETE FROM mailconfd_journal_fetch WHERE last_seen < $1",
                           1, nullptr, values, nullptr, nullptr, 0));
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return error = message_of(conn_.get()), -1;
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+      return error = source::pg_message(conn_.get()), -1;
     return std::strtoll(PQcmdTuples(r.get()), nullptr, 10);
   }
 
@@ -107,7 +98,8 @@ class Postgresql final : public Store {
                     "SELECT address, door, client, first_seen, last_seen, fetches "
                     "FROM mailconfd_journal_fetch "
                     "ORDER BY address COLLATE \"C\", door COLLATE \"C\", client COLLATE \"C\""));
-    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) return error = message_of(conn_.get()), false;
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+      return error = source::pg_message(conn_.get()), false;
     const int n = PQntuples(r.get());
     out.reserve(out.size() + static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
@@ -136,7 +128,8 @@ class Postgresql final : public Store {
         "switched = EXCLUDED.switched, ambiguous = EXCLUDED.ambiguous, broke = EXCLUDED.broke, "
         "login_failing = EXCLUDED.login_failing, unknown = EXCLUDED.unknown",
         8, nullptr, values.data(), nullptr, nullptr, 0));
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return error = message_of(conn_.get()), false;
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+      return error = source::pg_message(conn_.get()), false;
     return true;
   }
 
@@ -144,7 +137,8 @@ class Postgresql final : public Store {
     Result r(PQexec(conn_.get(),
                     "SELECT day, at_risk, fetched, switched, ambiguous, broke, login_failing, "
                     "unknown FROM mailconfd_journal_history ORDER BY day COLLATE \"C\""));
-    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) return error = message_of(conn_.get()), false;
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+      return error = source::pg_message(conn_.get()), false;
     const int n = PQntuples(r.get());
     for (int i = 0; i < n; ++i) {
       DayCounts d;
@@ -172,7 +166,7 @@ class Postgresql final : public Store {
   bool command(const char* sql, std::string& error) {
     Result r(PQexec(conn_.get(), sql));
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      error = message_of(conn_.get());
+      error = source::pg_message(conn_.get());
       return false;
     }
     return true;
@@ -188,25 +182,9 @@ class Postgresql final : public Store {
 }  // namespace
 
 std::unique_ptr<Store> open_postgresql_store(const std::string& dsn, std::string& error) {
-  // dbname is expanded as a connection string or URI (expand_dbname); the keys before it are
-  // defaults the DSN may override.
-  const std::array<const char*, 5> keys{"connect_timeout", "application_name", "options", "dbname",
-                                        nullptr};
-  const std::array<const char*, 5> values{"5", "mailconfd-journal", "-c statement_timeout=30000",
-                                          dsn.c_str(), nullptr};
-  Conn conn(PQconnectdbParams(keys.data(), values.data(), 1));
-  if (!conn) {
-    error = "out of memory";
-    return nullptr;
-  }
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
-    error = message_of(conn.get());
-    return nullptr;
-  }
-  // Notices (a server shutting down says so before it closes) would go to stderr unformatted:
-  // the errors that matter come back from the calls.
-  PQsetNoticeProcessor(
-      conn.get(), [](void*, const char*) {}, nullptr);
+  Conn conn =
+      source::open_postgresql(dsn, "mailconfd-journal", "-c statement_timeout=30000", error);
+  if (!conn) return nullptr;
   return std::make_unique<Postgresql>(std::move(conn));
 }
 

@@ -9,13 +9,10 @@
 namespace mailconfd::source {
 namespace {
 
-struct MysqlClose {
-  void operator()(MYSQL* m) const { mysql_close(m); }
-};
 struct ResultFree {
   void operator()(MYSQL_RES* r) const { mysql_free_result(r); }
 };
-using Handle = std::unique_ptr<MYSQL, MysqlClose>;
+using Handle = MysqlHandle;
 using Result = std::unique_ptr<MYSQL_RES, ResultFree>;
 
 constexpr std::string_view kKeys[] = {"host", "port", "socket", "user", "password", "dbname"};
@@ -191,12 +188,13 @@ void init_mariadb_library() {
   std::call_once(initialized, [] { mysql_library_init(0, nullptr, nullptr); });
 }
 
-std::unique_ptr<Connection> connect_mariadb(const std::string& dsn, std::chrono::milliseconds poll,
-                                            std::string& error) {
+void MysqlClose::operator()(MYSQL* m) const { mysql_close(m); }
+
+MysqlHandle open_mariadb(const std::string& dsn, std::string& error) {
   auto pairs = parse_mariadb_dsn(dsn, error);
   if (!pairs) return nullptr;
   init_mariadb_library();
-  Handle handle(mysql_init(nullptr));
+  MysqlHandle handle(mysql_init(nullptr));
   if (!handle) {
     error = "out of memory";
     return nullptr;
@@ -220,6 +218,13 @@ std::unique_ptr<Connection> connect_mariadb(const std::string& dsn, std::chrono:
     error = mysql_error(handle.get());
     return nullptr;
   }
+  return handle;
+}
+
+std::unique_ptr<Connection> connect_mariadb(const std::string& dsn, std::chrono::milliseconds poll,
+                                            std::string& error) {
+  MysqlHandle handle = open_mariadb(dsn, error);
+  if (!handle) return nullptr;
   return std::make_unique<Mariadb>(std::move(handle), poll);
 }
 

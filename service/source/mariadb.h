@@ -12,6 +12,8 @@
 
 #include "source/database.h"
 
+struct st_mysql;  // MYSQL of <mysql.h>
+
 namespace mailconfd::source {
 
 // The DSN: key=value pairs separated by blanks, as libpq's: host, port, socket, user,
@@ -23,6 +25,17 @@ std::optional<std::map<std::string, std::string>> parse_mariadb_dsn(std::string_
 // mysql_library_init, once per process (it is not thread-safe; the source's threads and the
 // journal's writer connect from different threads). Every connect calls it.
 void init_mariadb_library();
+
+// An open libmariadb connection, closed when it goes.
+struct MysqlClose {
+  void operator()(st_mysql* m) const;
+};
+using MysqlHandle = std::unique_ptr<st_mysql, MysqlClose>;
+
+// Connects as dsn says (connect timeout 5 s, read and write timeouts 30 s, utf8mb4): the one
+// way the source and the journal (journal/mariadb_store.cpp) open a connection. Null: error
+// says why (the password is never part of it).
+MysqlHandle open_mariadb(const std::string& dsn, std::string& error);
 
 // Connects as dsn says (connect timeout 5 s, read and write timeouts 30 s). Null: error says
 // why (the password is never part of it).

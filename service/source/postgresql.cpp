@@ -11,22 +11,11 @@
 namespace mailconfd::source {
 namespace {
 
-struct PgConnFree {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
 struct PgResultFree {
   void operator()(PGresult* r) const { PQclear(r); }
 };
-using Conn = std::unique_ptr<PGconn, PgConnFree>;
+using Conn = PgHandle;
 using Result = std::unique_ptr<PGresult, PgResultFree>;
-
-// libpq's messages end with a newline and may span lines; one line for the log.
-std::string message_of(const PGconn* conn) {
-  std::string m = PQerrorMessage(conn);
-  std::replace(m.begin(), m.end(), '\n', ' ');
-  while (!m.empty() && m.back() == ' ') m.pop_back();
-  return m;
-}
 
 class Postgresql final : public Connection {
  public:
@@ -40,7 +29,7 @@ class Postgresql final : public Connection {
              std::string& error) override {
     Result r(PQexec(conn_.get(), sql.c_str()));
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-      error = message_of(conn_.get());
+      error = pg_message(conn_.get());
       return false;
     }
     if (static_cast<std::size_t>(PQnfields(r.get())) != columns) {
@@ -96,7 +85,7 @@ class Postgresql final : public Connection {
   bool command(const std::string& sql, std::string& error) {
     Result r(PQexec(conn_.get(), sql.c_str()));
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      error = message_of(conn_.get());
+      error = pg_message(conn_.get());
       return false;
     }
     return true;
@@ -107,20 +96,46 @@ class Postgresql final : public Connection {
 
 }  // namespace
 
-std::unique_ptr<Connection> connect_postgresql(const std::string& dsn, std::string& error) {
-  // dbname is expanded as a connection string or URI (expand_dbname); connect_timeout comes
-  // first so that one in the DSN wins.
-  const std::array<const char*, 4> keys{"connect_timeout", "application_name", "dbname", nullptr};
-  const std::array<const char*, 4> values{"5", "mailconfd", dsn.c_str(), nullptr};
-  Conn conn(PQconnectdbParams(keys.data(), values.data(), 1));
+void PgConnFree::operator()(PGconn* conn) const { PQfinish(conn); }
+
+std::string pg_message(const PGconn* conn) {
+  std::string m = PQerrorMessage(conn);
+  std::replace(m.begin(), m.end(), '\n', ' ');
+  while (!m.empty() && m.back() == ' ') m.pop_back();
+  return m.empty() ? "unknown error" : m;
+}
+
+PgHandle open_postgresql(const std::string& dsn, const char* application_name, const char* options,
+                         std::string& error) {
+  // dbname is expanded as a connection string or URI (expand_dbname); the keys before it are
+  // defaults the DSN may override.
+  std::array<const char*, 5> keys{}, values{};  // null-terminated
+  std::size_t n = 0;
+  const auto add = [&](const char* key, const char* value) {
+    keys[n] = key;
+    values[n++] = value;
+  };
+  add("connect_timeout", "5");
+  add("application_name", application_name);
+  if (options != nullptr) add("options", options);
+  add("dbname", dsn.c_str());
+  PgHandle conn(PQconnectdbParams(keys.data(), values.data(), 1));
   if (!conn) {
     error = "out of memory";
     return nullptr;
   }
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    error = message_of(conn.get());
+    error = pg_message(conn.get());
     return nullptr;
   }
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);
+  return conn;
+}
+
+std::unique_ptr<Connection> connect_postgresql(const std::string& dsn, std::string& error) {
+  PgHandle conn = open_postgresql(dsn, "mailconfd", nullptr, error);
+  if (!conn) return nullptr;
   return std::make_unique<Postgresql>(std::move(conn));
 }
 
