@@ -9,7 +9,10 @@ forwarded-proto, /metrics refused in any case); the DSN secret made as documente
 inspect` and no config; a domain and a mailbox with a login name inserted into the database
 are served by every replica (directly and through the proxy) without a restart; the
 documented reload of both replicas, recreated replicas (new addresses) found again by the
-proxy and reading the database, and a clean stop."""
+proxy and reading the database, and a clean stop. The settings journal in the database
+(<journal dsn-file>, the second DSN secret whose role the entrypoint creates with write rights
+on the journal's tables only): a fetch through either replica is in the cockpit, the CSV and
+the /metrics gauges of both replicas, and in the journal's table."""
 import os
 import re
 import shutil
@@ -39,7 +42,7 @@ for root, dirs, files in os.walk(work):
     for name in files:
         os.chmod(os.path.join(root, name), 0o644)
 # The DSN secret made by the commands of compose.yaml's comment (mode 0640, group 65532).
-commented = re.search(r"^#   (mkdir -p secrets .*?chgrp 65532 secrets/database\.dsn)", open(
+commented = re.search(r"^#   (mkdir -p secrets .*?chgrp 65532 secrets/database\.dsn secrets/journal\.dsn)", open(
     os.path.join(here, "compose.yaml")).read(), re.M | re.S).group(1)
 command = re.sub(r"\n#\s+", " ", commented).replace("\\ ", "")
 r = subprocess.run(["bash", "-euc", command], cwd=here, capture_output=True, text=True, timeout=30)
@@ -49,6 +52,14 @@ st = os.stat(dsn_file)
 c.eq((oct(st.st_mode & 0o777), st.st_uid, st.st_gid), ("0o640", 0, 65532), "secrets/database.dsn: 0640 root:65532")
 password = re.search(r"password=(\S+)", open(dsn_file).read()).group(1)
 c.eq(len(password), 48, "a random password of 24 bytes in hex")
+journal_dsn_file = os.path.join(here, "secrets", "journal.dsn")
+st = os.stat(journal_dsn_file)
+c.eq((oct(st.st_mode & 0o777), st.st_uid, st.st_gid), ("0o640", 0, 65532), "secrets/journal.dsn: 0640 root:65532")
+journal_dsn = open(journal_dsn_file).read()
+c.contains(journal_dsn, "user=mailconfd_journal ", "the journal's DSN names its own role")
+journal_password = re.search(r"password=(\S+)", journal_dsn).group(1)
+c.check(len(journal_password) == 48 and journal_password != password,
+        "the journal's role has a random password of its own")
 env = dict(podman_env(), MAILCONFD_HTTP=f"127.0.0.1:{http_port}",
            MAILCONFD_HTTPS=f"127.0.0.1:{https_port}")
 
@@ -79,6 +90,17 @@ def direct(container, target):
     r = podman("exec", container, "bash", "-c",
                'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET %s HTTP/1.1\\r\\nHost: '
                'autoconfig.example.com\\r\\nConnection: close\\r\\n\\r\\n" "$0" >&3 && cat <&3',
+               target, timeout=20)
+    m = re.match(r"HTTP/1\.1 (\d+)", r.stdout)
+    return (int(m.group(1)) if m else None), r.stdout
+
+
+def admin(container, target):
+    """A GET to the replica's admin listener (127.0.0.1:9187, the cockpit and /metrics), from
+    inside its container: (status, text)."""
+    r = podman("exec", container, "bash", "-c",
+               'exec 3<>/dev/tcp/127.0.0.1/9187 && printf "GET %s HTTP/1.1\\r\\nHost: '
+               '127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n" "$0" >&3 && cat <&3',
                target, timeout=20)
     m = re.match(r"HTTP/1\.1 (\d+)", r.stdout)
     return (int(m.group(1)) if m else None), r.stdout
@@ -126,6 +148,41 @@ try:
                 f"{replica}: another user cannot read the DSN", r.stdout + r.stderr)
         c.contains(podman("logs", replica).stderr, "domains (postgresql) from /etc/mailconfd/mailconfd.xml",
                    f"{replica} serves the database's rows")
+
+    # The settings journal in the database: bob fetches through the first replica, carol
+    # through the second; each replica's cockpit, CSV and /metrics show both (the writers
+    # flush every second, a cockpit re-reads the shared journal at least every 10 s).
+    for replica, who in ((replicas[0], "bob"), (replicas[1], "carol")):
+        c.eq(direct(replica, f"/mail/config-v1.1.xml?emailaddress={who}%40example.com")[0], 200,
+             f"{who} fetches settings through {replica}")
+
+    def csv_rows(replica):
+        status, text = admin(replica, "/cockpit/contacts.csv")
+        body = text.replace("\r\n", "\n").partition("\n\n")[2]
+        return sorted(",".join(line.split(",")[i] for i in (0, 1, 3))
+                      for line in body.splitlines()[1:] if line)
+
+    expected = ['"bob@example.com","example.com","unknown"', '"carol@example.com","example.com","unknown"']
+    for replica in replicas:
+        c.check(wait_until(lambda: csv_rows(replica) == expected, 40, 1),
+                f"{replica}'s cockpit CSV lists the fetches through both replicas",
+                f"{csv_rows(replica)} {podman('logs', replica).stderr[-1500:]}")
+        metrics = admin(replica, "/metrics")[1]
+        c.contains(metrics, 'mailconfd_cutover_mailboxes{state="unknown"} 2\n',
+                   f"{replica}'s /metrics: 2 mailboxes fetched settings")
+        c.contains(metrics, 'mailconfd_cutover_provider_mailboxes{provider="example.net",state="unknown"} 2\n',
+                   f"{replica}'s /metrics: 2 of provider example.net")
+        status, page = admin(replica, "/cockpit?lang=en")
+        c.check(status == 200 and "bob@example.com" in page and "carol@example.com" in page,
+                f"{replica}'s cockpit page lists bob and carol", page[:600])
+        c.eq(direct(replica, "/cockpit")[0], 404, f"{replica}: no cockpit on the public listener")
+    r = sql("SELECT address, door, client, fetches FROM mailconfd_journal_fetch ORDER BY address")
+    c.eq(r.stdout, "bob@example.com|autoconfig|-|1\ncarol@example.com|autoconfig|-|1\n",
+         "the journal's rows are in the database")
+    r = sql("SELECT has_table_privilege('mailconfd_journal', 'mailconfd_journal_fetch', 'INSERT'),"
+            " has_table_privilege('mailconfd_journal', 'mailbox', 'SELECT'),"
+            " has_table_privilege('mailconfd', 'mailconfd_journal_fetch', 'INSERT')")
+    c.eq(r.stdout, "t|f|f\n", "the journal's role writes its tables only; the source's role reads")
 
     # A customer domain and a mailbox with its own login name, added in the database: every
     # replica serves them within about a second, without a restart or a reload.
@@ -206,11 +263,13 @@ try:
     # The password is only in the secret file: not in any container's environment or
     # settings, log, or the configuration.
     for container in [*replicas, database, proxy]:
-        c.lacks(podman("inspect", container).stdout, password, f"podman inspect {container}")
-        logs = podman("logs", container)
-        c.lacks(logs.stdout + logs.stderr, password, f"podman logs {container}")
+        for secret in (password, journal_password):
+            c.lacks(podman("inspect", container).stdout, secret, f"podman inspect {container}")
+            logs = podman("logs", container)
+            c.lacks(logs.stdout + logs.stderr, secret, f"podman logs {container}")
     for name in os.listdir(os.path.join(here, "config")):
-        c.lacks(open(os.path.join(here, "config", name)).read(), password, f"config/{name}")
+        for secret in (password, journal_password):
+            c.lacks(open(os.path.join(here, "config", name)).read(), secret, f"config/{name}")
 
     # Stop as documented: the drain ends and mailconfd exits 0.
     r = podman("stop", "-t", "20", *replicas)

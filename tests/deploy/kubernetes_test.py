@@ -14,7 +14,12 @@
   and the metrics port answered; a domain and a login name inserted into the database
   served without a restart; the password in no log and no `podman inspect`; a ConfigMap
   update (the kubelet's atomic ..data swap) plus the documented reload serve the new
-  configuration; SIGTERM ends the pod with exit 0 within terminationGracePeriodSeconds.
+  configuration; SIGTERM ends the pod with exit 0 within terminationGracePeriodSeconds;
+* the settings journal in the database (<journal dsn-file>, the second Secret mounted like
+  the first, for the role the database image creates with write rights on the journal's
+  tables only): a fetch through the pod and one through a second pod of the same spec are
+  rows of the one journal table (each pod counts its written row), the journal's role
+  writes only its tables, its password in no log and no `podman inspect`.
 """
 import json
 import os
@@ -82,16 +87,20 @@ c.eq(int(annotations["prometheus.io/port"]), ports["metrics"], "scrape port = me
 service = by_kind["Service"]["spec"]["ports"][0]
 c.check(service["targetPort"] in ports, "the Service targets a named container port")
 configmap = by_kind["ConfigMap"]
-secret = by_kind["Secret"]
 hpa = by_kind["HorizontalPodAutoscaler"]["spec"]
 c.check(hpa["minReplicas"] >= 2, "at least two replicas", str(hpa))
 volumes = {v["name"]: v for v in pod["volumes"]}
 mounts = {m["name"]: m for m in container["volumeMounts"]}
 mount = mounts["config"]
 c.eq(volumes["config"]["configMap"]["name"], configmap["metadata"]["name"], "the volume is the ConfigMap")
-c.eq(volumes["database"]["secret"]["secretName"], secret["metadata"]["name"], "the volume is the Secret")
+secret_objects = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+c.eq(sorted(secret_objects), ["mailconfd-database", "mailconfd-journal"], "two Secrets")
+secret = secret_objects[volumes["database"]["secret"]["secretName"]]
+journal_secret = secret_objects[volumes["journal"]["secret"]["secretName"]]
 secret_mode = volumes["database"]["secret"]["defaultMode"]
 c.eq(secret_mode, 0o440, "the Secret's files: 0440 (owner and fsGroup)")
+c.eq(volumes["journal"]["secret"]["defaultMode"], 0o440, "the journal's Secret: 0440 too")
+c.check(mounts["journal"].get("readOnly") is True, "the journal's Secret is mounted read-only")
 c.eq(pod["securityContext"]["fsGroup"], pod["securityContext"]["runAsGroup"],
      "fsGroup is the pod's group: it reads the Secret, nobody else does")
 c.check(mounts["database"].get("readOnly") is True, "the Secret is mounted read-only")
@@ -101,6 +110,13 @@ dsn_key = list(secret["stringData"])[0]
 c.contains(xml, f'dsn-file="{mounts["database"]["mountPath"]}/{dsn_key}"',
            "the ConfigMap's <database> reads the Secret's file")
 c.contains(xml, f'snapshot="{mounts["snapshot"]["mountPath"]}/', "the snapshot is on the emptyDir")
+journal_key = list(journal_secret["stringData"])[0]
+c.contains(xml, f'<journal dsn-file="{mounts["journal"]["mountPath"]}/{journal_key}"',
+           "the ConfigMap's <journal> reads the second Secret's file")
+manifest_journal_dsn = journal_secret["stringData"][journal_key]
+c.check("host=postgresql " in manifest_journal_dsn and " user=mailconfd_journal " in manifest_journal_dsn
+        and "password=REPLACE-ME" in manifest_journal_dsn,
+        "the journal's DSN: host postgresql, its own role, a password to replace", manifest_journal_dsn)
 manifest_dsn = secret["stringData"][dsn_key]
 c.check("host=postgresql " in manifest_dsn and "password=REPLACE-ME" in manifest_dsn,
         "the Secret's DSN names host postgresql and a password to replace", manifest_dsn)
@@ -139,9 +155,18 @@ os.chmod(secret_dir, 0o755)
 dsn = manifest_dsn.replace("REPLACE-ME", password) + "\n"
 publish({dsn_key: dsn}, "2026_12_01_10_00_00.1", secret_dir, secret_mode,
         pod["securityContext"]["fsGroup"])
+journal_password = secrets.token_hex(24)
+journal_dir = os.path.join(work, "journal-secret")
+os.mkdir(journal_dir)
+os.chmod(journal_dir, 0o755)
+publish({journal_key: manifest_journal_dsn.replace("REPLACE-ME", journal_password) + "\n"},
+        "2026_12_01_10_00_00.1", journal_dir, secret_mode, pod["securityContext"]["fsGroup"])
 snapshot_dir = os.path.join(work, "emptydir")
 os.mkdir(snapshot_dir)
 os.chmod(snapshot_dir, 0o777)  # an emptyDir's mode
+second_snapshot_dir = os.path.join(work, "emptydir2")
+os.mkdir(second_snapshot_dir)
+os.chmod(second_snapshot_dir, 0o777)
 
 # The provider's database, reachable from the pod as "postgresql" on a network of its own.
 network = f"mcdk8s{os.getpid()}"
@@ -149,6 +174,7 @@ database = f"mailconfd-pgsql-{os.getpid()}"
 c.eq(podman("network", "create", network).returncode, 0, "podman network create")
 r = podman("run", "-d", "--name", database, "--network", network, "--network-alias", "postgresql",
            "-v", f"{os.path.realpath(os.path.join(secret_dir, dsn_key))}:/run/secrets/database.dsn:ro",
+           "-v", f"{os.path.realpath(os.path.join(journal_dir, journal_key))}:/run/secrets/journal.dsn:ro",
            DATABASE_IMAGE)
 c.eq(r.returncode, 0, f"the database container starts: {r.stderr}")
 
@@ -166,20 +192,30 @@ security = pod["securityContext"]
 csec = container["securityContext"]
 http_port, metrics_port = free_port(), free_port()
 name = f"mailconfd-pod-{os.getpid()}"
-args = ["run", "-d", "--name", name, "--network", network,
-        "--user", f"{security['runAsUser']}:{security['runAsGroup']}",
-        "-m", container["resources"]["limits"]["memory"].replace("Mi", "m"),
-        "-v", f"{config_dir}:{mount['mountPath']}:ro",
-        "-v", f"{secret_dir}:{mounts['database']['mountPath']}:ro",
-        "-v", f"{snapshot_dir}:{mounts['snapshot']['mountPath']}",
-        "-p", f"127.0.0.1:{http_port}:{ports['http']}",
-        "-p", f"127.0.0.1:{metrics_port}:{ports['metrics']}"]
-if csec.get("readOnlyRootFilesystem"):
-    args.append("--read-only")
-for cap in csec["capabilities"]["drop"]:
-    args += ["--cap-drop", cap.lower()]
-if csec.get("allowPrivilegeEscalation") is False:
-    args += ["--security-opt", "no-new-privileges"]
+second = f"mailconfd-pod2-{os.getpid()}"
+second_http_port, second_metrics_port = free_port(), free_port()
+
+
+def pod_args(pod_name, snapshot, http, metrics):
+    args = ["run", "-d", "--name", pod_name, "--network", network,
+            "--user", f"{security['runAsUser']}:{security['runAsGroup']}",
+            "-m", container["resources"]["limits"]["memory"].replace("Mi", "m"),
+            "-v", f"{config_dir}:{mount['mountPath']}:ro",
+            "-v", f"{secret_dir}:{mounts['database']['mountPath']}:ro",
+            "-v", f"{journal_dir}:{mounts['journal']['mountPath']}:ro",
+            "-v", f"{snapshot}:{mounts['snapshot']['mountPath']}",
+            "-p", f"127.0.0.1:{http}:{ports['http']}",
+            "-p", f"127.0.0.1:{metrics}:{ports['metrics']}"]
+    if csec.get("readOnlyRootFilesystem"):
+        args.append("--read-only")
+    for cap in csec["capabilities"]["drop"]:
+        args += ["--cap-drop", cap.lower()]
+    if csec.get("allowPrivilegeEscalation") is False:
+        args += ["--security-opt", "no-new-privileges"]
+    return args
+
+
+args = pod_args(name, snapshot_dir, http_port, metrics_port)
 c.eq(security["seccompProfile"]["type"], "RuntimeDefault", "seccomp RuntimeDefault (podman's default)")
 image_user = podman("image", "inspect", "--format", "{{.Config.User}}", IMAGE).stdout.strip()
 c.check(security["runAsNonRoot"] and image_user.split(":")[0].isdigit() and image_user != "0",
@@ -244,10 +280,41 @@ try:
     c.check(wait_until(lambda: podman("exec", name, "test", "-s",
                                       f"{mounts['snapshot']['mountPath']}/database.snapshot")
                        .returncode == 0, 10), "the snapshot is written to the emptyDir")
-    for who in (name, database):
-        c.lacks(podman("inspect", who).stdout, password, f"the password is not in podman inspect {who}")
-        logs = podman("logs", who)
-        c.lacks(logs.stdout + logs.stderr, password, f"the password is not in the logs of {who}")
+
+    # The settings journal in the database: bob fetches through this pod, carol through a
+    # second pod of the same spec; both are rows of the one journal table.
+    r = podman(*pod_args(second, second_snapshot_dir, second_http_port, second_metrics_port),
+               IMAGE, *container["args"])
+    c.eq(r.returncode, 0, f"a second pod starts: {r.stderr}")
+    c.check(wait_until(lambda: request(second_http_port, "GET", "/readyz").status == 200, 30),
+            "the second pod is ready", podman("logs", second).stderr[-1500:])
+    for port, who in ((http_port, "bob"), (second_http_port, "carol")):
+        c.eq(request(port, "GET", f"/mail/config-v1.1.xml?emailaddress={who}%40example.com",
+                     headers={"User-Agent": "Thunderbird/128.0"}).status, 200, f"{who} fetches settings")
+
+    def journal_rows():
+        return sql("SELECT address, door, client, fetches FROM mailconfd_journal_fetch "
+                   "WHERE address IN ('bob@example.com', 'carol@example.com') ORDER BY address").stdout
+
+    expected = "bob@example.com|autoconfig|thunderbird|1\ncarol@example.com|autoconfig|thunderbird|1\n"
+    c.check(wait_until(lambda: journal_rows() == expected, 20, 0.5),
+            "both pods' fetches are in the one journal table", journal_rows())
+    for port in (metrics_port, second_metrics_port):
+        c.check((metric(request(port, "GET", "/metrics").text(),
+                        "mailconfd_journal_rows_written_total") or 0) >= 1,
+                "each pod counts the rows it wrote to the journal")
+    r = sql("SELECT has_table_privilege('mailconfd_journal', 'mailconfd_journal_fetch', 'INSERT'),"
+            " has_table_privilege('mailconfd_journal', 'mailbox', 'SELECT'),"
+            " has_table_privilege('mailconfd', 'mailconfd_journal_fetch', 'INSERT')")
+    c.eq(r.stdout, "t|f|f\n", "the journal's role writes its tables only; the source's role reads")
+    podman("kill", "--signal", "TERM", second)
+    c.eq(podman("wait", second, timeout=60).stdout.strip(), "0", "the second pod: exit 0")
+    for who in (name, second, database):
+        for secret_text in (password, journal_password):
+            c.lacks(podman("inspect", who).stdout, secret_text,
+                    f"the passwords are not in podman inspect {who}")
+            logs = podman("logs", who)
+            c.lacks(logs.stdout + logs.stderr, secret_text, f"the passwords are not in the logs of {who}")
     reloads = metric(request(metrics_port, "GET", "/metrics").text(),
                      'mailconfd_config_reloads_total{result="success"}')
 
@@ -275,6 +342,7 @@ try:
             "within terminationGracePeriodSeconds")
 finally:
     podman("rm", "-f", "-t", "0", name)
+    podman("rm", "-f", "-t", "0", second)
     podman("rm", "-f", "-v", "-t", "0", database)
     podman("network", "rm", "-f", network)
     shutil.rmtree(work, ignore_errors=True)

@@ -301,11 +301,14 @@ TEST_CASE("the Kubernetes ConfigMap holds a valid configuration, and probes use 
     xml += yaml.substr(at + 4, end - at - 4) + "\n";
     at = end + 1;
   }
-  // The file part: <database> needs the Secret and a PostgreSQL, which
-  // tests/deploy/kubernetes_test.py (make test-deploy) gives it.
-  const auto database = xml.find("  <database driver=\"postgresql\"");
-  REQUIRE(database != std::string::npos);
-  xml.erase(database, xml.find("/>\n", database) + 3 - database);
+  // The file part: <database> and <journal dsn-file> need the Secrets and a PostgreSQL,
+  // which tests/deploy/kubernetes_test.py (make test-deploy) gives them.
+  for (const char* element :
+       {"  <database driver=\"postgresql\"", "  <journal dsn-file=\"/etc/mailconfd-journal/"}) {
+    const auto from = xml.find(element);
+    REQUIRE_MESSAGE(from != std::string::npos, element);
+    xml.erase(from, xml.find("/>\n", from) + 3 - from);
+  }
   const std::string path = e2e::temp_dir() + "/mailconfd.xml";
   write(path, xml);
   auto r = e2e::run_mailconfd({"check", "--config", path});
