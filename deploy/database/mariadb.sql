@@ -89,3 +89,30 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
   login_failing bigint NOT NULL,
   unknown       bigint NOT NULL
 ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+
+-- The built-in ACME client's shared storage, when <acme dsn-file> puts it here: the account
+-- key, every certificate with its PRIVATE KEY (PEM, unencrypted: whoever can read these rows
+-- can impersonate every name), and the http-01 answers of the order in progress, so that
+-- every replica serves the same certificates and answers the CA. Only one replica issues at a
+-- time (it holds GET_LOCK('mailconfd_acme') on its connection). Its user needs rights on these
+-- tables and the sequence only, and no other user any right on them:
+--   CREATE USER mailconfd_acme@'…' IDENTIFIED BY '…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_account TO mailconfd_acme@'…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_certificate TO mailconfd_acme@'…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_challenge TO mailconfd_acme@'…';
+--   GRANT SELECT, INSERT ON postfix.mailconfd_acme_version TO mailconfd_acme@'…';
+CREATE SEQUENCE IF NOT EXISTS mailconfd_acme_version;
+CREATE TABLE IF NOT EXISTS mailconfd_acme_account (
+  id      int NOT NULL PRIMARY KEY CHECK (id = 1),  -- one account
+  key_pem text NOT NULL                             -- the account's private key (EC P-256, PEM)
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS mailconfd_acme_certificate (
+  name            varchar(253) NOT NULL PRIMARY KEY,  -- the one DNS name (lower case)
+  certificate_pem mediumtext NOT NULL,                -- leaf first, then the chain
+  key_pem         text NOT NULL,                      -- the certificate's private key (PEM)
+  version         bigint NOT NULL                     -- from mailconfd_acme_version
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS mailconfd_acme_challenge (
+  token  varchar(128) NOT NULL PRIMARY KEY,  -- http-01 token, while its order runs
+  answer varchar(512) NOT NULL               -- the key authorization
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

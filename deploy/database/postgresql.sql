@@ -73,3 +73,29 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
   login_failing bigint NOT NULL,
   unknown       bigint NOT NULL
 );
+
+-- The built-in ACME client's shared storage, when <acme dsn-file> puts it here: the account
+-- key, every certificate with its PRIVATE KEY (PEM, unencrypted: whoever can read these rows
+-- can impersonate every name), and the http-01 answers of the order in progress, so that
+-- every replica serves the same certificates and answers the CA. Only one replica issues at a
+-- time (it holds the session-level advisory lock 7881696737120710246 on its connection). Its
+-- role needs rights on these tables and the sequence only, and no other role any right on them:
+--   CREATE ROLE mailconfd_acme LOGIN PASSWORD '…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
+--     mailconfd_acme_certificate, mailconfd_acme_challenge TO mailconfd_acme;
+--   GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
+CREATE SEQUENCE IF NOT EXISTS mailconfd_acme_version;
+CREATE TABLE IF NOT EXISTS mailconfd_acme_account (
+  id      integer PRIMARY KEY CHECK (id = 1),  -- one account
+  key_pem text NOT NULL                        -- the account's private key (EC P-256, PEM)
+);
+CREATE TABLE IF NOT EXISTS mailconfd_acme_certificate (
+  name            text PRIMARY KEY,  -- the one DNS name the certificate is for (lower case)
+  certificate_pem text NOT NULL,     -- leaf first, then the chain
+  key_pem         text NOT NULL,     -- the certificate's private key (PEM)
+  version         bigint NOT NULL    -- from mailconfd_acme_version: replicas load what is newer
+);
+CREATE TABLE IF NOT EXISTS mailconfd_acme_challenge (
+  token  text PRIMARY KEY,  -- http-01 token, while its order runs
+  answer text NOT NULL      -- the key authorization
+);

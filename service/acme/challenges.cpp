@@ -7,21 +7,42 @@
 namespace mailconfd::acme {
 
 void Tokens::put(const std::string& token, const std::string& key_authorization) {
-  std::lock_guard lock(mutex_);
-  answers_[token] = key_authorization;
+  Hook hook;
+  {
+    std::lock_guard lock(mutex_);
+    answers_[token] = key_authorization;
+    hook = hook_;
+  }
+  if (hook) hook(token, &key_authorization);
 }
 
 void Tokens::erase(const std::string& token) {
-  std::lock_guard lock(mutex_);
-  answers_.erase(token);
+  Hook hook;
+  {
+    std::lock_guard lock(mutex_);
+    answers_.erase(token);
+    hook = hook_;
+  }
+  if (hook) hook(token, nullptr);
 }
 
 std::optional<std::string> Tokens::find(std::string_view token) const {
   std::lock_guard lock(mutex_);
-  if (answers_.empty()) return std::nullopt;
-  auto it = answers_.find(std::string(token));
-  if (it == answers_.end()) return std::nullopt;
-  return it->second;
+  if (answers_.empty() && shared_.empty()) return std::nullopt;
+  const std::string key(token);
+  if (auto it = answers_.find(key); it != answers_.end()) return it->second;
+  if (auto it = shared_.find(key); it != shared_.end()) return it->second;
+  return std::nullopt;
+}
+
+void Tokens::set_hook(Hook hook) {
+  std::lock_guard lock(mutex_);
+  hook_ = std::move(hook);
+}
+
+void Tokens::set_shared(std::unordered_map<std::string, std::string> shared) {
+  std::lock_guard lock(mutex_);
+  shared_ = std::move(shared);
 }
 
 bool valid_token(std::string_view token) {

@@ -368,6 +368,10 @@ struct AcmeOptions {
   // @challenge: the challenge tried first; the other one when the CA does not offer it.
   bool prefer_tls_alpn = false;  // tls-alpn-01 first (else http-01 first)
   bool on_demand = false;        // @on-demand="yes": order at the first handshake of a wanted name
+  // @dsn-file: the account and certificates shared through the <database>'s server (its
+  // driver), with a role of their own (acme_store/); the first line is the DSN, never logged.
+  std::string dsn_file;
+  std::string dsn;  // read from dsn_file by the loader; empty: storage on disk only
 
   // What provider gets: its own @acme-hosted-names, else hosted_names.
   const AcmeHostedNames& hosted_for(const Provider& provider) const {

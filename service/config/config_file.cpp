@@ -497,7 +497,7 @@ class Loader {
   void read_acme(const pugi::xml_node& node, Config& config) {
     check_known(problems_, node,
                 {"challenge-directory", "ca", "ca-certificate", "contact", "storage", "names",
-                 "hosted-names", "challenge", "on-demand"},
+                 "hosted-names", "challenge", "on-demand", "dsn-file"},
                 {});
     AcmeOptions acme;
     acme.challenge_directory = path_of(node.attribute("challenge-directory").value());
@@ -560,6 +560,30 @@ class Loader {
         problems_.at(node, fmt::format("<acme>: on-demand must be yes or no, not '{}'", on_demand));
       }
       if (!config.server.tls) problems_.at(node, "<acme> with ca needs <tls> (HTTPS to serve on)");
+      acme.dsn_file = path_of(node.attribute("dsn-file").value());
+      if (!acme.dsn_file.empty()) {
+        if (!node.parent().child("database")) {
+          problems_.at(node, "<acme> dsn-file needs <database> (its driver and server)");
+        }
+        if (acme.prefer_tls_alpn) {
+          problems_.at(node,
+                       "<acme> with dsn-file answers http-01 only (the CA may ask any replica, "
+                       "and tls-alpn-01 answers are not shared)");
+        }
+        std::string text;
+        std::string error;
+        if (!read_whole_file(acme.dsn_file, text, error)) {
+          problems_.at(node,
+                       fmt::format("<acme>: cannot read dsn-file '{}': {}", acme.dsn_file, error));
+        } else {
+          acme.dsn = trimmed(std::string_view(text).substr(0, text.find('\n')));
+          if (acme.dsn.empty()) {
+            problems_.at(node, fmt::format("<acme>: dsn-file '{}' is empty", acme.dsn_file));
+          }
+        }
+      }
+    } else if (node.attribute("dsn-file")) {
+      problems_.at(node, "<acme> dsn-file needs ca (the built-in client)");
     }
     config.acme = std::move(acme);
   }

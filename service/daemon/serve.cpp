@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "acme/issuer.h"
+#include "acme_store/replica.h"
 #include "app.h"
 #include "cockpit/board.h"
 #include "daemon/publisher.h"
@@ -407,33 +408,67 @@ int serve(ServeSetup setup) {
         *app->config->database,
         [&publisher](std::string reason) { publisher.trigger(std::move(reason)); });
   }
-  // The built-in ACME client (acme/issuer.h), started once; a reload does not change it.
+  // The built-in ACME client (acme/issuer.h), started once; a reload does not change it. With
+  // <acme dsn-file> the replica (acme_store/replica.h) starts it once this process holds the
+  // database's lock, and loads what the issuing replica stored until then.
   std::unique_ptr<acme::Issuer> issuer;
+  std::unique_ptr<acme_store::Replica> replica;
   if (app->config->acme && !app->config->acme->ca.empty() && setup.tls_listen) {
-    const AcmeOptions& acme = *app->config->acme;
-    acme::IssuerOptions options{acme.ca, acme.ca_certificate, acme.contact, acme.storage,
-                                acme_names(*app)};
-    if (acme.prefer_tls_alpn) {
-      options.challenges = {acme::Challenge::TlsAlpn01, acme::Challenge::Http01};
+    const AcmeOptions acme = *app->config->acme;
+    const auto options_for = [acme](const App& current) {
+      acme::IssuerOptions options{acme.ca, acme.ca_certificate, acme.contact, acme.storage,
+                                  acme_names(current)};
+      if (!acme.dsn.empty()) {
+        options.challenges = {acme::Challenge::Http01};  // what every replica can answer
+      } else if (acme.prefer_tls_alpn) {
+        options.challenges = {acme::Challenge::TlsAlpn01, acme::Challenge::Http01};
+      }
+      spdlog::info("acme: {} names from {} ({} first{})", options.names.size(), acme.ca,
+                   acme::to_string(options.challenges.front()),
+                   acme.on_demand ? "; on demand at the first handshake" : "");
+      return options;
+    };
+    const auto changed = [&publisher](const std::string& file) {
+      publisher.trigger(std::string(kIssued) + file);
+    };
+    if (acme.dsn.empty()) {
+      issuer = std::make_unique<acme::Issuer>(
+          options_for(*app), app->acme_tokens,
+          [changed](const std::string&, const std::string& file) { changed(file); });
+    } else {
+      acme_store::ReplicaOptions options;
+      options.mariadb = app->config->database &&
+                        app->config->database->driver == DatabaseOptions::Driver::Mariadb;
+      options.dsn = acme.dsn;
+      options.storage = acme.storage;
+      spdlog::info("acme: account and certificates shared through the {} database",
+                   options.mariadb ? "MariaDB" : "PostgreSQL");
+      replica = std::make_unique<acme_store::Replica>(
+          std::move(options), app->acme_tokens,
+          [&publisher, options_for](acme_store::Replica::IssuedCallback issued) {
+            const auto current = publisher.current();
+            return std::make_unique<acme::Issuer>(options_for(*current), current->acme_tokens,
+                                                  std::move(issued));
+          },
+          changed);
     }
-    spdlog::info("acme: {} names from {} ({} first{})", options.names.size(), acme.ca,
-                 acme::to_string(options.challenges.front()),
-                 acme.on_demand ? "; on demand at the first handshake" : "");
-    issuer =
-        std::make_unique<acme::Issuer>(std::move(options), app->acme_tokens,
-                                       [&publisher](const std::string&, const std::string& file) {
-                                         publisher.trigger(std::string(kIssued) + file);
-                                       });
     // On demand: a handshake for a name no certificate covers asks the issuer, if the name is
     // wanted in the snapshot being served (a reload changes the hosted domains and opt-ins).
+    // A replica that does not issue asks nothing: the name is queued when a handshake for it
+    // reaches the issuing one.
     if (acme.on_demand) {
-      tls::set_uncovered_name_hook([&publisher, issuer = issuer.get()](std::string_view name) {
-        if (!wanted_name(*publisher.current(), name)) {
-          acme::count_demand(acme::Demand::Refused);
-          return;
-        }
-        issuer->request(std::string(name));
-      });
+      tls::set_uncovered_name_hook(
+          [&publisher, issuer = issuer.get(), replica = replica.get()](std::string_view name) {
+            if (!wanted_name(*publisher.current(), name)) {
+              acme::count_demand(acme::Demand::Refused);
+              return;
+            }
+            if (replica) {
+              replica->request(std::string(name));
+            } else {
+              issuer->request(std::string(name));
+            }
+          });
     }
   }
   const UncoveredNameHook uncovered_name_hook;

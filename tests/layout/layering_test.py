@@ -14,7 +14,7 @@ import sys
 ROOT = sys.argv[1]
 SERVICE = os.path.join(ROOT, "service")
 BELOW_HTTP = ["config", "core", "render", "sign", "tls", "dns", "probe", "cutover", "journal",
-              "cockpit", "acme", "source"]
+              "cockpit", "acme", "acme_store", "source"]
 INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)
 
 problems = []

@@ -1,0 +1,163 @@
+#include <mysql.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "acme_store/store.h"
+#include "source/mariadb.h"
+
+namespace mailconfd::acme_store {
+namespace {
+
+struct ResultFree {
+  void operator()(MYSQL_RES* r) const { mysql_free_result(r); }
+};
+using Result = std::unique_ptr<MYSQL_RES, ResultFree>;
+
+class Mariadb final : public Store {
+ public:
+  explicit Mariadb(source::MysqlHandle handle) : handle_(std::move(handle)) {}
+
+  bool try_lock(bool& held, std::string& error) override {
+    held = false;
+    return select(
+        "SELECT GET_LOCK('mailconfd_acme', 0)", 1,
+        [&held](MYSQL_ROW row, const unsigned long*) {
+          held = row[0] != nullptr && std::string_view(row[0]) == "1";
+        },
+        error);
+  }
+
+  bool ping(std::string& error) override {
+    return select(
+        "SELECT 1", 1, [](MYSQL_ROW, const unsigned long*) {}, error);
+  }
+
+  bool account_key(std::optional<std::string>& key_pem, std::string& error) override {
+    key_pem.reset();
+    return select(
+        "SELECT key_pem FROM mailconfd_acme_account WHERE id = 1", 1,
+        [&key_pem](MYSQL_ROW row, const unsigned long* lengths) {
+          key_pem = text(row, lengths, 0);
+        },
+        error);
+  }
+
+  bool put_account_key(const std::string& key_pem, std::string& error) override {
+    std::string sql = "REPLACE INTO mailconfd_acme_account (id, key_pem) VALUES (1, ";
+    quoted(sql, key_pem);
+    sql.push_back(')');
+    return command(sql, error);
+  }
+
+  bool put_certificate(const StoredCertificate& c, std::int64_t& version,
+                       std::string& error) override {
+    version = 0;
+    if (!select(
+            "SELECT NEXTVAL(mailconfd_acme_version)", 1,
+            [&version](MYSQL_ROW row, const unsigned long*) {
+              version = row[0] ? std::strtoll(row[0], nullptr, 10) : 0;
+            },
+            error)) {
+      return false;
+    }
+    std::string sql =
+        "REPLACE INTO mailconfd_acme_certificate (name, certificate_pem, key_pem, version) "
+        "VALUES (";
+    quoted(sql, c.name);
+    sql.push_back(',');
+    quoted(sql, c.certificate_pem);
+    sql.push_back(',');
+    quoted(sql, c.key_pem);
+    sql += ',' + std::to_string(version) + ')';
+    return command(sql, error);
+  }
+
+  bool certificates_since(std::int64_t version, std::vector<StoredCertificate>& out,
+                          std::string& error) override {
+    const std::string sql =
+        "SELECT name, certificate_pem, key_pem, version FROM mailconfd_acme_certificate "
+        "WHERE version > " +
+        std::to_string(version) + " ORDER BY version";
+    return select(
+        sql.c_str(), 4,
+        [&out](MYSQL_ROW row, const unsigned long* lengths) {
+          out.push_back({text(row, lengths, 0), text(row, lengths, 1), text(row, lengths, 2),
+                         row[3] ? std::strtoll(row[3], nullptr, 10) : 0});
+        },
+        error);
+  }
+
+  bool put_challenge(const std::string& token, const std::string& answer,
+                     std::string& error) override {
+    std::string sql = "REPLACE INTO mailconfd_acme_challenge (token, answer) VALUES (";
+    quoted(sql, token);
+    sql.push_back(',');
+    quoted(sql, answer);
+    sql.push_back(')');
+    return command(sql, error);
+  }
+
+  bool erase_challenge(const std::string& token, std::string& error) override {
+    std::string sql = "DELETE FROM mailconfd_acme_challenge WHERE token = ";
+    quoted(sql, token);
+    return command(sql, error);
+  }
+
+  bool challenges(std::unordered_map<std::string, std::string>& out, std::string& error) override {
+    return select(
+        "SELECT token, answer FROM mailconfd_acme_challenge", 2,
+        [&out](MYSQL_ROW row, const unsigned long* lengths) {
+          out[text(row, lengths, 0)] = text(row, lengths, 1);
+        },
+        error);
+  }
+
+ private:
+  static std::string text(MYSQL_ROW row, const unsigned long* lengths, int i) {
+    return row[i] != nullptr ? std::string(row[i], lengths[i]) : std::string();
+  }
+
+  // A string literal: quoted, escaped for the connection's character set.
+  void quoted(std::string& sql, std::string_view value) {
+    const std::size_t at = sql.size();
+    sql.resize(at + 1 + value.size() * 2 + 1);
+    sql[at] = '\'';
+    const unsigned long n =
+        mysql_real_escape_string(handle_.get(), sql.data() + at + 1, value.data(), value.size());
+    sql.resize(at + 1 + n);
+    sql.push_back('\'');
+  }
+
+  template <typename Each>
+  bool select(const char* sql, unsigned columns, const Each& each, std::string& error) {
+    if (!command(sql, error)) return false;
+    Result result(mysql_store_result(handle_.get()));
+    if (!result) return error = mysql_error(handle_.get()), false;
+    if (mysql_num_fields(result.get()) != columns) return error = "unexpected columns", false;
+    while (MYSQL_ROW row = mysql_fetch_row(result.get())) {
+      each(row, mysql_fetch_lengths(result.get()));
+    }
+    return true;
+  }
+
+  bool command(std::string_view sql, std::string& error) {
+    if (mysql_real_query(handle_.get(), sql.data(), sql.size()) != 0) {
+      error = mysql_error(handle_.get());
+      return false;
+    }
+    return true;
+  }
+
+  source::MysqlHandle handle_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_mariadb_store(const std::string& dsn, std::string& error) {
+  source::MysqlHandle handle = source::open_mariadb(dsn, error);
+  if (!handle) return nullptr;
+  return std::make_unique<Mariadb>(std::move(handle));
+}
+
+}  // namespace mailconfd::acme_store

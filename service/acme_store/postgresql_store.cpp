@@ -1,0 +1,124 @@
+#include <array>
+#include <cstdlib>
+#include <string>
+
+#include <libpq-fe.h>
+
+#include "acme_store/store.h"
+#include "source/postgresql.h"
+
+namespace mailconfd::acme_store {
+namespace {
+
+struct PgResultFree {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, PgResultFree>;
+
+class Postgresql final : public Store {
+ public:
+  explicit Postgresql(source::PgHandle conn) : conn_(std::move(conn)) {}
+
+  bool try_lock(bool& held, std::string& error) override {
+    Result r = query("SELECT pg_try_advisory_lock(7881696737120710246)", {}, error);
+    if (!r) return false;
+    held = text(r.get(), 0, 0) == "t";
+    return true;
+  }
+
+  bool ping(std::string& error) override { return query("SELECT 1", {}, error) != nullptr; }
+
+  bool account_key(std::optional<std::string>& key_pem, std::string& error) override {
+    Result r = query("SELECT key_pem FROM mailconfd_acme_account WHERE id = 1", {}, error);
+    if (!r) return false;
+    key_pem.reset();
+    if (PQntuples(r.get()) == 1) key_pem = text(r.get(), 0, 0);
+    return true;
+  }
+
+  bool put_account_key(const std::string& key_pem, std::string& error) override {
+    return query(
+               "INSERT INTO mailconfd_acme_account (id, key_pem) VALUES (1, $1) "
+               "ON CONFLICT (id) DO UPDATE SET key_pem = EXCLUDED.key_pem",
+               {key_pem.c_str()}, error) != nullptr;
+  }
+
+  bool put_certificate(const StoredCertificate& c, std::int64_t& version,
+                       std::string& error) override {
+    Result r = query(
+        "INSERT INTO mailconfd_acme_certificate (name, certificate_pem, key_pem, version) "
+        "VALUES ($1, $2, $3, nextval('mailconfd_acme_version')) "
+        "ON CONFLICT (name) DO UPDATE SET certificate_pem = EXCLUDED.certificate_pem, "
+        "key_pem = EXCLUDED.key_pem, version = EXCLUDED.version RETURNING version",
+        {c.name.c_str(), c.certificate_pem.c_str(), c.key_pem.c_str()}, error);
+    if (!r) return false;
+    version = std::strtoll(PQgetvalue(r.get(), 0, 0), nullptr, 10);
+    return true;
+  }
+
+  bool certificates_since(std::int64_t version, std::vector<StoredCertificate>& out,
+                          std::string& error) override {
+    const std::string since = std::to_string(version);
+    Result r = query(
+        "SELECT name, certificate_pem, key_pem, version FROM mailconfd_acme_certificate "
+        "WHERE version > $1 ORDER BY version",
+        {since.c_str()}, error);
+    if (!r) return false;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      out.push_back({text(r.get(), i, 0), text(r.get(), i, 1), text(r.get(), i, 2),
+                     std::strtoll(PQgetvalue(r.get(), i, 3), nullptr, 10)});
+    }
+    return true;
+  }
+
+  bool put_challenge(const std::string& token, const std::string& answer,
+                     std::string& error) override {
+    return query(
+               "INSERT INTO mailconfd_acme_challenge (token, answer) VALUES ($1, $2) "
+               "ON CONFLICT (token) DO UPDATE SET answer = EXCLUDED.answer",
+               {token.c_str(), answer.c_str()}, error) != nullptr;
+  }
+
+  bool erase_challenge(const std::string& token, std::string& error) override {
+    return query("DELETE FROM mailconfd_acme_challenge WHERE token = $1", {token.c_str()}, error) !=
+           nullptr;
+  }
+
+  bool challenges(std::unordered_map<std::string, std::string>& out, std::string& error) override {
+    Result r = query("SELECT token, answer FROM mailconfd_acme_challenge", {}, error);
+    if (!r) return false;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out[text(r.get(), i, 0)] = text(r.get(), i, 1);
+    return true;
+  }
+
+ private:
+  static std::string text(const PGresult* r, int row, int column) {
+    return {PQgetvalue(r, row, column), static_cast<std::size_t>(PQgetlength(r, row, column))};
+  }
+
+  // The statement with text parameters; null with error set unless it worked.
+  Result query(const char* sql, std::initializer_list<const char*> parameters, std::string& error) {
+    const std::vector<const char*> values(parameters);
+    Result r(PQexecParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
+                          nullptr, nullptr, 0));
+    const auto status = PQresultStatus(r.get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      error = source::pg_message(conn_.get());
+      return nullptr;
+    }
+    return r;
+  }
+
+  source::PgHandle conn_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_postgresql_store(const std::string& dsn, std::string& error) {
+  source::PgHandle conn =
+      source::open_postgresql(dsn, "mailconfd-acme", "-c statement_timeout=30000", error);
+  if (!conn) return nullptr;
+  return std::make_unique<Postgresql>(std::move(conn));
+}
+
+}  // namespace mailconfd::acme_store

@@ -1,0 +1,243 @@
+#include "acme_store/replica.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "acme/jws.h"
+
+namespace mailconfd::acme_store {
+namespace {
+
+// The file at path (at most 1 MiB); nullopt when it cannot be read.
+std::optional<std::string> read_small_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text(1024 * 1024, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text;
+}
+
+// A name from the database that may become a file name: a lowercase DNS name (letters,
+// digits, hyphens; labels separated by single dots), nothing that could leave the directory.
+bool safe_name(const std::string& name) {
+  if (name.empty() || name.size() > 253 || name.front() == '.' || name.back() == '.') return false;
+  char previous = '.';
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                    (c == '.' && previous != '.');
+    if (!ok) return false;
+    previous = c;
+  }
+  return true;
+}
+
+// Writes text to path (0600, atomically) unless the file already holds it. False with error.
+bool write_if_changed(const std::string& path, const std::string& text, bool& written,
+                      std::string& error) {
+  written = false;
+  if (read_small_file(path) == text) return true;
+  if (!acme::write_file_atomically(path, text, 0600, error)) return false;
+  written = true;
+  return true;
+}
+
+}  // namespace
+
+Replica::Replica(ReplicaOptions options, std::shared_ptr<acme::Tokens> tokens,
+                 IssuerFactory make_issuer, std::function<void(const std::string&)> changed)
+    : options_(std::move(options)),
+      tokens_(std::move(tokens)),
+      make_issuer_(std::move(make_issuer)),
+      changed_(std::move(changed)) {
+  ::mkdir(options_.storage.c_str(), 0700);
+  ::mkdir(acme::certificates_directory(options_.storage).c_str(), 0700);
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+}
+
+Replica::~Replica() {
+  thread_.request_stop();
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  stop_issuing();
+}
+
+std::optional<acme::Demand> Replica::request(const std::string& name) {
+  std::lock_guard lock(issuer_mutex_);
+  if (!issuer_) return std::nullopt;
+  return issuer_->request(name);
+}
+
+void Replica::run(std::stop_token stop) {
+  bool failing = false;  // the last round failed (logged once until it works again)
+  bool issuing = false;
+  bool announced = false;  // "another replica issues" said since the last change
+  while (!stop.stop_requested()) {
+    std::string error;
+    bool ok = true;
+    bool take_over = false;
+    {
+      std::lock_guard lock(store_mutex_);
+      if (!store_) {
+        store_ = options_.mariadb ? open_mariadb_store(options_.dsn, error)
+                                  : open_postgresql_store(options_.dsn, error);
+        ok = store_ != nullptr;
+        if (ok && failing) spdlog::info("acme: the database is back");
+      }
+      if (ok && !issuing) {
+        bool held = false;
+        ok = store_->try_lock(held, error) && load_certificates(error);
+        if (ok && held) {
+          take_over = true;
+        } else if (ok) {
+          std::unordered_map<std::string, std::string> answers;
+          ok = store_->challenges(answers, error);
+          if (ok) tokens_->set_shared(std::move(answers));
+          if (ok && !announced) {
+            spdlog::info("acme: another replica issues; certificates come from the database");
+            announced = true;
+          }
+        }
+      } else if (ok) {
+        ok = store_->ping(error);
+        // Certificates issued while the database refused them: again now.
+        for (auto it = unsaved_.begin(); ok && it != unsaved_.end();) {
+          const std::string file = acme::certificates_directory(options_.storage) + "/" + *it;
+          const auto pem = read_small_file(file + ".pem");
+          const auto key = read_small_file(file + ".key");
+          std::int64_t version = 0;
+          if (pem && key && !store_->put_certificate({*it, *pem, *key, 0}, version, error)) break;
+          it = unsaved_.erase(it);
+        }
+      }
+    }
+    if (ok && take_over) ok = become_issuer(error);
+    if (ok && take_over) issuing = true;
+    if (!ok) {
+      if (!failing) spdlog::error("acme: the database: {}", error);
+      failing = true;
+      announced = false;
+      if (issuing) {
+        spdlog::warn("acme: this replica stops issuing (its lock went with the connection)");
+        issuing = false;
+      }
+      stop_issuing();
+      {
+        std::lock_guard lock(store_mutex_);
+        store_.reset();  // closes the session: the lock is free for another replica
+      }
+      tokens_->set_shared({});
+      std::unique_lock lock(wait_mutex_);
+      wake_.wait_for(lock, stop, options_.reconnect, [] { return false; });
+      continue;
+    }
+    failing = false;
+    std::unique_lock lock(wait_mutex_);
+    wake_.wait_for(lock, stop, options_.poll, [] { return false; });
+  }
+}
+
+bool Replica::load_certificates(std::string& error) {
+  std::vector<StoredCertificate> rows;
+  if (!store_->certificates_since(version_, rows, error)) return false;
+  const std::string directory = acme::certificates_directory(options_.storage);
+  for (const StoredCertificate& c : rows) {
+    version_ = std::max(version_, c.version);
+    if (!safe_name(c.name)) {
+      spdlog::warn("acme: the database's certificate for a name that is not a DNS name: skipped");
+      continue;
+    }
+    const std::string file = directory + "/" + c.name;
+    bool key_written = false, pem_written = false;
+    if (!write_if_changed(file + ".key", c.key_pem, key_written, error) ||
+        !write_if_changed(file + ".pem", c.certificate_pem, pem_written, error)) {
+      return false;
+    }
+    if (key_written || pem_written) {
+      spdlog::info("acme: loaded the certificate for {} from the database", c.name);
+      changed_(file + ".pem");
+    }
+  }
+  return true;
+}
+
+bool Replica::become_issuer(std::string& error) {
+  const std::string path = options_.storage + "/account.key";
+  {
+    std::lock_guard lock(store_mutex_);
+    if (!store_) return error = "not connected", false;
+    std::optional<std::string> key;
+    if (!store_->account_key(key, error)) return false;
+    if (key) {
+      bool written = false;
+      if (!write_if_changed(path, *key, written, error)) return false;
+    } else {
+      if (!acme::AccountKey::load_or_create(path, error)) return false;
+      const auto text = read_small_file(path);
+      if (!text) return error = "cannot read " + path, false;
+      if (!store_->put_account_key(*text, error)) return false;
+    }
+  }
+  tokens_->set_shared({});
+  tokens_->set_hook(
+      [this](const std::string& token, const std::string* answer) { on_token(token, answer); });
+  spdlog::info("acme: this replica issues (it holds the database's lock)");
+  auto issuer = make_issuer_(
+      [this](const std::string& name, const std::string& file) { issued(name, file); });
+  std::lock_guard lock(issuer_mutex_);
+  issuer_ = std::move(issuer);
+  return true;
+}
+
+void Replica::stop_issuing() {
+  std::unique_ptr<acme::Issuer> issuer;
+  {
+    std::lock_guard lock(issuer_mutex_);
+    issuer = std::move(issuer_);
+  }
+  issuer.reset();  // joins its thread, outside the lock (request() must not wait for it)
+  tokens_->set_hook({});
+}
+
+void Replica::issued(const std::string& name, const std::string& file) {
+  const auto pem = read_small_file(file);
+  const auto key = read_small_file(file.substr(0, file.size() - 4) + ".key");
+  {
+    std::lock_guard lock(store_mutex_);
+    std::string error;
+    std::int64_t version = 0;
+    if (!pem || !key) {
+      spdlog::error("acme: cannot read the certificate for {} to store it", name);
+    } else if (!store_ || !store_->put_certificate({name, *pem, *key, 0}, version, error)) {
+      spdlog::warn(
+          "acme: the database did not take the certificate for {}: {}; this replica serves it "
+          "and tries again",
+          name, store_ ? error : "not connected");
+      unsaved_.insert(name);
+    }
+  }
+  changed_(file);
+}
+
+void Replica::on_token(const std::string& token, const std::string* answer) {
+  bool written = false;
+  {
+    std::lock_guard lock(store_mutex_);
+    std::string error;
+    const bool ok = store_ && (answer ? store_->put_challenge(token, *answer, error)
+                                      : store_->erase_challenge(token, error));
+    if (!ok) {
+      spdlog::warn("acme: the database did not take a challenge answer: {}",
+                   store_ ? error : "not connected");
+    }
+    written = ok && answer;
+  }
+  // Before the CA is told to look: every other replica reads the answers once a poll interval.
+  if (written) std::this_thread::sleep_for(options_.poll * 3);
+}
+
+}  // namespace mailconfd::acme_store

@@ -1,0 +1,57 @@
+// The built-in ACME client's storage in the provider's database (<acme dsn-file>), shared by
+// every replica: the account key, each certificate with its key, the http-01 answers of the
+// order in progress, and the lock that lets one replica issue at a time (PostgreSQL: the
+// session-level advisory lock 7881696737120710246; MariaDB: GET_LOCK('mailconfd_acme')),
+// held by the connection's session, so it goes when the issuer's process or connection does.
+// Tables and grants: deploy/database/postgresql.sql, mariadb.sql (mailconfd_acme_*). Every
+// call blocks: only the replica's own thread and the issuer's thread use a store.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace mailconfd::acme_store {
+
+struct StoredCertificate {
+  std::string name;             // the one DNS name it is for
+  std::string certificate_pem;  // leaf first, then the chain
+  std::string key_pem;
+  std::int64_t version = 0;  // from the version sequence: larger is newer
+};
+
+// Each call: false with error set (the server's words, never the DSN) when it failed.
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Takes the issuer's lock when it is free, without waiting: held says whether this
+  // session has it now.
+  virtual bool try_lock(bool& held, std::string& error) = 0;
+  // A round trip: whether the connection (and with it the lock) is still there.
+  virtual bool ping(std::string& error) = 0;
+  virtual bool account_key(std::optional<std::string>& key_pem, std::string& error) = 0;
+  virtual bool put_account_key(const std::string& key_pem, std::string& error) = 0;
+  // Inserts or replaces the certificate for c.name with a new version (set in version).
+  virtual bool put_certificate(const StoredCertificate& c, std::int64_t& version,
+                               std::string& error) = 0;
+  // The certificates with a version above version, oldest first.
+  virtual bool certificates_since(std::int64_t version, std::vector<StoredCertificate>& out,
+                                  std::string& error) = 0;
+  virtual bool put_challenge(const std::string& token, const std::string& answer,
+                             std::string& error) = 0;
+  virtual bool erase_challenge(const std::string& token, std::string& error) = 0;
+  virtual bool challenges(std::unordered_map<std::string, std::string>& out,
+                          std::string& error) = 0;
+};
+
+// Connects with dsn (libpq's connection string or URI; connect timeout 5 s, statements at most
+// 30 s). nullptr with error (never the password) on failure.
+std::unique_ptr<Store> open_postgresql_store(const std::string& dsn, std::string& error);
+// Connects with dsn (source/mariadb.h's key=value form; connect timeout 5 s, reads and writes
+// at most 30 s). nullptr with error (never the password) on failure.
+std::unique_ptr<Store> open_mariadb_store(const std::string& dsn, std::string& error);
+
+}  // namespace mailconfd::acme_store

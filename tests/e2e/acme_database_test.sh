@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# End to end: the built-in ACME client's storage in the provider's database (<acme dsn-file>),
+# shared by two real mailconfd replicas, with a real PostgreSQL 15 or MariaDB 10.11 (Debian's,
+# started here as an unprivileged user in a temporary directory), a real Pebble (the ACME test
+# CA) and a real NSD for Pebble's lookups. Replica A serves 127.0.0.1, replica B 127.0.0.2,
+# both on the port Pebble validates http-01 on; NSD answers 127.0.0.1 for one.provider.example
+# and 127.0.0.2 for every name of customer.example. The ACME role has rights on the
+# mailconfd_acme_* tables only. Checks, each with exact answers:
+#   1. A starts first and issues (the database's lock), B starts and does not; A's certificate
+#      for one.provider.example (validated against A) reaches B through the database, and
+#      both serve it by SNI with the same SHA-256 fingerprint; its key file on B is 0600;
+#   2. a challenge answered by the replica that does not issue: a handshake at A for
+#      autoconfig.customer.example (on demand) makes A order it, Pebble validates against B
+#      (127.0.0.2), which answers from the database; both then serve the same certificate;
+#   3. A killed (SIGKILL): B takes over the lock, orders nothing for the names it has, and
+#      issues autodiscover.customer.example at its first handshake (validated against itself);
+#   4. A started again: it does not issue, loads all three certificates from the database and
+#      serves them, with no new order; B stopped: A takes over and orders nothing
+#      (Pebble's order count and both logs say so);
+#   5. the database stopped under the issuer: it stops issuing and serves on; when the database
+#      is back it issues again, ordering nothing;
+#   6. no password and no private key in any log; the account key is the database's on A.
+# Usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY. KEEP=1 keeps the directory.
+set -euo pipefail
+
+driver=${1:?usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY}
+mailconfd=${2:?usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+pgbin=/usr/lib/postgresql/15/bin
+PATH=$PATH:/usr/sbin
+case $driver in
+  postgresql) tools=("$pgbin/initdb" "$pgbin/pg_ctl" "$pgbin/psql") ;;
+  mariadb) tools=(mariadb-install-db mariadbd mariadb) ;;
+  *) echo "FAIL: driver must be postgresql or mariadb"; exit 1 ;;
+esac
+for tool in "${tools[@]}" curl openssl pebble nsd python3; do
+  [ -x "$tool" ] || command -v "$tool" >/dev/null ||
+    { echo "FAIL: $tool missing (.ci/install-deps installs it)"; exit 1; }
+done
+
+T=$(mktemp -d "/tmp/mailconfd-acmedb-$driver-XXXXXX")
+chmod 755 "$T"
+started=$(date +%s)
+pids=() wrk_pids=() db_pid="" mailconfd_pid="" a_pid="" b_pid=""
+db_log="$T/db.log"
+source "$(dirname "$0")/source_test_lib.sh"
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$T/a.log" "$T/b.log" "$T/pebble.log" "$db_log"; do
+    [ -s "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; } >&2
+  done
+  exit 1
+}
+as_db=() db_user=$(id -un)
+mkdir "$T/db" "$T/sock"
+touch "$db_log"
+if [ "$(id -u)" -eq 0 ]; then
+  db_user=$([ "$driver" = postgresql ] && echo postgres || echo mysql)
+  getent passwd "$db_user" >/dev/null || { echo "FAIL: no $db_user user"; exit 1; }
+  as_db=(runuser -u "$db_user" --)
+  chown "$db_user" "$T/db" "$T/sock" "$db_log"
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+start_db() {
+  if [ "$driver" = postgresql ]; then
+    "${as_db[@]}" "$pgbin/pg_ctl" -D "$T/db" -w -t 30 -l "$db_log" \
+      -o "-k $T/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start \
+      >/dev/null || fail "pg_ctl start"
+    return
+  fi
+  rm -f "$T/sock/mariadb.sock"
+  mariadbd --no-defaults --datadir="$T/db" --socket="$T/sock/mariadb.sock" --bind-address=127.0.0.1 \
+    --port="$port" --user="$db_user" --pid-file="$T/sock/mariadb.pid" --log-error="$db_log" \
+    --innodb-buffer-pool-size=16M --innodb-log-file-size=8M --skip-log-bin --skip-name-resolve \
+    --innodb-flush-log-at-trx-commit=2 >/dev/null 2>&1 &
+  db_pid=$!
+  for ((i = 0; i < 300; i++)); do
+    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -e 'SELECT 1' >/dev/null 2>&1 && return 0
+    kill -0 "$db_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "mariadbd did not start"
+}
+stop_db() {
+  if [ "$driver" = postgresql ]; then
+    "${as_db[@]}" "$pgbin/pg_ctl" -D "$T/db" -m fast stop >/dev/null 2>&1 || true
+    return
+  fi
+  [ -n "$db_pid" ] || return 0
+  kill "$db_pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do kill -0 "$db_pid" 2>/dev/null || break; sleep 0.1; done
+  { wait "$db_pid"; } 2>/dev/null || true
+  db_pid=""
+}
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  stop_db
+  if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+# sql [ROLE PASSWORD]: runs standard input (as the administrator, or as ROLE).
+sql() {
+  if [ "$driver" = postgresql ]; then
+    PGPASSWORD=${2:-admin-secret} "$pgbin/psql" -h "$T/sock" -U "${1:-admin}" -d mail \
+      -v ON_ERROR_STOP=1 -qAt -F '|'
+  elif [ -n "${1:-}" ]; then
+    mariadb --no-defaults -h 127.0.0.1 -P "$port" -u "$1" -p"$2" -N -B mail | tr '\t' '|'
+  else
+    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -N -B mail | tr '\t' '|'
+  fi
+}
+
+step "$driver in $T/db"
+if [ "$driver" = postgresql ]; then
+  echo 'admin-secret' > "$T/pwfile"
+  chmod 644 "$T/pwfile"
+  "${as_db[@]}" "$pgbin/initdb" -D "$T/db" -U admin --pwfile="$T/pwfile" -A scram-sha-256 \
+    --no-sync -E UTF8 --locale=C.UTF-8 >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log"; fail initdb; }
+  start_db
+  PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d postgres -qc 'CREATE DATABASE mail'
+  sql < "$source_dir/deploy/container/database/postfixadmin.sql"
+  sql < "$source_dir/deploy/database/postgresql.sql"
+  # The grants deploy/database/postgresql.sql's comment gives.
+  sql <<'SQL'
+CREATE ROLE mailconfd LOGIN PASSWORD 'source-pass-1b';
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+CREATE ROLE mailconfd_acme LOGIN PASSWORD 'acme-pass-7c41';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
+  mailconfd_acme_certificate, mailconfd_acme_challenge TO mailconfd_acme;
+GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
+SQL
+  printf 'host=%s dbname=mail user=mailconfd password=source-pass-1b\n' "$T/sock" > "$T/dsn"
+  printf 'host=%s dbname=mail user=mailconfd_acme password=acme-pass-7c41\n' "$T/sock" > "$T/acme-dsn"
+else
+  "${as_db[@]}" mariadb-install-db --no-defaults --datadir="$T/db" --user="$db_user" \
+    --auth-root-authentication-method=normal --skip-test-db >"$T/install.log" 2>&1 ||
+    { cat "$T/install.log"; fail mariadb-install-db; }
+  start_db
+  mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -e 'CREATE DATABASE mail'
+  sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
+  sql < "$source_dir/deploy/database/mariadb.sql"
+  # The grants deploy/database/mariadb.sql's comment gives.
+  sql <<'SQL'
+CREATE USER mailconfd@'127.0.0.1' IDENTIFIED BY 'source-pass-1b';
+GRANT SELECT ON mail.domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailbox TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.alias_domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_domain TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_mailbox TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_change TO mailconfd@'127.0.0.1';
+CREATE USER mailconfd_acme@'127.0.0.1' IDENTIFIED BY 'acme-pass-7c41';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_account TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_certificate TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_challenge TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT ON mail.mailconfd_acme_version TO mailconfd_acme@'127.0.0.1';
+SQL
+  printf 'host=127.0.0.1 port=%s user=mailconfd password=source-pass-1b dbname=mail\n' "$port" > "$T/dsn"
+  printf 'host=127.0.0.1 port=%s user=mailconfd_acme password=acme-pass-7c41 dbname=mail\n' "$port" > "$T/acme-dsn"
+fi
+sql <<'SQL'
+INSERT INTO domain (domain) VALUES ('customer.example');
+SQL
+echo "INSERT INTO domain (domain) VALUES ('evil.example');" | sql mailconfd_acme acme-pass-7c41 \
+  >/dev/null 2>&1 && fail "the ACME role could write domain"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+http_port=$(free_port)
+step "NSD and Pebble (http-01 on port $http_port)"
+dns_port=$(free_port)
+mkdir "$T/nsd"
+cat > "$T/nsd/nsd.conf" <<NSD
+server:
+  ip-address: 127.0.0.1@$dns_port
+  port: $dns_port
+  do-ip6: no
+  username: ""
+  chroot: ""
+  zonesdir: "$T/nsd"
+  database: ""
+  zonelistfile: "$T/nsd/zone.list"
+  xfrdfile: "$T/nsd/xfrd.state"
+  xfrdir: "$T/nsd"
+  pidfile: "$T/nsd/nsd.pid"
+  logfile: "$T/nsd/nsd.log"
+  server-count: 1
+remote-control:
+  control-enable: no
+zone:
+  name: provider.example
+  zonefile: "$T/nsd/provider.example.db"
+zone:
+  name: customer.example
+  zonefile: "$T/nsd/customer.example.db"
+NSD
+for zone in provider.example:127.0.0.1 customer.example:127.0.0.2; do
+  name=${zone%%:*} address=${zone#*:}
+  printf '$ORIGIN %s.\n$TTL 60\n@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60\n@ IN NS ns.%s.\n@ IN A %s\n* IN A %s\n' \
+    "$name" "$name" "$name" "$name" "$address" "$address" > "$T/nsd/$name.db"
+done
+nsd -d -c "$T/nsd/nsd.conf" >"$T/nsd/nsd.out" 2>&1 &
+pids+=($!)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$T/pebble.key" -out "$T/pebble.pem" \
+  2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=default.test \
+  -keyout "$T/default.key" -out "$T/default.pem" 2>/dev/null
+pebble_port=$(free_port)
+cat > "$T/pebble.json" <<JSON
+{"pebble": {"listenAddress": "127.0.0.1:$pebble_port", "managementListenAddress": "127.0.0.1:$(free_port)",
+ "certificate": "$T/pebble.pem", "privateKey": "$T/pebble.key", "httpPort": $http_port,
+ "tlsPort": $(free_port), "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+JSON
+PEBBLE_VA_NOSLEEP=1 pebble -config "$T/pebble.json" -dnsserver "127.0.0.1:$dns_port" \
+  >"$T/pebble.log" 2>&1 &
+pids+=($!)
+pebble_up() { curl -sf --cacert "$T/pebble.pem" "https://127.0.0.1:$pebble_port/dir" >/dev/null; }
+wait_for "Pebble answers" pebble_up >/dev/null
+# Orders Pebble created (a POST to newOrder may be repeated after a badNonce: not an order).
+orders() { grep -c '^Pebble .* Added order "[^"]*" to the db$' "$T/pebble.log" || true; }
+
+for name in a b; do
+  cat > "$T/$name.xml" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<mailconfd>
+  <server><tls certificate="default.pem" key="default.key"/></server>
+  <provider id="mail.provider.example">
+    <display-name>Provider Mail</display-name>
+    <incoming protocol="imap" host="imap.provider.example" port="993" security="tls"/>
+    <outgoing host="smtp.provider.example" port="587" security="starttls"/>
+    <domain>file.example</domain>
+  </provider>
+  <database driver="$driver" dsn-file="dsn"/>
+  <acme ca="https://127.0.0.1:$pebble_port/dir" ca-certificate="pebble.pem" storage="acme-$name"
+        dsn-file="acme-dsn" names="one.provider.example" hosted-names="autoconfig autodiscover"
+        on-demand="yes"/>
+</mailconfd>
+XML
+done
+# Configuration errors name the file and line.
+sed 's/dsn-file="acme-dsn"/dsn-file="acme-dsn" challenge="tls-alpn-01"/' "$T/a.xml" > "$T/alpn.xml"
+run alpn check "$T/alpn.xml"
+expect "tls-alpn-01 with dsn-file: exit" "$rc" 2
+grep -q "^$T/alpn.xml:11:3: <acme> with dsn-file answers http-01 only" "$T/alpn.err" ||
+  fail "tls-alpn-01 with dsn-file: $(cat "$T/alpn.err")"
+grep -v '<database ' "$T/a.xml" > "$T/nodb.xml"
+run nodb check "$T/nodb.xml"
+expect "dsn-file without <database>: exit" "$rc" 2
+grep -q "^$T/nodb.xml:10:3: <acme> dsn-file needs <database>" "$T/nodb.err" ||
+  fail "dsn-file without <database>: $(cat "$T/nodb.err")"
+start() {  # start NAME ADDRESS: serves $T/NAME.xml on ADDRESS; sets NAME_pid and NAME_tls
+  : > "$T/$1.ready"
+  "$mailconfd" serve --config "$T/$1.xml" --listen "$2:$http_port" --tls-listen "$2:0" \
+    >"$T/$1.ready" 2>>"$T/$1.log" &
+  pids+=($!)
+  eval "$1_pid=$!"
+  for ((i = 0; i < 100; i++)); do grep -qs '^listening on https' "$T/$1.ready" && break; sleep 0.1; done
+  local t
+  t=$(sed -n 's/^listening on https:\/\/\([^ ]*\)$/\1/p' "$T/$1.ready")
+  [ -n "$t" ] || fail "mailconfd $1 did not start"
+  eval "$1_tls=$t"
+}
+# fingerprint ADDRESS:PORT NAME: the SHA-256 fingerprint of the certificate served for NAME.
+fingerprint() {
+  openssl s_client -connect "$1" -servername "$2" </dev/null 2>/dev/null |
+    openssl x509 -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2
+}
+issuer_of() {
+  openssl s_client -connect "$1" -servername "$2" </dev/null 2>/dev/null |
+    openssl x509 -noout -issuer 2>/dev/null
+}
+from_pebble() { issuer_of "$1" "$2" | grep -q 'Pebble Intermediate'; }
+logged() { grep -q "$2" "$T/$1.log"; }
+stored() {
+  [ "$(echo "SELECT count(*) FROM mailconfd_acme_certificate WHERE name = '$1';" | sql)" = 1 ]
+}
+# sql_text: one text value as it is (MariaDB's batch mode escapes newlines unless --raw).
+sql_text() {
+  if [ "$driver" = postgresql ]; then sql; else
+    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -N -B --raw mail
+  fi
+}
+stored_pem() { echo "SELECT certificate_pem FROM mailconfd_acme_certificate WHERE name = '$1';" | sql_text; }
+
+step "1. A issues, B does not; both serve A's certificate"
+start a 127.0.0.1
+wait_for "A holds the lock" logged a 'acme: this replica issues' >/dev/null
+start b 127.0.0.2
+wait_for "B sees another issuer" logged b 'acme: another replica issues' >/dev/null
+wait_for "one.provider.example in the database" stored one.provider.example >/dev/null
+wait_for "B serves one.provider.example from Pebble" from_pebble "$b_tls" one.provider.example >/dev/null
+fa=$(fingerprint "$a_tls" one.provider.example)
+fb=$(fingerprint "$b_tls" one.provider.example)
+[ -n "$fa" ] || fail "no fingerprint from A"
+expect "A and B serve the same certificate for one.provider.example" "$fb" "$fa"
+expect "the stored certificate is the one served" \
+  "$(stored_pem one.provider.example | openssl x509 -noout -fingerprint -sha256 | cut -d= -f2)" "$fa"
+expect "B's copy of the key" "$(stat -c %a "$T/acme-b/certificates/one.provider.example.key")" 600
+expect "B's copy of the certificate" "$(stat -c %a "$T/acme-b/certificates/one.provider.example.pem")" 600
+expect "the default for an unhosted name" "$(issuer_of "$b_tls" www.unhosted.example)" "issuer=CN = default.test"
+expect "orders so far" "$(orders)" 1
+logged b 'acme: issued' && fail "B issued"
+
+step "2. A orders autoconfig.customer.example on demand; Pebble validates against B"
+issuer_of "$a_tls" autoconfig.customer.example >/dev/null  # the first handshake: the default
+wait_for "autoconfig.customer.example in the database" stored autoconfig.customer.example >/dev/null
+wait_for "B serves autoconfig.customer.example" from_pebble "$b_tls" autoconfig.customer.example >/dev/null
+wait_for "A serves autoconfig.customer.example" from_pebble "$a_tls" autoconfig.customer.example >/dev/null
+expect "A and B serve the same certificate for autoconfig.customer.example" \
+  "$(fingerprint "$b_tls" autoconfig.customer.example)" "$(fingerprint "$a_tls" autoconfig.customer.example)"
+expect "orders so far" "$(orders)" 2
+challenges() { grep -c 'GET /.well-known/acme-challenge/[A-Za-z0-9_-]* 200 ' "$T/$1.log" || true; }
+# Pebble asks three times per challenge (its multi-perspective validation).
+expect "challenge answers by A (one.provider.example)" "$(challenges a)" 3
+expect "challenge answers by B (autoconfig.customer.example, from the database)" "$(challenges b)" 3
+# Only B listens on 127.0.0.2, where NSD sends Pebble for customer.example.
+expect "A's orders, each logged" "$(grep -c 'acme: issued a certificate for' "$T/a.log")" 2
+logged b 'acme: issued' && fail "B issued"
+expect "no challenge left in the database" "$(echo 'SELECT count(*) FROM mailconfd_acme_challenge;' | sql)" 0
+
+step "3. A killed: B takes over"
+kill -KILL "$a_pid"
+wait "$a_pid" 2>/dev/null || true
+t0=$(now_ms)
+wait_for "B issues" logged b 'acme: this replica issues' >/dev/null
+echo "B took over in $(( $(now_ms) - t0 )) ms"
+wait_for "B's walk" logged b 'acme: 0 issued, 0 failed, 2 current of 2 names' >/dev/null
+expect "orders after the takeover" "$(orders)" 2
+issuer_of "$b_tls" autodiscover.customer.example >/dev/null
+wait_for "B issues autodiscover.customer.example" stored autodiscover.customer.example >/dev/null
+wait_for "B serves it" from_pebble "$b_tls" autodiscover.customer.example >/dev/null
+expect "orders" "$(orders)" 3
+
+step "4. A again: loads everything, issues nothing; B stopped: A takes over, orders nothing"
+start a 127.0.0.1
+wait_for "A sees another issuer" logged a 'acme: another replica issues' >/dev/null
+wait_for "A serves autodiscover.customer.example" from_pebble "$a_tls" autodiscover.customer.example >/dev/null
+for name in one.provider.example autoconfig.customer.example autodiscover.customer.example; do
+  expect "A and B serve the same certificate for $name" "$(fingerprint "$a_tls" "$name")" \
+    "$(fingerprint "$b_tls" "$name")"
+done
+echo "INSERT INTO mailconfd_acme_certificate VALUES ('../evil', 'x', 'y', 1000);" | sql
+wait_for "a stored name that is not a DNS name skipped" \
+  logged a 'acme: the database.s certificate for a name that is not a DNS name: skipped' >/dev/null
+[ -e "$T/acme-a/evil.pem" ] && fail "a file written outside certificates/"
+kill "$b_pid"
+wait "$b_pid" 2>/dev/null || true
+wait_for "A issues again" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = 2 ]' >/dev/null
+wait_for "A's walk" logged a 'acme: 0 issued, 0 failed, 3 current of 3 names' >/dev/null
+expect "orders in all" "$(orders)" 3
+expect "the account key on A is the database's" "$(cat "$T/acme-a/account.key")" \
+  "$(echo 'SELECT key_pem FROM mailconfd_acme_account;' | sql_text)"
+
+step "5. the database stopped under the issuer: it stops issuing, serves on, issues again after"
+fp=$(fingerprint "$a_tls" autodiscover.customer.example)
+stop_db
+wait_for "A stops issuing" logged a 'acme: this replica stops issuing (its lock went with the connection)' >/dev/null
+expect "A serves on" "$(fingerprint "$a_tls" autodiscover.customer.example)" "$fp"
+start_db
+wait_for "A issues again" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = 3 ]' >/dev/null
+expect "the database is back, logged" "$(grep -c 'acme: the database is back' "$T/a.log")" 1
+expect "orders in all" "$(orders)" 3
+
+step "6. no password and no private key in any log"
+grep -l 'acme-pass-7c41\|source-pass-1b\|PRIVATE KEY' "$T"/*.log "$T"/*.ready && fail "a secret in a log"
+
+echo "PASS: ACME storage in $driver shared by two replicas ($(( $(date +%s) - started ))s)"
