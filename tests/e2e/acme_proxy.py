@@ -5,15 +5,18 @@ A test double for two things Debian's Pebble 2.4 lacks, everything else forwarde
 real Pebble unchanged (same Host header, so the URLs Pebble writes point at the proxy):
 
 * rate limits: the first requests to newOrder or newNonce are answered `429` with a
-  `Retry-After` (seconds, or an HTTP-date) and an RFC 7807 `rateLimited` problem;
+  `Retry-After` (seconds, or an HTTP-date; or none) and an RFC 7807 `rateLimited` problem;
+* the CA failing: the same with a `5xx` status and a `serverInternal` problem;
 * ARI (RFC 9773): the directory gains `renewalInfo`, and `GET renewalInfo/CERTID` answers
-  the suggestedWindow the test chose.
+  the suggestedWindow the test chose (or a `5xx` with a `serverInternal` problem).
 
 usage: acme_proxy.py UPSTREAM_PORT CERT KEY UPSTREAM_CA RULES LOG PORT_FILE
 
 RULES (JSON, read again at every request, so a test may change it while the proxy runs):
-  {"reject": [{"endpoint": "newOrder" | "newNonce", "retry_after": "3" | "date+3"}, ...],
-   "renewal_info": {"start": RFC 3339, "end": RFC 3339, "retry_after": seconds}}
+  {"reject": [{"endpoint": "newOrder" | "newNonce", "status": 429 (default) | 5xx,
+               "retry_after": "3" | "date+3" (default: no Retry-After)}, ...],
+   "renewal_info": {"start": RFC 3339, "end": RFC 3339, "retry_after": seconds}
+                   | {"status": 5xx}}
 The "reject" entries are used in order, each for one request: the first one not used yet
 answers the next request to its endpoint; "date+N" sends the
 HTTP-date N seconds after the current whole second. Without "renewal_info" the directory is
@@ -67,6 +70,11 @@ def replaces_of(body):
         return "-"
 
 
+def failed():
+    return json.dumps({"type": "urn:ietf:params:acme:error:serverInternal",
+                       "detail": "the CA failed (acme_proxy.py)"}).encode()
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -115,6 +123,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(status, headers, data)
         if path.startswith("/renewal-info/") and "renewal_info" in r:
             info = r["renewal_info"]
+            if "status" in info:
+                log(arrived, "renewalInfo", info["status"], "-", path[len("/renewal-info/"):])
+                return self.answer(info["status"], [("Content-Type", "application/problem+json")],
+                                   failed())
             data = json.dumps({"suggestedWindow": {"start": info["start"],
                                                    "end": info["end"]}}).encode()
             log(arrived, "renewalInfo", 200, "-", path[len("/renewal-info/"):])
@@ -128,17 +140,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 used.add(pending[0])
                 rule = r["reject"][pending[0]]
         if rule:
-            value = rule["retry_after"]
-            if value.startswith("date+"):
-                not_before = int(time.time()) + int(value[5:])
-                value = email.utils.formatdate(not_before, usegmt=True)
+            status = rule.get("status", 429)
+            headers = [("Content-Type", "application/problem+json")]
+            not_before = "-"
+            value = rule.get("retry_after")
+            if value is not None:
+                if value.startswith("date+"):
+                    not_before = int(time.time()) + int(value[5:])
+                    value = email.utils.formatdate(not_before, usegmt=True)
+                else:
+                    not_before = arrived + int(value)
+                headers.append(("Retry-After", value))
+                not_before = f"{not_before:.6f}"
+            if status >= 500:
+                problem = failed()
             else:
-                not_before = arrived + int(value)
-            problem = json.dumps({"type": "urn:ietf:params:acme:error:rateLimited",
-                                  "detail": "too many requests (acme_proxy.py)"}).encode()
-            log(arrived, endpoint, 429, f"{not_before:.6f}")
-            return self.answer(429, [("Content-Type", "application/problem+json"),
-                                     ("Retry-After", value)], problem)
+                problem = json.dumps({"type": "urn:ietf:params:acme:error:rateLimited",
+                                      "detail": "too many requests (acme_proxy.py)"}).encode()
+            log(arrived, endpoint, status, not_before)
+            return self.answer(status, headers, problem)
         status, headers, data = self.forward(body)
         log(arrived, endpoint, status, "-", replaces_of(body) if endpoint == "newOrder" else "-")
         return self.answer(status, headers, data)

@@ -877,6 +877,105 @@ TEST_CASE("acme: ARI (RFC 9773): the CA's suggested window decides renewal, with
   CHECK(cert_id(pem) != first);  // a new certificate
 }
 
+TEST_CASE(
+    "acme: a CA's 5xx holds every order 5 minutes, a bare 429 an hour; a renewalInfo error falls "
+    "back to the lifetime") {
+  using namespace std::chrono;
+  Ca ca({"example.net"});
+  REQUIRE_MESSAGE(ca.ready(), ca.log());
+  // The first newOrder: 500 with a serverInternal problem and no Retry-After.
+  Proxy proxy(ca.dir.path(), ca.pebble, R"({"reject": [{"endpoint": "newOrder", "status": 500}]})");
+  REQUIRE(proxy.ready());
+  const std::string config =
+      write_acme_config(ca.dir.path(), ca.fallback,
+                        "ca=\"" + proxy.directory() + "\" ca-certificate=\"" + ca.pebble.ca_file() +
+                            "\" storage=\"acme\" names=\"autodiscover.example.net\"");
+  const std::vector<std::string> args{"--config",     config,
+                                      "--listen",     "127.0.0.1:" + std::to_string(ca.http_port),
+                                      "--tls-listen", "127.0.0.1:0"};
+  const std::string failed = "mailconfd_acme_orders_total{result=\"failed\"}";
+  const std::string limited = "mailconfd_acme_orders_total{result=\"rate_limited\"}";
+  const std::string issued = "mailconfd_acme_orders_total{result=\"issued\"}";
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    const std::string metrics = wait_for_metric(s, failed, 1, seconds(60));
+    INFO(s.log());
+    CHECK(metric(metrics, failed) == 1);
+    CHECK(metric(metrics, limited) == 0);
+    CHECK(metric(metrics, issued) == 0);
+    REQUIRE(e2e::wait_for_log(s, "(the CA failed)", seconds(10)));
+    CHECK(occurrences(s.log(),
+                      "acme: newOrder autodiscover.example.net: HTTP 500 "
+                      "urn:ietf:params:acme:error:serverInternal: the CA failed (acme_proxy.py); "
+                      "no orders for 300s (the CA failed)\n") == 1);
+    // Held: no other order meanwhile, and answers as before.
+    std::this_thread::sleep_for(seconds(3));
+    const auto r = s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com");
+    CHECK(r.status == 200);
+    CHECK(r.body == e2e::golden("autoconfig/example-alice.xml"));
+    CHECK(served(s.tls_port(), "autodiscover.example.net").find("subject=CN = default.test") == 0);
+    const auto seen = proxy.seen({"newOrder"});
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].status == 500);
+  }
+  // Restarted (a hold lives in the process): the next newOrder gets 429 with a rateLimited
+  // problem and no Retry-After: every order held for an hour.
+  proxy.set_rules(
+      R"({"reject": [{"endpoint": "newOrder", "status": 500}, {"endpoint": "newOrder"}]})");
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    const std::string metrics = wait_for_metric(s, limited, 1, seconds(60));
+    INFO(s.log());
+    CHECK(metric(metrics, limited) == 1);
+    CHECK(metric(metrics, failed) == 0);
+    REQUIRE(e2e::wait_for_log(s, "(rate limited, no Retry-After)", seconds(10)));
+    CHECK(occurrences(s.log(),
+                      "acme: newOrder autodiscover.example.net: HTTP 429 "
+                      "urn:ietf:params:acme:error:rateLimited: too many requests (acme_proxy.py); "
+                      "no orders for 3600s (rate limited, no Retry-After)\n") == 1);
+    std::this_thread::sleep_for(seconds(3));
+    CHECK(s.get("/mail/config-v1.1.xml?emailaddress=alice%40example.com").status == 200);
+    const auto seen = proxy.seen({"newOrder"});
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[1].status == 429);
+    CHECK(seen[1].not_before == 0);  // no Retry-After sent
+  }
+  // Issued, then renewalInfo answers 500: the lifetime rule decides (the certificate is far
+  // from two thirds of its life): nothing renewed, and the log says why.
+  const std::string pem = ca.dir.path() + "/acme/certificates/autodiscover.example.net.pem";
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    REQUIRE_MESSAGE(
+        e2e::wait_for_log(s, "acme: 1 issued, 0 failed, 0 current of 1 names", seconds(90)),
+        s.log());
+  }
+  proxy.set_rules(R"({"renewal_info": {"status": 500}})");
+  {
+    Service s(args);
+    REQUIRE(s.tls_port() != 0);
+    REQUIRE_MESSAGE(
+        e2e::wait_for_log(s, "acme: 0 issued, 0 failed, 1 current of 1 names", seconds(30)),
+        s.log());
+    const std::string directory = proxy.directory();
+    CHECK(occurrences(s.log(), "acme: renewal info for autodiscover.example.net: renewalInfo " +
+                                   directory.substr(0, directory.size() - 4) + "/renewal-info/" +
+                                   cert_id(pem) +
+                                   ": HTTP 500 urn:ietf:params:acme:error:serverInternal: the CA "
+                                   "failed (acme_proxy.py); renewing two thirds into its "
+                                   "lifetime\n") == 1);
+    CHECK(metric(s.get("/metrics").body, issued) == 0);
+  }
+  const auto seen = proxy.seen({"newOrder", "renewalInfo"});
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[2].endpoint == "newOrder");
+  CHECK(seen[2].status == 201);
+  CHECK(seen[3].endpoint == "renewalInfo");
+  CHECK(seen[3].status == 500);
+}
+
 namespace {
 
 // A TLS handshake with SNI server_name (the certificate not verified); whether it completed.
