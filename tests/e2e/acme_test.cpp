@@ -878,8 +878,8 @@ TEST_CASE("acme: ARI (RFC 9773): the CA's suggested window decides renewal, with
 }
 
 TEST_CASE(
-    "acme: a CA's 5xx holds every order 5 minutes, a bare 429 an hour; a renewalInfo error falls "
-    "back to the lifetime") {
+    "acme: a CA's 5xx holds every order 5 minutes, a bare 429 an hour, and a renewalInfo error "
+    "falls back to the lifetime") {
   using namespace std::chrono;
   Ca ca({"example.net"});
   REQUIRE_MESSAGE(ca.ready(), ca.log());
