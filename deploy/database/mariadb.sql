@@ -3,7 +3,8 @@
 -- as the owner of the PostfixAdmin database, after PostfixAdmin's schema exists:
 --   mariadb postfix < mariadb.sql
 -- then let mailconfd's user read: GRANT SELECT ON postfix.domain TO mailconfd; and the same
--- for alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox, mailconfd_change.
+-- for alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox, mailconfd_change,
+-- mailconfd_changed.
 --
 -- Everything here is optional per row, as in postgresql.sql. There are no port or security
 -- columns on purpose: servers, ports and TLS come only from the XML file. TRUNCATE fires no
@@ -24,42 +25,68 @@ CREATE TABLE IF NOT EXISTS mailconfd_mailbox (
   login_name text NOT NULL                       -- what the mailbox logs in with, e.g. web12p3
 ) DEFAULT CHARSET = utf8mb4;
 
+-- The change marker and the change log: every changed row of these tables adds the name of the
+-- domain it belongs to under the next serial, in the same transaction. mailconfd polls the
+-- serial, then reads only the domains logged after the serial it last read (and the alias
+-- domains of those); a serial without its row (the UPDATE after a TRUNCATE, rows deleted from
+-- the log) makes it read every row instead. Bumping the one row of mailconfd_change serializes
+-- the writing transactions, so serials are in commit order without gaps. Prune old rows at
+-- will, e.g. daily: DELETE FROM mailconfd_changed WHERE at < NOW() - INTERVAL 1 DAY;
 CREATE TABLE IF NOT EXISTS mailconfd_change (
   serial bigint NOT NULL
 );
 INSERT INTO mailconfd_change (serial) SELECT 0 FROM DUAL
   WHERE NOT EXISTS (SELECT 1 FROM mailconfd_change);
+CREATE TABLE IF NOT EXISTS mailconfd_changed (
+  id     bigint NOT NULL PRIMARY KEY,  -- mailconfd_change.serial after this change
+  domain varchar(255) NOT NULL,        -- the domain whose rows changed
+  at     timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP
+) DEFAULT CHARSET = utf8mb4;
+
+-- Logs before, and after when it is another domain (a row moved, an alias retargeted to...).
+DELIMITER //
+CREATE OR REPLACE PROCEDURE mailconfd_log(IN before_change varchar(255),
+                                          IN after_change varchar(255))
+BEGIN
+  UPDATE mailconfd_change SET serial = serial + 1;
+  INSERT INTO mailconfd_changed (id, domain) SELECT serial, before_change FROM mailconfd_change;
+  IF after_change IS NOT NULL AND after_change <> before_change THEN
+    UPDATE mailconfd_change SET serial = serial + 1;
+    INSERT INTO mailconfd_changed (id, domain) SELECT serial, after_change FROM mailconfd_change;
+  END IF;
+END //
+DELIMITER ;
 
 CREATE OR REPLACE TRIGGER mailconfd_domain_i AFTER INSERT ON domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(NEW.domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_domain_u AFTER UPDATE ON domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.domain, NEW.domain);
 CREATE OR REPLACE TRIGGER mailconfd_domain_d AFTER DELETE ON domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_alias_domain_i AFTER INSERT ON alias_domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(NEW.alias_domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_alias_domain_u AFTER UPDATE ON alias_domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.alias_domain, NEW.alias_domain);
 CREATE OR REPLACE TRIGGER mailconfd_alias_domain_d AFTER DELETE ON alias_domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.alias_domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_mailbox_i AFTER INSERT ON mailbox FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(NEW.domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_mailbox_u AFTER UPDATE ON mailbox FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.domain, NEW.domain);
 CREATE OR REPLACE TRIGGER mailconfd_mailbox_d AFTER DELETE ON mailbox FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_mcdomain_i AFTER INSERT ON mailconfd_domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(NEW.domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_mcdomain_u AFTER UPDATE ON mailconfd_domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.domain, NEW.domain);
 CREATE OR REPLACE TRIGGER mailconfd_mcdomain_d AFTER DELETE ON mailconfd_domain FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(OLD.domain, NULL);
 CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_i AFTER INSERT ON mailconfd_mailbox FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(SUBSTRING_INDEX(NEW.username, '@', -1), NULL);
 CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_u AFTER UPDATE ON mailconfd_mailbox FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(SUBSTRING_INDEX(OLD.username, '@', -1), SUBSTRING_INDEX(NEW.username, '@', -1));
 CREATE OR REPLACE TRIGGER mailconfd_mcmailbox_d AFTER DELETE ON mailconfd_mailbox FOR EACH ROW
-  UPDATE mailconfd_change SET serial = serial + 1;
+  CALL mailconfd_log(SUBSTRING_INDEX(OLD.username, '@', -1), NULL);
 
 -- The settings journal, when <journal dsn-file> puts it here (every replica writes the same
 -- rows: a fetch's first and last time and count are merged). Its user needs write rights on

@@ -3,7 +3,7 @@
 -- PostfixAdmin database, after PostfixAdmin's schema exists:
 --   psql -v ON_ERROR_STOP=1 -d postfix -f postgresql.sql
 -- then let mailconfd's role read: GRANT SELECT ON domain, alias_domain, mailbox,
--- mailconfd_domain, mailconfd_mailbox TO mailconfd;
+-- mailconfd_domain, mailconfd_mailbox, mailconfd_change, mailconfd_changed TO mailconfd;
 --
 -- Everything here is optional per row: a domain without a mailconfd_domain row is served with
 -- its provider's defaults (<database provider>), a mailbox without a mailconfd_mailbox row logs
@@ -29,6 +29,61 @@ CREATE TABLE IF NOT EXISTS mailconfd_mailbox (
   login_name text NOT NULL      -- what the mailbox logs in with, e.g. web12p3
 );
 
+-- The change log: every changed row of these tables adds the name of the domain it belongs to
+-- under the next serial of mailconfd_change, in the same transaction. mailconfd reads only the
+-- domains logged after the serial it last read (and the alias domains of those); a serial
+-- without its row (a TRUNCATE, rows deleted from the log) makes it read every row instead.
+-- Bumping the one row of mailconfd_change serializes the writing transactions (each waits for
+-- the one before to commit), so serials are in commit order without gaps. Prune old rows at
+-- will, e.g. daily: DELETE FROM mailconfd_changed WHERE at < now() - interval '1 day';
+CREATE TABLE IF NOT EXISTS mailconfd_change (
+  serial bigint NOT NULL
+);
+INSERT INTO mailconfd_change (serial) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM mailconfd_change);
+CREATE TABLE IF NOT EXISTS mailconfd_changed (
+  id     bigint PRIMARY KEY,  -- mailconfd_change.serial after this change
+  domain text NOT NULL,       -- the domain whose rows changed ('' would mean: every row)
+  at     timestamp with time zone NOT NULL DEFAULT now()
+);
+
+CREATE OR REPLACE FUNCTION mailconfd_log(domain text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  UPDATE mailconfd_change SET serial = serial + 1 RETURNING serial INTO n;
+  INSERT INTO mailconfd_changed (id, domain) VALUES (n, domain);
+END $$;
+
+CREATE OR REPLACE FUNCTION mailconfd_changed_row() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE old_domain text; new_domain text;
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    CASE TG_TABLE_NAME
+      WHEN 'alias_domain' THEN old_domain := OLD.alias_domain;
+      WHEN 'mailconfd_mailbox' THEN old_domain := substring(OLD.username from '[^@]*$');
+      ELSE old_domain := OLD.domain;
+    END CASE;
+    PERFORM mailconfd_log(old_domain);
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    CASE TG_TABLE_NAME
+      WHEN 'alias_domain' THEN new_domain := NEW.alias_domain;
+      WHEN 'mailconfd_mailbox' THEN new_domain := substring(NEW.username from '[^@]*$');
+      ELSE new_domain := NEW.domain;
+    END CASE;
+    IF old_domain IS DISTINCT FROM new_domain THEN
+      PERFORM mailconfd_log(new_domain);
+    END IF;
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- TRUNCATE: the serial moves without a row of the log: mailconfd reads every row.
+CREATE OR REPLACE FUNCTION mailconfd_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE mailconfd_change SET serial = serial + 1;
+  RETURN NULL;
+END $$;
+
 CREATE OR REPLACE FUNCTION mailconfd_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_notify('mailconfd', TG_TABLE_NAME);
@@ -40,6 +95,12 @@ DECLARE t text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['domain', 'alias_domain', 'mailbox', 'mailconfd_domain',
                          'mailconfd_mailbox'] LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_changed_row ON %I', t);
+    EXECUTE format('CREATE TRIGGER mailconfd_changed_row AFTER INSERT OR UPDATE OR DELETE ON %I '
+                   'FOR EACH ROW EXECUTE FUNCTION mailconfd_changed_row()', t);
+    EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_truncated ON %I', t);
+    EXECUTE format('CREATE TRIGGER mailconfd_truncated AFTER TRUNCATE ON %I '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_truncated()', t);
     EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_notify ON %I', t);
     EXECUTE format('CREATE TRIGGER mailconfd_notify AFTER INSERT OR UPDATE OR DELETE OR '
                    'TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_notify()', t);

@@ -13,6 +13,24 @@ namespace {
 // Keyed per process: domains and addresses are chosen by customers (keyed_hash.h).
 std::uint32_t hash_name(std::string_view s) { return static_cast<std::uint32_t>(keyed_hash(s)); }
 
+// Backward-shift deletion for linear probing: empties slot and moves each later entry of the
+// run that may live there into the gap, so no lookup needs a tombstone. home(at) gives the
+// home slot of the record an index entry names.
+template <class Home>
+void unlink_slot(std::vector<std::uint32_t>& index, std::size_t slot, Home&& home) {
+  const std::size_t mask = index.size() - 1;
+  std::size_t gap = slot;
+  for (std::size_t j = (slot + 1) & mask; index[j] != 0; j = (j + 1) & mask) {
+    const std::size_t k = home(index[j]) & mask;
+    // The entry at j may move to gap unless its home lies cyclically in (gap, j].
+    const bool stays = gap <= j ? (gap < k && k <= j) : (gap < k || k <= j);
+    if (stays) continue;
+    index[gap] = index[j];
+    gap = j;
+  }
+  index[gap] = 0;
+}
+
 }  // namespace
 
 std::size_t DomainTable::slot_for(std::string_view domain, std::uint32_t hash) const {
@@ -82,6 +100,22 @@ std::size_t DomainTable::max_probe() const {
   return longest;
 }
 
+bool DomainTable::erase(std::string_view domain) {
+  if (index_.empty()) return false;
+  const std::size_t slot = slot_for(domain, hash_name(domain));
+  if (index_[slot] == 0) return false;
+  const std::size_t at = index_[slot] - 1;
+  unlink_slot(index_, slot, [this](std::uint32_t n) { return records_[n - 1].hash; });
+  const std::size_t last = records_.size() - 1;
+  if (at != last) {
+    const Record moved = records_[last];
+    index_[slot_for(name(moved), moved.hash)] = static_cast<std::uint32_t>(at + 1);
+    records_[at] = moved;
+  }
+  records_.pop_back();
+  return true;
+}
+
 std::size_t LoginTable::slot_for(std::string_view key, std::uint32_t hash) const {
   const std::size_t mask = index_.size() - 1;
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
@@ -127,6 +161,23 @@ std::optional<std::string_view> LoginTable::find(std::string_view key) const {
   if (index_[slot] == 0) return std::nullopt;
   const Record& r = records_[index_[slot] - 1];
   return std::string_view(arena_.data() + r.offset + r.key_length, r.login_length);
+}
+
+bool LoginTable::erase(std::string_view key) {
+  if (index_.empty()) return false;
+  const std::size_t slot = slot_for(key, hash_name(key));
+  if (index_[slot] == 0) return false;
+  const std::size_t at = index_[slot] - 1;
+  unlink_slot(index_, slot, [this](std::uint32_t n) { return records_[n - 1].hash; });
+  const std::size_t last = records_.size() - 1;
+  if (at != last) {
+    const Record moved = records_[last];
+    index_[slot_for(std::string_view(arena_.data() + moved.offset, moved.key_length), moved.hash)] =
+        static_cast<std::uint32_t>(at + 1);
+    records_[at] = moved;
+  }
+  records_.pop_back();
+  return true;
 }
 
 std::string login_key(std::string_view local, std::string_view domain) {

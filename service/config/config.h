@@ -172,6 +172,14 @@ class DomainTable {
   std::vector<std::string_view> sorted() const;
   // Makes room for n more domains without rehashing.
   void reserve(std::size_t n);
+  // Removes domain (its name's bytes stay in the arena until the table is built anew); the
+  // last record takes its place, so position() of that one changes. False: not present.
+  bool erase(std::string_view domain);
+  // Calls f(domain, entry) for every domain, in record order.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const Record& r : records_) f(name(r), r.entry);
+  }
 
  private:
   struct Record {
@@ -201,7 +209,10 @@ class LoginTable {
   // The login stored for key, or nullopt. The view lives as long as the table.
   std::optional<std::string_view> find(std::string_view key) const;
   std::size_t size() const { return records_.size(); }
-  // Calls f(key, login) for every entry, in the order they were inserted.
+  // Removes key (its bytes stay in the arena until the table is built anew). False: absent.
+  bool erase(std::string_view key);
+  // Calls f(key, login) for every entry: in the order they were inserted while nothing was
+  // erased (an erase moves the last entry into the gap).
   template <class F>
   void for_each(F&& f) const {
     for (const Record& r : records_) {
@@ -240,6 +251,10 @@ struct HostedDomains {
   // When the source's rows were read (the database, or the snapshot's rows when they were
   // written); the epoch for the file alone.
   std::chrono::system_clock::time_point read_at;
+  // Where these rows stand in the database's change log (mailconfd_change.serial when they
+  // were read): the next update reads only the domains changed after it. nullopt: unknown
+  // (the file, a snapshot, custom queries, no change log): every change reads all rows.
+  std::optional<std::uint64_t> change_serial;
 
   const DomainEntry* find(std::string_view domain) const { return table->find(domain); }
   std::size_t size() const { return table->size(); }

@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "sign/signer.h"
 #include "source/database.h"
+#include "source/snapshot_writer.h"
 #include "source/watcher.h"
 #include "tls/certificates.h"
 
@@ -131,11 +132,25 @@ std::optional<source::Built> reload_domains(const Config& next, const App& curre
 }
 
 // The publisher's builder for a database change or reconnect: the same App with a new domain
-// part; nothing else is rebuilt (with_domains).
-daemon::Build refresh_domains(const std::shared_ptr<const App>& current) {
+// part; nothing else is rebuilt (with_domains). Changes and the watcher's first connection: the
+// changed domains' rows merged into the current part (source::update_domains; its snapshot
+// written by writer); a reconnect: every row, as the watcher may have missed changes.
+daemon::Build refresh_domains(const std::shared_ptr<const App>& current,
+                              const std::vector<std::string>& reasons,
+                              source::SnapshotWriter& writer) {
   if (!current->config->database) return {current, {}};  // <database> removed by a reload
   std::string error;
-  auto built = source::load_domains(*current->config, current->domains.get(), {}, error);
+  std::optional<source::Built> built;
+  if (std::all_of(reasons.begin(), reasons.end(), [](const std::string& r) {
+        return r == source::kChanged || r == source::kConnected;
+      })) {
+    bool full = false;
+    built = source::update_domains(*current->config, *current->domains, full, error);
+    if (!built && error.empty()) return {current, {}};  // nothing changed after all
+    if (built && !full) writer.submit(current->config, built->domains);
+  } else {
+    built = source::load_domains(*current->config, current->domains.get(), {}, error);
+  }
   if (!built) return {nullptr, {error}};
   return {with_domains(*current, std::move(built->domains)), {}};
 }
@@ -375,6 +390,9 @@ int serve(ServeSetup setup) {
   // One snapshot for every listener; SIGHUP only asks the publisher's thread for a new one.
   const ReloadSource source{config_path, setup.from_file, started_with,
                             setup.tls_listen.has_value(), journal_started};
+  // Snapshots of the parts merged after changes: written off the builder thread, at most one
+  // every 10 s (the newest).
+  source::SnapshotWriter snapshot_writer(std::chrono::seconds(10));
   daemon::PublisherOptions publisher_options;
   publisher_options.published = [&board, &journal, &source](
                                     const std::shared_ptr<const App>& next,
@@ -388,15 +406,15 @@ int serve(ServeSetup setup) {
   };
   daemon::Publisher publisher(
       app,
-      [&source](const std::shared_ptr<const App>& current, const std::vector<std::string>& reasons,
-                std::stop_token) {
+      [&source, &snapshot_writer](const std::shared_ptr<const App>& current,
+                                  const std::vector<std::string>& reasons, std::stop_token) {
         // Certificates the issuer wrote: the certificate part alone. Only database
         // changes: the domain part alone. Anything else (SIGHUP) reads everything again, the
         // database and the issuer's directory included.
         if (only_issued(reasons)) return add_issued(*current, reasons);
         if (std::all_of(reasons.begin(), reasons.end(),
                         [](const std::string& r) { return r.starts_with("database "); })) {
-          return refresh_domains(current);
+          return refresh_domains(current, reasons, snapshot_writer);
         }
         return rebuild(source, *current);
       },

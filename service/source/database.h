@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -40,8 +41,21 @@ inline constexpr std::string_view kLoginsQuery =
     "JOIN mailconfd_mailbox l ON l.username = b.username "
     "WHERE a.active AND b.active AND NOT EXISTS (SELECT 1 FROM mailbox x "
     "WHERE x.username = concat(b.local_part, '@', a.alias_domain))";
-// MariaDB: the change marker the triggers bump.
+// The change marker the triggers bump (MariaDB's watcher polls it), and the change log they
+// write: one row (serial, domain) per changed row of a domain's, with serial the marker's new
+// value. Bumping the one marker row serializes the writers, so serials are in commit order and
+// without gaps: the rows after the serial a part was read at name every domain changed since
+// (a serial with no row, e.g. after a TRUNCATE, or rows pruned away: read everything).
 inline constexpr std::string_view kMarkerQuery = "SELECT serial FROM mailconfd_change";
+// More changed domains than this at once: read every row instead.
+inline constexpr std::size_t kMaxChangedDomains = 10000;
+// The watcher's reasons: a change it saw (a NOTIFY, the marker moved), its first connection,
+// and a connection made again after one was lost (which reads every row: a NOTIFY may have
+// been lost with it). The first two read only what the change log names since the part was
+// read (the first connection: what changed since the load at start).
+inline constexpr std::string_view kChanged = "database changed";
+inline constexpr std::string_view kConnected = "database connected";
+inline constexpr std::string_view kReconnected = "database reconnected";
 // PostgreSQL: the channel the triggers notify.
 inline constexpr std::string_view kChannel = "mailconfd";
 
@@ -81,6 +95,19 @@ std::optional<Rows> fetch(Connection& connection, const DatabaseOptions& options
 // is never part of it).
 std::unique_ptr<Connection> connect(const DatabaseOptions& options, std::string& error);
 
+// The domains changed after serial `since` (the log's raw names, plus each alias domain of
+// one), their rows and logins as the default queries give them, and the marker's serial, in one
+// read-only transaction. complete false: the log cannot say (rows missing, a row with an empty
+// name, or more than kMaxChangedDomains): read everything. nullopt: error says why.
+struct Changes {
+  std::uint64_t serial = 0;
+  bool complete = true;
+  std::vector<std::string> domains;
+  Rows rows;
+};
+std::optional<Changes> fetch_changes(Connection& connection, std::uint64_t since,
+                                     std::string& error);
+
 struct LoadOptions {
   // A database that cannot be read gives the snapshot's rows instead (origin
   // "snapshot PATH", logged as a warning).
@@ -95,10 +122,22 @@ struct LoadOptions {
 std::optional<Built> load_domains(const Config& config, const HostedDomains* previous,
                                   LoadOptions options, std::string& error);
 
+// The next domain part after a change: with a change serial in previous (built for config) only
+// the changed domains' rows are read and merged (apply_changes; record_update); otherwise, or
+// when the change log cannot say what changed, every row (load_domains, full set). nullopt
+// with an empty error: nothing changed; with an error: the database could not be read. A
+// merged part is not written to the snapshot here: the caller hands it to a SnapshotWriter.
+std::optional<Built> update_domains(const Config& config, const HostedDomains& previous, bool& full,
+                                    std::string& error);
+
 // The snapshot file: the rows of the last good load and when they were read, written to a
 // temporary file, flushed and renamed over path (never half-written). False: error.
 bool write_snapshot(const std::string& path, const Rows& rows,
                     std::chrono::system_clock::time_point read_at, std::string& error);
+// The same file from a domain part (the rows it serves, as normalized; skipped rows are not in
+// it), for the database's domains of config (not the file's).
+bool write_snapshot(const std::string& path, const Config& config, const HostedDomains& domains,
+                    std::string& error);
 // Reads what write_snapshot wrote. nullopt: error (missing, unreadable, not a snapshot).
 std::optional<Rows> read_snapshot(const std::string& path,
                                   std::chrono::system_clock::time_point& read_at,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/email_address.h"
 
@@ -157,14 +158,24 @@ class Builder {
     }
   }
 
-  Built finish(std::string origin, std::chrono::system_clock::time_point read_at) {
+  Built finish(std::string origin, std::chrono::system_clock::time_point read_at,
+               std::optional<std::uint64_t> change_serial) {
     domains_->table = std::move(table_);
+    domains_->change_serial = change_serial;
     domains_->origin = std::move(origin);
     domains_->read_at = read_at;
     return {std::move(domains_), std::move(skipped_)};
   }
 
   void reserve(std::size_t n) { table_->reserve(n); }
+
+  // Starts from copies of previous's tables (apply_changes) instead of the file's domains.
+  void copy_tables(const HostedDomains& previous) {
+    table_ = std::make_shared<DomainTable>(*previous.table);
+    domains_->logins = previous.logins;
+  }
+  DomainTable& table() { return *table_; }
+  LoginTable& logins() { return domains_->logins; }
 
  private:
   static std::string key(std::uint32_t provider, const HostOverride& h) {
@@ -205,7 +216,35 @@ Built build_domains(const Config& config, const Rows& rows, std::string origin,
   builder.reserve(rows.domains.size());
   for (const DomainRow& row : rows.domains) builder.add(row);
   for (const LoginRow& row : rows.logins) builder.add(row);
-  return builder.finish(std::move(origin), read_at);
+  return builder.finish(std::move(origin), read_at, rows.change_serial);
+}
+
+Built apply_changes(const Config& config, const HostedDomains& previous,
+                    const std::vector<std::string>& changed, const Rows& rows,
+                    std::chrono::system_clock::time_point read_at) {
+  Builder builder(config, &previous);
+  builder.copy_tables(previous);
+  std::unordered_set<std::string_view> names;
+  for (const std::string& name : changed) {
+    names.insert(name);
+    if (config.domains.find(name) == nullptr) builder.table().erase(name);
+  }
+  std::vector<std::string> gone;
+  builder.logins().for_each([&](std::string_view key, std::string_view) {
+    if (names.contains(key.substr(key.rfind('@') + 1))) gone.emplace_back(key);
+  });
+  for (const std::string& key : gone) builder.logins().erase(key);
+  builder.reserve(rows.domains.size());
+  for (const DomainRow& row : rows.domains) builder.add(row);
+  for (const LoginRow& row : rows.logins) {
+    const auto at = row.address.rfind('@');
+    auto domain =
+        at == std::string::npos ? std::nullopt : normalize_domain(row.address.substr(at + 1));
+    // An address that is not one is skipped by add() as in a full load.
+    if (domain && !names.contains(*domain)) continue;
+    builder.add(row);
+  }
+  return builder.finish(previous.origin, read_at, rows.change_serial);
 }
 
 }  // namespace mailconfd::source

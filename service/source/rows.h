@@ -7,7 +7,9 @@
 // Pure: no I/O, safe from any thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,8 @@ struct LoginRow {
 struct Rows {
   std::vector<DomainRow> domains;
   std::vector<LoginRow> logins;
+  // mailconfd_change.serial read with them (HostedDomains::change_serial); nullopt: unknown.
+  std::optional<std::uint64_t> change_serial;
 };
 
 // A skipped row: which table, its key (printable ASCII, at most 80 bytes, cut with "..."),
@@ -56,6 +60,16 @@ struct Built {
 // documents and signed profiles cached for them stay valid.
 Built build_domains(const Config& config, const Rows& rows, std::string origin,
                     std::chrono::system_clock::time_point read_at, const HostedDomains* previous);
+
+// The rows of changed domains merged into previous, the part built for config (the same
+// providers): every domain named in changed (as normalize_domain spells it) that is not in the
+// file, and each login name at it, is dropped; then rows (the changed domains' rows as the
+// domains and logins queries give them) are added with the same policy as build_domains. The
+// tables are copied from previous, not built anew, and its host set indices are kept. A login
+// row for a domain not in changed is ignored (the part has that domain's logins already).
+Built apply_changes(const Config& config, const HostedDomains& previous,
+                    const std::vector<std::string>& changed, const Rows& rows,
+                    std::chrono::system_clock::time_point read_at);
 
 // A key as it may appear in a log line or a metric label: printable ASCII, others as '?',
 // at most 80 bytes.

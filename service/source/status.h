@@ -17,6 +17,11 @@ inline constexpr std::size_t kMaxListed = 50;
 // why") when log is set, and replaces the skipped-row gauges.
 void record_load(const Built& built, bool log);
 
+// An update that read only the changed domains (apply_changes): logs the rows it skipped as
+// record_load does, and in the skipped-row gauges replaces the rows of the domains in changed
+// (a domain's own row and the login rows at it) with the ones this update skipped.
+void record_update(const Built& built, const std::vector<std::string>& changed, bool log);
+
 // Something that did not work: "connect", "fetch", "snapshot" (a snapshot not written or not
 // read). Logged by the caller; counted here.
 void record_failure(std::string_view kind);

@@ -50,11 +50,11 @@ void Watcher::run(std::stop_token stop) {
     }
     backoff = std::chrono::seconds(1);
     down_logged = false;
-    changed_(connected_before ? "database reconnected" : "database connected");
+    changed_(std::string(connected_before ? kReconnected : kConnected));
     connected_before = true;
     while (!stop.stop_requested()) {
       const Connection::Wait w = connection->wait(std::chrono::milliseconds(500));
-      if (w == Connection::Wait::Changed) changed_("database changed");
+      if (w == Connection::Wait::Changed) changed_(std::string(kChanged));
       if (w == Connection::Wait::Lost) {
         record_failure("connect");
         spdlog::warn("{}: connection lost; serving the rows read before, reconnecting", name);

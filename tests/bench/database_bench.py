@@ -12,7 +12,11 @@ generate_series: customer-0000000.example ... customer-0999999.example, two mail
   checked and indexed), and RSS after the load and at its peak;
 * change to answer: a login name changed with UPDATE (the trigger's NOTIFY), then the time
   until the answer carries it (polled every 10 ms), BENCH_DB_CHANGES times (default 3), the
-  median and the largest;
+  median and the largest, and the peak RSS while the changes are applied (VmHWM reset after
+  the load): with the change log (only the changed domain's rows read and merged), and, as
+  before the change log existed, by a second server that reads every row for each change
+  (the default queries given as <domains-query>/<logins-query>, which turns the change log
+  off);
 * CPU per request: GET autoconfig for a mailbox of the generated domains, keep-alive, 64
   connections, with the database source and with the same domains from a <domains file>,
   both servers up at once and measured alternately (BENCH_ROUNDS, at least 3; BENCH_SECONDS
@@ -92,7 +96,11 @@ def generate(pg, password):
     last = DOMAINS - 1
     pg.sql(f"""
 CREATE ROLE mailconfd LOGIN PASSWORD '{password}';
-GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox,
+  mailconfd_change, mailconfd_changed TO mailconfd;
+-- as PostfixAdmin's own schema has it (mailbox_domain_idx): the change log reads a domain's
+-- mailboxes by it
+CREATE INDEX mailbox_domain_idx ON mailbox (domain);
 INSERT INTO domain (domain)
   SELECT 'customer-' || lpad(i::text, 7, '0') || '.example' FROM generate_series(0, {last}) i;
 INSERT INTO mailbox (username, domain)
@@ -107,6 +115,16 @@ ANALYZE;
 """)
     return pg.sql("SELECT (SELECT count(*) FROM domain WHERE domain <> 'ALL'), "
                   "(SELECT count(*) FROM mailconfd_mailbox)").strip().replace("|", " ")
+
+
+def default_query(name):
+    """The default query `name` as service/source/database.h spells it (adjacent C++ string
+    literals), XML-escaped."""
+    with open(os.path.join(ROOT, "service/source/database.h")) as f:
+        text = f.read()
+    body = re.search(name + r" =\s*((?:\s*\"[^\"]*\")+);", text).group(1)
+    sql = "".join(re.findall(r'"([^"]*)"', body))
+    return sql.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def main():
@@ -133,6 +151,11 @@ def main():
         with open(f"{work}/database.xml", "w") as f:
             f.write(example.replace("</mailconfd>", '  <database driver="postgresql" dsn-file="dsn"/>\n'
                                     "</mailconfd>"))
+        queries = ("<domains-query>" + default_query("kDomainsQuery") + "</domains-query>"
+                   "<logins-query>" + default_query("kLoginsQuery") + "</logins-query>")
+        with open(f"{work}/full.xml", "w") as f:
+            f.write(example.replace("</mailconfd>", '  <database driver="postgresql" dsn-file="dsn">'
+                                    + queries + "</database>\n</mailconfd>"))
         with open(f"{work}/domains.txt", "w") as f:
             for i in range(DOMAINS):
                 f.write(f"customer-{i:07d}.example\n")
@@ -149,24 +172,46 @@ def main():
         status, body = bench.fetch(database.url(path))
         assert status == 200 and f"<username>w{probe}p1</username>".encode() in body, (status, body[:300])
 
-        # Change to answer: one row changed, NOTIFY, the domain part read again and swapped in.
-        latencies = []
-        for n in range(CHANGES):
-            login = f"changed{n}x{probe}"
-            started = time.monotonic()
-            pg.sql(f"UPDATE mailconfd_mailbox SET login_name = '{login}' "
-                   f"WHERE username = 'u1@customer-{probe:07d}.example'")
-            deadline = started + 120
+        # Change to answer: one row changed, NOTIFY, the changed domain's rows read and merged
+        # (or, for the server without the change log, every row read again) and swapped in.
+        full = bench.Mailconfd(f"{work}/full.xml", binary=binary)
+        servers.append(full)
+        full_load = full.ready_seconds
+        status, body = bench.fetch(full.url(path))
+        assert status == 200 and f"<username>w{probe}p1</username>".encode() in body, (status, body[:300])
+        changes = {}
+        for name, server in (("log", database), ("full", full)):
+            # Peak RSS from here on: the load's own peak is not the changes'.
+            with open(f"/proc/{server.proc.pid}/clear_refs", "w") as f:
+                f.write("5")
+            latencies = []
+            for n in range(CHANGES):
+                login = f"{name}{n}x{probe}"
+                started = time.monotonic()
+                pg.sql(f"UPDATE mailconfd_mailbox SET login_name = '{login}' "
+                       f"WHERE username = 'u1@customer-{probe:07d}.example'")
+                deadline = started + 300
+                while time.monotonic() < deadline:
+                    if f"<username>{login}</username>".encode() in bench.fetch(server.url(path))[1]:
+                        break
+                    time.sleep(0.01)
+                else:
+                    raise SystemExit(f"database bench: the change was not served by {name} within 300 s")
+                latencies.append(time.monotonic() - started)
+                time.sleep(1)
+            # Both servers see every change: wait until the other one is done with them too.
+            other = full if server is database else database
+            deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
-                if f"<username>{login}</username>".encode() in bench.fetch(database.url(path))[1]:
+                if f"<username>{login}</username>".encode() in bench.fetch(other.url(path))[1]:
                     break
-                time.sleep(0.01)
-            else:
-                raise SystemExit("database bench: the change was not served within 120 s")
-            latencies.append(time.monotonic() - started)
-            time.sleep(1)
-        rss_peak = bench.peak_rss_kb(database.pids()) / 1024
-        rss_now = rss_kb(database.proc.pid) / 1024
+                time.sleep(0.1)
+            changes[name] = (latencies, bench.peak_rss_kb(server.pids()) / 1024,
+                             rss_kb(server.proc.pid) / 1024)
+        rss_peak = changes["log"][1]
+        rss_now = changes["log"][2]
+        full.stop()
+        servers.remove(full)
 
         file_server = bench.Mailconfd(f"{work}/file.xml", binary=binary)
         servers.append(file_server)
@@ -192,10 +237,15 @@ def main():
         print("| source | ready after start | RSS after load | peak RSS | change to answer median / max "
               "| GET c64 req/s | CPU µs/req |")
         print("|" + "---|" * 7)
+        latencies = changes["log"][0]
         print(f"| PostgreSQL | {load_seconds:.2f} s | {rss_loaded:.0f} MB | {rss_peak:.0f} MB "
               f"({rss_now:.0f} MB after {CHANGES} changes) "
               f"| {statistics.median(latencies):.2f} / {max(latencies):.2f} s "
               f"| {db_row['rps']:,.0f} | {db_row['cpu_us']:.1f} |")
+        full_latencies, full_peak, full_now = changes["full"]
+        print(f"| PostgreSQL, every row read per change (no change log) | {full_load:.2f} s | - "
+              f"| {full_peak:.0f} MB ({full_now:.0f} MB after {CHANGES} changes) "
+              f"| {statistics.median(full_latencies):.2f} / {max(full_latencies):.2f} s | - | - |")
         print(f"| file (same domains, no login names) | {file_load:.2f} s | {file_rss:.0f} MB | "
               f"{bench.peak_rss_kb(file_server.pids()) / 1024:.0f} MB | - "
               f"| {file_row['rps']:,.0f} | {file_row['cpu_us']:.1f} |")
@@ -204,7 +254,9 @@ def main():
               f"(rounds: database {per_round['database']}; file {per_round['file']}); "
               f"failed requests: {errors}")
         reloads = re.findall(r"reloaded .*\(postgresql\)", log)
-        print(f"database reloads logged: {len(reloads)}", flush=True)
+        updates = re.findall(r"postgresql: 1 changed domains read", log)
+        print(f"database reloads logged: {len(reloads)}, of them updates from the change log: "
+              f"{len(updates)}", flush=True)
         return 0 if errors == 0 else 1
     finally:
         for server in servers:

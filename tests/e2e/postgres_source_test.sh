@@ -76,7 +76,8 @@ sql -f "$source_dir/deploy/container/database/postfixadmin.sql"
 sql -f "$source_dir/deploy/database/postgresql.sql"
 sql <<'SQL'
 CREATE ROLE mailconfd LOGIN PASSWORD 'dsn-pass-7f3a';
-GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox,
+  mailconfd_change, mailconfd_changed TO mailconfd;
 INSERT INTO domain (domain) VALUES ('customer.example'), ('pop.example'), ('own.example'),
   ('local.example'), ('Upper.Example');
 INSERT INTO domain (domain, active) VALUES ('inactive.example', false);
@@ -188,7 +189,9 @@ grep -q "postgresql: skipped domain 'port25.example': smtp_host 'smtp.evil.examp
 
 step "LISTEN/NOTIFY under wrk load: a new domain, a changed login, a retargeted alias domain"
 alice="$base/mail/config-v1.1.xml?emailaddress=alice%40customer.example"
-wrk_start notify 4 "$alice"
+loads=$(metric mailconfd_source_loads_total)
+updates=$(metric mailconfd_source_updates_total)
+wrk_start notify 6 "$alice"
 sleep 0.5
 sql -c "INSERT INTO domain (domain) VALUES ('new.example')"
 ms1=$(wait_for "new domain served" served new.example)
@@ -197,6 +200,35 @@ ms2=$(wait_for "changed login served" eval "autoconfig 'alice%40customer.example
 sql -c "UPDATE alias_domain SET target_domain = 'own.example' WHERE alias_domain = 'alias.example'"
 ms3=$(wait_for "alias domain retargeted" eval "autoconfig 'x%40alias.example' | grep -q imap.own.example")
 echo "change to answer (after psql returned; the test checks every 20 ms): $ms1 ms, $ms2 ms, $ms3 ms"
+# Each change read only its domains' rows (the change log), none all rows.
+wait_for "three updates counted" eval "[ \"\$(metric mailconfd_source_updates_total)\" = $((updates + 3)) ]" >/dev/null
+expect "no full load for the changes" "$(metric mailconfd_source_loads_total)" "$loads"
+expect "updates logged" "$(grep -c 'postgresql: 1 changed domains read (change log' "$T/mailconfd.log")" 3
+
+step "changes read from the change log: a deleted domain, a row turned hostile and back"
+sql -c "INSERT INTO domain (domain) VALUES ('brief.example')"
+wait_for "brief.example served" served brief.example >/dev/null
+sql -c "DELETE FROM domain WHERE domain = 'brief.example'"
+wait_for "deleted domain gone" eval '! served brief.example' >/dev/null
+# An alias domain follows a change of its target: own.example's override reaches alias.example.
+sql -c "UPDATE mailconfd_domain SET smtp_host = 'smtp.evil.example:25' WHERE domain = 'own.example'"
+wait_for "hostile change skipped" eval '! served own.example' >/dev/null
+expect "its alias domain skipped with it" "$(status '/mail/config-v1.1.xml?emailaddress=a%40alias.example')" 404
+grep -q "postgresql: skipped domain 'own.example': smtp_host 'smtp.evil.example:25' is not a host name" \
+  "$T/mailconfd.log" || fail "the hostile change is not logged"
+expect "skipped rows gauge with the hostile change" "$(metric mailconfd_source_rows_skipped)" 8
+expect "the hostile change named by key" \
+  "$(metric 'mailconfd_source_row_skipped{table="domain",key="own.example"}')" 1
+expect "the row skipped before still named" \
+  "$(metric 'mailconfd_source_row_skipped{table="domain",key="port25.example"}')" 1
+sql -c "UPDATE mailconfd_domain SET smtp_host = 'smtp.own.example' WHERE domain = 'own.example'"
+wait_for "fixed row served again" served own.example >/dev/null
+wait_for "its alias domain again" served alias.example >/dev/null
+expect "skipped rows gauge after the fix" "$(metric mailconfd_source_rows_skipped)" 6
+expect "the fixed row no longer named" \
+  "$(metric 'mailconfd_source_row_skipped{table="domain",key="own.example"}')" ""
+expect "no full load for any change" "$(metric mailconfd_source_loads_total)" "$loads"
+expect "every change an update" "$(metric mailconfd_source_updates_total)" $((updates + 7))
 wrk_wait
 wrk_check notify
 expect "changed login" "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p4</username>')" 3
@@ -236,10 +268,13 @@ wrk_wait
 wrk_check kill
 wrk_check readyz
 grep -q "postgresql: connected again; reloading" "$T/mailconfd.log" || fail "reconnect not logged"
+expect "a full load after the reconnect" "$(metric mailconfd_source_loads_total)" $((loads + 1))
 expect "changed login after the reconnect" \
   "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p5</username>')" 3
+updates=$(metric mailconfd_source_updates_total)
 sql -c "INSERT INTO domain (domain) VALUES ('after.example')"
 wait_for "NOTIFY after the reconnect" served after.example >/dev/null
+expect "an update after the reconnect" "$(metric mailconfd_source_updates_total)" $((updates + 1))
 stop_mailconfd
 
 step "start with the database down: from the snapshot, then refused without one"
@@ -253,7 +288,7 @@ stop_mailconfd
 "$mailconfd" check "$T/mailconfd.xml" >"$T/check-snapshot.out" 2>"$T/check-snapshot.err" ||
   fail "check with the database down and a snapshot: exit $?"
 expect "check from the snapshot" "$(tail -n 1 "$T/check-snapshot.out")" \
-  "snapshot $T/snapshot: 10 domains, 2 login names, 6 rows skipped"
+  "snapshot $T/snapshot: 10 domains, 2 login names, 0 rows skipped"
 subcommands_down_test snapshot web12p5 postgresql
 rm "$T/snapshot"
 set +e
