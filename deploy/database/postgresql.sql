@@ -29,51 +29,47 @@ CREATE TABLE IF NOT EXISTS mailconfd_mailbox (
   login_name text NOT NULL      -- what the mailbox logs in with, e.g. web12p3
 );
 
--- The change log: every changed row of these tables adds the name of the domain it belongs to
--- under the next serial of mailconfd_change, in the same transaction. mailconfd reads only the
--- domains logged after the serial it last read (and the alias domains of those); a serial
--- without its row (a TRUNCATE, rows deleted from the log) makes it read every row instead.
--- Bumping the one row of mailconfd_change serializes the writing transactions (each waits for
--- the one before to commit), so serials are in commit order without gaps. Prune old rows at
--- will, e.g. daily: DELETE FROM mailconfd_changed WHERE at < now() - interval '1 day';
+-- The change log: each statement that changes rows of these tables adds the names of the
+-- domains they belong to (once each) under the next serials of mailconfd_change, in the same
+-- transaction. mailconfd reads only the domains logged after the serial it last read (and
+-- the alias domains of those); a serial without its row (a TRUNCATE, rows deleted from the
+-- log) makes it read every row instead. Bumping the one row of mailconfd_change serializes
+-- the writing transactions (each waits for the one before to commit), so serials are in
+-- commit order without gaps. Each statement bumps it once: a bulk change is best one
+-- statement (or a few) per transaction, not one statement per row. Prune old rows at will,
+-- e.g. daily: DELETE FROM mailconfd_changed WHERE at < now() - interval '1 day';
 CREATE TABLE IF NOT EXISTS mailconfd_change (
   serial bigint NOT NULL
 );
 INSERT INTO mailconfd_change (serial) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM mailconfd_change);
 CREATE TABLE IF NOT EXISTS mailconfd_changed (
   id     bigint PRIMARY KEY,  -- mailconfd_change.serial after this change
-  domain text NOT NULL,       -- the domain whose rows changed ('' would mean: every row)
+  domain text NOT NULL,       -- the domain whose rows changed
   at     timestamp with time zone NOT NULL DEFAULT now()
 );
 
-CREATE OR REPLACE FUNCTION mailconfd_log(domain text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE n bigint;
+-- TG_ARGV[0]: the domain of a row r of the table (its key, or a mailbox's domain part).
+CREATE OR REPLACE FUNCTION mailconfd_log() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  q text;
+  n bigint;
+  first bigint;
 BEGIN
-  UPDATE mailconfd_change SET serial = serial + 1 RETURNING serial INTO n;
-  INSERT INTO mailconfd_changed (id, domain) VALUES (n, domain);
-END $$;
-
-CREATE OR REPLACE FUNCTION mailconfd_changed_row() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE old_domain text; new_domain text;
-BEGIN
-  IF TG_OP <> 'INSERT' THEN
-    CASE TG_TABLE_NAME
-      WHEN 'alias_domain' THEN old_domain := OLD.alias_domain;
-      WHEN 'mailconfd_mailbox' THEN old_domain := substring(OLD.username from '[^@]*$');
-      ELSE old_domain := OLD.domain;
-    END CASE;
-    PERFORM mailconfd_log(old_domain);
+  IF TG_OP = 'INSERT' THEN
+    q := format('SELECT DISTINCT %s AS d FROM new_rows r', TG_ARGV[0]);
+  ELSIF TG_OP = 'DELETE' THEN
+    q := format('SELECT DISTINCT %s AS d FROM old_rows r', TG_ARGV[0]);
+  ELSE
+    q := format('SELECT %1$s AS d FROM old_rows r UNION SELECT %1$s FROM new_rows r',
+                TG_ARGV[0]);
   END IF;
-  IF TG_OP <> 'DELETE' THEN
-    CASE TG_TABLE_NAME
-      WHEN 'alias_domain' THEN new_domain := NEW.alias_domain;
-      WHEN 'mailconfd_mailbox' THEN new_domain := substring(NEW.username from '[^@]*$');
-      ELSE new_domain := NEW.domain;
-    END CASE;
-    IF old_domain IS DISTINCT FROM new_domain THEN
-      PERFORM mailconfd_log(new_domain);
-    END IF;
+  EXECUTE 'SELECT count(*) FROM (' || q || ') x WHERE d IS NOT NULL' INTO n;
+  IF n = 0 THEN
+    RETURN NULL;
   END IF;
+  UPDATE mailconfd_change SET serial = serial + n RETURNING serial - n INTO first;
+  EXECUTE 'INSERT INTO mailconfd_changed (id, domain) SELECT $1 + row_number() OVER (ORDER BY d), d '
+          'FROM (' || q || ') x WHERE d IS NOT NULL' USING first;
   RETURN NULL;
 END $$;
 
@@ -91,13 +87,27 @@ BEGIN
 END $$;
 
 DO $$
-DECLARE t text;
+DECLARE
+  t text;
+  domain_of text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['domain', 'alias_domain', 'mailbox', 'mailconfd_domain',
                          'mailconfd_mailbox'] LOOP
-    EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_changed_row ON %I', t);
-    EXECUTE format('CREATE TRIGGER mailconfd_changed_row AFTER INSERT OR UPDATE OR DELETE ON %I '
-                   'FOR EACH ROW EXECUTE FUNCTION mailconfd_changed_row()', t);
+    domain_of := CASE t WHEN 'alias_domain' THEN 'r.alias_domain'
+                        WHEN 'mailconfd_mailbox' THEN 'substring(r.username from ''[^@]*$'')'
+                        ELSE 'r.domain' END;
+    EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_log_i ON %I', t);
+    EXECUTE format('CREATE TRIGGER mailconfd_log_i AFTER INSERT ON %I REFERENCING NEW TABLE '
+                   'AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_log(%L)',
+                   t, domain_of);
+    EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_log_u ON %I', t);
+    EXECUTE format('CREATE TRIGGER mailconfd_log_u AFTER UPDATE ON %I REFERENCING OLD TABLE '
+                   'AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION mailconfd_log(%L)', t, domain_of);
+    EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_log_d ON %I', t);
+    EXECUTE format('CREATE TRIGGER mailconfd_log_d AFTER DELETE ON %I REFERENCING OLD TABLE '
+                   'AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_log(%L)',
+                   t, domain_of);
     EXECUTE format('DROP TRIGGER IF EXISTS mailconfd_truncated ON %I', t);
     EXECUTE format('CREATE TRIGGER mailconfd_truncated AFTER TRUNCATE ON %I '
                    'FOR EACH STATEMENT EXECUTE FUNCTION mailconfd_truncated()', t);

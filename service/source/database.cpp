@@ -80,6 +80,19 @@ bool read_serial(Connection& connection, std::optional<std::uint64_t>& serial, s
   return serial.has_value();
 }
 
+// The marker's serial, and whether the log can be read too (no rows: the serial's own and
+// later ones come from transactions this one does not see). False: error says why, and serial
+// is unset.
+bool read_change_log(Connection& connection, std::optional<std::uint64_t>& serial,
+                     std::string& error) {
+  if (!read_serial(connection, serial, error)) return false;
+  const bool readable = connection.query(
+      "SELECT count(*) FROM mailconfd_changed WHERE id > " + std::to_string(*serial), 1,
+      [](const std::vector<std::string_view>&) {}, error);
+  if (!readable) serial.reset();
+  return readable;
+}
+
 // The rest of fetch_changes's common table expression after k's range: e is every changed
 // domain and each alias domain of one (its choices and logins are its target's).
 constexpr std::string_view kChangedDomains =
@@ -168,7 +181,7 @@ std::optional<Rows> fetch(Connection& connection, const DatabaseOptions& options
              !ok) {
     error = "logins query: " + why;
   } else if (options.domains_query.empty() && options.logins_query.empty() &&
-             !read_serial(connection, rows.change_serial, why)) {
+             !read_change_log(connection, rows.change_serial, why)) {
     // Kept going: without the change log (an older deploy/database script, or no SELECT on
     // it) every change reads all rows, as before it existed.
     spdlog::warn("{}: change log not read ({}); every change reads all rows",
@@ -257,12 +270,16 @@ std::optional<Built> update_domains(const Config& config, const HostedDomains& p
     } else if (changes = fetch_changes(*connection, since, why); !changes) {
       record_failure("fetch");
     }
+    const bool connected = connection != nullptr;
     connection.reset();
-    if (!changes) {
+    if (!connected) {
       error = std::string(name) + ": " + why;
       return std::nullopt;
     }
-    if (changes->complete) {
+    if (!changes) {
+      // Connected, but the log could not be read (e.g. SELECT on it revoked): every row.
+      spdlog::warn("{}: {}; reading every row", name, why);
+    } else if (changes->complete) {
       if (changes->serial == since) return std::nullopt;  // nothing changed
       // The names as the part holds them, and (for the skipped-row gauges) as the rows spell
       // them too.
@@ -282,9 +299,10 @@ std::optional<Built> update_domains(const Config& config, const HostedDomains& p
       spdlog::info("{}: {} changed domains read (change log {} to {}), {} skipped rows", name,
                    changes->domains.size(), since, changes->serial, built.skipped.size());
       return built;
+    } else {
+      spdlog::info("{}: the change log cannot say what changed after {}; reading every row", name,
+                   since);
     }
-    spdlog::info("{}: the change log cannot say what changed after {}; reading every row", name,
-                 since);
   }
   full = true;
   return load_domains(config, &previous, {}, error);

@@ -229,6 +229,22 @@ expect "the fixed row no longer named" \
   "$(metric 'mailconfd_source_row_skipped{table="domain",key="own.example"}')" ""
 expect "no full load for any change" "$(metric mailconfd_source_loads_total)" "$loads"
 expect "every change an update" "$(metric mailconfd_source_updates_total)" $((updates + 7))
+# Without SELECT on the log every change reads every row, and says so.
+sql -c "REVOKE SELECT ON mailconfd_changed FROM mailconfd"
+sql -c "INSERT INTO domain (domain) VALUES ('revoked.example')"
+wait_for "a change without the log served" served revoked.example >/dev/null
+expect "a full load without the log" "$(metric mailconfd_source_loads_total)" $((loads + 1))
+grep -q "postgresql: change log: .*permission denied for table mailconfd_changed; reading every row" \
+  "$T/mailconfd.log" || fail "the unreadable change log is not logged"
+sql -c "GRANT SELECT ON mailconfd_changed TO mailconfd"
+sql -c "DELETE FROM domain WHERE domain = 'revoked.example'"
+wait_for "deleted again" eval '! served revoked.example' >/dev/null
+expect "a full load again (the part had no serial)" "$(metric mailconfd_source_loads_total)" $((loads + 2))
+updates=$(metric mailconfd_source_updates_total)
+sql -c "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
+wait_for "the log used again" eval "[ \"\$(metric mailconfd_source_updates_total)\" = $((updates + 1)) ]" >/dev/null
+expect "no full load with the log back" "$(metric mailconfd_source_loads_total)" $((loads + 2))
+loads=$(metric mailconfd_source_loads_total)
 wrk_wait
 wrk_check notify
 expect "changed login" "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p4</username>')" 3
