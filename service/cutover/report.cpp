@@ -263,25 +263,22 @@ Report build_report(const Config& config, const Scanner& scanner, Micros generat
   auto by_address = [](const Mailbox* a, const Mailbox* b) { return a->address < b->address; };
   std::sort(report.mailboxes.begin(), report.mailboxes.end(), by_address);
   std::sort(report.not_hosted.begin(), report.not_hosted.end(), by_address);
+  // Mailboxes sorted by address are not grouped by domain: the domains first, each once.
+  std::vector<std::string_view> domains;
+  domains.reserve(report.mailboxes.size());
   for (const Mailbox* m : report.mailboxes) {
-    const State state = state_of(*m);
-    ++report.summary[index(state)];
-    if (report.domains.empty() || report.domains.back().domain != m->domain) {
-      DomainRollup rollup;
-      rollup.domain = m->domain;
-      const Provider* provider = provider_of(config, m->domain);
-      rollup.provider = provider ? provider->id : "";
-      report.domains.push_back(std::move(rollup));
-    }
+    ++report.summary[index(state_of(*m))];
+    domains.push_back(m->domain);
   }
-  // Mailboxes sorted by address are not grouped by domain; count per domain separately.
-  std::sort(report.domains.begin(), report.domains.end(),
-            [](const DomainRollup& a, const DomainRollup& b) { return a.domain < b.domain; });
-  report.domains.erase(std::unique(report.domains.begin(), report.domains.end(),
-                                   [](const DomainRollup& a, const DomainRollup& b) {
-                                     return a.domain == b.domain;
-                                   }),
-                       report.domains.end());
+  std::sort(domains.begin(), domains.end());
+  domains.erase(std::unique(domains.begin(), domains.end()), domains.end());
+  report.domains.reserve(domains.size());
+  for (std::string_view domain : domains) {
+    DomainRollup& rollup = report.domains.emplace_back();
+    rollup.domain = domain;
+    const Provider* provider = provider_of(config, rollup.domain);
+    rollup.provider = provider ? provider->id : "";
+  }
   for (const Mailbox* m : report.mailboxes) {
     auto it = std::lower_bound(report.domains.begin(), report.domains.end(), m->domain,
                                [](const DomainRollup& rollup, const std::string& domain) {
@@ -291,15 +288,16 @@ Report build_report(const Config& config, const Scanner& scanner, Micros generat
     ++it->total;
   }
   // Most messages first, then by the address as text (each formatted once, not per compare).
-  std::vector<std::pair<std::string, const std::pair<const IpAddress, Unattributed>*>> ranked;
-  for (const auto& entry : scanner.unattributed())
-    ranked.emplace_back(to_string(entry.first), &entry);
+  std::vector<std::pair<std::string, std::pair<IpAddress, Unattributed>>> ranked;
+  scanner.unattributed().for_each([&ranked](const IpAddress& ip, const Unattributed& u) {
+    ranked.emplace_back(to_string(ip), std::pair(ip, u));
+  });
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
-    return a.second->second.messages != b.second->second.messages
-               ? a.second->second.messages > b.second->second.messages
+    return a.second.second.messages != b.second.second.messages
+               ? a.second.second.messages > b.second.second.messages
                : a.first < b.first;
   });
-  for (const auto& [text, entry] : ranked) report.unattributed.push_back(*entry);
+  for (const auto& [text, entry] : ranked) report.unattributed.push_back(entry);
 
   const ScanStats& stats = report.stats;
   if (stats.lines == 0) report.advice.push_back("No log lines were read.");

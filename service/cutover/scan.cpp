@@ -207,13 +207,12 @@ Scanner::Scanner(const Config& config, ScanOptions options)
 
 namespace {}  // namespace
 
-std::size_t Scanner::user_slot(std::string_view lower_case, std::uint64_t hash) const {
+std::size_t Scanner::user_slot(std::uint64_t hash) const {
   const std::size_t mask = user_slots_.size() - 1;
-  const auto tag = static_cast<std::uint32_t>(hash >> 32);
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const UserSlot& slot = user_slots_[i];
     if (slot.id == 0) return i;
-    if (slot.tag == tag && name(slot.id - 1) == lower_case) return i;
+    if (slot.hash == hash) return i;
   }
 }
 
@@ -223,26 +222,25 @@ std::uint32_t Scanner::intern(std::string_view user) {
     user_slots_.assign(user_slots_.empty() ? 1024 : user_slots_.size() * 2, UserSlot{});
     for (std::uint32_t id = 0; id < user_count(); ++id) {
       const std::uint64_t hash = keyed_hash(name(id));
-      user_slots_[user_slot(name(id), hash)] = {id + 1, static_cast<std::uint32_t>(hash >> 32)};
+      user_slots_[user_slot(hash)] = {id + 1, hash};
     }
   }
   ascii_lower_into(scratch_, user);
   const std::uint64_t hash = keyed_hash(scratch_);
-  const std::size_t slot = user_slot(scratch_, hash);
+  const std::size_t slot = user_slot(hash);
   if (user_slots_[slot].id != 0) return user_slots_[slot].id - 1;
   const auto id = static_cast<std::uint32_t>(user_count());
   names_ += scratch_;
   name_ends_.push_back(static_cast<std::uint32_t>(names_.size()));
-  resolved_.emplace_back();
   user_mailbox_.push_back(nullptr);
-  user_slots_[slot] = {id + 1, static_cast<std::uint32_t>(hash >> 32)};
+  user_slots_[slot] = {id + 1, hash};
   return id;
 }
 
 std::optional<std::uint32_t> Scanner::known_user(std::string_view user) {
   if (user_slots_.empty()) return std::nullopt;
   ascii_lower_into(scratch_, user);
-  const std::uint32_t id = user_slots_[user_slot(scratch_, keyed_hash(scratch_))].id;
+  const std::uint32_t id = user_slots_[user_slot(keyed_hash(scratch_))].id;
   if (id == 0) return std::nullopt;
   return id - 1;
 }
@@ -251,19 +249,6 @@ void Scanner::SenderDomain::assign(std::string_view sender) {
   const std::string_view domain = domain_part(sender);
   size = domain.size() <= sizeof text ? static_cast<std::uint8_t>(domain.size()) : 0;
   std::memcpy(text, domain.data(), size);
-}
-
-const Scanner::Resolved& Scanner::resolve(std::uint32_t user, std::string_view sender_domain) {
-  // A full address (or a configuration without local-part logins) maps the same way whatever
-  // the sender: resolved once per login name.
-  const std::string_view login = name(user);
-  if (!any_local_part_ || login.find('@') != std::string::npos) {
-    std::optional<Resolved>& cached = resolved_[user];
-    if (!cached) cached = resolve_login(login, sender_domain);
-    return *cached;
-  }
-  scratch_resolved_ = resolve_login(login, sender_domain);
-  return scratch_resolved_;
 }
 
 Scanner::Resolved Scanner::resolve_login(std::string_view user,
@@ -308,14 +293,10 @@ Scanner::Resolved Scanner::resolve_login(std::string_view user,
 }
 
 Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip) {
-  bool fresh = false;
-  if (who.mailbox == nullptr) {
-    auto [it, inserted] = mailboxes_.try_emplace(who.address);
-    fresh = inserted;
-    who.mailbox = &it->second;
-  }
-  Mailbox& m = *who.mailbox;
+  auto [it, fresh] = mailboxes_.try_emplace(who.address);
+  Mailbox& m = it->second;
   if (fresh) {
+    m.ips.reserve(4);  // one allocation for the usual few addresses instead of growing by one
     m.address = who.address;
     m.domain = who.domain;
     m.hosted = who.hosted;
@@ -331,9 +312,11 @@ Mailbox& Scanner::mailbox_of(std::uint32_t user, std::string_view sender_domain,
                              const IpAddress& ip) {
   Mailbox* cached = user_mailbox_[user];
   if (cached == nullptr) {
-    const Resolved& who = resolve(user, sender_domain);
-    Mailbox& m = mailbox(who, time, ip);
-    if (&who != &scratch_resolved_) user_mailbox_[user] = &m;
+    // A full address (or a configuration without local-part logins) maps the same way
+    // whatever the sender: its mailbox is remembered for the name.
+    const std::string_view login = name(user);
+    Mailbox& m = mailbox(resolve_login(login, sender_domain), time, ip);
+    if (!any_local_part_ || login.find('@') != std::string_view::npos) user_mailbox_[user] = &m;
     return m;
   }
   Mailbox& m = *cached;
@@ -414,10 +397,13 @@ bool Scanner::in_mynetworks(const IpAddress& ip) const {
 void Scanner::relay(const Pending& message) {
   const std::vector<std::uint32_t>& users = candidates(message.ip, message.time);
   if (users.empty()) {
-    if (unattributed_.size() < kMaxUnattributedIps || unattributed_.count(message.ip)) {
-      Unattributed& u = unattributed_[message.ip];
-      if (u.messages++ == 0) u.first_seen = message.time;
-      u.last_seen = message.time;
+    Unattributed* u = unattributed_.find(message.ip);
+    if (u == nullptr && unattributed_.size() < kMaxUnattributedIps) {
+      u = &unattributed_[message.ip];
+    }
+    if (u != nullptr) {
+      if (u->messages++ == 0) u->first_seen = message.time;
+      u->last_seen = message.time;
     }
     return;
   }
@@ -667,10 +653,10 @@ void Scanner::save(std::ostream& out) const {
     if (m.shared_with.empty()) out << '-';
     out << '\n';
   }
-  for (const auto& [ip, u] : unattributed_) {
+  unattributed_.for_each([&out](const IpAddress& ip, const Unattributed& u) {
     out << "unattributed\t" << to_string(ip) << '\t' << u.messages << '\t' << u.first_seen << '\t'
         << u.last_seen << '\n';
-  }
+  });
 }
 
 bool Scanner::load_line(std::string_view line, std::string& error) {

@@ -103,9 +103,7 @@ class Scanner {
   }
 
   const std::unordered_map<std::string, Mailbox>& mailboxes() const { return mailboxes_; }
-  const std::unordered_map<IpAddress, Unattributed, IpHash>& unattributed() const {
-    return unattributed_;
-  }
+  const FlatMap<IpAddress, Unattributed, IpHash>& unattributed() const { return unattributed_; }
   const ScanStats& stats() const { return stats_; }
   const ScanOptions& options() const { return options_; }
   // Live state: logins still inside the grace window and messages awaiting delivery.
@@ -169,9 +167,6 @@ class Scanner {
     std::string address;
     std::string domain;
     bool hosted = false;
-    // The mailbox once it has evidence (mailboxes_ never moves its values), so that the
-    // login → mailbox step costs no lookup by address after the first.
-    mutable Mailbox* mailbox = nullptr;
   };
 
   // The id of a login name (compared in ASCII lower case), interned when new.
@@ -183,17 +178,15 @@ class Scanner {
   }
   std::size_t user_count() const { return name_ends_.size(); }
   std::optional<std::uint32_t> known_user(std::string_view user);
-  // The slot in user_slots_ where the lower-case name is or would go (user_slots_ is not
-  // empty); hash is keyed_hash(lower_case).
-  std::size_t user_slot(std::string_view lower_case, std::uint64_t hash) const;
+  // The slot in user_slots_ where the name with this keyed_hash() of its lower case is or
+  // would go (user_slots_ is not empty).
+  std::size_t user_slot(std::uint64_t hash) const;
   // Maps a login name to its mailbox; sender_domain (of the envelope sender) decides the
   // domain of a bare login when several hosted domains use local-part logins.
   Resolved resolve_login(std::string_view user, std::string_view sender_domain) const;
-  // resolve_login for an interned user, cached when the sender cannot change the answer.
-  // The reference is valid until the next call.
-  const Resolved& resolve(std::uint32_t user, std::string_view sender_domain);
   Mailbox& mailbox(const Resolved& who, Micros time, const IpAddress& ip);
-  // mailbox(resolve(user, sender_domain), …) through user_mailbox_ once the mailbox exists.
+  // mailbox(resolve_login(name(user), sender_domain), …), through user_mailbox_ once the
+  // mailbox exists when the sender cannot change the answer.
   Mailbox& mailbox_of(std::uint32_t user, std::string_view sender_domain, Micros time,
                       const IpAddress& ip);
   // The users logged in from ip within the grace period around time (valid until next call).
@@ -221,20 +214,20 @@ class Scanner {
   // name id ends. No allocation per name.
   std::string names_;
   std::vector<std::uint32_t> name_ends_;
-  std::vector<std::optional<Resolved>> resolved_;  // index = id
   // The mailbox of a name whose resolution the sender cannot change, once it exists (8 bytes
-  // per name, so that the step from name to mailbox touches neither resolved_ nor the map).
+  // per name, so that the step from name to mailbox costs no lookup by address).
   std::vector<Mailbox*> user_mailbox_;  // index = id
   // Open addressing over the interned names, at most half full: id + 1 (0 = empty) and the
-  // upper half of the name's keyed hash in 8 bytes, so that the table of 50,000 names takes
-  // 1 MiB and a lookup compares one name in the arena.
+  // name's 64-bit keyed hash (SipHash under the process's secret key), which stands for the
+  // name: a lookup touches one slot and never the arena. Two names share a slot only if
+  // their hashes are equal, a chance of about n²/2⁶⁵ (10⁻¹⁰ for 50,000 names) that nobody
+  // without the key can raise by choosing names.
   struct UserSlot {
     std::uint32_t id = 0;
-    std::uint32_t tag = 0;
+    std::uint64_t hash = 0;
   };
   std::vector<UserSlot> user_slots_;
   std::string scratch_;
-  Resolved scratch_resolved_;
   std::vector<std::uint32_t> candidates_;
   std::vector<Mailbox*> shared_;  // relay() and denied(): the mailboxes of several candidates
   FlatMap<IpAddress, LoginList, IpHash> logins_;
@@ -246,7 +239,7 @@ class Scanner {
   std::deque<std::pair<Micros, IpAddress>> explicit_order_;
   FlatMap<QueueId, Pending, QueueIdHash> pending_;
   std::unordered_map<std::string, Mailbox> mailboxes_;
-  std::unordered_map<IpAddress, Unattributed, IpHash> unattributed_;
+  FlatMap<IpAddress, Unattributed, IpHash> unattributed_;  // at most kMaxUnattributedIps
   ScanStats stats_;
   Micros now_ = 0;
   Micros next_expiry_ = 0;

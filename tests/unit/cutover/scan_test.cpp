@@ -209,8 +209,10 @@ TEST_CASE(
            relay("10:02:00", "G4", "192.0.2.16", "x@elsewhere.test", "root@mail.local", "local"));
   CHECK(scanner.mailboxes().empty());
   REQUIRE(scanner.unattributed().size() == 1);
-  CHECK(scanner.unattributed().begin()->second.messages == 1);
-  CHECK(to_string(scanner.unattributed().begin()->first) == "192.0.2.16");
+  scanner.unattributed().for_each([](const IpAddress& ip, const Unattributed& u) {
+    CHECK(u.messages == 1);
+    CHECK(to_string(ip) == "192.0.2.16");
+  });
 }
 
 TEST_CASE("logins map back through the provider's login scheme") {
