@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -69,7 +70,8 @@ class FlatMap {
       hole = j;
     }
     slots_[hole].used = false;
-    slots_[hole].value = Value{};
+    // Release what the value holds; a plain value is overwritten when the slot is reused.
+    if constexpr (!std::is_trivially_destructible_v<Value>) slots_[hole].value = Value{};
     --size_;
     return true;
   }

@@ -138,7 +138,7 @@ class Scanner {
   // domain longer than any DNS name is kept empty: it can match no hosted domain either.
   struct SenderDomain {
     std::uint8_t size = 0;
-    char text[255] = {};
+    char text[255];  // only the first size bytes are ever read: not cleared per message
     void assign(std::string_view sender);
     std::string_view view() const { return {text, size}; }
   };
@@ -234,7 +234,7 @@ class Scanner {
   std::vector<Login> login_nodes_;  // the pool; free nodes are chained from free_login_
   std::uint32_t free_login_ = kNoLogin;
   std::size_t free_logins_ = 0;
-  std::deque<std::pair<Micros, IpAddress>> login_order_;
+  std::vector<IpAddress> emptied_;               // expire(): the IPs whose last login it dropped
   FlatMap<IpAddress, Micros, IpHash> explicit_;  // last INFO/reject_warning per IP
   std::deque<std::pair<Micros, IpAddress>> explicit_order_;
   FlatMap<QueueId, Pending, QueueIdHash> pending_;
@@ -244,6 +244,7 @@ class Scanner {
   Micros now_ = 0;
   Micros next_expiry_ = 0;
   Micros next_pending_sweep_ = 0;
+  Micros next_login_sweep_ = 0;
 };
 
 }  // namespace mailconfd::cutover
