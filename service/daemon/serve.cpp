@@ -320,8 +320,13 @@ void reload_journal_and_cockpit(const Config& next, std::unique_ptr<journal::Jou
         "reload: <cockpit> added: it starts at the next start; until then /cockpit "
         "answers 503");
   } else if (board != nullptr) {
-    spdlog::info("reload: <cockpit> report {} and password file ({} user(s)) in effect now",
-                 next.cockpit->report, next.cockpit->users.size());
+    if (next.cockpit->password_file.empty()) {
+      spdlog::info("reload: <cockpit> report {} in effect now (no password file: loopback only)",
+                   next.cockpit->report);
+    } else {
+      spdlog::info("reload: <cockpit> report {} and password file ({} user(s)) in effect now",
+                   next.cockpit->report, next.cockpit->users.size());
+    }
   }
 }
 

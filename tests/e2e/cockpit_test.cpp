@@ -341,6 +341,18 @@ TEST_CASE(
   CHECK(s.get("/mail/config-v1.1.xml?emailaddress=dora%40example.com").status == 200);
   std::this_thread::sleep_for(1500ms);
   CHECK(journaled(journal_file) == "alice@example.com\n");
+
+  // Without a password file the loopback admin listener is all it takes, and the log says so
+  // rather than counting the users of a file there is none of.
+  CHECK(admin_get(s.metrics_port(), "/cockpit").status == 401);
+  edit(setup.config, "s# password-file=\"other.passwd\"##");
+  REQUIRE(reload(s, 4));
+  log = s.log();
+  CHECK(log.find("reload: <cockpit> report " + setup.dir +
+                 "/scan.json in effect now (no password file: loopback only)") !=
+        std::string::npos);
+  CHECK(occurrences(log, "user(s)) in effect now") == 2);
+  CHECK(admin_get(s.metrics_port(), "/cockpit").status == 200);
 }
 
 TEST_CASE("reload: a cockpit added to a running server answers 503 until the next start") {
