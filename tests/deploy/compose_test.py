@@ -206,6 +206,14 @@ try:
             "through the proxy: the login name from the database")
     c.eq({r: podman("inspect", "--format", "{{.State.Pid}} {{.State.StartedAt}}", r).stdout
           for r in replicas}, started, "no replica was restarted")
+    for replica in replicas:
+        updates = re.search(r"\nmailconfd_source_updates_total (\d+)\n", admin(replica, "/metrics")[1])
+        # Three statements, three commits: one to three updates, as the watcher catches them.
+        c.check(updates is not None and 1 <= int(updates.group(1)) <= 3,
+                f"{replica} read only the changed domain (the change log, granted by the image)",
+                updates.group(0) if updates else "no mailconfd_source_updates_total")
+        c.check("change log not read" not in podman("logs", replica).stderr,
+                f"{replica} can read the change log")
 
     a = request(http_port, "GET", target)
     c.eq(a.status, 200, "autoconfig through the proxy")

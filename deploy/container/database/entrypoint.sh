@@ -34,7 +34,8 @@ if [ ! -s "$data/PG_VERSION" ]; then
   as_postgres "$bin/psql" -h /tmp -U postgres -d postfix -v ON_ERROR_STOP=1 -q <<'SQL'
 \getenv password MAILCONFD_PASSWORD
 CREATE ROLE mailconfd LOGIN PASSWORD :'password';
-GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox,
+  mailconfd_change, mailconfd_changed TO mailconfd;
 SQL
   unset MAILCONFD_PASSWORD
   roles="the role mailconfd"
