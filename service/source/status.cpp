@@ -135,7 +135,7 @@ void append_metrics(std::string& out, const HostedDomains& domains) {
                    kFailureKinds[i], s.failures[i]);
   }
   fmt::format_to(std::back_inserter(out),
-                 "# HELP mailconfd_source_rows_skipped Rows the last load skipped (policy or "
+                 "# HELP mailconfd_source_rows_skipped Rows skipped in what is served now (policy or "
                  "form); the log names each.\n"
                  "# TYPE mailconfd_source_rows_skipped gauge\n"
                  "mailconfd_source_rows_skipped {}\n"
