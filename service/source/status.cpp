@@ -134,15 +134,16 @@ void append_metrics(std::string& out, const HostedDomains& domains) {
     fmt::format_to(std::back_inserter(out), "mailconfd_source_failures_total{{kind=\"{}\"}} {}\n",
                    kFailureKinds[i], s.failures[i]);
   }
-  fmt::format_to(std::back_inserter(out),
-                 "# HELP mailconfd_source_rows_skipped Rows skipped in what is served now (policy or "
-                 "form); the log names each.\n"
-                 "# TYPE mailconfd_source_rows_skipped gauge\n"
-                 "mailconfd_source_rows_skipped {}\n"
-                 "# HELP mailconfd_source_row_skipped A row the last load skipped, by table and "
-                 "key (the first {}).\n"
-                 "# TYPE mailconfd_source_row_skipped gauge\n",
-                 s.rows.size(), kMaxListed);
+  fmt::format_to(
+      std::back_inserter(out),
+      "# HELP mailconfd_source_rows_skipped Rows skipped in what is served now (policy or "
+      "form); the log names each.\n"
+      "# TYPE mailconfd_source_rows_skipped gauge\n"
+      "mailconfd_source_rows_skipped {}\n"
+      "# HELP mailconfd_source_row_skipped A row the last load skipped, by table and "
+      "key (the first {}).\n"
+      "# TYPE mailconfd_source_row_skipped gauge\n",
+      s.rows.size(), kMaxListed);
   std::vector<const BadRow*> listed;
   for (const BadRow& row : s.rows) {
     if (listed.size() == kMaxListed) break;
