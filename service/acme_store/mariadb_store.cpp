@@ -5,14 +5,10 @@
 
 #include "acme_store/store.h"
 #include "source/mariadb.h"
+#include "source/mariadb_sql.h"
 
 namespace mailconfd::acme_store {
 namespace {
-
-struct ResultFree {
-  void operator()(MYSQL_RES* r) const { mysql_free_result(r); }
-};
-using Result = std::unique_ptr<MYSQL_RES, ResultFree>;
 
 class Mariadb final : public Store {
  public:
@@ -115,38 +111,17 @@ class Mariadb final : public Store {
 
  private:
   static std::string text(MYSQL_ROW row, const unsigned long* lengths, int i) {
-    return row[i] != nullptr ? std::string(row[i], lengths[i]) : std::string();
+    return source::mysql_text(row, lengths, i);
   }
-
-  // A string literal: quoted, escaped for the connection's character set.
   void quoted(std::string& sql, std::string_view value) {
-    const std::size_t at = sql.size();
-    sql.resize(at + 1 + value.size() * 2 + 1);
-    sql[at] = '\'';
-    const unsigned long n =
-        mysql_real_escape_string(handle_.get(), sql.data() + at + 1, value.data(), value.size());
-    sql.resize(at + 1 + n);
-    sql.push_back('\'');
+    source::append_mysql_literal(handle_.get(), sql, value);
   }
-
   template <typename Each>
   bool select(const char* sql, unsigned columns, const Each& each, std::string& error) {
-    if (!command(sql, error)) return false;
-    Result result(mysql_store_result(handle_.get()));
-    if (!result) return error = mysql_error(handle_.get()), false;
-    if (mysql_num_fields(result.get()) != columns) return error = "unexpected columns", false;
-    while (MYSQL_ROW row = mysql_fetch_row(result.get())) {
-      each(row, mysql_fetch_lengths(result.get()));
-    }
-    return true;
+    return source::mysql_select(handle_.get(), sql, columns, each, error);
   }
-
   bool command(std::string_view sql, std::string& error) {
-    if (mysql_real_query(handle_.get(), sql.data(), sql.size()) != 0) {
-      error = mysql_error(handle_.get());
-      return false;
-    }
-    return true;
+    return source::mysql_command(handle_.get(), sql, error);
   }
 
   source::MysqlHandle handle_;

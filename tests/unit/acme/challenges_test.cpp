@@ -14,13 +14,13 @@ TEST_CASE("acme: Tokens calls the hook after each change and finds shared answer
   std::vector<std::string> calls;
   tokens.set_hook([&](const std::string& token, const std::string* answer) {
     // The answer is already served locally when the hook runs.
-    calls.push_back(token + "=" + (answer ? *answer : "(erased)") + " local:" +
-                    tokens.find(token).value_or("-"));
+    calls.push_back(token + "=" + (answer ? *answer : "(erased)") +
+                    " local:" + tokens.find(token).value_or("-"));
   });
   tokens.put("tok1", "tok1.thumb");
   tokens.erase("tok1");
-  CHECK(calls == std::vector<std::string>{"tok1=tok1.thumb local:tok1.thumb",
-                                          "tok1=(erased) local:-"});
+  CHECK(calls ==
+        std::vector<std::string>{"tok1=tok1.thumb local:tok1.thumb", "tok1=(erased) local:-"});
   tokens.set_hook({});
   tokens.put("tok2", "own");
   CHECK(calls.size() == 2);  // no hook any more
