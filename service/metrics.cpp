@@ -134,8 +134,9 @@ void append_tls(std::string& out, const App& app) {
                  "mailconfd_acme_on_demand_total{{result=\"queued\"}} {}\n"
                  "mailconfd_acme_on_demand_total{{result=\"known\"}} {}\n"
                  "mailconfd_acme_on_demand_total{{result=\"full\"}} {}\n"
-                 "mailconfd_acme_on_demand_total{{result=\"refused\"}} {}\n",
-                 demands[0], demands[1], demands[2], demands[3]);
+                 "mailconfd_acme_on_demand_total{{result=\"refused\"}} {}\n"
+                 "mailconfd_acme_on_demand_total{{result=\"forwarded\"}} {}\n",
+                 demands[0], demands[1], demands[2], demands[3], demands[4]);
   fmt::format_to(std::back_inserter(out),
                  "# HELP mailconfd_acme_bad_nonces_total badNonce answers of the ACME CA, each "
                  "retried with the nonce it carried.\n"

@@ -119,14 +119,16 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
 
 -- The built-in ACME client's shared storage, when <acme dsn-file> puts it here: the account
 -- key, every certificate with its PRIVATE KEY (PEM, unencrypted: whoever can read these rows
--- can impersonate every name), and the http-01 answers of the order in progress, so that
--- every replica serves the same certificates and answers the CA. Only one replica issues at a
--- time (it holds GET_LOCK('mailconfd_acme') on its connection). Its user needs rights on these
--- tables and the sequence only, and no other user any right on them:
+-- can impersonate every name), the http-01 answers of the order in progress, so that every
+-- replica serves the same certificates and answers the CA, and the names a replica that does
+-- not issue asks the issuer for (on demand). Only one replica issues at a time (it holds
+-- GET_LOCK('mailconfd_acme') on its connection). Its user needs rights on these tables and the
+-- sequence only, and no other user any right on them:
 --   CREATE USER mailconfd_acme@'…' IDENTIFIED BY '…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_account TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_certificate TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_challenge TO mailconfd_acme@'…';
+--   GRANT SELECT, INSERT, DELETE ON postfix.mailconfd_acme_request TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT ON postfix.mailconfd_acme_version TO mailconfd_acme@'…';
 CREATE SEQUENCE IF NOT EXISTS mailconfd_acme_version;
 CREATE TABLE IF NOT EXISTS mailconfd_acme_account (
@@ -142,4 +144,8 @@ CREATE TABLE IF NOT EXISTS mailconfd_acme_certificate (
 CREATE TABLE IF NOT EXISTS mailconfd_acme_challenge (
   token  varchar(128) NOT NULL PRIMARY KEY,  -- http-01 token, while its order runs
   answer varchar(512) NOT NULL               -- the key authorization
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS mailconfd_acme_request (
+  name      varchar(253) NOT NULL PRIMARY KEY,          -- a wanted name, asked for at a handshake
+  requested datetime NOT NULL DEFAULT CURRENT_TIMESTAMP  -- rows an hour old are deleted unread
 ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

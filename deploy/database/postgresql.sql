@@ -147,13 +147,15 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
 
 -- The built-in ACME client's shared storage, when <acme dsn-file> puts it here: the account
 -- key, every certificate with its PRIVATE KEY (PEM, unencrypted: whoever can read these rows
--- can impersonate every name), and the http-01 answers of the order in progress, so that
--- every replica serves the same certificates and answers the CA. Only one replica issues at a
--- time (it holds the session-level advisory lock 7881696737120710246 on its connection). Its
--- role needs rights on these tables and the sequence only, and no other role any right on them:
+-- can impersonate every name), the http-01 answers of the order in progress, so that every
+-- replica serves the same certificates and answers the CA, and the names a replica that does
+-- not issue asks the issuer for (on demand). Only one replica issues at a time (it holds the
+-- session-level advisory lock 7881696737120710246 on its connection). Its role needs rights
+-- on these tables and the sequence only, and no other role any right on them:
 --   CREATE ROLE mailconfd_acme LOGIN PASSWORD '…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
 --     mailconfd_acme_certificate, mailconfd_acme_challenge TO mailconfd_acme;
+--   GRANT SELECT, INSERT, DELETE ON mailconfd_acme_request TO mailconfd_acme;
 --   GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
 CREATE SEQUENCE IF NOT EXISTS mailconfd_acme_version;
 CREATE TABLE IF NOT EXISTS mailconfd_acme_account (
@@ -169,4 +171,8 @@ CREATE TABLE IF NOT EXISTS mailconfd_acme_certificate (
 CREATE TABLE IF NOT EXISTS mailconfd_acme_challenge (
   token  text PRIMARY KEY,  -- http-01 token, while its order runs
   answer text NOT NULL      -- the key authorization
+);
+CREATE TABLE IF NOT EXISTS mailconfd_acme_request (
+  name      varchar(253) PRIMARY KEY,           -- a wanted name, asked for at a handshake
+  requested timestamptz NOT NULL DEFAULT now()  -- rows an hour old are deleted unread
 );

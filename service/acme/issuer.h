@@ -63,8 +63,11 @@ enum class Demand : std::size_t {
   Known,    // already wanted, queued or issued: nothing to do
   Full,     // the queue was full: dropped (asked again at a later handshake)
   Refused,  // not a name of a hosted domain or of the provider (never ordered)
+  // <acme dsn-file>, at a replica that does not issue: handed to the issuing replica through
+  // the database (acme_store/replica.h)
+  Forwarded,
 };
-inline constexpr std::size_t kDemands = 4;
+inline constexpr std::size_t kDemands = 5;
 std::array<std::uint64_t, kDemands> demands();  // process-wide, for /metrics
 void count_demand(Demand demand);
 

@@ -109,6 +109,35 @@ class Mariadb final : public Store {
         error);
   }
 
+  bool put_requests(const std::vector<std::string>& names, std::string& error) override {
+    if (names.empty()) return true;
+    // IGNORE: a name another replica asked for already stays as it is.
+    std::string sql = "INSERT IGNORE INTO mailconfd_acme_request (name) VALUES ";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      sql += i ? ",(" : "(";
+      quoted(sql, names[i]);
+      sql.push_back(')');
+    }
+    return command(sql, error);
+  }
+
+  bool take_requests(std::chrono::seconds max_age, std::size_t limit,
+                     std::vector<std::string>& names, std::string& error) override {
+    if (!command("DELETE FROM mailconfd_acme_request WHERE requested < NOW() - INTERVAL " +
+                     std::to_string(max_age.count()) + " SECOND",
+                 error)) {
+      return false;
+    }
+    const std::string sql = "DELETE FROM mailconfd_acme_request ORDER BY requested, name LIMIT " +
+                            std::to_string(limit) + " RETURNING name";
+    return select(
+        sql.c_str(), 1,
+        [&names](MYSQL_ROW row, const unsigned long* lengths) {
+          names.push_back(text(row, lengths, 0));
+        },
+        error);
+  }
+
  private:
   static std::string text(MYSQL_ROW row, const unsigned long* lengths, int i) {
     return source::mysql_text(row, lengths, i);

@@ -91,6 +91,35 @@ class Postgresql final : public Store {
     return true;
   }
 
+  bool put_requests(const std::vector<std::string>& names, std::string& error) override {
+    for (const std::string& name : names) {
+      if (!query("INSERT INTO mailconfd_acme_request (name) VALUES ($1) ON CONFLICT (name) DO "
+                 "NOTHING",
+                 {name.c_str()}, error)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool take_requests(std::chrono::seconds max_age, std::size_t limit,
+                     std::vector<std::string>& names, std::string& error) override {
+    const std::string age = std::to_string(max_age.count());
+    const std::string count = std::to_string(limit);
+    if (!query("DELETE FROM mailconfd_acme_request WHERE requested < now() - make_interval(secs "
+               "=> $1::bigint)",
+               {age.c_str()}, error)) {
+      return false;
+    }
+    Result r = query(
+        "DELETE FROM mailconfd_acme_request WHERE name IN (SELECT name FROM "
+        "mailconfd_acme_request ORDER BY requested, name LIMIT $1::bigint) RETURNING name",
+        {count.c_str()}, error);
+    if (!r) return false;
+    for (int i = 0; i < PQntuples(r.get()); ++i) names.push_back(text(r.get(), i, 0));
+    return true;
+  }
+
  private:
   static std::string text(const PGresult* r, int row, int column) {
     return {PQgetvalue(r, row, column), static_cast<std::size_t>(PQgetlength(r, row, column))};

@@ -66,10 +66,27 @@ Replica::~Replica() {
   stop_issuing();
 }
 
-std::optional<acme::Demand> Replica::request(const std::string& name) {
-  std::lock_guard lock(issuer_mutex_);
-  if (!issuer_) return std::nullopt;
-  return issuer_->request(name);
+acme::Demand Replica::request(const std::string& name) {
+  {
+    std::lock_guard lock(issuer_mutex_);
+    if (issuer_) return issuer_->request(name);
+  }
+  acme::Demand result = acme::Demand::Forwarded;
+  {
+    std::lock_guard lock(outbox_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    const auto it = forwarded_.find(name);
+    if (it != forwarded_.end() && now - it->second < options_.forward_again) {
+      result = acme::Demand::Known;
+    } else if (outbox_.size() >= options_.max_forward) {
+      result = acme::Demand::Full;
+    } else {
+      forwarded_[name] = now;
+      outbox_.push_back(name);
+    }
+  }
+  acme::count_demand(result);
+  return result;
 }
 
 void Replica::run(std::stop_token stop) {
@@ -80,6 +97,7 @@ void Replica::run(std::stop_token stop) {
     std::string error;
     bool ok = true;
     bool take_over = false;
+    std::vector<std::string> requests;  // on demand, from the other replicas
     {
       std::lock_guard lock(store_mutex_);
       if (!store_) {
@@ -97,13 +115,15 @@ void Replica::run(std::stop_token stop) {
           std::unordered_map<std::string, std::string> answers;
           ok = store_->challenges(answers, error);
           if (ok) tokens_->set_shared(std::move(answers));
+          if (ok) ok = forward_requests(error);
           if (ok && !announced) {
             spdlog::info("acme: another replica issues; certificates come from the database");
             announced = true;
           }
         }
       } else if (ok) {
-        ok = store_->ping(error);
+        ok = store_->take_requests(options_.request_lifetime, options_.take_per_poll, requests,
+                                   error);
         // Certificates issued while the database refused them: again now.
         for (auto it = unsaved_.begin(); ok && it != unsaved_.end();) {
           const std::string file = acme::certificates_directory(options_.storage) + "/" + *it;
@@ -117,6 +137,7 @@ void Replica::run(std::stop_token stop) {
     }
     if (ok && take_over) ok = become_issuer(error);
     if (ok && take_over) issuing = true;
+    if (ok && issuing) hand_to_issuer(std::move(requests));
     if (!ok) {
       if (!failing) spdlog::error("acme: the database: {}", error);
       failing = true;
@@ -221,6 +242,59 @@ void Replica::issued(const std::string& name, const std::string& file) {
     }
   }
   changed_(file);
+}
+
+bool Replica::forward_requests(std::string& error) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - minute_start_ >= std::chrono::minutes(1)) {
+    minute_start_ = now;
+    written_this_minute_ = 0;
+  }
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(outbox_mutex_);
+    std::erase_if(forwarded_,
+                  [&](const auto& sent) { return now - sent.second >= options_.forward_again; });
+    while (!outbox_.empty() && written_this_minute_ + names.size() < options_.forward_per_minute) {
+      names.push_back(std::move(outbox_.front()));
+      outbox_.pop_front();
+    }
+  }
+  if (names.empty()) return true;
+  if (!store_->put_requests(names, error)) {
+    std::lock_guard lock(outbox_mutex_);
+    outbox_.insert(outbox_.begin(), names.begin(), names.end());  // again after reconnecting
+    return false;
+  }
+  written_this_minute_ += names.size();
+  for (const std::string& name : names) {
+    spdlog::info("acme: asked the issuing replica for {} (on demand)", name);
+  }
+  return true;
+}
+
+void Replica::hand_to_issuer(std::vector<std::string> names) {
+  {
+    // Names a handshake asked for just before this replica began to issue.
+    std::lock_guard lock(outbox_mutex_);
+    names.insert(names.end(), outbox_.begin(), outbox_.end());
+    outbox_.clear();
+  }
+  if (names.empty()) return;
+  std::lock_guard lock(issuer_mutex_);
+  if (!issuer_) return;
+  for (const std::string& name : names) {
+    // The same guard as a handshake's, again: the row may be older than a reload, or not
+    // written by a replica at all. The name is not logged (it may be anything).
+    if (!options_.wanted || !options_.wanted(name)) {
+      acme::count_demand(acme::Demand::Refused);
+      spdlog::warn("acme: a name asked for through the database is not a wanted name: not ordered");
+      continue;
+    }
+    if (issuer_->request(name) == acme::Demand::Queued) {
+      spdlog::info("acme: {} asked for by another replica (on demand): queued", name);
+    }
+  }
 }
 
 void Replica::on_token(const std::string& token, const std::string* answer) {

@@ -9,19 +9,29 @@
 //    until the other replicas have read it, and then tells the CA; every certificate it issues
 //    goes to the database;
 //  * while it issues: checks the connection; when it is gone, so is the lock: the issuer stops,
-//    and another replica (or this one, reconnected) takes over.
+//    and another replica (or this one, reconnected) takes over;
+//  * on demand: a replica that does not issue hands a wanted name (the caller checked it) to
+//    the issuer through mailconfd_acme_request: request() only puts it in a bounded outbox,
+//    this thread writes it (at most forward_per_minute names a minute, each name again only
+//    after forward_again); the issuing replica takes the rows every poll interval, checks
+//    each name with wanted() again, queues it in its issuer and deletes the row (rows older
+//    than request_lifetime are deleted unread). The certificate then comes to every replica
+//    like any other.
 // Nothing here runs on a worker: request threads read only Tokens and the snapshot.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "acme/challenges.h"
 #include "acme/issuer.h"
@@ -35,6 +45,14 @@ struct ReplicaOptions {
   std::string storage;   // <acme storage>: account.key and certificates/ on this replica
   std::chrono::milliseconds poll{500};
   std::chrono::seconds reconnect{5};  // after the database failed
+  // On demand (see above): whether the issuing replica may order a name taken from the
+  // database (the same guard as a handshake's); safe from this replica's thread.
+  std::function<bool(const std::string& name)> wanted;
+  std::size_t max_forward = 1'000;          // names waiting in the outbox
+  std::size_t forward_per_minute = 100;     // rows this replica writes a minute
+  std::chrono::seconds forward_again{600};  // before the same name is written again
+  std::chrono::seconds request_lifetime{3600};
+  std::size_t take_per_poll = 1'000;  // rows the issuer takes each poll interval
 };
 
 class Replica {
@@ -50,9 +68,11 @@ class Replica {
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
-  // On demand: to the issuer when this replica issues; nullopt when it does not (the name is
-  // queued when a handshake for it reaches the issuing replica). One short lock.
-  std::optional<acme::Demand> request(const std::string& name);
+  // On demand, for a wanted name: to the issuer when this replica issues; else to the
+  // outbox for the issuing replica (Forwarded; Known when it was sent less than
+  // forward_again ago; Full when the outbox is full). Counted (acme::count_demand). Never
+  // waits for the database: two short locks.
+  acme::Demand request(const std::string& name);
 
  private:
   void run(std::stop_token stop);
@@ -61,6 +81,11 @@ class Replica {
   void stop_issuing();
   void issued(const std::string& name, const std::string& file);       // on the issuer's thread
   void on_token(const std::string& token, const std::string* answer);  // likewise
+  // The outbox's names to the database, within the rate bound (store_mutex_ held).
+  bool forward_requests(std::string& error);
+  // The issuer's side: the requests taken from the database (and this replica's outbox) to
+  // the issuer, each checked with wanted().
+  void hand_to_issuer(std::vector<std::string> names);
 
   ReplicaOptions options_;
   std::shared_ptr<acme::Tokens> tokens_;
@@ -72,6 +97,11 @@ class Replica {
   std::unique_ptr<acme::Issuer> issuer_;
   std::set<std::string> unsaved_;  // issued names the database did not take yet (store_mutex_)
   std::int64_t version_ = 0;       // the newest certificate version loaded
+  std::mutex outbox_mutex_;
+  std::deque<std::string> outbox_;  // on-demand names for the issuing replica
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> forwarded_;  // when
+  std::chrono::steady_clock::time_point minute_start_{};  // the rate bound's window
+  std::size_t written_this_minute_ = 0;
   std::mutex wait_mutex_;
   std::condition_variable_any wake_;
   std::jthread thread_;  // last

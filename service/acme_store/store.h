@@ -7,6 +7,7 @@
 // call blocks: only the replica's own thread and the issuer's thread use a store.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +46,13 @@ class Store {
   virtual bool erase_challenge(const std::string& token, std::string& error) = 0;
   virtual bool challenges(std::unordered_map<std::string, std::string>& out,
                           std::string& error) = 0;
+  // On demand at a replica that does not issue: asks the issuer for these names (rows of
+  // mailconfd_acme_request; a name already there stays as it is, with its time).
+  virtual bool put_requests(const std::vector<std::string>& names, std::string& error) = 0;
+  // The issuer's side: deletes the requests older than max_age (the database's clock), then
+  // takes (deletes and returns) at most limit of the others, oldest first.
+  virtual bool take_requests(std::chrono::seconds max_age, std::size_t limit,
+                             std::vector<std::string>& names, std::string& error) = 0;
 };
 
 // Connects with dsn (libpq's connection string or URI; connect timeout 5 s, statements at most

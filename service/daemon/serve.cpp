@@ -464,6 +464,9 @@ int serve(ServeSetup setup) {
                         app->config->database->driver == DatabaseOptions::Driver::Mariadb;
       options.dsn = acme.dsn;
       options.storage = acme.storage;
+      options.wanted = [&publisher](const std::string& name) {
+        return wanted_name(*publisher.current(), name);
+      };
       spdlog::info("acme: account and certificates shared through the {} database",
                    options.mariadb ? "MariaDB" : "PostgreSQL");
       replica = std::make_unique<acme_store::Replica>(
@@ -477,8 +480,8 @@ int serve(ServeSetup setup) {
     }
     // On demand: a handshake for a name no certificate covers asks the issuer, if the name is
     // wanted in the snapshot being served (a reload changes the hosted domains and opt-ins).
-    // A replica that does not issue asks nothing: the name is queued when a handshake for it
-    // reaches the issuing one.
+    // A replica that does not issue hands a hosted name to the issuing one through the
+    // database (acme_store/replica.h), off the request path.
     if (acme.on_demand) {
       tls::set_uncovered_name_hook(
           [&publisher, issuer = issuer.get(), replica = replica.get()](std::string_view name) {
@@ -486,7 +489,11 @@ int serve(ServeSetup setup) {
               acme::count_demand(acme::Demand::Refused);
               return;
             }
-            if (replica) {
+            const std::vector<std::string>& own = publisher.current()->config->acme->names;
+            if (replica && std::find(own.begin(), own.end(), name) != own.end()) {
+              // <acme names> are on every issuer's walk: nothing to hand over.
+              acme::count_demand(acme::Demand::Known);
+            } else if (replica) {
               replica->request(std::string(name));
             } else {
               issuer->request(std::string(name));

@@ -9,9 +9,11 @@
 #   1. A starts first and issues (the database's lock), B starts and does not; A's certificate
 #      for one.provider.example (validated against A) reaches B through the database, and
 #      both serve it by SNI with the same SHA-256 fingerprint; its key file on B is 0600;
-#   2. a challenge answered by the replica that does not issue: a handshake at A for
-#      autoconfig.customer.example (on demand) makes A order it, Pebble validates against B
-#      (127.0.0.2), which answers from the database; both then serve the same certificate;
+#   2. on demand at the replica that does not issue, and a challenge answered by it: a
+#      handshake at B for autoconfig.customer.example puts it in mailconfd_acme_request, A
+#      takes it and orders it, Pebble validates against B (127.0.0.2), which answers from the
+#      database; both then serve the same certificate and the request is gone; an unhosted
+#      name at B writes no request, and a row for a name that is not wanted is not ordered;
 #   3. A killed (SIGKILL): B takes over the lock, orders nothing for the names it has, and
 #      issues autodiscover.customer.example at its first handshake (validated against itself);
 #   4. A started again: it does not issue, loads all three certificates from the database and
@@ -130,6 +132,7 @@ GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailb
 CREATE ROLE mailconfd_acme LOGIN PASSWORD 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
   mailconfd_acme_certificate, mailconfd_acme_challenge TO mailconfd_acme;
+GRANT SELECT, INSERT, DELETE ON mailconfd_acme_request TO mailconfd_acme;
 GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
 SQL
   printf 'host=%s dbname=mail user=mailconfd password=source-pass-1b\n' "$T/sock" > "$T/dsn"
@@ -155,6 +158,7 @@ CREATE USER mailconfd_acme@'127.0.0.1' IDENTIFIED BY 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_account TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_certificate TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_challenge TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT, DELETE ON mail.mailconfd_acme_request TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT ON mail.mailconfd_acme_version TO mailconfd_acme@'127.0.0.1';
 SQL
   printf 'host=127.0.0.1 port=%s user=mailconfd password=source-pass-1b dbname=mail\n' "$port" > "$T/dsn"
@@ -302,14 +306,38 @@ expect "B's copy of the certificate" "$(stat -c %a "$T/acme-b/certificates/one.p
 expect "the default for an unhosted name" "$(issuer_of "$b_tls" www.unhosted.example)" "issuer=CN = default.test"
 expect "orders so far" "$(orders)" 1
 logged b 'acme: issued' && fail "B issued"
+# metric ADDRESS NAME: one value of mailconfd's /metrics (on its plain listener).
+metric() {
+  curl -sf "http://$1:$http_port/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+on_demand() { metric "$1" "mailconfd_acme_on_demand_total{result=\"$2\"}"; }
+requests() { echo 'SELECT count(*) FROM mailconfd_acme_request;' | sql; }
+# The guard comes before anything is written: refused at the handshake, nothing forwarded.
+expect "B refused the unhosted name" "$(on_demand 127.0.0.2 refused)" 1
+expect "B forwarded nothing" "$(on_demand 127.0.0.2 forwarded)" 0
+sleep 1  # two poll intervals of B's thread
+expect "no request row for the unhosted name" "$(requests)" 0
 
-step "2. A orders autoconfig.customer.example on demand; Pebble validates against B"
-issuer_of "$a_tls" autoconfig.customer.example >/dev/null  # the first handshake: the default
+step "2. on demand at B: A orders autoconfig.customer.example; Pebble validates against B"
+known_before=$(on_demand 127.0.0.2 known)  # handshakes for one.provider.example before B had it
+issuer_of "$b_tls" autoconfig.customer.example >/dev/null  # the first handshake: the default
+issuer_of "$b_tls" autoconfig.customer.example >/dev/null  # again, before A can have issued it
+expect "B forwarded the name once" "$(on_demand 127.0.0.2 forwarded)" 1
+expect "B: the second handshake found it forwarded" "$(on_demand 127.0.0.2 known)" \
+  $((known_before + 1))
+wait_for "B wrote the request" \
+  logged b 'acme: asked the issuing replica for autoconfig.customer.example (on demand)' >/dev/null
+wait_for "A took it" \
+  logged a 'acme: autoconfig.customer.example asked for by another replica (on demand): queued' \
+  >/dev/null
 wait_for "autoconfig.customer.example in the database" stored autoconfig.customer.example >/dev/null
 wait_for "B serves autoconfig.customer.example" from_pebble "$b_tls" autoconfig.customer.example >/dev/null
 wait_for "A serves autoconfig.customer.example" from_pebble "$a_tls" autoconfig.customer.example >/dev/null
 expect "A and B serve the same certificate for autoconfig.customer.example" \
   "$(fingerprint "$b_tls" autoconfig.customer.example)" "$(fingerprint "$a_tls" autoconfig.customer.example)"
+expect "B serves the stored certificate for autoconfig.customer.example" \
+  "$(fingerprint "$b_tls" autoconfig.customer.example)" \
+  "$(stored_pem autoconfig.customer.example | openssl x509 -noout -fingerprint -sha256 | cut -d= -f2)"
 expect "orders so far" "$(orders)" 2
 challenges() { grep -c 'GET /.well-known/acme-challenge/[A-Za-z0-9_-]* 200 ' "$T/$1.log" || true; }
 # Pebble asks three times per challenge (its multi-perspective validation).
@@ -319,6 +347,15 @@ expect "challenge answers by B (autoconfig.customer.example, from the database)"
 expect "A's orders, each logged" "$(grep -c 'acme: issued a certificate for' "$T/a.log")" 2
 logged b 'acme: issued' && fail "B issued"
 expect "no challenge left in the database" "$(echo 'SELECT count(*) FROM mailconfd_acme_challenge;' | sql)" 0
+expect "no request left in the database" "$(requests)" 0
+expect "A queued it once" "$(on_demand 127.0.0.1 queued)" 1
+# A row for a name that is not wanted (not written by a replica): the issuer checks it again.
+echo "INSERT INTO mailconfd_acme_request (name) VALUES ('www.customer.example');" | sql
+wait_for "A refuses a requested name that is not wanted" \
+  logged a 'acme: a name asked for through the database is not a wanted name: not ordered' >/dev/null
+wait_for "and deletes the row" eval '[ "$(requests)" = 0 ]' >/dev/null
+expect "A's refusals" "$(on_demand 127.0.0.1 refused)" 1
+expect "orders after the unwanted request" "$(orders)" 2
 
 step "3. A killed: B takes over"
 kill -KILL "$a_pid"
