@@ -1,7 +1,8 @@
 // An open-addressing hash map (linear probing, backward-shift deletion, no tombstones) for
 // the scan's per-line state: one probe sequence in one array instead of a chain of nodes,
-// and no allocation per entry. Pointers to values are valid only until the next insert or
-// erase (either may move entries).
+// and no allocation per entry; a table of a huge page or more lives in huge pages
+// (huge_pages.h). Pointers to values are valid only until the next insert or erase (either may
+// move entries).
 #pragma once
 
 #include <cstddef>
@@ -9,6 +10,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "cutover/huge_pages.h"
 
 namespace mailconfd::cutover {
 
@@ -100,8 +103,8 @@ class FlatMap {
   std::size_t home(const Key& key) const { return Hash{}(key)&mask_; }
 
   void grow() {
-    std::vector<Slot> old = std::move(slots_);
-    slots_ = std::vector<Slot>(old.empty() ? 16 : old.size() * 2);
+    Slots old = std::move(slots_);
+    slots_ = Slots(old.empty() ? 16 : old.size() * 2);
     mask_ = slots_.size() - 1;
     size_ = 0;
     for (Slot& slot : old) {
@@ -113,7 +116,8 @@ class FlatMap {
     }
   }
 
-  std::vector<Slot> slots_;
+  using Slots = std::vector<Slot, HugePageAllocator<Slot>>;
+  Slots slots_;
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
 };

@@ -40,12 +40,6 @@ bool same_domain(std::string_view a, std::string_view b) {
   return true;
 }
 
-void add_limited(std::vector<IpAddress>& list, const IpAddress& ip) {
-  if (list.size() < kMaxListed && std::find(list.begin(), list.end(), ip) == list.end()) {
-    list.push_back(ip);
-  }
-}
-
 void add_limited(std::vector<std::string>& list, const std::string& name) {
   if (list.size() < kMaxListed && std::find(list.begin(), list.end(), name) == list.end()) {
     list.push_back(name);
@@ -125,6 +119,20 @@ std::size_t Scanner::QueueIdHash::operator()(const QueueId& id) const {
   hash ^= hash >> 32;
   hash *= 0xBF58476D1CE4E5B9ULL;
   return static_cast<std::size_t>(hash ^ (hash >> 29));
+}
+
+void IpList::add(const IpAddress& ip) {
+  const std::size_t inline_size = std::min<std::size_t>(size_, kInline);
+  for (std::size_t i = 0; i < inline_size; ++i) {
+    if (inline_[i] == ip) return;
+  }
+  if (size_ < kInline) {
+    inline_[size_++] = ip;
+    return;
+  }
+  if (size_ >= kMax || std::find(more_.begin(), more_.end(), ip) != more_.end()) return;
+  more_.push_back(ip);
+  ++size_;
 }
 
 std::string_view to_string(State state) {
@@ -296,7 +304,6 @@ Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip)
   auto [it, fresh] = mailboxes_.try_emplace(who.address);
   Mailbox& m = it->second;
   if (fresh) {
-    m.ips.reserve(4);  // one allocation for the usual few addresses instead of growing by one
     m.address = who.address;
     m.domain = who.domain;
     m.hosted = who.hosted;
@@ -304,7 +311,7 @@ Mailbox& Scanner::mailbox(const Resolved& who, Micros time, const IpAddress& ip)
   }
   m.first_seen = std::min(m.first_seen, time);
   m.last_seen = std::max(m.last_seen, time);
-  add_limited(m.ips, ip);
+  m.ips.add(ip);
   return m;
 }
 
@@ -322,7 +329,7 @@ Mailbox& Scanner::mailbox_of(std::uint32_t user, std::string_view sender_domain,
   Mailbox& m = *cached;
   m.first_seen = std::min(m.first_seen, time);
   m.last_seen = std::max(m.last_seen, time);
-  add_limited(m.ips, ip);
+  m.ips.add(ip);
   return m;
 }
 
@@ -752,7 +759,7 @@ bool Scanner::load_line(std::string_view line, std::string& error) {
       for (std::string_view text : split(f[21], ',')) {
         const auto ip = parse_ip(text);
         if (!ip) return bad(kind);
-        add_limited(m.ips, *ip);
+        m.ips.add(*ip);
       }
     }
     if (f[22] != "-") {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <iosfwd>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "config/config.h"
 #include "cutover/event.h"
 #include "cutover/flat_map.h"
+#include "cutover/huge_pages.h"
 #include "cutover/log_line.h"
 #include "cutover/net.h"
 
@@ -41,8 +43,32 @@ inline constexpr State kStates[] = {State::AtRisk, State::Ambiguous, State::Brok
                                     State::LoginFailing, State::Switched};
 std::string_view to_string(State state);
 
+// A mailbox's client IPs, first seen first, at most kMax: the first few inside the record
+// itself (every event of a mailbox looks its IP up here, and the record is already in the
+// cache), any more in one block beside it.
+class IpList {
+ public:
+  static constexpr std::size_t kMax = 16;
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const IpAddress& operator[](std::size_t i) const {
+    return i < kInline ? inline_[i] : more_[i - kInline];
+  }
+  // Appends ip unless it is listed already or the list is full.
+  void add(const IpAddress& ip);
+
+ private:
+  static constexpr std::size_t kInline = 4;
+  std::uint8_t size_ = 0;
+  IpAddress inline_[kInline];
+  std::vector<IpAddress> more_;
+};
+
 // What the logs say about one mailbox. Times are 0 when never seen.
 struct Mailbox {
+  // First the fields every event of the mailbox updates, next to each other.
+  Micros first_seen = 0, last_seen = 0;
+  IpList ips;                 // client IPs of its evidence, first seen first; ≤ 16
   std::string address;        // lower case; for a mailbox that is not hosted, the login as logged
   std::string domain;         // empty when the login has no domain and maps to none
   bool hosted = false;        // the domain is in the configuration
@@ -55,10 +81,8 @@ struct Mailbox {
   std::uint64_t denied_shared = 0;
   std::uint64_t denied_sender_matches = 0;
   std::uint64_t login_failures = 0;  // SASL authentication failed for its login name
-  Micros first_seen = 0, last_seen = 0;
   Micros last_relay = 0, last_shared_relay = 0, last_auth = 0, last_denied = 0,
          last_shared_denied = 0, last_failure = 0;
-  std::vector<IpAddress> ips;            // client IPs of its evidence, first seen first; ≤ 16
   std::vector<std::string> shared_with;  // other candidates at its IPs; ≤ 16
 };
 
@@ -86,6 +110,10 @@ struct Unattributed {
   Micros first_seen = 0, last_seen = 0;
 };
 
+// The mailboxes by address. Their records live in huge pages (huge_pages.h): the join
+// reaches one of them at random per event.
+using MailboxMap = std::pmr::unordered_map<std::string, Mailbox>;
+
 class Scanner {
  public:
   // config must outlive the scanner (hosted domains and login schemes).
@@ -102,7 +130,7 @@ class Scanner {
     stats_.bytes += bytes;
   }
 
-  const std::unordered_map<std::string, Mailbox>& mailboxes() const { return mailboxes_; }
+  const MailboxMap& mailboxes() const { return mailboxes_; }
   const FlatMap<IpAddress, Unattributed, IpHash>& unattributed() const { return unattributed_; }
   const ScanStats& stats() const { return stats_; }
   const ScanOptions& options() const { return options_; }
@@ -216,7 +244,7 @@ class Scanner {
   std::vector<std::uint32_t> name_ends_;
   // The mailbox of a name whose resolution the sender cannot change, once it exists (8 bytes
   // per name, so that the step from name to mailbox costs no lookup by address).
-  std::vector<Mailbox*> user_mailbox_;  // index = id
+  std::vector<Mailbox*, HugePageAllocator<Mailbox*>> user_mailbox_;  // index = id
   // Open addressing over the interned names, at most half full: id + 1 (0 = empty) and the
   // name's 64-bit keyed hash (SipHash under the process's secret key), which stands for the
   // name: a lookup touches one slot and never the arena. Two names share a slot only if
@@ -226,19 +254,22 @@ class Scanner {
     std::uint32_t id = 0;
     std::uint64_t hash = 0;
   };
-  std::vector<UserSlot> user_slots_;
+  std::vector<UserSlot, HugePageAllocator<UserSlot>> user_slots_;
   std::string scratch_;
   std::vector<std::uint32_t> candidates_;
   std::vector<Mailbox*> shared_;  // relay() and denied(): the mailboxes of several candidates
   FlatMap<IpAddress, LoginList, IpHash> logins_;
-  std::vector<Login> login_nodes_;  // the pool; free nodes are chained from free_login_
+  std::vector<Login, HugePageAllocator<Login>>
+      login_nodes_;  // the pool; free nodes are chained from free_login_
   std::uint32_t free_login_ = kNoLogin;
   std::size_t free_logins_ = 0;
   std::vector<IpAddress> emptied_;               // expire(): the IPs whose last login it dropped
   FlatMap<IpAddress, Micros, IpHash> explicit_;  // last INFO/reject_warning per IP
   std::deque<std::pair<Micros, IpAddress>> explicit_order_;
   FlatMap<QueueId, Pending, QueueIdHash> pending_;
-  std::unordered_map<std::string, Mailbox> mailboxes_;
+  HugePageResource huge_pages_;
+  std::pmr::monotonic_buffer_resource mailbox_memory_{kHugePage, &huge_pages_};
+  MailboxMap mailboxes_{&mailbox_memory_};
   FlatMap<IpAddress, Unattributed, IpHash> unattributed_;  // at most kMaxUnattributedIps
   ScanStats stats_;
   Micros now_ = 0;
