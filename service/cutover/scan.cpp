@@ -135,6 +135,14 @@ void IpList::add(const IpAddress& ip) {
   ++size_;
 }
 
+bool IpList::operator==(const IpList& other) const {
+  if (size_ != other.size_) return false;
+  for (std::size_t i = 0; i < size_; ++i) {
+    if (!((*this)[i] == other[i])) return false;
+  }
+  return true;
+}
+
 std::string_view to_string(State state) {
   switch (state) {
     case State::AtRisk:
@@ -526,6 +534,7 @@ void Scanner::add(Micros time, const Event& event) {
     case EventKind::MapAdd: {
       const auto ip = parse_ip(event.ip);
       if (!ip) return;
+      logins_.prefetch(*ip);  // its slot arrives while the name is looked up
       const std::uint32_t user = intern(event.user);
       LoginList& list = logins_[*ip];
       Login* same = nullptr;
@@ -583,6 +592,7 @@ void Scanner::add(Micros time, const Event& event) {
       const auto qid = QueueId::from(event.queue_id);
       const Pending* message = qid ? live_message(*qid) : nullptr;
       if (message == nullptr || message->authenticated) return;
+      logins_.prefetch(message->ip);  // relay()'s candidates, while remote() looks up the domain
       if (!remote(event.recipient, event.agent)) return;
       relay(*message);
       pending_.erase(*qid);

@@ -56,6 +56,7 @@ class IpList {
   }
   // Appends ip unless it is listed already or the list is full.
   void add(const IpAddress& ip);
+  bool operator==(const IpList& other) const;
 
  private:
   static constexpr std::size_t kInline = 4;

@@ -388,3 +388,30 @@ TEST_CASE("a state file with a queue ID longer than Postfix writes is refused") 
       scanner.load_line("pending\t" + std::string(33, 'A') + "\t192.0.2.1\t5\t0\t0\tx@y", error));
   CHECK(error == "bad pending record");
 }
+
+TEST_CASE("a mailbox's IP list keeps the first 16 distinct addresses in order, inline and beyond") {
+  IpList list;
+  CHECK(list.empty());
+  for (int round = 0; round < 2; ++round) {  // the second round adds nothing: all are listed
+    for (int i = 0; i < 20; ++i) list.add(*parse_ip("192.0.2." + std::to_string(i)));
+  }
+  REQUIRE(list.size() == IpList::kMax);
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    CHECK(to_string(list[i]) == "192.0.2." + std::to_string(i));
+  }
+  // An address seen again, inline (the second) or beyond (the sixth), is not listed twice.
+  IpList few;
+  for (const char* ip : {"2001:db8::1", "::ffff:192.0.2.1", "192.0.2.1", "2001:db8::2",
+                         "2001:db8::3", "2001:db8::4", "2001:db8::5", "192.0.2.1", "2001:db8::5"}) {
+    few.add(*parse_ip(ip));
+  }
+  REQUIRE(few.size() == 6);
+  CHECK(to_string(few[1]) == "192.0.2.1");
+  CHECK(to_string(few[5]) == "2001:db8::5");
+  IpList same;
+  for (std::size_t i = 0; i < few.size(); ++i) same.add(few[i]);
+  CHECK(same == few);
+  same.add(*parse_ip("2001:db8::6"));
+  CHECK_FALSE(same == few);
+  CHECK_FALSE(list == few);
+}
