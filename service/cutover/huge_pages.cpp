@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__SANITIZE_ADDRESS__)  // GCC
 #define MAILCONFD_ASAN 1
@@ -17,7 +18,7 @@ namespace mailconfd::cutover {
 // Under AddressSanitizer the memory comes from operator new, so that its checks and its leak
 // scan (which follows pointers only through the heap it knows) see what lives there.
 #if defined(MAILCONFD_ASAN)
-void* allocate_huge(std::size_t bytes) { return ::operator new(bytes); }
+void* allocate_huge(std::size_t bytes) { return std::memset(::operator new(bytes), 0, bytes); }
 void free_huge(void* memory, std::size_t) noexcept { ::operator delete(memory); }
 #else
 namespace {
