@@ -216,42 +216,60 @@ def median_row(rows):
 
 def journal_rows(work, started):
     """The settings journal's cost: GET autoconfig with a new address on every request (nothing
-    folds), keep-alive, 64 connections, against the same binary with the journal off; the two
-    alternate, at least 3 rounds, median."""
+    folds; each run has addresses of its own, so no run repeats another's), keep-alive, 64
+    connections, against the same binary with the journal off; they alternate, at least 3
+    rounds, median. With BENCH_BASELINE the baseline binary's off and on runs join the same
+    alternation (its own journal file)."""
     with open(os.path.join(ROOT, "deploy/example/mailconfd.xml")) as f:
         example = f.read()
+    binaries = {"": BINARY}
+    if BASELINE:
+        binaries["baseline "] = BASELINE
     configs = {}
-    for name, extra in (("off", ""), ("on", f'<journal file="{work}/journal.sqlite"/>')):
-        configs[name] = f"{work}/journal-{name}.xml"
-        with open(configs[name], "w") as f:
-            f.write(example.replace("<setup lang=\"en\"/>", "<setup lang=\"en\"/>" + extra))
-    script = f"{work}/distinct.lua"
-    with open(script, "w") as f:
-        f.write("counter = 0\n"
-                "request = function()\n"
-                "  counter = counter + 1\n"
-                "  return wrk.format(nil, \"/mail/config-v1.1.xml?emailaddress=user\" .. counter .."
-                " \"%40example.com\")\n"
-                "end\n")
-    rows = {"off": [], "on": []}
+    for prefix in binaries:
+        for name, extra in (("off", ""),
+                            ("on", f'<journal file="{work}/{prefix.strip() or "now"}.sqlite"/>')):
+            configs[prefix + name] = f"{work}/journal-{prefix.strip() or 'now'}-{name}.xml"
+            with open(configs[prefix + name], "w") as f:
+                f.write(example.replace("<setup lang=\"en\"/>", "<setup lang=\"en\"/>" + extra))
+    rows = {name: [] for name in configs}
+    loads = []
+    run = 0
     for round_number in range(max(ROUNDS, 3)):
-        order = ["off", "on"] if round_number % 2 == 0 else ["on", "off"]
+        order = list(configs) if round_number % 2 == 0 else list(reversed(configs))
         for name in order:
-            server = Mailconfd(configs[name])
+            run += 1
+            script = f"{work}/distinct-{run}.lua"
+            with open(script, "w") as f:
+                f.write("counter = 0\n"
+                        "request = function()\n"
+                        "  counter = counter + 1\n"
+                        f"  return wrk.format(nil, \"/mail/config-v1.1.xml?emailaddress=u{run}x\" .."
+                        " counter .. \"%40example.com\")\n"
+                        "end\n")
+            binary = binaries["baseline "] if name.startswith("baseline ") else BINARY
+            server = Mailconfd(configs[name], binary=binary)
             started.append(server)
             rows[name].append(measure(server, "/", 64, script))
             server.stop()
             started.remove(server)
-    off, on = median_row(rows["off"]), median_row(rows["on"])
-    with_rows = subprocess.run(["sqlite3", f"{work}/journal.sqlite", "SELECT count(*) FROM fetch"],
-                               capture_output=True, text=True).stdout.strip()
+            loads.append(os.getloadavg()[0])
     print("\n| GET autoconfig, a new address per request, c64 | req/s | CPU µs/req | p99 ms | errors |")
     print("|---|---|---|---|---|")
-    for name, r in (("journal off", off), ("journal on", on)):
-        print(f"| {name} | {r['rps']:,.0f} | {r['cpu_us']:.1f} | {r['p99']:.2f} "
-              f"| {r['non2xx'] + r['socket_errors']:.0f} |")
-    print(f"| on/off | {on['rps'] / off['rps']:.3f} | {on['cpu_us'] / off['cpu_us']:.3f} | | |")
+    for prefix in binaries:
+        off, on = median_row(rows[prefix + "off"]), median_row(rows[prefix + "on"])
+        label = prefix or ("now " if BASELINE else "")
+        for name, r in (("journal off", off), ("journal on", on)):
+            print(f"| {label}{name} | {r['rps']:,.0f} | {r['cpu_us']:.1f} | {r['p99']:.2f} "
+                  f"| {r['non2xx'] + r['socket_errors']:.0f} |")
+        print(f"| {label}on/off | {on['rps'] / off['rps']:.3f} | {on['cpu_us'] / off['cpu_us']:.3f} | | |")
+        ratios = [f"{a['cpu_us'] / b['cpu_us']:.2f}" for a, b in zip(rows[prefix + "on"],
+                                                                    rows[prefix + "off"])]
+        print(f"{label}CPU on/off per round: {', '.join(ratios)}")
+    with_rows = subprocess.run(["sqlite3", f"{work}/now.sqlite", "SELECT count(*) FROM fetch"],
+                               capture_output=True, text=True).stdout.strip()
     print(f"journal rows written: {with_rows}")
+    print(f"load average (1 min) after each run: {', '.join(f'{x:.1f}' for x in loads)}")
 
 
 def main():

@@ -190,3 +190,59 @@ TEST_CASE("fetches are counted for /metrics by door and client kind, journal or 
   CHECK(value(after, unknown) - value(before, unknown) == 1);
   CHECK(after.find("gina") == std::string::npos);
 }
+
+namespace {
+
+std::int64_t page_size(const std::string& file) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  std::int64_t size = -1;
+  sqlite3_exec(
+      db, "PRAGMA page_size",
+      [](void* n, int, char** values, char**) {
+        *static_cast<std::int64_t*>(n) = std::stoll(values[0]);
+        return 0;
+      },
+      &size, nullptr);
+  sqlite3_close(db);
+  return size;
+}
+
+}  // namespace
+
+TEST_CASE("a new SQLite file has 64 KiB pages; a file made with 4 KiB pages keeps them and works") {
+  const std::string fresh = testing::temp_dir() + "/fresh.sqlite";
+  std::string error;
+  {
+    auto store = Store::open(fresh, 2000, error);
+    REQUIRE_MESSAGE(store, error);
+    REQUIRE(store->add({{"olga@customer.example", "autoconfig", "-", 5, 6, 1}}, error));
+  }
+  CHECK(page_size(fresh) == 65536);
+  CHECK(rows_of(fresh).size() == 1);
+
+  const std::string old = testing::temp_dir() + "/old.sqlite";
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(old.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db,
+                       "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"
+                       "CREATE TABLE fetch(address TEXT NOT NULL, door TEXT NOT NULL,"
+                       " client TEXT NOT NULL, first_seen INTEGER NOT NULL,"
+                       " last_seen INTEGER NOT NULL, fetches INTEGER NOT NULL,"
+                       " PRIMARY KEY(address, door, client)) WITHOUT ROWID;"
+                       "INSERT INTO fetch VALUES('paul@customer.example', 'setup', 'browser', 1, 2,"
+                       " 3);",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  {
+    auto store = Store::open(old, 2000, error);
+    REQUIRE_MESSAGE(store, error);
+    REQUIRE(store->add({{"paul@customer.example", "setup", "browser", 4, 9, 1}}, error));
+  }
+  CHECK(page_size(old) == 4096);
+  const auto rows = rows_of(old);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].first_seen == 1);
+  CHECK(rows[0].last_seen == 9);
+  CHECK(rows[0].count == 4);
+}
