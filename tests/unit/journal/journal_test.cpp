@@ -210,7 +210,7 @@ std::int64_t page_size(const std::string& file) {
 
 }  // namespace
 
-TEST_CASE("a new SQLite file has 64 KiB pages; a file made with 4 KiB pages keeps them and works") {
+TEST_CASE("a new SQLite file has 64 KiB pages, a file made with 4 KiB pages keeps them and works") {
   const std::string fresh = testing::temp_dir() + "/fresh.sqlite";
   std::string error;
   {
