@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/arena_table.h"
+
 namespace mailconfd {
 
 namespace tls {
@@ -160,41 +162,44 @@ struct DomainEntry {
 class DomainTable {
  public:
   // Returns false (and leaves the table unchanged) when the domain is already present.
-  bool insert(std::string_view domain, DomainEntry entry);
-  const DomainEntry* find(std::string_view domain) const;
+  bool insert(std::string_view domain, DomainEntry entry) {
+    return table_.insert(domain, Record{0, 0, 0, entry});
+  }
+  const DomainEntry* find(std::string_view domain) const {
+    const Record* r = table_.find_record(domain);
+    return r == nullptr ? nullptr : &r->entry;
+  }
   // The domain's insertion number (0 for the first one inserted), or nullopt.
-  std::optional<std::size_t> position(std::string_view domain) const;
-  std::size_t size() const { return records_.size(); }
+  std::optional<std::size_t> position(std::string_view domain) const {
+    const std::ptrdiff_t at = table_.find(domain);
+    if (at < 0) return std::nullopt;
+    return static_cast<std::size_t>(at);
+  }
+  std::size_t size() const { return table_.size(); }
   // The longest run of index slots a lookup of a present domain walks (1: no collision).
   // The hash is keyed per process (keyed_hash.h), so chosen names cannot make this grow.
-  std::size_t max_probe() const;
+  std::size_t max_probe() const { return table_.max_probe(); }
   // Every domain in lexicographic order (stable output for zone files and tests).
   std::vector<std::string_view> sorted() const;
   // Makes room for n more domains without rehashing.
-  void reserve(std::size_t n);
+  void reserve(std::size_t n) { table_.reserve(n); }
   // Removes domain (its name's bytes stay in the arena until the table is built anew); the
   // last record takes its place, so position() of that one changes. False: not present.
-  bool erase(std::string_view domain);
+  bool erase(std::string_view domain) { return table_.erase(domain); }
   // Calls f(domain, entry) for every domain, in record order.
   template <class F>
   void for_each(F&& f) const {
-    for (const Record& r : records_) f(name(r), r.entry);
+    for (const Record& r : table_.records()) f(table_.key(r), r.entry);
   }
 
  private:
   struct Record {
-    std::uint32_t offset;  // into arena_
+    std::uint32_t offset;  // into the arena
     std::uint32_t hash;
-    std::uint16_t length;
+    std::uint16_t key_length;
     DomainEntry entry;
   };
-  std::string_view name(const Record& r) const { return {arena_.data() + r.offset, r.length}; }
-  std::size_t slot_for(std::string_view domain, std::uint32_t hash) const;
-  void rehash(std::size_t capacity);
-
-  std::string arena_;
-  std::vector<Record> records_;
-  std::vector<std::uint32_t> index_;  // record number + 1; 0 = empty; size is a power of two
+  ArenaTable<Record> table_;
 };
 
 // Per-mailbox login names (Confixx/ISPConfig style "web12p3"), keyed by the address as
@@ -205,35 +210,34 @@ class LoginTable {
  public:
   // Returns false (and leaves the table unchanged) when key is present or a string is longer
   // than 65535 bytes.
-  bool insert(std::string_view key, std::string_view login);
+  bool insert(std::string_view key, std::string_view login) {
+    if (login.size() > 0xFFFF) return false;
+    return table_.insert(key, Record{0, 0, 0, static_cast<std::uint16_t>(login.size())}, login);
+  }
   // The login stored for key, or nullopt. The view lives as long as the table.
-  std::optional<std::string_view> find(std::string_view key) const;
-  std::size_t size() const { return records_.size(); }
+  std::optional<std::string_view> find(std::string_view key) const {
+    const Record* r = table_.find_record(key);
+    if (r == nullptr) return std::nullopt;
+    return table_.tail(*r, r->login_length);
+  }
+  std::size_t size() const { return table_.size(); }
   // Removes key (its bytes stay in the arena until the table is built anew). False: absent.
-  bool erase(std::string_view key);
+  bool erase(std::string_view key) { return table_.erase(key); }
   // Calls f(key, login) for every entry: in the order they were inserted while nothing was
   // erased (an erase moves the last entry into the gap).
   template <class F>
   void for_each(F&& f) const {
-    for (const Record& r : records_) {
-      f(std::string_view(arena_.data() + r.offset, r.key_length),
-        std::string_view(arena_.data() + r.offset + r.key_length, r.login_length));
-    }
+    for (const Record& r : table_.records()) f(table_.key(r), table_.tail(r, r.login_length));
   }
 
  private:
   struct Record {
-    std::uint32_t offset;  // into arena_: key, then login
+    std::uint32_t offset;  // into the arena: key, then login
     std::uint32_t hash;
     std::uint16_t key_length;
     std::uint16_t login_length;
   };
-  std::size_t slot_for(std::string_view key, std::uint32_t hash) const;
-  void rehash(std::size_t capacity);
-
-  std::string arena_;
-  std::vector<Record> records_;
-  std::vector<std::uint32_t> index_;  // record number + 1; 0 = empty; size is a power of two
+  ArenaTable<Record> table_;
 };
 
 // The domain part of a snapshot (App::domains): what every request resolves an address
