@@ -81,6 +81,10 @@ class Connection {
   virtual bool watch(std::string& error) = 0;
   // Waits up to timeout for a change: Changed, Quiet (none), Lost (the connection broke).
   virtual Wait wait(std::chrono::milliseconds timeout) = 0;
+  // The one call another thread may make, while the owner may be blocked in wait() or query()
+  // on a server that stopped answering: shuts the socket down, so that they return at once
+  // (Lost, or an error). The connection is of no use afterwards.
+  virtual void cancel() {}
 };
 
 // "N columns; M expected": a driver's query() error for a query giving other columns.

@@ -1,6 +1,7 @@
 #include "source/mariadb.h"
 
 #include <mysql.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <mutex>
@@ -15,7 +16,9 @@ struct ResultFree {
 using Handle = MysqlHandle;
 using Result = std::unique_ptr<MYSQL_RES, ResultFree>;
 
-constexpr std::string_view kKeys[] = {"host", "port", "socket", "user", "password", "dbname"};
+constexpr std::string_view kKeys[] = {"host",   "port",     "socket", "user",     "password",
+                                      "dbname", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"};
+constexpr std::string_view kSslModes[] = {"disabled", "required", "verify-identity"};
 
 class Mariadb final : public Connection {
  public:
@@ -89,6 +92,11 @@ class Mariadb final : public Connection {
     return Wait::Changed;
   }
 
+  void cancel() override {
+    const my_socket fd = mysql_get_socket(handle_.get());
+    if (fd != MARIADB_INVALID_SOCKET) ::shutdown(fd, SHUT_RDWR);
+  }
+
  private:
   std::string message() const { return mysql_error(handle_.get()); }
 
@@ -141,7 +149,7 @@ std::optional<std::map<std::string, std::string>> parse_mariadb_dsn(std::string_
     std::string key(dsn.substr(i, eq - i));
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
       error = "DSN: unknown key '" + printable_key(key) +
-              "' (host, port, socket, user, password, dbname)";
+              "' (host, port, socket, user, password, dbname, ssl-mode, ssl-ca, ssl-cert, ssl-key)";
       return std::nullopt;
     }
     if (pairs.contains(key)) {
@@ -176,7 +184,23 @@ std::optional<std::map<std::string, std::string>> parse_mariadb_dsn(std::string_
         return std::nullopt;
       }
     }
+    if (key == "ssl-mode" &&
+        std::find(std::begin(kSslModes), std::end(kSslModes), value) == std::end(kSslModes)) {
+      error = "DSN: ssl-mode must be disabled, required or verify-identity";
+      return std::nullopt;
+    }
     pairs[key] = std::move(value);
+  }
+  if (pairs.contains("ssl-cert") != pairs.contains("ssl-key")) {
+    error = "DSN: ssl-cert and ssl-key go together";
+    return std::nullopt;
+  }
+  if (!pairs.contains("ssl-mode")) {
+    pairs["ssl-mode"] = pairs.contains("ssl-ca") ? "verify-identity" : "disabled";
+  } else if (pairs.at("ssl-mode") == "disabled" &&
+             (pairs.contains("ssl-ca") || pairs.contains("ssl-cert"))) {
+    error = "DSN: ssl-ca, ssl-cert and ssl-key need ssl-mode required or verify-identity";
+    return std::nullopt;
   }
   return pairs;
 }
@@ -211,6 +235,20 @@ MysqlHandle open_mariadb(const std::string& dsn, std::string& error) {
     auto it = pairs->find(key);
     return it == pairs->end() ? nullptr : it->second.c_str();
   };
+  // TLS: required encrypts (libmariadb checks the chain only against a given ssl-ca);
+  // verify-identity also checks that it chains to ssl-ca (or the system's CAs) and names host.
+  if (const std::string& mode = pairs->at("ssl-mode"); mode != "disabled") {
+    const my_bool on = 1;
+    mysql_optionsv(handle.get(), MYSQL_OPT_SSL_ENFORCE, &on);
+    if (const char* ca = get("ssl-ca")) mysql_optionsv(handle.get(), MYSQL_OPT_SSL_CA, ca);
+    if (const char* cert = get("ssl-cert")) {
+      mysql_optionsv(handle.get(), MYSQL_OPT_SSL_CERT, cert);
+      mysql_optionsv(handle.get(), MYSQL_OPT_SSL_KEY, get("ssl-key"));
+    }
+    if (mode == "verify-identity") {
+      mysql_optionsv(handle.get(), MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+    }
+  }
   const unsigned int port =
       pairs->contains("port") ? static_cast<unsigned int>(std::stoul(pairs->at("port"))) : 0;
   if (mysql_real_connect(handle.get(), get("host"), get("user"), get("password"), get("dbname"),

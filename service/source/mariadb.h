@@ -17,8 +17,12 @@ struct st_mysql;  // MYSQL of <mysql.h>
 namespace mailconfd::source {
 
 // The DSN: key=value pairs separated by blanks, as libpq's: host, port, socket, user,
-// password, dbname; a value in single quotes may hold blanks, a backslash escapes the next
-// character. nullopt: error names the offset or the key that is wrong (never a value).
+// password, dbname, and TLS: ssl-mode (disabled; required: encrypted, the certificate checked
+// against ssl-ca only when one is given; verify-identity: it must chain to ssl-ca, else the
+// system's CAs, and name host), ssl-ca (a PEM file), ssl-cert and ssl-key (a client
+// certificate, together). ssl-mode defaults to verify-identity with ssl-ca, else disabled;
+// the result always has it. A value in single quotes may hold blanks, a backslash escapes the
+// next character. nullopt: error names the offset or the key that is wrong (never a value).
 std::optional<std::map<std::string, std::string>> parse_mariadb_dsn(std::string_view dsn,
                                                                     std::string& error);
 

@@ -1,6 +1,7 @@
 #include "source/postgresql.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -69,6 +70,10 @@ class Postgresql final : public Connection {
       return Wait::Lost;
     }
     return drain() ? Wait::Changed : Wait::Quiet;
+  }
+
+  void cancel() override {
+    if (const int fd = PQsocket(conn_.get()); fd >= 0) ::shutdown(fd, SHUT_RDWR);
   }
 
  private:

@@ -18,6 +18,10 @@ Watcher::Watcher(DatabaseOptions options, std::function<void(std::string)> chang
 Watcher::~Watcher() {
   thread_.request_stop();
   wake_.notify_all();
+  // run() checks for the stop under this lock before it publishes a connection, so a
+  // connection published after this point does not exist.
+  std::lock_guard lock(current_mutex_);
+  if (current_ != nullptr) current_->cancel();
 }
 
 void Watcher::run(std::stop_token stop) {
@@ -44,6 +48,11 @@ void Watcher::run(std::stop_token stop) {
       backoff = std::min(backoff * 2, kMaxBackoff);
       continue;
     }
+    {
+      std::lock_guard lock(current_mutex_);
+      if (stop.stop_requested()) break;
+      current_ = connection.get();
+    }
     if (down_logged || connected_before) {
       record_reconnect();
       spdlog::info("{}: connected again; reloading", name);
@@ -56,11 +65,14 @@ void Watcher::run(std::stop_token stop) {
       const Connection::Wait w = connection->wait(std::chrono::milliseconds(500));
       if (w == Connection::Wait::Changed) changed_(std::string(kChanged));
       if (w == Connection::Wait::Lost) {
+        if (stop.stop_requested()) break;  // cancelled by ~Watcher
         record_failure("connect");
         spdlog::warn("{}: connection lost; serving the rows read before, reconnecting", name);
         break;
       }
     }
+    std::lock_guard lock(current_mutex_);
+    current_ = nullptr;
   }
 }
 

@@ -13,13 +13,16 @@
 #include <thread>
 
 #include "config/config.h"
+#include "source/database.h"
 
 namespace mailconfd::source {
 
 class Watcher {
  public:
   Watcher(DatabaseOptions options, std::function<void(std::string reason)> changed);
-  // Stops the thread: at most one wait (500 ms) or one connection attempt (5 s) later.
+  // Stops the thread: at most one connection attempt (5 s) later. A wait or a read blocked
+  // on a server that stopped answering is cut short (Connection::cancel), so it does not
+  // take the connection's read timeout (MariaDB: 30 s).
   ~Watcher();
   Watcher(const Watcher&) = delete;
   Watcher& operator=(const Watcher&) = delete;
@@ -31,7 +34,9 @@ class Watcher {
   std::function<void(std::string)> changed_;
   std::mutex mutex_;  // for the backoff's wait only
   std::condition_variable_any wake_;
-  std::jthread thread_;  // last: starts after everything above exists
+  std::mutex current_mutex_;
+  Connection* current_ = nullptr;  // the connection run() is using, for ~Watcher to cancel
+  std::jthread thread_;            // last: starts after everything above exists
 };
 
 }  // namespace mailconfd::source

@@ -16,6 +16,12 @@
 #   4. mariadbd killed with SIGKILL under wrk load: 0 failed requests, /readyz 200 throughout,
 #      the reconnect counted, and a row changed while mailconfd could not reach the database
 #      served after it reconnects (the full reload);
+#   1a. TLS to the database (DSN ssl-mode, ssl-ca) as a user that REQUIRE SSL: verified
+#      against the right CA; another CA refused with verify-identity and with required (ssl-ca checks the chain), required
+#      without ssl-ca encrypts without a check;
+#      without TLS refused by the server;
+#   4a. SIGTERM while mariadbd is frozen (SIGSTOP) mid-poll: mailconfd exits 0 within 5 s
+#      (the watcher's blocked read is cancelled, not left to its 30 s timeout);
 #   5. start with the database down: from the snapshot (said in the log), and without a
 #      snapshot a refusal with the reason (exit 2); the DSN's password never in any output;
 #   6. dns zone, dns check, probe, render and cutover scan with the database's domains and
@@ -27,7 +33,7 @@ set -euo pipefail
 mailconfd=${1:?usage: mariadb_source_test.sh MAILCONFD_BINARY}
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$PATH:/usr/sbin
-for tool in mariadb-install-db mariadbd mariadb curl wrk python3; do
+for tool in mariadb-install-db mariadbd mariadb curl wrk python3 openssl; do
   command -v "$tool" >/dev/null ||
     { echo "FAIL: $tool missing (.ci/install-deps installs mariadb-server and wrk)"; exit 1; }
 done
@@ -65,6 +71,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# TLS for the connection (DSN ssl-mode, ssl-ca): a CA and a certificate for 127.0.0.1, and a
+# second CA that did not sign it.
+mkdir "$T/tls"
+(
+  cd "$T/tls"
+  for ca in ca other-ca; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$ca.key" \
+      -out "$ca.pem" -days 2 -subj "/CN=mailconfd test $ca" 2>/dev/null
+  done
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+    -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:127.0.0.1\nbasicConstraints=CA:FALSE\n' > server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 \
+    -extfile server.ext -out server.pem 2>/dev/null
+  chmod 644 server.key
+) || fail "openssl: no test certificates"
+
 # start_db [SOCKET_ONLY]: on 127.0.0.1:$port and a socket for the test's root client; with an
 # argument on a second socket only, where mailconfd cannot reach it.
 start_db() {
@@ -72,6 +95,7 @@ start_db() {
   if [ -n "${1:-}" ]; then socket=$T/run/hidden.sock net=(--skip-networking); fi
   rm -f "$socket"
   mariadbd --no-defaults --datadir="$T/db" --socket="$socket" "${net[@]}" --user="$user" \
+    --ssl-ca="$T/tls/ca.pem" --ssl-cert="$T/tls/server.pem" --ssl-key="$T/tls/server.key" \
     --pid-file="$T/run/mariadb.pid" --log-error="$T/mariadb.log" --innodb-buffer-pool-size=16M \
     --innodb-log-file-size=8M --skip-log-bin --skip-name-resolve --innodb-flush-log-at-trx-commit=2 \
     >/dev/null 2>&1 &
@@ -163,6 +187,41 @@ E
 
 step "dns zone, dns check, probe, render and cutover scan see the database's domains"
 subcommands_test 5 mariadb "alias.example. customer.example. file.example. local.example. markup.example. own.example. pop.example. "
+
+step "TLS to the database: ssl-mode=verify-identity with ssl-ca, as a user that must use TLS"
+sql -e "CREATE USER tls@'127.0.0.1' IDENTIFIED BY 'tls pass 9d2b' REQUIRE SSL;
+  GRANT SELECT ON mail.* TO tls@'127.0.0.1'"
+sed 's/dsn-file="dsn" snapshot="snapshot"/dsn-file="dsn-tls"/' "$T/mailconfd.xml" > "$T/tls.xml"
+tls_check() {  # tls_check DSN_TAIL: check over $T/tls.xml with that DSN; $T/tls.out, $T/tls.err
+  printf "host=127.0.0.1 port=%s user=tls password='tls pass 9d2b' dbname=mail %s\n" "$port" "$1" \
+    > "$T/dsn-tls"
+  set +e
+  "$mailconfd" check "$T/tls.xml" >"$T/tls.out" 2>"$T/tls.err"
+  rc=$?
+  set -e
+}
+tls_check "ssl-ca=$T/tls/ca.pem"
+expect "check over TLS (verify-identity: ssl-ca's default): exit" "$rc" 0
+expect "check over TLS: the rows" "$(tail -n 1 "$T/tls.out")" \
+  "mariadb: 7 domains, 3 login names, 5 rows skipped"
+tls_check "ssl-mode=verify-identity ssl-ca=$T/tls/other-ca.pem"
+expect "a certificate another CA signed: exit" "$rc" 2
+grep -q "^mailconfd: mariadb: TLS/SSL error: self-signed certificate in certificate chain" "$T/tls.err" ||
+  fail "a certificate another CA signed: $(cat "$T/tls.err")"
+tls_check "ssl-mode=required"
+expect "ssl-mode=required without ssl-ca does not check the certificate" "$rc" 0
+tls_check "ssl-mode=required ssl-ca=$T/tls/other-ca.pem"
+expect "ssl-mode=required with ssl-ca checks the chain: exit" "$rc" 2
+grep -q "^mailconfd: mariadb: TLS/SSL error: self-signed certificate in certificate chain" "$T/tls.err" ||
+  fail "ssl-mode=required with another CA: $(cat "$T/tls.err")"
+tls_check "ssl-mode=disabled"
+expect "without TLS for a user that must use it: exit" "$rc" 2
+grep -q "^mailconfd: mariadb: Access denied for user 'tls'@'127.0.0.1'" "$T/tls.err" ||
+  fail "without TLS: $(cat "$T/tls.err")"
+tls_check "ssl-mode=verify-ca"
+expect "an unknown ssl-mode: exit" "$rc" 2
+expect "an unknown ssl-mode" "$(cat "$T/tls.err")" \
+  "mailconfd: mariadb: DSN: ssl-mode must be disabled, required or verify-identity; no <database snapshot> is configured to start from"
 
 step "serve: the database's domains and login names"
 start_mailconfd
@@ -288,7 +347,24 @@ updates=$(metric mailconfd_source_updates_total)
 sql -e "UPDATE mailconfd_mailbox SET login_name = 'web12p6' WHERE username = 'alice@customer.example'"
 wait_for "a change after the reconnect" eval "autoconfig 'alice%40customer.example' | grep -q web12p6" >/dev/null
 expect "an update after the reconnect" "$(metric mailconfd_source_updates_total)" $((updates + 1))
-stop_mailconfd
+step "SIGTERM while mariadbd does not answer (SIGSTOP): exit within 5 s, not the 30 s read timeout"
+lost=$(grep -c "connection lost" "$T/mailconfd.log" || true)
+kill -STOP "$db_pid"
+sleep 0.6  # the next marker poll (every 200 ms) is sent and waits for an answer
+t0=$(now_ms)
+kill "$mailconfd_pid"
+set +e
+wait "$mailconfd_pid"
+rc=$?
+set -e
+ms=$(( $(now_ms) - t0 ))
+mailconfd_pid=""
+kill -CONT "$db_pid"
+echo "SIGTERM to exit with the database frozen: $ms ms"
+expect "exit status after SIGTERM" "$rc" 0
+[ "$ms" -lt 5000 ] || fail "shutdown took $ms ms with the database frozen (bound: 5 s)"
+expect "the cancelled connection not logged as lost" \
+  "$(grep -c "connection lost" "$T/mailconfd.log" || true)" "$lost"
 
 step "start with the database down: from the snapshot, then refused without one"
 stop_db
@@ -316,7 +392,7 @@ subcommands_down_test none - mariadb
 expect "exit status without a snapshot" "$rc_serve" 2
 grep -q "not starting: mariadb: Can't connect to server on '127.0.0.1' .*; and no snapshot to start from: cannot read $T/snapshot: No such file or directory" \
   "$T/refused.log" || fail "unclear refusal: $(cat "$T/refused.log")"
-if grep -rq 'dsn pass 5c1e' "$T"/*.log "$T"/*.out "$T"/*.err; then
+if grep -rqE 'dsn pass 5c1e|tls pass 9d2b' "$T"/*.log "$T"/*.out "$T"/*.err; then
   fail "the DSN's password appears in the output"
 fi
 step "ok"
