@@ -87,11 +87,12 @@ void Publisher::run(std::stop_token stop) {
       if (stopped_) return;  // nothing is published, logged or notified after stop()
       if (next.app) {
         slot_->store(next.app);
-        metrics::count_reload(true);
+        if (next.config_read) metrics::count_reload(true);
         if (options_.published) options_.published(next.app, reasons);
       } else {
-        metrics::count_reload(false);  // counted before it is logged: whoever reads the log
-                                       // and then /metrics sees the failure in both
+        // Counted before it is logged: whoever reads the log and then /metrics sees the
+        // failure in both.
+        if (next.config_read) metrics::count_reload(false);
         for (const std::string& problem : next.problems) spdlog::error("reload: {}", problem);
         spdlog::error("reload failed: {} problem(s); still serving the previous configuration",
                       next.problems.size());

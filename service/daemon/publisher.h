@@ -25,6 +25,10 @@ namespace mailconfd::daemon {
 struct Build {
   std::shared_ptr<const App> app;
   std::vector<std::string> problems;
+  // The build read the configuration file again (SIGHUP): only such builds are counted in
+  // mailconfd_config_reloads_total; a database change or an issued certificate is not a reload
+  // of the configuration.
+  bool config_read = false;
 };
 
 // Makes the next App from the current one, sharing the parts whose inputs did not change

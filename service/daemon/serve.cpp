@@ -160,9 +160,9 @@ daemon::Build refresh_domains(const std::shared_ptr<const App>& current,
 // without any problem is published; requests in flight finish on the one they started with.
 daemon::Build rebuild(const ReloadSource& source, const App& current) {
   if (!source.from_file)
-    return {nullptr, {"the built-in example configuration cannot be reloaded"}};
+    return {nullptr, {"the built-in example configuration cannot be reloaded"}, true};
   Loaded next = load_config_file(source.path, TlsKeys::Load, current.certificates.get());
-  if (!next.ok()) return {nullptr, std::move(next.problems)};
+  if (!next.ok()) return {nullptr, std::move(next.problems), true};
   for (const std::string& warning : next.warnings) spdlog::warn("reload: {}", warning);
   if (next.config.server.tls && next.config.server.tls->certificates) {
     if (!source.tls_listening) spdlog::warn("reload: <tls> takes effect at the next start");
@@ -179,7 +179,7 @@ daemon::Build rebuild(const ReloadSource& source, const App& current) {
   if (next.config.database) {
     std::string error;
     auto built = reload_domains(next.config, current, error);
-    if (!built) return {nullptr, {error}};
+    if (!built) return {nullptr, {error}, true};
     domains = std::move(built->domains);
   }
   if (next.config.database.has_value() != current.config->database.has_value()) {
@@ -189,7 +189,7 @@ daemon::Build rebuild(const ReloadSource& source, const App& current) {
   }
   auto app = build_app(std::move(next.config), std::move(domains), &current);
   log_certificates(*app, "reload: ");
-  return {std::move(app), {}};
+  return {std::move(app), {}, true};
 }
 
 // The publisher's trigger for a certificate the ACME issuer wrote: "acme: FILE".

@@ -314,6 +314,12 @@ expect "no full load for any change" "$(metric mailconfd_source_loads_total)" "$
 expect "every change an update" "$(metric mailconfd_source_updates_total)" $((updates + 8))
 wrk_wait
 wrk_check poll
+expect "database changes are no configuration reloads" \
+  "$(metric 'mailconfd_config_reloads_total{result="success"}') $(metric 'mailconfd_config_reloads_total{result="failure"}')" "0 0"
+kill -HUP "$mailconfd_pid"
+wait_for "SIGHUP counted as one reload" eval \
+  "[ \"\$(metric 'mailconfd_config_reloads_total{result=\"success\"}')\" = 1 ]" >/dev/null
+loads=$(metric mailconfd_source_loads_total)  # the SIGHUP read every row again
 expect "changed login" "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p4</username>')" 3
 
 step "mariadbd killed (SIGKILL) under wrk load; a row changed while mailconfd cannot reach it"
