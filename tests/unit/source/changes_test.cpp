@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "source/database.h"
+#include "source/providers_fixture.h"
 #include "source/rows.h"
 #include "source/status.h"
 #include "support.h"
@@ -13,25 +14,7 @@ using source::Rows;
 
 namespace {
 
-const std::string kProviders =
-    "<mailconfd>\n"
-    "<provider id=\"one.example\">\n"
-    "  <incoming protocol=\"imap\" host=\"imap.one.example\" port=\"993\" security=\"tls\"/>\n"
-    "  <incoming protocol=\"pop3\" host=\"pop.one.example\" port=\"995\" security=\"tls\"/>\n"
-    "  <outgoing host=\"smtp.one.example\" port=\"587\" security=\"starttls\"/>\n"
-    "  <domain imap-host=\"imap.file.example\">file.example</domain>\n"
-    "</provider>\n"
-    "<provider id=\"two.example\">\n"
-    "  <incoming protocol=\"imap\" host=\"imap.two.example\" port=\"993\" security=\"tls\"/>\n"
-    "  <outgoing host=\"smtp.two.example\" port=\"587\" security=\"starttls\"/>\n"
-    "</provider>\n"
-    "</mailconfd>\n";
-
-Config config() {
-  Loaded loaded = testing::load_text(kProviders);
-  REQUIRE_MESSAGE(loaded.ok(), (loaded.problems.empty() ? "" : loaded.problems[0]));
-  return std::move(loaded.config);
-}
+Config config() { return testing::two_providers(); }
 
 const auto kReadAt = std::chrono::system_clock::time_point(std::chrono::seconds(1'796'000'000));
 
