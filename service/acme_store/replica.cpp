@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "acme/jws.h"
+#include "acme_store/sealed.h"
 
 namespace mailconfd::acme_store {
 namespace {
@@ -130,7 +131,12 @@ void Replica::run(std::stop_token stop) {
           const auto pem = read_small_file(file + ".pem");
           const auto key = read_small_file(file + ".key");
           std::int64_t version = 0;
-          if (pem && key && !store_->put_certificate({*it, *pem, *key, 0}, version, error)) break;
+          std::string stored;
+          if (pem && key &&
+              (!to_store(certificate_associated_data(*it), *key, stored, error) ||
+               !store_->put_certificate({*it, *pem, stored, 0}, version, error))) {
+            break;
+          }
           it = unsaved_.erase(it);
         }
       }
@@ -173,8 +179,29 @@ bool Replica::load_certificates(std::string& error) {
       continue;
     }
     const std::string file = directory + "/" + c.name;
+    const std::string associated = certificate_associated_data(c.name);
+    std::string key_pem;
+    std::string why;
+    const Opened opened = open_sealed(options_.key, associated, c.key_pem, key_pem, why);
+    if (opened == Opened::Failed) {
+      spdlog::error(
+          "acme: the database's private key for {} cannot be used: {}; skipped (what this "
+          "replica has for it keeps serving)",
+          c.name, why);
+      continue;
+    }
+    if (opened == Opened::Plain && !options_.key.empty()) {
+      // The previous release's PEM: written back sealed (a new version, read again unchanged).
+      std::string stored;
+      std::int64_t version = 0;
+      if (!to_store(associated, key_pem, stored, error) ||
+          !store_->put_certificate({c.name, c.certificate_pem, stored, 0}, version, error)) {
+        return false;
+      }
+      spdlog::info("acme: sealed the private key for {} in the database", c.name);
+    }
     bool key_written = false, pem_written = false;
-    if (!write_if_changed(file + ".key", c.key_pem, key_written, error) ||
+    if (!write_if_changed(file + ".key", key_pem, key_written, error) ||
         !write_if_changed(file + ".pem", c.certificate_pem, pem_written, error)) {
       return false;
     }
@@ -191,17 +218,31 @@ bool Replica::become_issuer(std::string& error) {
   {
     std::lock_guard lock(store_mutex_);
     if (!store_) return error = "not connected", false;
-    std::optional<std::string> key;
-    if (!store_->account_key(key, error)) return false;
-    if (key) {
+    std::optional<std::string> stored;
+    if (!store_->account_key(stored, error)) return false;
+    std::optional<std::string> key;  // the account key as PEM
+    bool seal_it = false;            // not in the database as it should be (yet)
+    if (stored) {
+      std::string pem;
+      std::string why;
+      const Opened opened = open_sealed(options_.key, kAccountAssociatedData, *stored, pem, why);
+      if (opened == Opened::Failed) return error = "the account key in the database: " + why, false;
+      seal_it = opened == Opened::Plain && !options_.key.empty();
       bool written = false;
-      if (!write_if_changed(path, *key, written, error)) return false;
+      if (!write_if_changed(path, pem, written, error)) return false;
+      key = std::move(pem);
     } else {
       if (!acme::AccountKey::load_or_create(path, error)) return false;
-      const auto text = read_small_file(path);
-      if (!text) return error = "cannot read " + path, false;
-      if (!store_->put_account_key(*text, error)) return false;
+      key = read_small_file(path);
+      if (!key) return error = "cannot read " + path, false;
+      seal_it = true;
     }
+    std::string text;
+    if (seal_it && (!to_store(kAccountAssociatedData, *key, text, error) ||
+                    !store_->put_account_key(text, error))) {
+      return false;
+    }
+    if (seal_it && stored) spdlog::info("acme: sealed the account key in the database");
   }
   tokens_->set_shared({});
   tokens_->set_hook(
@@ -231,9 +272,11 @@ void Replica::issued(const std::string& name, const std::string& file) {
     std::lock_guard lock(store_mutex_);
     std::string error;
     std::int64_t version = 0;
+    std::string stored;
     if (!pem || !key) {
       spdlog::error("acme: cannot read the certificate for {} to store it", name);
-    } else if (!store_ || !store_->put_certificate({name, *pem, *key, 0}, version, error)) {
+    } else if (!store_ || !to_store(certificate_associated_data(name), *key, stored, error) ||
+               !store_->put_certificate({name, *pem, stored, 0}, version, error)) {
       spdlog::warn(
           "acme: the database did not take the certificate for {}: {}; this replica serves it "
           "and tries again",
@@ -295,6 +338,14 @@ void Replica::hand_to_issuer(std::vector<std::string> names) {
       spdlog::info("acme: {} asked for by another replica (on demand): queued", name);
     }
   }
+}
+
+bool Replica::to_store(std::string_view associated, const std::string& pem, std::string& stored,
+                       std::string& error) const {
+  if (options_.key.empty()) return stored = pem, true;
+  stored = seal(options_.key, associated, pem);
+  if (stored.empty()) return error = "cannot seal a private key (OpenSSL)", false;
+  return true;
 }
 
 void Replica::on_token(const std::string& token, const std::string* answer) {

@@ -43,6 +43,9 @@ struct ReplicaOptions {
   bool mariadb = false;  // the driver: MariaDB, else PostgreSQL
   std::string dsn;       // never logged
   std::string storage;   // <acme storage>: account.key and certificates/ on this replica
+  // <acme key-file>'s 32 bytes: private keys go to the database sealed (acme_store/sealed.h),
+  // plain rows of the previous release are read and written back sealed. Empty: as PEM.
+  std::string key;  // never logged
   std::chrono::milliseconds poll{500};
   std::chrono::seconds reconnect{5};  // after the database failed
   // On demand (see above): whether the issuing replica may order a name taken from the
@@ -77,6 +80,9 @@ class Replica {
  private:
   void run(std::stop_token stop);
   bool load_certificates(std::string& error);  // the ones newer than version_
+  // pem as it goes to the database: sealed when there is a key. False with error.
+  bool to_store(std::string_view associated, const std::string& pem, std::string& stored,
+                std::string& error) const;
   bool become_issuer(std::string& error);
   void stop_issuing();
   void issued(const std::string& name, const std::string& file);       // on the issuer's thread

@@ -391,6 +391,11 @@ struct AcmeOptions {
   // driver), with a role of their own (acme_store/); the first line is the DSN, never logged.
   std::string dsn_file;
   std::string dsn;  // read from dsn_file by the loader; empty: storage on disk only
+  // @key-file: with dsn-file, the key that seals the private keys stored in the database
+  // (acme_store/sealed.h): its first line is 64 hexadecimal digits (32 random bytes), the file
+  // 0600 or 0640. Never logged.
+  std::string key_file;
+  std::string database_key;  // its 32 bytes, read by the loader; empty: keys stored as PEM
 
   // What provider gets: its own @acme-hosted-names, else hosted_names.
   const AcmeHostedNames& hosted_for(const Provider& provider) const {

@@ -492,12 +492,58 @@ class Loader {
     config.profile_secret = secret;
   }
 
+  // <acme key-file>: the key that seals the private keys in the database; a secret, so the
+  // file must not be readable by others nor writable by its group (0600 or 0640), and its
+  // contents are never echoed.
+  void read_acme_key_file(const pugi::xml_node& node, AcmeOptions& acme) {
+    acme.key_file = path_of(node.attribute("key-file").value());
+    if (acme.dsn_file.empty()) {
+      problems_.at(node, "<acme> key-file needs dsn-file (it seals the keys in the database)");
+      return;
+    }
+    struct stat st {};
+    if (::stat(acme.key_file.c_str(), &st) == 0 && (st.st_mode & 0137) != 0) {
+      problems_.at(node, fmt::format("<acme>: key-file '{}' has mode {:04o}; it must be 0600 or "
+                                     "0640 (a secret)",
+                                     acme.key_file, st.st_mode & 07777));
+      return;
+    }
+    std::string text;
+    std::string error;
+    if (!read_whole_file(acme.key_file, text, error)) {
+      problems_.at(node,
+                   fmt::format("<acme>: cannot read key-file '{}': {}", acme.key_file, error));
+      return;
+    }
+    const std::string hex = trimmed(std::string_view(text).substr(0, text.find('\n')));
+    std::string key;
+    for (std::size_t i = 0; hex.size() == 64 && i < hex.size(); i += 2) {
+      const auto digit = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      const int high = digit(hex[i]);
+      const int low = digit(hex[i + 1]);
+      if (high < 0 || low < 0) break;
+      key.push_back(static_cast<char>(high * 16 + low));
+    }
+    if (key.size() != 32) {
+      problems_.at(node, fmt::format("<acme>: key-file '{}' must begin with 64 hexadecimal digits "
+                                     "(32 random bytes: openssl rand -hex 32)",
+                                     acme.key_file));
+      return;
+    }
+    acme.database_key = std::move(key);
+  }
+
   // <acme challenge-directory="DIR" ca="URL" storage="DIR" names="…" hosted-names="…"/>:
   // http-01 answers written by an external ACME client, and/or the built-in client.
   void read_acme(const pugi::xml_node& node, Config& config) {
     check_known(problems_, node,
                 {"challenge-directory", "ca", "ca-certificate", "contact", "storage", "names",
-                 "hosted-names", "challenge", "on-demand", "dsn-file"},
+                 "hosted-names", "challenge", "on-demand", "dsn-file", "key-file"},
                 {});
     AcmeOptions acme;
     acme.challenge_directory = path_of(node.attribute("challenge-directory").value());
@@ -582,8 +628,11 @@ class Loader {
           }
         }
       }
+      if (node.attribute("key-file")) read_acme_key_file(node, acme);
     } else if (node.attribute("dsn-file")) {
       problems_.at(node, "<acme> dsn-file needs ca (the built-in client)");
+    } else if (node.attribute("key-file")) {
+      problems_.at(node, "<acme> key-file needs ca and dsn-file");
     }
     config.acme = std::move(acme);
   }

@@ -464,6 +464,7 @@ int serve(ServeSetup setup) {
                         app->config->database->driver == DatabaseOptions::Driver::Mariadb;
       options.dsn = acme.dsn;
       options.storage = acme.storage;
+      options.key = acme.database_key;
       options.wanted = [&publisher](const std::string& name) {
         return wanted_name(*publisher.current(), name);
       };

@@ -21,7 +21,13 @@
 #      (Pebble's order count and both logs say so);
 #   5. the database stopped under the issuer: it stops issuing and serves on; when the database
 #      is back it issues again, ordering nothing;
-#   6. no password and no private key in any log; the account key is the database's on A.
+#   6. <acme key-file>: A restarted with it seals the plain rows it finds (the previous
+#      release's) and the account key, so no key column holds "PRIVATE KEY"; a new replica C
+#      with the same key and an empty storage opens them (the same keys on disk, the same
+#      certificates served, and the account key when it takes over); B with another key logs
+#      each row it cannot open and serves on from its disk; a key-file that is readable by
+#      others or not 64 hexadecimal digits is a configuration error naming FILE:LINE;
+#   7. no password and no private key in any log; the account key is the database's on A.
 # Usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY. KEEP=1 keeps the directory.
 set -euo pipefail
 
@@ -400,7 +406,76 @@ wait_for "A issues again" eval '[ "$(grep -c "acme: this replica issues" "$T/a.l
 expect "the database is back, logged" "$(grep -c 'acme: the database is back' "$T/a.log")" 1
 expect "orders in all" "$(orders)" 3
 
-step "6. no password and no private key in any log"
+step "6. private keys sealed with <acme key-file>"
+openssl rand -hex 32 > "$T/acme-key"
+openssl rand -hex 32 > "$T/other-key"
+chmod 600 "$T/acme-key" "$T/other-key"
+for name in a b; do
+  sed 's/dsn-file="acme-dsn"/dsn-file="acme-dsn" key-file="acme-key"/' "$T/$name.xml" > "$T/$name.new"
+  mv "$T/$name.new" "$T/$name.xml"
+done
+chmod 644 "$T/acme-key"
+run open check "$T/a.xml"
+expect "a key-file readable by others: exit" "$rc" 2
+grep -q "^$T/a.xml:11:3: <acme>: key-file '$T/acme-key' has mode 0644; it must be 0600 or 0640 (a secret)" \
+  "$T/open.err" || fail "key-file 0644: $(cat "$T/open.err")"
+chmod 640 "$T/acme-key"
+echo 'not-a-key' > "$T/bad-key"
+chmod 600 "$T/bad-key"
+sed 's/key-file="acme-key"/key-file="bad-key"/' "$T/a.xml" > "$T/badkey.xml"
+run badkey check "$T/badkey.xml"
+expect "a key-file that is not 64 hex digits: exit" "$rc" 2
+grep -q "^$T/badkey.xml:11:3: <acme>: key-file '$T/bad-key' must begin with 64 hexadecimal digits" \
+  "$T/badkey.err" || fail "bad key-file: $(cat "$T/badkey.err")"
+grep -q 'not-a-key' "$T/badkey.err" && fail "the key-file's contents echoed"
+keys_with() {  # keys_with PATTERN: key columns (both tables) that contain PATTERN
+  echo "SELECT (SELECT count(*) FROM mailconfd_acme_certificate WHERE key_pem LIKE '$1') +
+               (SELECT count(*) FROM mailconfd_acme_account WHERE key_pem LIKE '$1');" | sql
+}
+expect "plain keys before" "$(keys_with '%PRIVATE KEY%')" 4
+kill "$a_pid"
+wait "$a_pid" 2>/dev/null || true
+start a 127.0.0.1
+wait_for "A issues" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = 4 ]' >/dev/null
+for name in one.provider.example autoconfig.customer.example autodiscover.customer.example; do
+  logged a "acme: sealed the private key for $name in the database" || fail "A did not seal $name"
+done
+logged a 'acme: sealed the account key in the database' || fail "A did not seal the account key"
+expect "plain keys in the database" "$(keys_with '%PRIVATE KEY%')" 0
+expect "sealed keys in the database" "$(keys_with 'mailconfd-sealed-v1:%')" 4
+expect "A serves on" "$(fingerprint "$a_tls" autodiscover.customer.example)" "$fp"
+expect "orders in all" "$(orders)" 3
+# C: the same key, nothing on disk: everything comes from the sealed rows.
+sed 's/storage="acme-a"/storage="acme-c"/' "$T/a.xml" > "$T/c.xml"
+start c 127.0.0.3
+wait_for "C serves autodiscover.customer.example" from_pebble "$c_tls" autodiscover.customer.example >/dev/null
+for name in one.provider.example autoconfig.customer.example autodiscover.customer.example; do
+  wait_for "C has $name" test -s "$T/acme-c/certificates/$name.key" >/dev/null
+  cmp -s "$T/acme-c/certificates/$name.key" "$T/acme-a/certificates/$name.key" ||
+    fail "C's key for $name is not A's"
+  expect "A and C serve the same certificate for $name" "$(fingerprint "$c_tls" "$name")" \
+    "$(fingerprint "$a_tls" "$name")"
+done
+# B: another key; its disk still has the keys from before.
+sed 's/key-file="acme-key"/key-file="other-key"/' "$T/b.xml" > "$T/b.new"
+mv "$T/b.new" "$T/b.xml"
+start b 127.0.0.2
+for name in one.provider.example autoconfig.customer.example autodiscover.customer.example; do
+  wait_for "B cannot open $name" logged b "acme: the database's private key for $name cannot be used: sealed with another key-file, for another row, or changed; skipped" >/dev/null
+  expect "B serves its own copy of $name" "$(fingerprint "$b_tls" "$name")" \
+    "$(fingerprint "$a_tls" "$name")"
+done
+kill "$b_pid"
+wait "$b_pid" 2>/dev/null || true
+kill "$a_pid"
+wait "$a_pid" 2>/dev/null || true
+wait_for "C issues" logged c 'acme: this replica issues' >/dev/null
+cmp -s "$T/acme-c/account.key" "$T/acme-a/account.key" || fail "C's account key is not A's"
+wait_for "C's walk" logged c 'acme: 0 issued, 0 failed, 3 current of 3 names' >/dev/null
+expect "orders in all" "$(orders)" 3
+
+step "7. no password and no private key in any log"
 grep -l 'acme-pass-7c41\|source-pass-1b\|PRIVATE KEY' "$T"/*.log "$T"/*.ready && fail "a secret in a log"
+grep -l -f <(cat "$T/acme-key" "$T/other-key") "$T"/*.log "$T"/*.ready && fail "a key-file in a log"
 
 echo "PASS: ACME storage in $driver shared by two replicas ($(( $(date +%s) - started ))s)"
