@@ -118,12 +118,12 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
 ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
 -- The built-in ACME client's shared storage, when <acme dsn-file> puts it here: the account
--- key, every certificate with its PRIVATE KEY (PEM, unless <acme key-file> seals them:
--- whoever can read plain rows can impersonate every name), the http-01 answers of the order
--- in progress, so that every replica serves the same certificates and answers the CA, and the names a replica that does
--- not issue asks the issuer for (on demand). Only one replica issues at a time (it holds
--- GET_LOCK('mailconfd_acme') on its connection). Its user needs rights on these tables and the
--- sequence only, and no other user any right on them:
+-- key, every certificate with its PRIVATE KEY (PEM, unless <acme key-file> seals them: whoever
+-- can read plain rows can impersonate every name), the http-01 answers of the order in
+-- progress, so that every replica serves the same certificates and answers the CA, and the
+-- names a replica that does not issue asks the issuer for (on demand). Only one replica issues
+-- at a time (it holds GET_LOCK('mailconfd_acme') on its connection). Its user needs rights on
+-- these tables and the sequence only, and no other user any right on them:
 --   CREATE USER mailconfd_acme@'…' IDENTIFIED BY '…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_account TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_certificate TO mailconfd_acme@'…';

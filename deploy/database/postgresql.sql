@@ -146,12 +146,13 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
 );
 
 -- The built-in ACME client's shared storage, when <acme dsn-file> puts it here: the account
--- key, every certificate with its PRIVATE KEY (PEM, unless <acme key-file> seals them:
--- whoever can read plain rows can impersonate every name), the http-01 answers of the order
--- in progress, so that every replica serves the same certificates and answers the CA, and the names a replica that does
--- not issue asks the issuer for (on demand). Only one replica issues at a time (it holds the
--- session-level advisory lock 7881696737120710246 on its connection). Its role needs rights
--- on these tables and the sequence only, and no other role any right on them:
+-- key, every certificate with its PRIVATE KEY (PEM, unless <acme key-file> seals them: whoever
+-- can read plain rows can impersonate every name), the http-01 answers of the order in
+-- progress, so that every replica serves the same certificates and answers the CA, and the
+-- names a replica that does not issue asks the issuer for (on demand). Only one replica issues
+-- at a time (it holds the session-level advisory lock 7881696737120710246 on its connection).
+-- Its role needs rights on these tables and the sequence only, and no other role any right on
+-- them:
 --   CREATE ROLE mailconfd_acme LOGIN PASSWORD '…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
 --     mailconfd_acme_certificate, mailconfd_acme_challenge TO mailconfd_acme;
