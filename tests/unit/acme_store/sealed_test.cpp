@@ -5,7 +5,10 @@
 #include <string>
 
 #include <doctest/doctest.h>
+#include <openssl/bio.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 using mailconfd::acme_store::certificate_associated_data;
 using mailconfd::acme_store::kAccountAssociatedData;
@@ -16,9 +19,26 @@ using mailconfd::acme_store::seal;
 namespace {
 
 const std::string kKey(32, '\x42');
-const std::string kPem =
-    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
-    "-----END PRIVATE KEY-----\n";
+// A P-256 key made for this run, as PEM (no key is kept in the repository).
+std::string fresh_key_pem() {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  BIO* bio = BIO_new(BIO_s_mem());
+  REQUIRE(key != nullptr);
+  REQUIRE(bio != nullptr);
+  REQUIRE(PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr) == 1);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<std::size_t>(size));
+  BIO_free(bio);
+  EVP_PKEY_free(key);
+  return pem;
+}
+
+// Made on first use, inside a test case (REQUIRE needs one).
+const std::string& key_pem() {
+  static const std::string pem = fresh_key_pem();
+  return pem;
+}
 
 std::string decoded(const std::string& sealed) {
   const std::string text = sealed.substr(std::string("mailconfd-sealed-v1:").size());
@@ -53,34 +73,34 @@ TEST_CASE("acme_store: a sealed key has the v1 header, nonce, ciphertext and tag
   const std::string ad = certificate_associated_data("autoconfig.customer.example");
   CHECK(ad == "certificate autoconfig.customer.example");
   CHECK(kAccountAssociatedData == "account");
-  const std::string sealed = seal(kKey, ad, kPem);
+  const std::string sealed = seal(kKey, ad, key_pem());
   REQUIRE(sealed.starts_with("mailconfd-sealed-v1:"));
   CHECK(sealed.find("PRIVATE KEY") == std::string::npos);
   CHECK(sealed.find('\n') == std::string::npos);
-  CHECK(decoded(sealed).size() == 12 + kPem.size() + 16);
+  CHECK(decoded(sealed).size() == 12 + key_pem().size() + 16);
   // A new nonce each time: sealing twice gives two values.
-  const std::string again = seal(kKey, ad, kPem);
+  const std::string again = seal(kKey, ad, key_pem());
   CHECK(again != sealed);
   CHECK(decoded(again).substr(0, 12) != decoded(sealed).substr(0, 12));
   std::string plain, error;
   CHECK(open_value(kKey, ad, sealed, plain, error) == Opened::Sealed);
-  CHECK(plain == kPem);
+  CHECK(plain == key_pem());
   CHECK(open_value(kKey, ad, again, plain, error) == Opened::Sealed);
-  CHECK(plain == kPem);
-  CHECK(seal(std::string(31, 'k'), ad, kPem).empty());  // not an AES-256 key
+  CHECK(plain == key_pem());
+  CHECK(seal(std::string(31, 'k'), ad, key_pem()).empty());  // not an AES-256 key
 }
 
 TEST_CASE("acme_store: the previous release's plain PEM is passed through as it is") {
   std::string plain, error;
-  CHECK(open_value(kKey, "certificate a.example", kPem, plain, error) == Opened::Plain);
-  CHECK(plain == kPem);
-  CHECK(open_value("", "certificate a.example", kPem, plain, error) == Opened::Plain);
-  CHECK(plain == kPem);
+  CHECK(open_value(kKey, "certificate a.example", key_pem(), plain, error) == Opened::Plain);
+  CHECK(plain == key_pem());
+  CHECK(open_value("", "certificate a.example", key_pem(), plain, error) == Opened::Plain);
+  CHECK(plain == key_pem());
 }
 
 TEST_CASE("acme_store: a wrong key, another row or any changed byte is refused") {
   const std::string ad = certificate_associated_data("a.example");
-  const std::string sealed = seal(kKey, ad, kPem);
+  const std::string sealed = seal(kKey, ad, key_pem());
   const std::string raw = decoded(sealed);
   const std::string kChanged = "sealed with another key-file, for another row, or changed";
   std::string plain = "untouched", error;
@@ -115,7 +135,7 @@ TEST_CASE("acme_store: a wrong key, another row or any changed byte is refused")
 TEST_CASE(
     "acme_store: a sealed value that is not well-formed, of another version or without a key") {
   const std::string ad = certificate_associated_data("a.example");
-  const std::string sealed = seal(kKey, ad, kPem);
+  const std::string sealed = seal(kKey, ad, key_pem());
   std::string plain, error;
   CHECK(open_value(kKey, ad, sealed + "\n", plain, error) == Opened::Failed);
   CHECK(error == "sealed, but not well-formed");
