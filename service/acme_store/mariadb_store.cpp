@@ -10,9 +10,9 @@
 namespace mailconfd::acme_store {
 namespace {
 
-class Mariadb final : public Store {
+class Mariadb final : public Store, private source::MysqlSession {
  public:
-  explicit Mariadb(source::MysqlHandle handle) : handle_(std::move(handle)) {}
+  explicit Mariadb(source::MysqlHandle handle) : MysqlSession(std::move(handle)) {}
 
   bool try_lock(bool& held, std::string& error) override {
     held = false;
@@ -137,23 +137,6 @@ class Mariadb final : public Store {
         },
         error);
   }
-
- private:
-  static std::string text(MYSQL_ROW row, const unsigned long* lengths, int i) {
-    return source::mysql_text(row, lengths, i);
-  }
-  void quoted(std::string& sql, std::string_view value) {
-    source::append_mysql_literal(handle_.get(), sql, value);
-  }
-  template <typename Each>
-  bool select(const char* sql, unsigned columns, const Each& each, std::string& error) {
-    return source::mysql_select(handle_.get(), sql, columns, each, error);
-  }
-  bool command(std::string_view sql, std::string& error) {
-    return source::mysql_command(handle_.get(), sql, error);
-  }
-
-  source::MysqlHandle handle_;
 };
 
 }  // namespace

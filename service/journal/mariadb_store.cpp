@@ -17,9 +17,9 @@ using Handle = source::MysqlHandle;
 // Rows per statement (a few hundred KB, far below max_allowed_packet's 16 MB default).
 constexpr std::size_t kChunk = 1000;
 
-class Mariadb final : public Store {
+class Mariadb final : public Store, private source::MysqlSession {
  public:
-  explicit Mariadb(Handle handle) : handle_(std::move(handle)) {}
+  explicit Mariadb(Handle handle) : MysqlSession(std::move(handle)) {}
 
   bool add_rows(const std::vector<Row>& rows, std::string& error) override {
     if (rows.empty()) return true;
@@ -112,28 +112,13 @@ class Mariadb final : public Store {
   }
 
  private:
-  static std::string text(MYSQL_ROW row, const unsigned long* lengths, int i) {
-    return source::mysql_text(row, lengths, i);
-  }
   static std::int64_t integer(MYSQL_ROW row, int i) {
     return row[i] != nullptr ? std::strtoll(row[i], nullptr, 10) : 0;
-  }
-  void quoted(std::string& sql, std::string_view value) {
-    source::append_mysql_literal(handle_.get(), sql, value);
-  }
-  template <typename Each>
-  bool select(const char* sql, unsigned columns, const Each& each, std::string& error) {
-    return source::mysql_select(handle_.get(), sql, columns, each, error);
-  }
-  bool command(std::string_view sql, std::string& error) {
-    return source::mysql_command(handle_.get(), sql, error);
   }
   void rollback() {
     std::string ignored;
     command("ROLLBACK", ignored);
   }
-
-  Handle handle_;
 };
 
 }  // namespace

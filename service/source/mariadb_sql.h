@@ -1,6 +1,7 @@
 // Small helpers over an open libmariadb connection (source::open_mariadb), for the stores that
 // write to the provider's database (journal/mariadb_store.cpp, acme_store/mariadb_store.cpp):
-// one copy of the quoting, the statement and the query loop.
+// one copy of the quoting, the statement and the query loop, and MysqlSession that binds them
+// to a connection.
 #pragma once
 
 #include <mysql.h>
@@ -8,6 +9,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "source/mariadb.h"
 
 namespace mailconfd::source {
 
@@ -55,5 +59,27 @@ bool mysql_select(MYSQL* mysql, std::string_view sql, unsigned columns, const Ea
   }
   return true;
 }
+
+// An open connection with the helpers above bound to it, for the stores to derive from.
+class MysqlSession {
+ protected:
+  explicit MysqlSession(MysqlHandle handle) : handle_(std::move(handle)) {}
+
+  static std::string text(MYSQL_ROW row, const unsigned long* lengths, int i) {
+    return mysql_text(row, lengths, i);
+  }
+  void quoted(std::string& sql, std::string_view value) {
+    append_mysql_literal(handle_.get(), sql, value);
+  }
+  template <typename Each>
+  bool select(std::string_view sql, unsigned columns, const Each& each, std::string& error) {
+    return mysql_select(handle_.get(), sql, columns, each, error);
+  }
+  bool command(std::string_view sql, std::string& error) {
+    return mysql_command(handle_.get(), sql, error);
+  }
+
+  MysqlHandle handle_;
+};
 
 }  // namespace mailconfd::source
