@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "core/client_settings.h"
+#include "core/utc_time.h"
 #include "render/autoconfig.h"
 #include "render/autodiscover.h"
 #include "render/html.h"
@@ -197,12 +198,7 @@ std::string login_for(const App& app, DomainEntry entry, const EmailAddress& add
 bool date_passed(const Provider& provider, std::chrono::system_clock::time_point now) {
   const std::string& date = provider.notice.smtp_after_pop_off;
   if (date.empty()) return false;
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char today[16] = {};
-  std::strftime(today, sizeof today, "%Y-%m-%d", &tm);
-  return date <= std::string_view(today);  // YYYY-MM-DD compares as text
+  return date <= format_utc(now, "%Y-%m-%d");  // YYYY-MM-DD compares as text
 }
 
 int setup_page(const App& app, render::Lang lang, std::string_view input,

@@ -14,6 +14,8 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include "core/utc_time.h"
+
 namespace mailconfd::acme {
 namespace {
 
@@ -54,15 +56,6 @@ std::optional<SystemClock::time_point> due_at(const std::string& pem, const std:
   const auto until = to_time(X509_get0_notAfter(x));
   X509_free(x);
   return renewal_time(from, until, name);
-}
-
-std::string format_time(SystemClock::time_point t) {
-  const std::time_t time = SystemClock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&time, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
 }
 
 // FNV-1a: a stable hash (std::hash may differ between builds), for the renewal spread.
@@ -186,8 +179,8 @@ void Issuer::run(std::stop_token stop) {
             spdlog::info(
                 "acme: renewal info for {}: window {} to {}; renewing at {}, asking again "
                 "in {}s",
-                name, format_time(info->window.start), format_time(info->window.end),
-                format_time(*a.renew_at), wait.count());
+                name, rfc3339_utc(info->window.start), rfc3339_utc(info->window.end),
+                rfc3339_utc(*a.renew_at), wait.count());
           } else {
             a.renew_at.reset();
             a.poll_at = SteadyClock::now() + std::chrono::hours(1);

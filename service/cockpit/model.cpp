@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ascii.h"
+#include "core/utc_time.h"
 
 namespace mailconfd::cockpit {
 namespace {
@@ -90,14 +91,7 @@ bool parse_report(std::string_view json, Report& report, std::string& error) {
   return true;
 }
 
-std::string utc_day(std::int64_t unix_seconds) {
-  const time_t t = static_cast<time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char out[16];
-  std::strftime(out, sizeof out, "%Y-%m-%d", &tm);
-  return out;
-}
+std::string utc_day(std::int64_t unix_seconds) { return format_utc(unix_seconds, "%Y-%m-%d"); }
 
 Model build_model(const Config& config, const Report* report,
                   const std::vector<journal::Fetch>& fetches,

@@ -9,6 +9,7 @@
 
 #include "core/ascii.h"
 #include "core/email_address.h"
+#include "core/utc_time.h"
 #include "render/html.h"
 
 namespace mailconfd::cockpit {
@@ -189,12 +190,7 @@ std::optional<long> days_between(std::string_view a, std::string_view b) {
 
 std::string format_time(std::int64_t t) {
   if (t <= 0) return {};
-  const time_t tt = static_cast<time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char out[32];
-  std::strftime(out, sizeof out, "%Y-%m-%d %H:%M UTC", &tm);
-  return out;
+  return format_utc(t, "%Y-%m-%d %H:%M UTC");
 }
 
 std::string_view status_class(Status s) { return to_string(s); }

@@ -21,6 +21,7 @@
 #include "acme_store/replica.h"
 #include "app.h"
 #include "cockpit/board.h"
+#include "core/utc_time.h"
 #include "daemon/publisher.h"
 #include "http/server.h"
 #include "journal/journal.h"
@@ -45,11 +46,7 @@ void log_signing(const App& app) {
   const auto now = std::chrono::system_clock::now();
   const auto days =
       std::chrono::duration_cast<std::chrono::hours>(signer->not_after() - now).count() / 24;
-  const std::time_t until = std::chrono::system_clock::to_time_t(signer->not_after());
-  std::tm tm{};
-  gmtime_r(&until, &tm);
-  char date[32] = {};
-  std::strftime(date, sizeof date, "%Y-%m-%d", &tm);
+  const std::string date = format_utc(signer->not_after(), "%Y-%m-%d");
   if (signer->not_after() <= now) {
     spdlog::error("signing certificate {} expired on {}: Apple shows its profiles as unsigned",
                   signer->subject(), date);

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/email_address.h"
+#include "core/utc_time.h"
 #include "source/mariadb.h"
 #include "source/postgresql.h"
 #include "source/status.h"
@@ -350,12 +351,8 @@ std::optional<Built> load_domains(const Config& config, const HostedDomains* pre
   }
   Built built = build_domains(config, *saved, "snapshot " + options.snapshot, read_at, previous);
   record_load(built, load.log_skipped);
-  const std::time_t t = std::chrono::system_clock::to_time_t(read_at);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char when[32] = {};
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  spdlog::warn("{}; serving the snapshot {} of rows read at {}", error, options.snapshot, when);
+  spdlog::warn("{}; serving the snapshot {} of rows read at {}", error, options.snapshot,
+               rfc3339_utc(read_at));
   error.clear();
   return built;
 }

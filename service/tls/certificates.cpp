@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/ascii.h"
+#include "core/utc_time.h"
 #include "sign/openssl.h"
 #include "tls/validation.h"
 
@@ -48,15 +49,6 @@ std::vector<std::string> dns_names(X509* leaf) {
   }
   ERR_clear_error();
   return names;
-}
-
-std::string rfc3339(SystemClock::time_point t) {
-  const std::time_t seconds = SystemClock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
 }
 
 int ex_index() {
@@ -166,15 +158,15 @@ std::vector<std::string> describe(const std::vector<Certificate>& certificates,
     std::string names;
     for (const auto& n : c.names) names += (names.empty() ? "" : ", ") + n;
     lines.push_back(fmt::format("certificate {}: {}; valid until {}{}", c.files.certificate, names,
-                                rfc3339(c.not_after), i == 0 ? " (default)" : ""));
+                                rfc3339_utc(c.not_after), i == 0 ? " (default)" : ""));
     switch (state_at(c, now)) {
       case State::Expired:
-        warnings.push_back(
-            fmt::format("certificate {} expired at {}", c.files.certificate, rfc3339(c.not_after)));
+        warnings.push_back(fmt::format("certificate {} expired at {}", c.files.certificate,
+                                       rfc3339_utc(c.not_after)));
         break;
       case State::NotYetValid:
         warnings.push_back(fmt::format("certificate {} is not valid before {}", c.files.certificate,
-                                       rfc3339(c.not_before)));
+                                       rfc3339_utc(c.not_before)));
         break;
       case State::Valid:
         break;
