@@ -32,36 +32,17 @@ set -euo pipefail
 
 mailconfd=${1:?usage: mariadb_source_test.sh MAILCONFD_BINARY}
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
-PATH=$PATH:/usr/sbin
-for tool in mariadb-install-db mariadbd mariadb curl wrk python3 openssl; do
-  command -v "$tool" >/dev/null ||
-    { echo "FAIL: $tool missing (.ci/install-deps installs mariadb-server and wrk)"; exit 1; }
-done
-
+driver=mariadb
+# db_require, db_create, start_db, stop_db, sql, db_dsn (shared with the other database tests)
+source "$(dirname "$0")/database.sh"
+db_require curl wrk openssl
 T=$(mktemp -d /tmp/mailconfd-mariadb-XXXXXX)
 chmod 755 "$T"
 started=$(date +%s)
-mailconfd_pid="" db_pid="" wrk_pids=()
-user=$(id -un)
-mkdir "$T/db" "$T/run"
-touch "$T/mariadb.log"
-if [ "$(id -u)" -eq 0 ]; then
-  getent passwd mysql >/dev/null || { echo "FAIL: no mysql user (package mariadb-server)"; exit 1; }
-  user=mysql
-  chown mysql "$T/db" "$T/run" "$T/mariadb.log"
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-
-db_log="$T/mariadb.log"
+mailconfd_pid="" wrk_pids=()
+db_log="$T/db.log"
 # step, fail, expect, start_mailconfd, the HTTP and wrk helpers (shared with the other driver)
 source "$(dirname "$0")/source_test_lib.sh"
-stop_db() {  # stop_db [SIGNAL]: stops the mariadbd this script started, waits for its end
-  [ -n "$db_pid" ] || return 0
-  kill "-${1:-TERM}" "$db_pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do kill -0 "$db_pid" 2>/dev/null || break; sleep 0.1; done
-  { wait "$db_pid"; } 2>/dev/null || true
-  db_pid=""
-}
 cleanup() {
   for p in "${wrk_pids[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$mailconfd_pid" ] && kill "$mailconfd_pid" 2>/dev/null && wait "$mailconfd_pid" 2>/dev/null
@@ -88,33 +69,10 @@ mkdir "$T/tls"
   chmod 644 server.key
 ) || fail "openssl: no test certificates"
 
-# start_db [SOCKET_ONLY]: on 127.0.0.1:$port and a socket for the test's root client; with an
-# argument on a second socket only, where mailconfd cannot reach it.
-start_db() {
-  local socket=$T/run/mariadb.sock net=(--bind-address=127.0.0.1 --port="$port")
-  if [ -n "${1:-}" ]; then socket=$T/run/hidden.sock net=(--skip-networking); fi
-  rm -f "$socket"
-  mariadbd --no-defaults --datadir="$T/db" --socket="$socket" "${net[@]}" --user="$user" \
-    --ssl-ca="$T/tls/ca.pem" --ssl-cert="$T/tls/server.pem" --ssl-key="$T/tls/server.key" \
-    --pid-file="$T/run/mariadb.pid" --log-error="$T/mariadb.log" --innodb-buffer-pool-size=16M \
-    --innodb-log-file-size=8M --skip-log-bin --skip-name-resolve --innodb-flush-log-at-trx-commit=2 \
-    >/dev/null 2>&1 &
-  db_pid=$!
-  for ((i = 0; i < 300; i++)); do
-    mariadb --no-defaults -S "$socket" -u root -e 'SELECT 1' >/dev/null 2>&1 && return 0
-    kill -0 "$db_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "mariadbd did not start"
-}
-sql() { mariadb --no-defaults -S "$T/run/mariadb.sock" -u root -N -B mail "$@"; }
+db_mariadbd_args=(--ssl-ca="$T/tls/ca.pem" --ssl-cert="$T/tls/server.pem" --ssl-key="$T/tls/server.key")
 
-step "MariaDB 10.11 in $T/db on 127.0.0.1:$port"
-mariadb-install-db --no-defaults --datadir="$T/db" --user="$user" \
-  --auth-root-authentication-method=normal --skip-test-db >"$T/install.log" 2>&1 ||
-  { cat "$T/install.log"; fail mariadb-install-db; }
-start_db
-mariadb --no-defaults -S "$T/run/mariadb.sock" -u root -e 'CREATE DATABASE mail'
+step "MariaDB 10.11 in $T/db on 127.0.0.1"
+db_create
 sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
 sql < "$source_dir/deploy/database/mariadb.sql"
 sql <<'SQL'
@@ -152,7 +110,7 @@ INSERT INTO mailconfd_mailbox VALUES ('eve@markup.example', '<b>eve</b>');
 SQL
 
 # The password has blanks: quoted, as the DSN's format allows.
-printf "host=127.0.0.1 port=%s user=mailconfd password='dsn pass 5c1e' dbname=mail\n" "$port" > "$T/dsn"
+db_dsn mailconfd "dsn pass 5c1e" > "$T/dsn"
 cat > "$T/mailconfd.xml" <<XML
 <?xml version="1.0" encoding="utf-8"?>
 <mailconfd>
@@ -189,11 +147,11 @@ step "dns zone, dns check, probe, render and cutover scan see the database's dom
 subcommands_test 5 mariadb "alias.example. customer.example. file.example. local.example. markup.example. own.example. pop.example. "
 
 step "TLS to the database: ssl-mode=verify-identity with ssl-ca, as a user that must use TLS"
-sql -e "CREATE USER tls@'127.0.0.1' IDENTIFIED BY 'tls pass 9d2b' REQUIRE SSL;
+sql "CREATE USER tls@'127.0.0.1' IDENTIFIED BY 'tls pass 9d2b' REQUIRE SSL;
   GRANT SELECT ON mail.* TO tls@'127.0.0.1'"
 sed 's/dsn-file="dsn" snapshot="snapshot"/dsn-file="dsn-tls"/' "$T/mailconfd.xml" > "$T/tls.xml"
 tls_check() {  # tls_check DSN_TAIL: check over $T/tls.xml with that DSN; $T/tls.out, $T/tls.err
-  printf "host=127.0.0.1 port=%s user=tls password='tls pass 9d2b' dbname=mail %s\n" "$port" "$1" \
+  printf "host=127.0.0.1 port=%s user=tls password='tls pass 9d2b' dbname=mail %s\n" "$db_port" "$1" \
     > "$T/dsn-tls"
   set +e
   "$mailconfd" check "$T/tls.xml" >"$T/tls.out" 2>"$T/tls.err"
@@ -273,14 +231,14 @@ loads=$(metric mailconfd_source_loads_total)
 updates=$(metric mailconfd_source_updates_total)
 wrk_start poll 6 "$alice"
 sleep 0.5
-sql -e "INSERT INTO domain (domain) VALUES ('new.example')"
+sql "INSERT INTO domain (domain) VALUES ('new.example')"
 ms1=$(wait_for "new domain served" served new.example)
-sql -e "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
+sql "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
 ms2=$(wait_for "changed login served" eval "autoconfig 'alice%40customer.example' | grep -q web12p4")
-sql -e "INSERT INTO mailconfd_domain (domain, incoming) VALUES ('new.example', 'pop3-only')"
+sql "INSERT INTO mailconfd_domain (domain, incoming) VALUES ('new.example', 'pop3-only')"
 ms3=$(wait_for "new per-domain choice served" eval \
   "autoconfig 'x%40new.example' | grep -q '<incomingServer type=\"pop3\">' && ! autoconfig 'x%40new.example' | grep -q 'type=\"imap\"'")
-sql -e "UPDATE alias_domain SET target_domain = 'own.example' WHERE alias_domain = 'alias.example'"
+sql "UPDATE alias_domain SET target_domain = 'own.example' WHERE alias_domain = 'alias.example'"
 ms4=$(wait_for "alias domain retargeted" eval "autoconfig 'x%40alias.example' | grep -q imap.own.example")
 echo "change to answer (after the committing client returned; poll 200 ms, test checks every 20 ms): $ms1 ms, $ms2 ms, $ms3 ms, $ms4 ms"
 # Each change read only its domains' rows (the change log), none all rows.
@@ -289,12 +247,12 @@ expect "no full load for the changes" "$(metric mailconfd_source_loads_total)" "
 expect "updates logged" "$(grep -c 'mariadb: 1 changed domains read (change log' "$T/mailconfd.log")" 4
 
 step "changes read from the change log: a deleted domain, a row turned hostile and back"
-sql -e "INSERT INTO domain (domain) VALUES ('brief.example')"
+sql "INSERT INTO domain (domain) VALUES ('brief.example')"
 wait_for "brief.example served" served brief.example >/dev/null
-sql -e "DELETE FROM domain WHERE domain = 'brief.example'"
+sql "DELETE FROM domain WHERE domain = 'brief.example'"
 wait_for "deleted domain gone" eval '! served brief.example' >/dev/null
 # An alias domain follows a change of its target: own.example's override reaches alias.example.
-sql -e "UPDATE mailconfd_domain SET smtp_host = 'smtp.evil.example:25' WHERE domain = 'own.example'"
+sql "UPDATE mailconfd_domain SET smtp_host = 'smtp.evil.example:25' WHERE domain = 'own.example'"
 wait_for "hostile change skipped" eval '! served own.example' >/dev/null
 expect "its alias domain skipped with it" "$(status '/mail/config-v1.1.xml?emailaddress=a%40alias.example')" 404
 grep -q "mariadb: skipped domain 'own.example': smtp_host 'smtp.evil.example:25' is not a host name" \
@@ -304,7 +262,7 @@ expect "the hostile change named by key" \
   "$(metric 'mailconfd_source_row_skipped{table="domain",key="own.example"}')" 1
 expect "the row skipped before still named" \
   "$(metric 'mailconfd_source_row_skipped{table="mailbox",key="eve@markup.example"}')" 1
-sql -e "UPDATE mailconfd_domain SET smtp_host = 'smtp.own.example' WHERE domain = 'own.example'"
+sql "UPDATE mailconfd_domain SET smtp_host = 'smtp.own.example' WHERE domain = 'own.example'"
 wait_for "fixed row served again" served own.example >/dev/null
 wait_for "its alias domain again" served alias.example >/dev/null
 expect "skipped rows gauge after the fix" "$(metric mailconfd_source_rows_skipped)" 5
@@ -336,8 +294,7 @@ expect "answers with the database down" "$(autoconfig 'alice%40customer.example'
 # The change is made where mailconfd cannot see it (a socket only, no TCP) so that no poll
 # can find it: only the full reload after the reconnect can.
 start_db hidden
-mariadb --no-defaults -S "$T/run/hidden.sock" -u root -N -B mail \
-  -e "UPDATE mailconfd_mailbox SET login_name = 'web12p5' WHERE username = 'alice@customer.example'"
+sql "UPDATE mailconfd_mailbox SET login_name = 'web12p5' WHERE username = 'alice@customer.example'"
 stop_db
 start_db
 t0=$(now_ms)
@@ -350,7 +307,7 @@ wrk_check readyz
 grep -q "mariadb: connected again; reloading" "$T/mailconfd.log" || fail "reconnect not logged"
 expect "a full load after the reconnect" "$(metric mailconfd_source_loads_total)" $((loads + 1))
 updates=$(metric mailconfd_source_updates_total)
-sql -e "UPDATE mailconfd_mailbox SET login_name = 'web12p6' WHERE username = 'alice@customer.example'"
+sql "UPDATE mailconfd_mailbox SET login_name = 'web12p6' WHERE username = 'alice@customer.example'"
 wait_for "a change after the reconnect" eval "autoconfig 'alice%40customer.example' | grep -q web12p6" >/dev/null
 expect "an update after the reconnect" "$(metric mailconfd_source_updates_total)" $((updates + 1))
 step "SIGTERM while mariadbd does not answer (SIGSTOP): exit within 5 s, not the 30 s read timeout"

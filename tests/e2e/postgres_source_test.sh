@@ -27,53 +27,30 @@ set -euo pipefail
 
 mailconfd=${1:?usage: postgres_source_test.sh MAILCONFD_BINARY}
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
-pgbin=/usr/lib/postgresql/15/bin
-for tool in "$pgbin/initdb" "$pgbin/pg_ctl" "$pgbin/psql" curl wrk; do
-  [ -x "$tool" ] || command -v "$tool" >/dev/null ||
-    { echo "FAIL: $tool missing (.ci/install-deps installs postgresql and wrk)"; exit 1; }
-done
-
+driver=postgresql
+# db_require, db_create, start_db, stop_db, sql, db_dsn (shared with the other database tests)
+source "$(dirname "$0")/database.sh"
+db_require curl wrk
 T=$(mktemp -d /tmp/mailconfd-pg-XXXXXX)
 chmod 755 "$T"
 started=$(date +%s)
 mailconfd_pid="" wrk_pids=()
-as_pg=()
-if [ "$(id -u)" -eq 0 ]; then
-  getent passwd postgres >/dev/null || { echo "FAIL: no postgres user (package postgresql)"; exit 1; }
-  as_pg=(runuser -u postgres --)
-fi
-mkdir "$T/pg" "$T/sock" "$T/hidden"
-touch "$T/pg.log"
-[ ${#as_pg[@]} -gt 0 ] && chown postgres "$T/pg" "$T/sock" "$T/hidden" "$T/pg.log"
-
-db_log="$T/pg.log"
+db_log="$T/db.log"
 # step, fail, expect, start_mailconfd, the HTTP and wrk helpers (shared with the other driver)
 source "$(dirname "$0")/source_test_lib.sh"
-pg_ctl() { "${as_pg[@]}" "$pgbin/pg_ctl" -D "$T/pg" "$@"; }
 cleanup() {
   for p in "${wrk_pids[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$mailconfd_pid" ] && kill "$mailconfd_pid" 2>/dev/null && wait "$mailconfd_pid" 2>/dev/null
-  pg_ctl -m immediate stop >/dev/null 2>&1 || true
+  stop_db
   if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-step "PostgreSQL 15 in $T/pg (unix socket only)"
-echo 'admin-secret' > "$T/pwfile"
-chmod 644 "$T/pwfile"
-"${as_pg[@]}" "$pgbin/initdb" -D "$T/pg" -U admin --pwfile="$T/pwfile" -A scram-sha-256 \
-  --no-sync -E UTF8 --locale=C.UTF-8 >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log"; fail initdb; }
-start_pg() {  # start_pg [SOCKET_DIR]: on $T/sock, where mailconfd connects, or another
-  pg_ctl -w -t 30 -l "$T/pg.log" \
-    -o "-k ${1:-$T/sock} -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start \
-    >/dev/null || fail "pg_ctl start"
-}
-start_pg
-sql() { PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d mail -v ON_ERROR_STOP=1 -qAt "$@"; }
-PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d postgres -qc 'CREATE DATABASE mail'
-sql -f "$source_dir/deploy/container/database/postfixadmin.sql"
-sql -f "$source_dir/deploy/database/postgresql.sql"
+step "PostgreSQL 15 in $T/db (unix socket only)"
+db_create
+sql < "$source_dir/deploy/container/database/postfixadmin.sql"
+sql < "$source_dir/deploy/database/postgresql.sql"
 sql <<'SQL'
 CREATE ROLE mailconfd LOGIN PASSWORD 'dsn-pass-7f3a';
 GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox,
@@ -104,7 +81,7 @@ INSERT INTO mailbox (username, domain) VALUES ('eve@markup.example', 'markup.exa
 INSERT INTO mailconfd_mailbox VALUES ('eve@markup.example', '<b>eve</b>');
 SQL
 
-printf 'host=%s dbname=mail user=mailconfd password=dsn-pass-7f3a\n' "$T/sock" > "$T/dsn"
+db_dsn mailconfd dsn-pass-7f3a > "$T/dsn"
 cat > "$T/mailconfd.xml" <<XML
 <?xml version="1.0" encoding="utf-8"?>
 <mailconfd>
@@ -193,11 +170,11 @@ loads=$(metric mailconfd_source_loads_total)
 updates=$(metric mailconfd_source_updates_total)
 wrk_start notify 6 "$alice"
 sleep 0.5
-sql -c "INSERT INTO domain (domain) VALUES ('new.example')"
+sql "INSERT INTO domain (domain) VALUES ('new.example')"
 ms1=$(wait_for "new domain served" served new.example)
-sql -c "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
+sql "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
 ms2=$(wait_for "changed login served" eval "autoconfig 'alice%40customer.example' | grep -q web12p4")
-sql -c "UPDATE alias_domain SET target_domain = 'own.example' WHERE alias_domain = 'alias.example'"
+sql "UPDATE alias_domain SET target_domain = 'own.example' WHERE alias_domain = 'alias.example'"
 ms3=$(wait_for "alias domain retargeted" eval "autoconfig 'x%40alias.example' | grep -q imap.own.example")
 echo "change to answer (after psql returned; the test checks every 20 ms): $ms1 ms, $ms2 ms, $ms3 ms"
 # Each change read only its domains' rows (the change log), none all rows.
@@ -206,12 +183,12 @@ expect "no full load for the changes" "$(metric mailconfd_source_loads_total)" "
 expect "updates logged" "$(grep -c 'postgresql: 1 changed domains read (change log' "$T/mailconfd.log")" 3
 
 step "changes read from the change log: a deleted domain, a row turned hostile and back"
-sql -c "INSERT INTO domain (domain) VALUES ('brief.example')"
+sql "INSERT INTO domain (domain) VALUES ('brief.example')"
 wait_for "brief.example served" served brief.example >/dev/null
-sql -c "DELETE FROM domain WHERE domain = 'brief.example'"
+sql "DELETE FROM domain WHERE domain = 'brief.example'"
 wait_for "deleted domain gone" eval '! served brief.example' >/dev/null
 # An alias domain follows a change of its target: own.example's override reaches alias.example.
-sql -c "UPDATE mailconfd_domain SET smtp_host = 'smtp.evil.example:25' WHERE domain = 'own.example'"
+sql "UPDATE mailconfd_domain SET smtp_host = 'smtp.evil.example:25' WHERE domain = 'own.example'"
 wait_for "hostile change skipped" eval '! served own.example' >/dev/null
 expect "its alias domain skipped with it" "$(status '/mail/config-v1.1.xml?emailaddress=a%40alias.example')" 404
 grep -q "postgresql: skipped domain 'own.example': smtp_host 'smtp.evil.example:25' is not a host name" \
@@ -221,7 +198,7 @@ expect "the hostile change named by key" \
   "$(metric 'mailconfd_source_row_skipped{table="domain",key="own.example"}')" 1
 expect "the row skipped before still named" \
   "$(metric 'mailconfd_source_row_skipped{table="domain",key="port25.example"}')" 1
-sql -c "UPDATE mailconfd_domain SET smtp_host = 'smtp.own.example' WHERE domain = 'own.example'"
+sql "UPDATE mailconfd_domain SET smtp_host = 'smtp.own.example' WHERE domain = 'own.example'"
 wait_for "fixed row served again" served own.example >/dev/null
 wait_for "its alias domain again" served alias.example >/dev/null
 expect "skipped rows gauge after the fix" "$(metric mailconfd_source_rows_skipped)" 6
@@ -230,18 +207,18 @@ expect "the fixed row no longer named" \
 expect "no full load for any change" "$(metric mailconfd_source_loads_total)" "$loads"
 expect "every change an update" "$(metric mailconfd_source_updates_total)" $((updates + 7))
 # Without SELECT on the log every change reads every row, and says so.
-sql -c "REVOKE SELECT ON mailconfd_changed FROM mailconfd"
-sql -c "INSERT INTO domain (domain) VALUES ('revoked.example')"
+sql "REVOKE SELECT ON mailconfd_changed FROM mailconfd"
+sql "INSERT INTO domain (domain) VALUES ('revoked.example')"
 wait_for "a change without the log served" served revoked.example >/dev/null
 expect "a full load without the log" "$(metric mailconfd_source_loads_total)" $((loads + 1))
 grep -q "postgresql: change log: .*permission denied for table mailconfd_changed; reading every row" \
   "$T/mailconfd.log" || fail "the unreadable change log is not logged"
-sql -c "GRANT SELECT ON mailconfd_changed TO mailconfd"
-sql -c "DELETE FROM domain WHERE domain = 'revoked.example'"
+sql "GRANT SELECT ON mailconfd_changed TO mailconfd"
+sql "DELETE FROM domain WHERE domain = 'revoked.example'"
 wait_for "deleted again" eval '! served revoked.example' >/dev/null
 expect "a full load again (the part had no serial)" "$(metric mailconfd_source_loads_total)" $((loads + 2))
 updates=$(metric mailconfd_source_updates_total)
-sql -c "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
+sql "UPDATE mailconfd_mailbox SET login_name = 'web12p4' WHERE username = 'alice@customer.example'"
 wait_for "the log used again" eval "[ \"\$(metric mailconfd_source_updates_total)\" = $((updates + 1)) ]" >/dev/null
 expect "no full load with the log back" "$(metric mailconfd_source_loads_total)" $((loads + 2))
 loads=$(metric mailconfd_source_loads_total)
@@ -256,26 +233,17 @@ wrk_start kill 9 "$alice"
 wrk_start readyz 9 "$base/readyz"
 sleep 0.5
 # The postmaster and every process it started, as a crash or the OOM killer would.
-postmaster=$(head -n 1 "$T/pg/postmaster.pid")
-children=$(ps -o pid= --ppid "$postmaster" || true)
-kill -KILL "$postmaster" $children
-for ((i = 0; i < 100; i++)); do
-  alive=""
-  for p in "$postmaster" $children; do kill -0 "$p" 2>/dev/null && alive=1; done
-  [ -z "$alive" ] && break
-  sleep 0.1
-done
+stop_db KILL
 wait_for "the lost connection counted" eval \
   "[ \"\$(metric 'mailconfd_source_failures_total{kind=\"connect\"}')\" -gt $connect_failures ]" >/dev/null
 expect "readyz with the database down" "$(status /readyz)" 200
 expect "answers with the database down" "$(autoconfig 'alice%40customer.example' | grep -c web12p4)" 3
 # The change is made where mailconfd cannot see it (another socket directory) so that no
 # NOTIFY can reach it: only the full reload after the reconnect can.
-start_pg "$T/hidden"
-PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/hidden" -U admin -d mail -v ON_ERROR_STOP=1 -qAt \
-  -c "UPDATE mailconfd_mailbox SET login_name = 'web12p5' WHERE username = 'alice@customer.example'"
-pg_ctl -m fast stop >/dev/null
-start_pg
+start_db hidden
+sql "UPDATE mailconfd_mailbox SET login_name = 'web12p5' WHERE username = 'alice@customer.example'"
+stop_db
+start_db
 t0=$(now_ms)
 wait_for "the reconnect counted" eval "[ \"\$(metric mailconfd_source_reconnects_total)\" -gt $reconnects ]" >/dev/null
 wait_for "the row changed while down served" eval "autoconfig 'alice%40customer.example' | grep -q web12p5" >/dev/null
@@ -288,13 +256,13 @@ expect "a full load after the reconnect" "$(metric mailconfd_source_loads_total)
 expect "changed login after the reconnect" \
   "$(autoconfig 'alice%40customer.example' | grep -c '<username>web12p5</username>')" 3
 updates=$(metric mailconfd_source_updates_total)
-sql -c "INSERT INTO domain (domain) VALUES ('after.example')"
+sql "INSERT INTO domain (domain) VALUES ('after.example')"
 wait_for "NOTIFY after the reconnect" served after.example >/dev/null
 expect "an update after the reconnect" "$(metric mailconfd_source_updates_total)" $((updates + 1))
 stop_mailconfd
 
 step "start with the database down: from the snapshot, then refused without one"
-pg_ctl -m fast stop >/dev/null
+stop_db
 start_mailconfd
 expect "served from the snapshot" "$(autoconfig 'alice%40customer.example' | grep -c web12p5)" 3
 expect "after.example from the snapshot" "$(status '/mail/config-v1.1.xml?emailaddress=a%40after.example')" 200
