@@ -10,6 +10,10 @@ namespace mailconfd::cutover {
 namespace {
 
 constexpr Micros kSecond = 1'000'000;
+// "2026-07-02T12:22:07.123456+02:00": RFC 3339 as rsyslog writes it by default.
+constexpr std::size_t kRsyslogTimeBytes = 32;
+constexpr std::size_t kRsyslogSecondsAt = 16;  // ":07.123456"
+constexpr std::size_t kRsyslogOffsetAt = 26;   // "+02:00"
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -104,6 +108,11 @@ std::size_t next_space(std::string_view text, std::size_t pos) {
 // "host program[pid]: message", or "program[pid]: message" without a host (some syslog
 // daemons, and Dovecot's own log_path: "pop3-login: Info: …").
 bool parse_host_and_tag(std::string_view line, std::size_t pos, LogLine& out) {
+  // The usual host is made of tag bytes up to a space: then the tag follows it, and neither
+  // the host nor the search for its space is read twice.
+  std::size_t end = pos;
+  while (end < line.size() && tag_char(line[end])) ++end;
+  if (end > pos && end < line.size() && line[end] == ' ') return parse_tag(line, end + 1, out);
   if (parse_tag(line, pos, out)) return true;
   const std::size_t space = next_space(line, pos);
   if (space == std::string_view::npos || space == pos) return false;
@@ -276,6 +285,17 @@ std::optional<Micros> rfc3339_minute(std::string_view text) {
   return (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60) * kSecond;
 }
 
+// Whether the N bytes at a and b are equal (N ≤ 16): two word compares instead of a call to
+// memcmp, for the clock's check of every line's minute and offset.
+template <std::size_t N>
+bool same_bytes(const char* a, const char* b) {
+  static_assert(N <= 16);
+  std::uint64_t x[2] = {}, y[2] = {};
+  std::memcpy(x, a, N);
+  std::memcpy(y, b, N);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
 // Two ASCII digits at p into out; false when either is not a digit.
 bool two_digits(const char* p, int& out) {
   const unsigned tens = static_cast<unsigned char>(p[0]) - '0';
@@ -285,22 +305,36 @@ bool two_digits(const char* p, int& out) {
   return true;
 }
 
+// rsyslog's ":SS.ffffff" at p: microseconds into the minute.
+std::optional<Micros> rsyslog_seconds(const char* p) {
+  int second = 0, f0 = 0, f1 = 0, f2 = 0;
+  if (p[0] != ':' || !two_digits(p + 1, second) || second > 60 || p[3] != '.' ||
+      !two_digits(p + 4, f0) || !two_digits(p + 6, f1) || !two_digits(p + 8, f2)) {
+    return std::nullopt;
+  }
+  return second * kSecond + (f0 * 10'000 + f1 * 100 + f2);
+}
+
+// "±HH:MM" at p: the offset from UTC.
+std::optional<Micros> utc_offset(const char* p) {
+  int oh = 0, om = 0;
+  if ((p[0] != '+' && p[0] != '-') || !two_digits(p + 1, oh) || oh > 23 || p[3] != ':' ||
+      !two_digits(p + 4, om) || om > 59) {
+    return std::nullopt;
+  }
+  const Micros offset = (oh * 3600 + om * 60) * kSecond;
+  return p[0] == '-' ? -offset : offset;
+}
+
 // The rest from byte 16, ":SS[.frac](Z|±HH:MM)": microseconds into the minute minus the
 // offset from UTC.
 std::optional<Micros> rfc3339_rest(std::string_view text) {
   // rsyslog's format on every line of a Debian 12 mail.log, "…:SS.ffffff±HH:MM", without
   // the loop; anything else (or a bad digit here) takes the general path below.
-  if (text.size() == 32 && text[16] == ':' && text[19] == '.' &&
-      (text[26] == '+' || text[26] == '-') && text[29] == ':') {
-    const char* p = text.data();
-    int second = 0, oh = 0, om = 0, f0 = 0, f1 = 0, f2 = 0;
-    if (two_digits(p + 17, second) && second <= 60 && two_digits(p + 20, f0) &&
-        two_digits(p + 22, f1) && two_digits(p + 24, f2) && two_digits(p + 27, oh) && oh <= 23 &&
-        two_digits(p + 30, om) && om <= 59) {
-      Micros offset = (oh * 3600 + om * 60) * kSecond;
-      if (p[26] == '-') offset = -offset;
-      return second * kSecond + (f0 * 10'000 + f1 * 100 + f2) - offset;
-    }
+  if (text.size() == kRsyslogTimeBytes) {
+    const auto seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt);
+    const auto offset = utc_offset(text.data() + kRsyslogOffsetAt);
+    if (seconds && offset) return *seconds - *offset;
   }
   const int second = digits(text, 17, 2);
   if (text.size() < 19 || text[16] != ':' || second < 0 || second > 60) return std::nullopt;
@@ -347,7 +381,15 @@ std::optional<Micros> parse_rfc3339(std::string_view text) {
 
 std::optional<Micros> YearlessClock::rfc3339(std::string_view text) {
   if (text.size() < 20) return std::nullopt;
-  if (!minute_cached_ || std::memcmp(minute_text_, text.data(), sizeof minute_text_) != 0) {
+  // rsyslog's form with the last line's minute and offset: only the seconds are new.
+  if (text.size() == kRsyslogTimeBytes && offset_cached_ && minute_cached_ &&
+      same_bytes<sizeof minute_text_>(minute_text_, text.data()) &&
+      same_bytes<sizeof offset_text_>(offset_text_, text.data() + kRsyslogOffsetAt)) {
+    if (const auto seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt)) {
+      return minute_start_ + *seconds - offset_;
+    }
+  }
+  if (!minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text.data())) {
     const auto minute = rfc3339_minute(text);
     if (!minute) return std::nullopt;
     std::memcpy(minute_text_, text.data(), sizeof minute_text_);
@@ -356,6 +398,13 @@ std::optional<Micros> YearlessClock::rfc3339(std::string_view text) {
   }
   const auto rest = rfc3339_rest(text);
   if (!rest) return std::nullopt;
+  if (text.size() == kRsyslogTimeBytes) {
+    if (const auto offset = utc_offset(text.data() + kRsyslogOffsetAt)) {
+      std::memcpy(offset_text_, text.data() + kRsyslogOffsetAt, sizeof offset_text_);
+      offset_ = *offset;
+      offset_cached_ = true;
+    }
+  }
   return minute_start_ + *rest;
 }
 
@@ -420,10 +469,17 @@ std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& c
     return parse_syslog_line(line.substr(close + 1), clock);
   }
   if (is_digit(first)) {
-    const std::size_t space = next_space(line, 0);
-    if (space == std::string_view::npos) return std::nullopt;
-    const auto time = clock.rfc3339(line.substr(0, space));
-    if (!time) return std::nullopt;
+    // rsyslog's time on Debian 12 ("…T12:22:07.123456+01:00") is 32 bytes: tried there
+    // before the space is searched for (a valid time has none, so the answer is the same).
+    std::optional<Micros> time;
+    std::size_t space = kRsyslogTimeBytes;
+    if (line.size() > space && line[space] == ' ') time = clock.rfc3339(line.substr(0, space));
+    if (!time) {
+      space = next_space(line, 0);
+      if (space == std::string_view::npos) return std::nullopt;
+      time = clock.rfc3339(line.substr(0, space));
+      if (!time) return std::nullopt;
+    }
     out.time = *time;
     if (!parse_host_and_tag(line, space + 1, out)) return std::nullopt;
     return out;

@@ -24,8 +24,9 @@ class YearlessClock {
   // month 1..12, day 1..31; nullopt when the date does not exist.
   std::optional<Micros> resolve(int month, int day, int hour, int minute, int second);
   Micros reference() const { return reference_; }
-  // parse_rfc3339 with the last minute's date and time ("YYYY-MM-DDTHH:MM") remembered:
-  // consecutive lines of an rsyslog file share it, so most lines parse only the seconds.
+  // parse_rfc3339 with the last minute's date and time ("YYYY-MM-DDTHH:MM") and offset
+  // remembered: consecutive lines of an rsyslog file share them, so most lines parse only
+  // the seconds.
   std::optional<Micros> rfc3339(std::string_view text);
 
  private:
@@ -42,6 +43,10 @@ class YearlessClock {
   char minute_text_[16] = {};
   bool minute_cached_ = false;
   Micros minute_start_ = 0;
+  // The last offset of rsyslog's 32-byte form ("+02:00"): its text and its value.
+  char offset_text_[6] = {};
+  bool offset_cached_ = false;
+  Micros offset_ = 0;
 };
 
 struct LogLine {

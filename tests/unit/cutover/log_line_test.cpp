@@ -53,6 +53,12 @@ TEST_CASE("parse_syslog_line reads every timestamp format a Debian 12 mail serve
       // a forwarder that keeps <PRI> before a classic line
       {"<22>Jul  2 12:22:07 mail postfix/qmgr[9]: ABC: removed", "2026-07-02T12:22:07Z",
        "postfix/qmgr", "ABC: removed"},
+      // a shorter time whose line has a space where rsyslog's 32-byte time would end
+      {"2026-12-02T10:00:00Z mail.exampl postfix/qmgr[7]: ABC: removed", "2026-12-02T10:00:00Z",
+       "postfix/qmgr", "ABC: removed"},
+      // a host that is not made of tag bytes
+      {"2026-12-02T10:00:00Z [::1] postfix/qmgr[7]: ABC: removed", "2026-12-02T10:00:00Z",
+       "postfix/qmgr", "ABC: removed"},
       // Windows line end
       {"2026-12-02T10:00:00Z host postfix/qmgr[1]: ABC: removed\r", "2026-12-02T10:00:00Z",
        "postfix/qmgr", "ABC: removed"},
@@ -212,6 +218,8 @@ TEST_CASE("format_rfc3339 writes what rfc3339 always wrote, also outside years 0
 TEST_CASE("the clock's cached RFC 3339 minute gives the same times as parse_rfc3339") {
   // Consecutive lines share the minute (cached), change it, repeat an old one, and carry
   // offsets and fractions; invalid text after a valid line with the same minute is refused.
+  // rsyslog's 32-byte form caches the offset too: the same minute with another offset, and
+  // bad seconds, fraction or offset after a cached one.
   const char* lines[] = {"2026-12-02T10:11:12.345678+00:00",
                          "2026-12-02T10:11:13Z",
                          "2026-12-02T10:11:59.9-01:30",
@@ -229,6 +237,15 @@ TEST_CASE("the clock's cached RFC 3339 minute gives the same times as parse_rfc3
                          "2024-02-29T00:00:00Z",
                          "2026-12-02T10:11",
                          "2026-12-02T10:11:12.000001Z",
+                         "2026-12-02T10:11:14.000002+00:00",
+                         "2026-12-02T10:11:15.000003+00:00",
+                         "2026-12-02T10:11:15.000003-03:00",
+                         "2026-12-02T10:11:6x.000002-03:00",
+                         "2026-12-02T10:11:61.000002-03:00",
+                         "2026-12-02T10:11:16 000002-03:00",
+                         "2026-12-02T10:11:16.00000x-03:00",
+                         "2026-12-02T10:11:16.000004-03:60",
+                         "2026-12-02T10:12:16.000004-03:00",
                          "1999-12-31T23:59:59.5+14:00"};
   YearlessClock clock(0, true);
   for (int round = 0; round < 2; ++round) {
