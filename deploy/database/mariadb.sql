@@ -119,15 +119,20 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
 
 -- The built-in ACME client's shared storage, when <acme dsn-file> puts it here: the account
 -- key, every certificate with its PRIVATE KEY (PEM, unless <acme key-file> seals them: whoever
--- can read plain rows can impersonate every name), the http-01 answers of the order in
--- progress, so that every replica serves the same certificates and answers the CA, and the
--- names a replica that does not issue asks the issuer for (on demand). Only one replica issues
--- at a time (it holds GET_LOCK('mailconfd_acme') on its connection). Its user needs rights on
--- these tables and the sequence only, and no other user any right on them:
+-- can read plain rows can impersonate every name), the http-01 answers and tls-alpn-01
+-- digests of the order in progress, so that every replica serves the same certificates and
+-- answers the CA, what the issuer learnt from the CA (its hold after a 429 or a failure, the
+-- renewalInfo windows), so that the next issuer goes on from it, and the names a replica that
+-- does not issue asks the issuer for (on demand). Only one replica issues at a time (it holds
+-- GET_LOCK('mailconfd_acme') on its connection). Its user needs rights on these tables and
+-- the sequence only, and no other user any right on them:
 --   CREATE USER mailconfd_acme@'…' IDENTIFIED BY '…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_account TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_certificate TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_challenge TO mailconfd_acme@'…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_alpn_challenge TO mailconfd_acme@'…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_hold TO mailconfd_acme@'…';
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON postfix.mailconfd_acme_renewal TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT, DELETE ON postfix.mailconfd_acme_request TO mailconfd_acme@'…';
 --   GRANT SELECT, INSERT ON postfix.mailconfd_acme_version TO mailconfd_acme@'…';
 CREATE SEQUENCE IF NOT EXISTS mailconfd_acme_version;
@@ -144,6 +149,26 @@ CREATE TABLE IF NOT EXISTS mailconfd_acme_certificate (
 CREATE TABLE IF NOT EXISTS mailconfd_acme_challenge (
   token  varchar(128) NOT NULL PRIMARY KEY,  -- http-01 token, while its order runs
   answer varchar(512) NOT NULL               -- the key authorization
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+-- Added in the release after the first with <acme dsn-file>: running this file again (every
+-- statement is IF NOT EXISTS) and the GRANTs above add them to an existing database.
+CREATE TABLE IF NOT EXISTS mailconfd_acme_alpn_challenge (
+  name   varchar(253) NOT NULL PRIMARY KEY,  -- tls-alpn-01: the name, while its order runs
+  digest char(64) NOT NULL                   -- SHA-256 of the key authorization (hexadecimal)
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS mailconfd_acme_hold (
+  id         int NOT NULL PRIMARY KEY CHECK (id = 1),  -- one CA
+  held_until bigint NOT NULL,  -- Unix seconds: no order before (429 Retry-After, CA failing)
+  ca_delay   bigint NOT NULL,  -- seconds: the last hold after the CA failed (doubled next)
+  reason     varchar(255) NOT NULL
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS mailconfd_acme_renewal (
+  name         varchar(253) NOT NULL PRIMARY KEY,  -- the certificate's name
+  cert_id      varchar(512) NOT NULL,              -- RFC 9773 certID the CA answered about
+  window_start bigint NOT NULL,                    -- Unix seconds: the suggested window
+  window_end   bigint NOT NULL,
+  renew_at     bigint NOT NULL,                    -- the point chosen in it
+  ask_again    bigint NOT NULL                     -- the CA's Retry-After: not asked before
 ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 CREATE TABLE IF NOT EXISTS mailconfd_acme_request (
   name      varchar(253) NOT NULL PRIMARY KEY,          -- a wanted name, asked for at a handshake

@@ -143,13 +143,39 @@ void Issuer::run(std::stop_token stop) {
   SteadyClock::time_point hold{};    // the CA's Retry-After, for every name
   std::chrono::seconds ca_delay{0};  // the last hold after the CA failed, doubled each time
   std::vector<std::string> names = options_.names;  // the walk; on-demand names join it
-  // ARI per name: the certificate asked about, the point in its window, when to ask again.
+  // ARI per name: the certificate asked about, the CA's answer, when to ask again.
   struct Ari {
     std::string cert_id;
-    std::optional<SystemClock::time_point> renew_at;
+    std::optional<RenewalState> info;
     SteadyClock::time_point poll_at{};
   };
   std::unordered_map<std::string, Ari> ari;
+  IssuerMemory& memory = options_.memory;
+  // A wall-clock time from the memory on the steady clock (the past: now).
+  const auto steady = [](SystemClock::time_point t) {
+    const auto left = std::max(SystemClock::duration::zero(), t - SystemClock::now());
+    return SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(left);
+  };
+  const auto remember = [&](const std::string& name, const RenewalState* state) {
+    if (memory.renewal_changed) memory.renewal_changed(name, state);
+  };
+  if (memory.hold) {
+    ca_delay = memory.hold->ca_delay;
+    if (memory.hold->until > SystemClock::now()) {
+      hold = steady(memory.hold->until);
+      spdlog::warn("acme: the CA's hold goes on ({}): no orders until {}", memory.hold->reason,
+                   format_time(memory.hold->until));
+    }
+  }
+  for (auto& [name, state] : memory.renewal) {
+    spdlog::info(
+        "acme: renewal info for {} remembered: window {} to {}; renewing at {}, asking "
+        "again at {}",
+        name, format_time(state.window.start), format_time(state.window.end),
+        format_time(state.renew_at), format_time(state.ask_again));
+    ari[name] = Ari{state.cert_id, state, steady(state.ask_again)};
+  }
+  memory.renewal.clear();
   SteadyClock::time_point next_poll = SteadyClock::time_point::max();  // the earliest poll_at
   std::size_t issued = 0, failed = 0, current = 0;
 
@@ -171,25 +197,28 @@ void Issuer::run(std::stop_token stop) {
           a.cert_id = cert_id;
           std::string error;
           if (const auto info = client->renewal_info(cert_id, error)) {
-            a.renew_at = renewal_point(info->window, name);
             const auto wait =
                 std::clamp<std::chrono::seconds>(info->retry_after.value_or(std::chrono::hours(6)),
                                                  std::chrono::minutes(1), std::chrono::hours(24));
+            a.info = RenewalState{cert_id, info->window, renewal_point(info->window, name),
+                                  SystemClock::now() + wait};
             a.poll_at = SteadyClock::now() + wait;
             spdlog::info(
                 "acme: renewal info for {}: window {} to {}; renewing at {}, asking again "
                 "in {}s",
                 name, rfc3339_utc(info->window.start), rfc3339_utc(info->window.end),
-                rfc3339_utc(*a.renew_at), wait.count());
+                rfc3339_utc(a.info->renew_at), wait.count());
+            remember(name, &*a.info);
           } else {
-            a.renew_at.reset();
+            if (a.info) remember(name, nullptr);
+            a.info.reset();
             a.poll_at = SteadyClock::now() + std::chrono::hours(1);
             spdlog::warn("acme: renewal info for {}: {}; renewing two thirds into its lifetime",
                          name, error);
           }
         }
-        if (a.renew_at) {
-          due = a.renew_at;
+        if (a.info) {
+          due = a.info->renew_at;
           replaces = cert_id;
         }
         next_poll = std::min(next_poll, a.poll_at);
@@ -211,9 +240,13 @@ void Issuer::run(std::stop_token stop) {
     if (!failure) {
       count(OrderResult::Issued);
       ++issued;
+      if (ca_delay.count() != 0 && memory.held) memory.held(Hold{SystemClock::now(), {}, {}});
       ca_delay = std::chrono::seconds(0);
       backoff.erase(name);
-      ari.erase(name);
+      if (auto it = ari.find(name); it != ari.end()) {
+        if (it->second.info) remember(name, nullptr);
+        ari.erase(it);
+      }
       spdlog::info("acme: {} certificate for {}{}", due ? "renewed the" : "issued a", name,
                    replaces.empty() ? "" : " (replaces " + replaces + ")");
       issued_(name, pem);
@@ -243,6 +276,7 @@ void Issuer::run(std::stop_token stop) {
           std::clamp<std::chrono::seconds>(pause, std::chrono::seconds(1), std::chrono::hours(24));
       hold = SteadyClock::now() + pause;
       spdlog::warn("acme: {}; no orders for {}s ({})", failure->reason, pause.count(), why);
+      if (memory.held) memory.held(Hold{SystemClock::now() + pause, ca_delay, why});
       return false;
     }
     auto& [not_before, delay] = backoff[name];

@@ -6,7 +6,10 @@
 // (request(): on-demand issuance) go into a second bounded, deduplicated queue that is served
 // before the walk goes on. The CA's 429/Retry-After, or the CA failing, holds every order; a
 // name that fails waits longer each time (5 minutes, doubling, at most a day). Nothing here
-// blocks a worker: until a name has its certificate, the default serves.
+// blocks a worker: until a name has its certificate, the default serves. What it learnt from
+// the CA that must outlive it (the hold, the renewalInfo answers) goes out through
+// IssuerOptions::memory and comes back in it when a new issuer starts (acme_store/: another
+// replica after a failover).
 #pragma once
 
 #include <array>
@@ -18,15 +21,43 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "acme/challenges.h"
 #include "acme/client.h"
+#include "acme/renewal_info.h"
 
 namespace mailconfd::acme {
+
+// The CA's hold on every order after a 429 or a failure.
+struct Hold {
+  std::chrono::system_clock::time_point until;  // no order before
+  std::chrono::seconds ca_delay{0};  // the last hold after the CA failed (doubled next time)
+  std::string reason;                // "Retry-After", "rate limited, no Retry-After", …
+};
+
+// A renewalInfo answer (RFC 9773) for a name's certificate.
+struct RenewalState {
+  std::string cert_id;  // the certificate it is about (ari_cert_id)
+  RenewalWindow window;
+  std::chrono::system_clock::time_point renew_at;   // the point chosen in the window
+  std::chrono::system_clock::time_point ask_again;  // its Retry-After
+};
+
+// What an issuer goes on from, and where it reports what it learns. The callbacks run on the
+// issuer thread (they may write to the database) and may be empty.
+struct IssuerMemory {
+  std::optional<Hold> hold;
+  std::unordered_map<std::string, RenewalState> renewal;  // name → its certificate's answer
+  std::function<void(const Hold& hold)> held;             // a hold set or a CA delay reset
+  // state null: forgotten (a new certificate, or the CA did not answer).
+  std::function<void(const std::string& name, const RenewalState* state)> renewal_changed;
+};
 
 struct IssuerOptions {
   std::string directory;           // the CA's directory URL
@@ -39,6 +70,7 @@ struct IssuerOptions {
   // The challenges to answer, the preferred first.
   std::vector<Challenge> challenges{Challenge::Http01, Challenge::TlsAlpn01};
   std::size_t max_requests = 1'000;  // the on-demand queue's bound
+  IssuerMemory memory{};
 };
 
 // STORAGE/certificates: where the certificates are; the loader reads it like

@@ -109,6 +109,81 @@ class Mariadb final : public Store, private source::MysqlSession {
         error);
   }
 
+  bool put_alpn_challenge(const std::string& name, const std::string& digest,
+                          std::string& error) override {
+    std::string sql = "REPLACE INTO mailconfd_acme_alpn_challenge (name, digest) VALUES (";
+    quoted(sql, name);
+    sql.push_back(',');
+    quoted(sql, digest);
+    sql.push_back(')');
+    return command(sql, error);
+  }
+
+  bool erase_alpn_challenge(const std::string& name, std::string& error) override {
+    std::string sql = "DELETE FROM mailconfd_acme_alpn_challenge WHERE name = ";
+    quoted(sql, name);
+    return command(sql, error);
+  }
+
+  bool alpn_challenges(std::unordered_map<std::string, std::string>& out,
+                       std::string& error) override {
+    return select(
+        "SELECT name, digest FROM mailconfd_acme_alpn_challenge", 2,
+        [&out](MYSQL_ROW row, const unsigned long* lengths) {
+          out[text(row, lengths, 0)] = text(row, lengths, 1);
+        },
+        error);
+  }
+
+  bool hold(std::optional<StoredHold>& out, std::string& error) override {
+    out.reset();
+    return select(
+        "SELECT held_until, ca_delay, reason FROM mailconfd_acme_hold WHERE id = 1", 3,
+        [&out](MYSQL_ROW row, const unsigned long* lengths) {
+          out = StoredHold{number(row, 0), number(row, 1), text(row, lengths, 2)};
+        },
+        error);
+  }
+
+  bool put_hold(const StoredHold& hold, std::string& error) override {
+    std::string sql =
+        "REPLACE INTO mailconfd_acme_hold (id, held_until, ca_delay, reason) VALUES (1," +
+        std::to_string(hold.until) + ',' + std::to_string(hold.ca_delay) + ',';
+    quoted(sql, hold.reason);
+    sql.push_back(')');
+    return command(sql, error);
+  }
+
+  bool renewals(std::vector<StoredRenewal>& out, std::string& error) override {
+    return select(
+        "SELECT name, cert_id, window_start, window_end, renew_at, ask_again "
+        "FROM mailconfd_acme_renewal ORDER BY name",
+        6,
+        [&out](MYSQL_ROW row, const unsigned long* lengths) {
+          out.push_back({text(row, lengths, 0), text(row, lengths, 1), number(row, 2),
+                         number(row, 3), number(row, 4), number(row, 5)});
+        },
+        error);
+  }
+
+  bool put_renewal(const StoredRenewal& w, std::string& error) override {
+    std::string sql =
+        "REPLACE INTO mailconfd_acme_renewal (name, cert_id, window_start, window_end, renew_at, "
+        "ask_again) VALUES (";
+    quoted(sql, w.name);
+    sql.push_back(',');
+    quoted(sql, w.cert_id);
+    sql += ',' + std::to_string(w.window_start) + ',' + std::to_string(w.window_end) + ',' +
+           std::to_string(w.renew_at) + ',' + std::to_string(w.ask_again) + ')';
+    return command(sql, error);
+  }
+
+  bool erase_renewal(const std::string& name, std::string& error) override {
+    std::string sql = "DELETE FROM mailconfd_acme_renewal WHERE name = ";
+    quoted(sql, name);
+    return command(sql, error);
+  }
+
   bool put_requests(const std::vector<std::string>& names, std::string& error) override {
     if (names.empty()) return true;
     // IGNORE: a name another replica asked for already stays as it is.
@@ -136,6 +211,11 @@ class Mariadb final : public Store, private source::MysqlSession {
           names.push_back(text(row, lengths, 0));
         },
         error);
+  }
+
+ private:
+  static std::int64_t number(MYSQL_ROW row, int column) {
+    return row[column] ? std::strtoll(row[column], nullptr, 10) : 0;
   }
 };
 

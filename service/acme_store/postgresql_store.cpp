@@ -91,6 +91,81 @@ class Postgresql final : public Store {
     return true;
   }
 
+  bool put_alpn_challenge(const std::string& name, const std::string& digest,
+                          std::string& error) override {
+    return query(
+               "INSERT INTO mailconfd_acme_alpn_challenge (name, digest) VALUES ($1, $2) "
+               "ON CONFLICT (name) DO UPDATE SET digest = EXCLUDED.digest",
+               {name.c_str(), digest.c_str()}, error) != nullptr;
+  }
+
+  bool erase_alpn_challenge(const std::string& name, std::string& error) override {
+    return query("DELETE FROM mailconfd_acme_alpn_challenge WHERE name = $1", {name.c_str()},
+                 error) != nullptr;
+  }
+
+  bool alpn_challenges(std::unordered_map<std::string, std::string>& out,
+                       std::string& error) override {
+    Result r = query("SELECT name, digest FROM mailconfd_acme_alpn_challenge", {}, error);
+    if (!r) return false;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out[text(r.get(), i, 0)] = text(r.get(), i, 1);
+    return true;
+  }
+
+  bool hold(std::optional<StoredHold>& out, std::string& error) override {
+    Result r = query("SELECT held_until, ca_delay, reason FROM mailconfd_acme_hold WHERE id = 1",
+                     {}, error);
+    if (!r) return false;
+    out.reset();
+    if (PQntuples(r.get()) == 1) {
+      out = StoredHold{number(r.get(), 0, 0), number(r.get(), 0, 1), text(r.get(), 0, 2)};
+    }
+    return true;
+  }
+
+  bool put_hold(const StoredHold& hold, std::string& error) override {
+    const std::string until = std::to_string(hold.until);
+    const std::string delay = std::to_string(hold.ca_delay);
+    return query(
+               "INSERT INTO mailconfd_acme_hold (id, held_until, ca_delay, reason) "
+               "VALUES (1, $1::bigint, $2::bigint, $3) ON CONFLICT (id) DO UPDATE SET "
+               "held_until = EXCLUDED.held_until, ca_delay = EXCLUDED.ca_delay, reason = "
+               "EXCLUDED.reason",
+               {until.c_str(), delay.c_str(), hold.reason.c_str()}, error) != nullptr;
+  }
+
+  bool renewals(std::vector<StoredRenewal>& out, std::string& error) override {
+    Result r = query(
+        "SELECT name, cert_id, window_start, window_end, renew_at, ask_again "
+        "FROM mailconfd_acme_renewal ORDER BY name",
+        {}, error);
+    if (!r) return false;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      out.push_back({text(r.get(), i, 0), text(r.get(), i, 1), number(r.get(), i, 2),
+                     number(r.get(), i, 3), number(r.get(), i, 4), number(r.get(), i, 5)});
+    }
+    return true;
+  }
+
+  bool put_renewal(const StoredRenewal& w, std::string& error) override {
+    const std::string start = std::to_string(w.window_start), end = std::to_string(w.window_end),
+                      at = std::to_string(w.renew_at), again = std::to_string(w.ask_again);
+    return query(
+               "INSERT INTO mailconfd_acme_renewal (name, cert_id, window_start, window_end, "
+               "renew_at, ask_again) VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint, "
+               "$6::bigint) ON CONFLICT (name) DO UPDATE SET cert_id = EXCLUDED.cert_id, "
+               "window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end, "
+               "renew_at = EXCLUDED.renew_at, ask_again = EXCLUDED.ask_again",
+               {w.name.c_str(), w.cert_id.c_str(), start.c_str(), end.c_str(), at.c_str(),
+                again.c_str()},
+               error) != nullptr;
+  }
+
+  bool erase_renewal(const std::string& name, std::string& error) override {
+    return query("DELETE FROM mailconfd_acme_renewal WHERE name = $1", {name.c_str()}, error) !=
+           nullptr;
+  }
+
   bool put_requests(const std::vector<std::string>& names, std::string& error) override {
     for (const std::string& name : names) {
       if (!query("INSERT INTO mailconfd_acme_request (name) VALUES ($1) ON CONFLICT (name) DO "
@@ -123,6 +198,10 @@ class Postgresql final : public Store {
  private:
   static std::string text(const PGresult* r, int row, int column) {
     return {PQgetvalue(r, row, column), static_cast<std::size_t>(PQgetlength(r, row, column))};
+  }
+
+  static std::int64_t number(const PGresult* r, int row, int column) {
+    return std::strtoll(PQgetvalue(r, row, column), nullptr, 10);
   }
 
   // The statement with text parameters; null with error set unless it worked.

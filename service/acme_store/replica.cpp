@@ -8,7 +8,9 @@
 #include <spdlog/spdlog.h>
 
 #include "acme/jws.h"
+#include "acme_store/memory.h"
 #include "acme_store/sealed.h"
+#include "tls/validation.h"
 
 namespace mailconfd::acme_store {
 namespace {
@@ -116,6 +118,7 @@ void Replica::run(std::stop_token stop) {
           std::unordered_map<std::string, std::string> answers;
           ok = store_->challenges(answers, error);
           if (ok) tokens_->set_shared(std::move(answers));
+          if (ok) ok = load_alpn_challenges(error);
           if (ok) ok = forward_requests(error);
           if (ok && !announced) {
             spdlog::info("acme: another replica issues; certificates come from the database");
@@ -158,6 +161,7 @@ void Replica::run(std::stop_token stop) {
         store_.reset();  // closes the session: the lock is free for another replica
       }
       tokens_->set_shared({});
+      tls::alpn_challenges().clear_shared();
       std::unique_lock lock(wait_mutex_);
       wake_.wait_for(lock, stop, options_.reconnect, [] { return false; });
       continue;
@@ -244,12 +248,39 @@ bool Replica::become_issuer(std::string& error) {
     }
     if (seal_it && stored) spdlog::info("acme: sealed the account key in the database");
   }
+  acme::IssuerMemory memory;
+  {
+    std::lock_guard lock(store_mutex_);
+    if (!load_memory(memory, error)) return false;
+  }
+  memory.held = [this](const acme::Hold& hold) {
+    std::lock_guard lock(store_mutex_);
+    std::string why;
+    if (!store_ || !store_->put_hold(to_row(hold), why)) {
+      spdlog::warn("acme: the database did not take the CA's hold: {}",
+                   store_ ? why : "not connected");
+    }
+  };
+  memory.renewal_changed = [this](const std::string& name, const acme::RenewalState* state) {
+    std::lock_guard lock(store_mutex_);
+    std::string why;
+    const bool ok = store_ && (state ? store_->put_renewal(to_row(name, *state), why)
+                                     : store_->erase_renewal(name, why));
+    if (!ok) {
+      spdlog::warn("acme: the database did not take the renewal info for {}: {}", name,
+                   store_ ? why : "not connected");
+    }
+  };
   tokens_->set_shared({});
   tokens_->set_hook(
       [this](const std::string& token, const std::string* answer) { on_token(token, answer); });
+  tls::alpn_challenges().clear_shared();
+  tls::alpn_challenges().set_hook(
+      [this](const std::string& name, const std::string* digest) { on_alpn(name, digest); });
   spdlog::info("acme: this replica issues (it holds the database's lock)");
-  auto issuer = make_issuer_(
-      [this](const std::string& name, const std::string& file) { issued(name, file); });
+  auto issuer =
+      make_issuer_([this](const std::string& name, const std::string& file) { issued(name, file); },
+                   std::move(memory));
   std::lock_guard lock(issuer_mutex_);
   issuer_ = std::move(issuer);
   return true;
@@ -263,6 +294,47 @@ void Replica::stop_issuing() {
   }
   issuer.reset();  // joins its thread, outside the lock (request() must not wait for it)
   tokens_->set_hook({});
+  tls::alpn_challenges().set_hook({});
+}
+
+bool Replica::load_memory(acme::IssuerMemory& memory, std::string& error) {
+  std::optional<StoredHold> hold;
+  std::vector<StoredRenewal> rows;
+  if (!store_ || !store_->hold(hold, error) || !store_->renewals(rows, error)) {
+    if (!store_) error = "not connected";
+    return false;
+  }
+  if (hold) {
+    memory.hold = from_row(*hold);
+    if (!memory.hold) spdlog::warn("acme: the database's hold is not usable: ignored");
+  }
+  for (const StoredRenewal& row : rows) {
+    auto state = safe_name(row.name) ? from_row(row) : std::nullopt;
+    if (!state) {
+      spdlog::warn("acme: the database's renewal info for a name is not usable: ignored");
+      continue;
+    }
+    memory.renewal.emplace(row.name, std::move(*state));
+  }
+  return true;
+}
+
+bool Replica::load_alpn_challenges(std::string& error) {
+  std::unordered_map<std::string, std::string> rows;
+  if (!store_->alpn_challenges(rows, error)) return false;
+  std::erase_if(rows, [](const auto& row) { return !safe_name(row.first); });
+  std::vector<std::string> added;
+  std::string why;
+  if (tls::alpn_challenges().set_shared(rows, added, why)) {
+    alpn_warned_.clear();
+  } else if (why != alpn_warned_) {  // once, not every poll interval
+    spdlog::warn("acme: a tls-alpn-01 challenge in the database: {}; not answered", why);
+    alpn_warned_ = why;
+  }
+  for (const std::string& name : added) {
+    spdlog::info("acme: answering the tls-alpn-01 challenge for {} from the database", name);
+  }
+  return true;
 }
 
 void Replica::issued(const std::string& name, const std::string& file) {
@@ -346,6 +418,23 @@ bool Replica::to_store(std::string_view associated, const std::string& pem, std:
   stored = seal(options_.key, associated, pem);
   if (stored.empty()) return error = "cannot seal a private key (OpenSSL)", false;
   return true;
+}
+
+void Replica::on_alpn(const std::string& name, const std::string* digest) {
+  bool written = false;
+  {
+    std::lock_guard lock(store_mutex_);
+    std::string error;
+    const bool ok = store_ && (digest ? store_->put_alpn_challenge(name, *digest, error)
+                                      : store_->erase_alpn_challenge(name, error));
+    if (!ok) {
+      spdlog::warn("acme: the database did not take a tls-alpn-01 challenge: {}",
+                   store_ ? error : "not connected");
+    }
+    written = ok && digest;
+  }
+  // As for http-01: every other replica reads them once a poll interval.
+  if (written) std::this_thread::sleep_for(options_.poll * 3);
 }
 
 void Replica::on_token(const std::string& token, const std::string* answer) {

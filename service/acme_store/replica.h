@@ -3,11 +3,15 @@
 //  * while another replica issues: tries the issuer's lock (acme_store/store.h), loads the
 //    certificates that are new in the database into STORAGE/certificates (written atomically,
 //    0600; the loader and the publisher take them from there, as from the issuer) and copies
-//    the pending http-01 answers into acme::Tokens, so the CA may ask this replica;
+//    the pending http-01 answers into acme::Tokens and the pending tls-alpn-01 digests into
+//    tls::alpn_challenges() (which makes the validation certificate), so the CA may ask this
+//    replica;
 //  * once it holds the lock: puts the account key in the database (or takes the one there),
-//    starts the issuer (acme/issuer.h), which writes each http-01 answer to the database, waits
-//    until the other replicas have read it, and then tells the CA; every certificate it issues
-//    goes to the database;
+//    reads what the previous issuer learnt from the CA (its hold after a 429 or a failure, the
+//    renewalInfo answers: acme_store/memory.h) and starts the issuer (acme/issuer.h) with it;
+//    the issuer writes each http-01 answer and tls-alpn-01 digest to the database, waits until
+//    the other replicas have read it, and then tells the CA; every certificate it issues, every
+//    hold and every renewalInfo answer goes to the database;
 //  * while it issues: checks the connection; when it is gone, so is the lock: the issuer stops,
 //    and another replica (or this one, reconnected) takes over;
 //  * on demand: a replica that does not issue hands a wanted name (the caller checked it) to
@@ -64,7 +68,10 @@ class Replica {
   // issued(name, certificate file) (acme::Issuer's callback). changed(file): a certificate
   // file this replica loaded from the database (or issued), for the publisher; must not block.
   using IssuedCallback = std::function<void(const std::string& name, const std::string& file)>;
-  using IssuerFactory = std::function<std::unique_ptr<acme::Issuer>(IssuedCallback issued)>;
+  // memory: what the previous issuer learnt, with the callbacks that store what this one learns
+  // (for IssuerOptions::memory).
+  using IssuerFactory = std::function<std::unique_ptr<acme::Issuer>(IssuedCallback issued,
+                                                                    acme::IssuerMemory memory)>;
   Replica(ReplicaOptions options, std::shared_ptr<acme::Tokens> tokens, IssuerFactory make_issuer,
           std::function<void(const std::string& file)> changed);
   ~Replica();  // stops the issuer and the thread; the lock goes with the connection
@@ -87,6 +94,11 @@ class Replica {
   void stop_issuing();
   void issued(const std::string& name, const std::string& file);       // on the issuer's thread
   void on_token(const std::string& token, const std::string* answer);  // likewise
+  void on_alpn(const std::string& name, const std::string* digest);    // likewise
+  // What the previous issuer stored (store_mutex_ held). False with error.
+  bool load_memory(acme::IssuerMemory& memory, std::string& error);
+  // The shared tls-alpn-01 challenges to tls::alpn_challenges() (store_mutex_ held).
+  bool load_alpn_challenges(std::string& error);
   // The outbox's names to the database, within the rate bound (store_mutex_ held).
   bool forward_requests(std::string& error);
   // The issuer's side: the requests taken from the database (and this replica's outbox) to
@@ -103,6 +115,7 @@ class Replica {
   std::unique_ptr<acme::Issuer> issuer_;
   std::set<std::string> unsaved_;  // issued names the database did not take yet (store_mutex_)
   std::int64_t version_ = 0;       // the newest certificate version loaded
+  std::string alpn_warned_;        // the last unusable tls-alpn-01 row logged (this thread)
   std::mutex outbox_mutex_;
   std::deque<std::string> outbox_;  // on-demand names for the issuing replica
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> forwarded_;  // when

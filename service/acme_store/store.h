@@ -1,10 +1,12 @@
 // The built-in ACME client's storage in the provider's database (<acme dsn-file>), shared by
-// every replica: the account key, each certificate with its key, the http-01 answers of the
-// order in progress, and the lock that lets one replica issue at a time (PostgreSQL: the
-// session-level advisory lock 7881696737120710246; MariaDB: GET_LOCK('mailconfd_acme')),
-// held by the connection's session, so it goes when the issuer's process or connection does.
-// Tables and grants: deploy/database/postgresql.sql, mariadb.sql (mailconfd_acme_*). Every
-// call blocks: only the replica's own thread and the issuer's thread use a store.
+// every replica: the account key, each certificate with its key, the http-01 answers and
+// tls-alpn-01 digests of the order in progress, what the issuer learnt from the CA that must
+// outlive it (its hold after a 429 or a failure, the renewalInfo windows), and the lock that lets
+// one replica issue at a time (PostgreSQL: the session-level advisory lock 7881696737120710246;
+// MariaDB: GET_LOCK('mailconfd_acme')), held by the connection's session, so it goes when the
+// issuer's process or connection does. Tables and grants: deploy/database/postgresql.sql,
+// mariadb.sql (mailconfd_acme_*). Every call blocks: only the replica's own thread and the issuer's
+// thread use a store.
 #pragma once
 
 #include <chrono>
@@ -22,6 +24,25 @@ struct StoredCertificate {
   std::string certificate_pem;  // leaf first, then the chain
   std::string key_pem;
   std::int64_t version = 0;  // from the version sequence: larger is newer
+};
+
+// The CA's hold on every order (mailconfd_acme_hold, one row): no order before until; the
+// delay after the CA failed, doubled each time it fails again. Unix seconds.
+struct StoredHold {
+  std::int64_t until = 0;
+  std::int64_t ca_delay = 0;  // seconds
+  std::string reason;         // for the log: "Retry-After", "the CA failed", …
+};
+
+// A renewalInfo answer (RFC 9773) for the certificate of name (mailconfd_acme_renewal): the
+// certificate it is about, the suggested window, the point chosen in it, and when to ask the
+// CA again (its Retry-After). Unix seconds.
+struct StoredRenewal {
+  std::string name;
+  std::string cert_id;
+  std::int64_t window_start = 0, window_end = 0;
+  std::int64_t renew_at = 0;
+  std::int64_t ask_again = 0;
 };
 
 // Each call: false with error set (the server's words, never the DSN) when it failed.
@@ -46,6 +67,19 @@ class Store {
   virtual bool erase_challenge(const std::string& token, std::string& error) = 0;
   virtual bool challenges(std::unordered_map<std::string, std::string>& out,
                           std::string& error) = 0;
+  // tls-alpn-01: name → key_authorization_digest (tls/validation.h) of the pending challenge.
+  virtual bool put_alpn_challenge(const std::string& name, const std::string& digest,
+                                  std::string& error) = 0;
+  virtual bool erase_alpn_challenge(const std::string& name, std::string& error) = 0;
+  virtual bool alpn_challenges(std::unordered_map<std::string, std::string>& out,
+                               std::string& error) = 0;
+  // The hold (nullopt: none was ever written); put replaces it.
+  virtual bool hold(std::optional<StoredHold>& out, std::string& error) = 0;
+  virtual bool put_hold(const StoredHold& hold, std::string& error) = 0;
+  // The renewalInfo rows; put inserts or replaces the row of r.name.
+  virtual bool renewals(std::vector<StoredRenewal>& out, std::string& error) = 0;
+  virtual bool put_renewal(const StoredRenewal& r, std::string& error) = 0;
+  virtual bool erase_renewal(const std::string& name, std::string& error) = 0;
   // On demand at a replica that does not issue: asks the issuer for these names (rows of
   // mailconfd_acme_request; a name already there stays as it is, with its time).
   virtual bool put_requests(const std::vector<std::string>& names, std::string& error) = 0;

@@ -611,11 +611,6 @@ class Loader {
         if (!node.parent().child("database")) {
           problems_.at(node, "<acme> dsn-file needs <database> (its driver and server)");
         }
-        if (acme.prefer_tls_alpn) {
-          problems_.at(node,
-                       "<acme> with dsn-file answers http-01 only (the CA may ask any replica, "
-                       "and tls-alpn-01 answers are not shared)");
-        }
         std::string text;
         std::string error;
         if (!read_whole_file(acme.dsn_file, text, error)) {

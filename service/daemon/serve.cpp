@@ -438,9 +438,8 @@ int serve(ServeSetup setup) {
     const auto options_for = [acme](const App& current) {
       acme::IssuerOptions options{acme.ca, acme.ca_certificate, acme.contact, acme.storage,
                                   acme_names(current)};
-      if (!acme.dsn.empty()) {
-        options.challenges = {acme::Challenge::Http01};  // what every replica can answer
-      } else if (acme.prefer_tls_alpn) {
+      // With <acme dsn-file> every replica answers both (from the database).
+      if (acme.prefer_tls_alpn) {
         options.challenges = {acme::Challenge::TlsAlpn01, acme::Challenge::Http01};
       }
       spdlog::info("acme: {} names from {} ({} first{})", options.names.size(), acme.ca,
@@ -469,9 +468,12 @@ int serve(ServeSetup setup) {
                    options.mariadb ? "MariaDB" : "PostgreSQL");
       replica = std::make_unique<acme_store::Replica>(
           std::move(options), app->acme_tokens,
-          [&publisher, options_for](acme_store::Replica::IssuedCallback issued) {
+          [&publisher, options_for](acme_store::Replica::IssuedCallback issued,
+                                    acme::IssuerMemory memory) {
             const auto current = publisher.current();
-            return std::make_unique<acme::Issuer>(options_for(*current), current->acme_tokens,
+            acme::IssuerOptions issuer_options = options_for(*current);
+            issuer_options.memory = std::move(memory);
+            return std::make_unique<acme::Issuer>(std::move(issuer_options), current->acme_tokens,
                                                   std::move(issued));
           },
           changed);

@@ -1,5 +1,9 @@
 #include "tls/validation.h"
 
+#include <algorithm>
+#include <array>
+#include <optional>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -21,9 +25,39 @@ struct Made {
   std::unique_ptr<X509, decltype(&X509_free)> certificate{nullptr, X509_free};
 };
 
+using Digest = std::array<unsigned char, 32>;
+
+std::optional<Digest> sha256(std::string_view key_authorization) {
+  Digest digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(key_authorization.data(), key_authorization.size(), digest.data(), &length,
+                 EVP_sha256(), nullptr) != 1 ||
+      length != digest.size()) {
+    return std::nullopt;
+  }
+  return digest;
+}
+
+// 64 lowercase hexadecimal digits; nullopt for anything else.
+std::optional<Digest> from_hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  Digest digest{};
+  for (std::size_t i = 0; i < digest.size(); ++i) {
+    const int high = nibble(hex[2 * i]), low = nibble(hex[2 * i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    digest[i] = static_cast<unsigned char>(high << 4 | low);
+  }
+  return digest;
+}
+
 // RFC 8737 §3: self-signed, one dNSName, and the critical id-pe-acmeIdentifier extension
-// whose value is the DER OCTET STRING of SHA-256(key authorization).
-bool make(const std::string& name, std::string_view key_authorization, Made& out) {
+// whose value is the DER OCTET STRING of SHA-256(key authorization), given as that digest.
+bool make(const std::string& name, const Digest& sha256_digest, Made& out) {
   out.key.reset(EVP_EC_gen("P-256"));
   out.certificate.reset(X509_new());
   if (!out.key || !out.certificate) return false;
@@ -58,12 +92,7 @@ bool make(const std::string& name, std::string_view key_authorization, Made& out
   if (added != 1) return false;
 
   unsigned char digest[34] = {0x04, 0x20};  // OCTET STRING, 32 bytes
-  unsigned int length = 0;
-  if (EVP_Digest(key_authorization.data(), key_authorization.size(), digest + 2, &length,
-                 EVP_sha256(), nullptr) != 1 ||
-      length != 32) {
-    return false;
-  }
+  std::copy(sha256_digest.begin(), sha256_digest.end(), digest + 2);
   std::unique_ptr<ASN1_OBJECT, decltype(&ASN1_OBJECT_free)> oid(
       OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1), ASN1_OBJECT_free);
   std::unique_ptr<ASN1_OCTET_STRING, decltype(&ASN1_OCTET_STRING_free)> value(
@@ -87,6 +116,28 @@ int select_acme_alpn(SSL*, const unsigned char** out, unsigned char* outlen,
     return SSL_TLSEXT_ERR_OK;
   }
   return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+// The validation context for name and digest; null with error set on an OpenSSL failure.
+std::shared_ptr<const Context> validation_context(const std::string& name, const Digest& digest,
+                                                  std::string& error) {
+  ERR_clear_error();
+  Made made;
+  SSL_CTX* ctx = nullptr;
+  if (!make(name, digest, made) || !(ctx = SSL_CTX_new(TLS_server_method()))) {
+    error = "tls-alpn-01 certificate for " + name + ": " + sign::openssl_error();
+    return nullptr;
+  }
+  auto context = Context::adopt(ctx, "CN=" + name + " (tls-alpn-01)");
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_alpn_select_cb(ctx, select_acme_alpn, nullptr);
+  if (SSL_CTX_use_certificate(ctx, made.certificate.get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx, made.key.get()) != 1) {
+    error = "tls-alpn-01 certificate for " + name + ": " + sign::openssl_error();
+    return nullptr;
+  }
+  return context;
 }
 
 int ex_index() {
@@ -151,7 +202,8 @@ std::string validation_certificate_pem(const std::string& name,
                                        std::string_view key_authorization) {
   Made made;
   std::string pem;
-  if (!make(name, key_authorization, made)) {
+  const auto digest = sha256(key_authorization);
+  if (!digest || !make(name, *digest, made)) {
     ERR_clear_error();
     return pem;
   }
@@ -164,41 +216,101 @@ std::string validation_certificate_pem(const std::string& name,
   return pem;
 }
 
+std::string key_authorization_digest(std::string_view key_authorization) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  if (const auto digest = sha256(key_authorization)) {
+    for (const unsigned char b : *digest) {
+      hex.push_back(kHex[b >> 4]);
+      hex.push_back(kHex[b & 15]);
+    }
+  }
+  return hex;
+}
+
 bool AlpnChallenges::put(const std::string& name, std::string_view key_authorization,
                          std::string& error) {
-  ERR_clear_error();
-  Made made;
-  SSL_CTX* ctx = nullptr;
-  if (!make(name, key_authorization, made) || !(ctx = SSL_CTX_new(TLS_server_method()))) {
-    error = "tls-alpn-01 certificate for " + name + ": " + sign::openssl_error();
-    return false;
+  const std::string hex = key_authorization_digest(key_authorization);
+  const auto digest = from_hex(hex);
+  if (!digest) return error = "tls-alpn-01 digest for " + name + ": OpenSSL failed", false;
+  auto context = validation_context(name, *digest, error);
+  if (!context) return false;
+  Hook hook;
+  {
+    std::lock_guard lock(mutex_);
+    answers_[name] = std::move(context);
+    recount();
+    hook = hook_;
   }
-  auto context = Context::adopt(ctx, "CN=" + name + " (tls-alpn-01)");
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_alpn_select_cb(ctx, select_acme_alpn, nullptr);
-  if (SSL_CTX_use_certificate(ctx, made.certificate.get()) != 1 ||
-      SSL_CTX_use_PrivateKey(ctx, made.key.get()) != 1) {
-    error = "tls-alpn-01 certificate for " + name + ": " + sign::openssl_error();
-    return false;
-  }
-  std::lock_guard lock(mutex_);
-  answers_[name] = std::move(context);
-  count_.store(answers_.size(), std::memory_order_release);
+  if (hook) hook(name, &hex);
   return true;
 }
 
 void AlpnChallenges::erase(const std::string& name) {
-  std::lock_guard lock(mutex_);
-  answers_.erase(name);
-  count_.store(answers_.size(), std::memory_order_release);
+  Hook hook;
+  {
+    std::lock_guard lock(mutex_);
+    answers_.erase(name);
+    recount();
+    hook = hook_;
+  }
+  if (hook) hook(name, nullptr);
 }
 
 std::shared_ptr<const Context> AlpnChallenges::find(std::string_view name) const {
   if (name.empty()) return nullptr;
+  const std::string key(name);
   std::lock_guard lock(mutex_);
-  auto it = answers_.find(std::string(name));
-  return it == answers_.end() ? nullptr : it->second;
+  if (auto it = answers_.find(key); it != answers_.end()) return it->second;
+  if (auto it = shared_.find(key); it != shared_.end()) return it->second.context;
+  return nullptr;
+}
+
+void AlpnChallenges::set_hook(Hook hook) {
+  std::lock_guard lock(mutex_);
+  hook_ = std::move(hook);
+}
+
+bool AlpnChallenges::set_shared(const std::unordered_map<std::string, std::string>& shared,
+                                std::vector<std::string>& added, std::string& error) {
+  std::unordered_map<std::string, Answer> next;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, digest] : shared) {
+      auto it = shared_.find(name);
+      if (it != shared_.end() && it->second.digest == digest) next.emplace(name, it->second);
+    }
+  }
+  bool ok = true;
+  // The new ones are made outside the lock (a key generation each): handshakes go on.
+  for (const auto& [name, hex] : shared) {
+    if (next.contains(name)) continue;
+    std::string why;
+    const auto digest = from_hex(hex);
+    auto context = digest ? validation_context(name, *digest, why) : nullptr;
+    if (!digest) why = "tls-alpn-01 challenge for " + name + ": not a SHA-256 digest";
+    if (!context) {
+      if (ok) error = why;
+      ok = false;
+      continue;
+    }
+    next.emplace(name, Answer{hex, std::move(context)});
+    added.push_back(name);
+  }
+  std::lock_guard lock(mutex_);
+  shared_ = std::move(next);
+  recount();
+  return ok;
+}
+
+void AlpnChallenges::clear_shared() {
+  std::lock_guard lock(mutex_);
+  shared_.clear();
+  recount();
+}
+
+void AlpnChallenges::recount() {
+  count_.store(answers_.size() + shared_.size(), std::memory_order_release);
 }
 
 AlpnChallenges& alpn_challenges() {

@@ -2,10 +2,12 @@
 # End to end: the built-in ACME client's storage in the provider's database (<acme dsn-file>),
 # shared by two real mailconfd replicas, with a real PostgreSQL 15 or MariaDB 10.11 (Debian's,
 # started here as an unprivileged user in a temporary directory), a real Pebble (the ACME test
-# CA) and a real NSD for Pebble's lookups. Replica A serves 127.0.0.1, replica B 127.0.0.2,
-# both on the port Pebble validates http-01 on; NSD answers 127.0.0.1 for one.provider.example
-# and 127.0.0.2 for every name of customer.example. The ACME role has rights on the
-# mailconfd_acme_* tables only. Checks, each with exact answers:
+# CA) behind tests/e2e/acme_proxy.py (which adds ARI's renewalInfo and answers the 429 of step
+# 9) and a real NSD for Pebble's lookups. Replica A serves 127.0.0.1, replica B 127.0.0.2,
+# both on the port Pebble validates http-01 on (and, from step 8, TLS on its tls-alpn-01
+# port); NSD answers 127.0.0.1 for one.provider.example and 127.0.0.2 for every name of
+# customer.example and alpn.example. The ACME role has rights on the mailconfd_acme_* tables
+# only. Checks, each with exact answers:
 #   1. A starts first and issues (the database's lock), B starts and does not; A's certificate
 #      for one.provider.example (validated against A) reaches B through the database, and
 #      both serve it by SNI with the same SHA-256 fingerprint; its key file on B is 0600;
@@ -14,11 +16,13 @@
 #      takes it and orders it, Pebble validates against B (127.0.0.2), which answers from the
 #      database; both then serve the same certificate and the request is gone; an unhosted
 #      name at B writes no request, and a row for a name that is not wanted is not ordered;
-#   3. A killed (SIGKILL): B takes over the lock, orders nothing for the names it has, and
-#      issues autodiscover.customer.example at its first handshake (validated against itself);
+#   3. A killed (SIGKILL): B takes over the lock, orders nothing for the names it has (it asks
+#      the CA's renewalInfo for them and stores each answer), and issues
+#      autodiscover.customer.example at its first handshake (validated against itself);
 #   4. A started again: it does not issue, loads all three certificates from the database and
 #      serves them, with no new order; B stopped: A takes over and orders nothing
-#      (Pebble's order count and both logs say so);
+#      (Pebble's order count and both logs say so), and takes the renewalInfo answers B stored
+#      (the same windows, not asked again), asking only about the certificate B issued;
 #   5. the database stopped under the issuer: it stops issuing and serves on; when the database
 #      is back it issues again, ordering nothing;
 #   6. <acme key-file>: A restarted with it seals the plain rows it finds (the previous
@@ -27,6 +31,15 @@
 #      certificates served, and the account key when it takes over); B with another key logs
 #      each row it cannot open and serves on from its disk; a key-file that is readable by
 #      others or not 64 hexadecimal digits is a configuration error naming FILE:LINE;
+#   8. tls-alpn-01 with two replicas: A issues with challenge="tls-alpn-01"; a handshake at B for
+#      autoconfig.alpn.example is handed to A, which writes the challenge's digest to
+#      mailconfd_acme_alpn_challenge; Pebble validates on B's TLS listener (127.0.0.2), which
+#      answers ALPN acme-tls/1 from that row (no http-01 request anywhere); both then serve the
+#      certificate and the row is gone;
+#   9. a hold survives the issuer: A's newOrder gets 429 with Retry-After: 15; the hold is
+#      stored; A killed (SIGKILL); B takes over, logs the hold and sends no newOrder before it
+#      ends, then issues the name a handshake asked for; the renewalInfo answers are not asked
+#      again by any later issuer;
 #   7. no password and no private key in any log; the account key is the database's on A.
 # Usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY. KEEP=1 keeps the directory.
 set -euo pipefail
@@ -137,7 +150,8 @@ CREATE ROLE mailconfd LOGIN PASSWORD 'source-pass-1b';
 GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
 CREATE ROLE mailconfd_acme LOGIN PASSWORD 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
-  mailconfd_acme_certificate, mailconfd_acme_challenge TO mailconfd_acme;
+  mailconfd_acme_certificate, mailconfd_acme_challenge, mailconfd_acme_alpn_challenge,
+  mailconfd_acme_hold, mailconfd_acme_renewal TO mailconfd_acme;
 GRANT SELECT, INSERT, DELETE ON mailconfd_acme_request TO mailconfd_acme;
 GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
 SQL
@@ -164,6 +178,9 @@ CREATE USER mailconfd_acme@'127.0.0.1' IDENTIFIED BY 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_account TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_certificate TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_challenge TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_alpn_challenge TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_hold TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_renewal TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, DELETE ON mail.mailconfd_acme_request TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT ON mail.mailconfd_acme_version TO mailconfd_acme@'127.0.0.1';
 SQL
@@ -172,6 +189,7 @@ SQL
 fi
 sql <<'SQL'
 INSERT INTO domain (domain) VALUES ('customer.example');
+INSERT INTO domain (domain) VALUES ('alpn.example');
 SQL
 echo "INSERT INTO domain (domain) VALUES ('evil.example');" | sql mailconfd_acme acme-pass-7c41 \
   >/dev/null 2>&1 && fail "the ACME role could write domain"
@@ -204,8 +222,11 @@ zone:
 zone:
   name: customer.example
   zonefile: "$T/nsd/customer.example.db"
+zone:
+  name: alpn.example
+  zonefile: "$T/nsd/alpn.example.db"
 NSD
-for zone in provider.example:127.0.0.1 customer.example:127.0.0.2; do
+for zone in provider.example:127.0.0.1 customer.example:127.0.0.2 alpn.example:127.0.0.2; do
   name=${zone%%:*} address=${zone#*:}
   printf '$ORIGIN %s.\n$TTL 60\n@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60\n@ IN NS ns.%s.\n@ IN A %s\n* IN A %s\n' \
     "$name" "$name" "$name" "$name" "$address" "$address" > "$T/nsd/$name.db"
@@ -218,10 +239,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -s
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=default.test \
   -keyout "$T/default.key" -out "$T/default.pem" 2>/dev/null
 pebble_port=$(free_port)
+tls_port=$(free_port)  # where Pebble validates tls-alpn-01 (both replicas' TLS port from step 8)
 cat > "$T/pebble.json" <<JSON
 {"pebble": {"listenAddress": "127.0.0.1:$pebble_port", "managementListenAddress": "127.0.0.1:$(free_port)",
  "certificate": "$T/pebble.pem", "privateKey": "$T/pebble.key", "httpPort": $http_port,
- "tlsPort": $(free_port), "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+ "tlsPort": $tls_port, "ocspResponderURL": "", "externalAccountBindingRequired": false}}
 JSON
 PEBBLE_VA_NOSLEEP=1 pebble -config "$T/pebble.json" -dnsserver "127.0.0.1:$dns_port" \
   >"$T/pebble.log" 2>&1 &
@@ -230,6 +252,20 @@ pebble_up() { curl -sf --cacert "$T/pebble.pem" "https://127.0.0.1:$pebble_port/
 wait_for "Pebble answers" pebble_up >/dev/null
 # Orders Pebble created (a POST to newOrder may be repeated after a badNonce: not an order).
 orders() { grep -c '^Pebble .* Added order "[^"]*" to the db$' "$T/pebble.log" || true; }
+# The proxy in front of Pebble: ARI from the start, a window 20 to 21 days ahead (so nothing
+# is due), asked again after 6 hours.
+window_start=$(date -u -d '+20 days' +%Y-%m-%dT%H:%M:%SZ)
+window_end=$(date -u -d '+21 days' +%Y-%m-%dT%H:%M:%SZ)
+ari_rules="\"renewal_info\": {\"start\": \"$window_start\", \"end\": \"$window_end\", \"retry_after\": 21600}"
+echo "{$ari_rules}" > "$T/proxy-rules.json"
+python3 "$source_dir/tests/e2e/acme_proxy.py" "$pebble_port" "$T/pebble.pem" "$T/pebble.key" \
+  "$T/pebble.pem" "$T/proxy-rules.json" "$T/proxy.log" "$T/proxy.port" 2>"$T/proxy.err" &
+pids+=($!)
+wait_for "the proxy listens" test -s "$T/proxy.port" >/dev/null
+proxy_port=$(cat "$T/proxy.port")
+: >> "$T/proxy.log"
+# proxied ENDPOINT [STATUS]: requests the proxy logged for ENDPOINT (with STATUS).
+proxied() { awk -F '\t' -v e="$1" -v s="${2:-}" '$2 == e && (s == "" || $3 == s)' "$T/proxy.log" | wc -l; }
 
 for name in a b; do
   cat > "$T/$name.xml" <<XML
@@ -243,26 +279,25 @@ for name in a b; do
     <domain>file.example</domain>
   </provider>
   <database driver="$driver" dsn-file="dsn"/>
-  <acme ca="https://127.0.0.1:$pebble_port/dir" ca-certificate="pebble.pem" storage="acme-$name"
+  <acme ca="https://127.0.0.1:$proxy_port/dir" ca-certificate="pebble.pem" storage="acme-$name"
         dsn-file="acme-dsn" names="one.provider.example" hosted-names="autoconfig autodiscover"
         on-demand="yes"/>
 </mailconfd>
 XML
 done
-# Configuration errors name the file and line.
+# tls-alpn-01 with dsn-file is answered by every replica (step 8): no configuration error.
 sed 's/dsn-file="acme-dsn"/dsn-file="acme-dsn" challenge="tls-alpn-01"/' "$T/a.xml" > "$T/alpn.xml"
 run alpn check "$T/alpn.xml"
-expect "tls-alpn-01 with dsn-file: exit" "$rc" 2
-grep -q "^$T/alpn.xml:11:3: <acme> with dsn-file answers http-01 only" "$T/alpn.err" ||
-  fail "tls-alpn-01 with dsn-file: $(cat "$T/alpn.err")"
+expect "tls-alpn-01 with dsn-file: exit" "$rc" 0
+# Configuration errors name the file and line.
 grep -v '<database ' "$T/a.xml" > "$T/nodb.xml"
 run nodb check "$T/nodb.xml"
 expect "dsn-file without <database>: exit" "$rc" 2
 grep -q "^$T/nodb.xml:10:3: <acme> dsn-file needs <database>" "$T/nodb.err" ||
   fail "dsn-file without <database>: $(cat "$T/nodb.err")"
-start() {  # start NAME ADDRESS: serves $T/NAME.xml on ADDRESS; sets NAME_pid and NAME_tls
+start() {  # start NAME ADDRESS [TLS_PORT]: serves $T/NAME.xml on ADDRESS; sets NAME_pid, NAME_tls
   : > "$T/$1.ready"
-  "$mailconfd" serve --config "$T/$1.xml" --listen "$2:$http_port" --tls-listen "$2:0" \
+  "$mailconfd" serve --config "$T/$1.xml" --listen "$2:$http_port" --tls-listen "$2:${3:-0}" \
     >"$T/$1.ready" 2>>"$T/$1.log" &
   pids+=($!)
   eval "$1_pid=$!"
@@ -371,6 +406,21 @@ wait_for "B issues" logged b 'acme: this replica issues' >/dev/null
 echo "B took over in $(( $(now_ms) - t0 )) ms"
 wait_for "B's walk" logged b 'acme: 0 issued, 0 failed, 2 current of 2 names' >/dev/null
 expect "orders after the takeover" "$(orders)" 2
+# ARI: A asked nothing (its one walk came before any certificate); B asked about both.
+expect "renewalInfo asked by B" "$(proxied renewalInfo 200)" 2
+renewals() {  # name|cert_id|start|end per row, by name
+  echo 'SELECT name, cert_id, window_start, window_end FROM mailconfd_acme_renewal ORDER BY name;' | sql
+}
+start_s=$(date -u -d "$window_start" +%s) end_s=$(date -u -d "$window_end" +%s)
+for name in autoconfig.customer.example one.provider.example; do
+  logged b "acme: renewal info for $name: window $window_start to $window_end; renewing at .*, asking again in 21600s" ||
+    fail "B did not log the renewal info for $name"
+done
+# The stored rows: the window the proxy answered, for the certIDs it was asked about.
+expect "renewal rows" "$(renewals | cut -d'|' -f1,3,4)" \
+  "$(printf 'autoconfig.customer.example|%s|%s\none.provider.example|%s|%s' "$start_s" "$end_s" "$start_s" "$end_s")"
+expect "renewal rows' certIDs" "$(renewals | cut -d'|' -f2 | sort)" \
+  "$(awk -F '\t' '$2 == "renewalInfo" { print $5 }' "$T/proxy.log" | sort)"
 issuer_of "$b_tls" autodiscover.customer.example >/dev/null
 wait_for "B issues autodiscover.customer.example" stored autodiscover.customer.example >/dev/null
 wait_for "B serves it" from_pebble "$b_tls" autodiscover.customer.example >/dev/null
@@ -388,11 +438,23 @@ echo "INSERT INTO mailconfd_acme_certificate VALUES ('../evil', 'x', 'y', 1000);
 wait_for "a stored name that is not a DNS name skipped" \
   logged a 'acme: the database.s certificate for a name that is not a DNS name: skipped' >/dev/null
 [ -e "$T/acme-a/evil.pem" ] && fail "a file written outside certificates/"
+# Its version (1000, not from the sequence) would hide the later rows from a new replica.
+echo "DELETE FROM mailconfd_acme_certificate WHERE name = '../evil';" | sql
 kill "$b_pid"
 wait "$b_pid" 2>/dev/null || true
 wait_for "A issues again" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = 2 ]' >/dev/null
 wait_for "A's walk" logged a 'acme: 0 issued, 0 failed, 3 current of 3 names' >/dev/null
 expect "orders in all" "$(orders)" 3
+# ARI after the failover: B's answers read back, not asked again; only B's new certificate.
+for name in autoconfig.customer.example one.provider.example; do
+  logged a "acme: renewal info for $name remembered: window $window_start to $window_end; renewing at " ||
+    fail "A did not take B's renewal info for $name"
+done
+expect "renewalInfo asked after A took over" "$(proxied renewalInfo 200)" 3
+logged a "acme: renewal info for autodiscover.customer.example: window $window_start to $window_end" ||
+  fail "A did not ask about autodiscover.customer.example"
+expect "renewal rows after the failover" "$(renewals | cut -d'|' -f1 | tr '\n' ' ')" \
+  "autoconfig.customer.example autodiscover.customer.example one.provider.example "
 expect "the account key on A is the database's" "$(cat "$T/acme-a/account.key")" \
   "$(echo 'SELECT key_pem FROM mailconfd_acme_account;' | sql_text)"
 
@@ -473,6 +535,79 @@ wait_for "C issues" logged c 'acme: this replica issues' >/dev/null
 cmp -s "$T/acme-c/account.key" "$T/acme-a/account.key" || fail "C's account key is not A's"
 wait_for "C's walk" logged c 'acme: 0 issued, 0 failed, 3 current of 3 names' >/dev/null
 expect "orders in all" "$(orders)" 3
+
+step "8. tls-alpn-01: A issues, Pebble validates on B's TLS listener from the database's row"
+kill "$c_pid"
+wait "$c_pid" 2>/dev/null || true
+for name in a b; do
+  sed -e 's/dsn-file="acme-dsn"/dsn-file="acme-dsn" challenge="tls-alpn-01"/' \
+    -e 's/key-file="other-key"/key-file="acme-key"/' "$T/$name.xml" > "$T/$name.new"
+  mv "$T/$name.new" "$T/$name.xml"
+done
+issuing_before=$(grep -c "acme: this replica issues" "$T/a.log")
+start a 127.0.0.1 "$tls_port"
+wait_for "A issues" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = $((issuing_before + 1)) ]' >/dev/null
+announced_before=$(grep -c "acme: another replica issues" "$T/b.log")
+start b 127.0.0.2 "$tls_port"
+wait_for "B sees another issuer" eval '[ "$(grep -c "acme: another replica issues" "$T/b.log")" = $((announced_before + 1)) ]' >/dev/null
+http_answers_a=$(challenges a) http_answers_b=$(challenges b)
+issuer_of "$b_tls" autoconfig.alpn.example >/dev/null  # the first handshake: the default
+wait_for "A took autoconfig.alpn.example" \
+  logged a 'acme: autoconfig.alpn.example asked for by another replica (on demand): queued' >/dev/null
+wait_for "B answers from the database" \
+  logged b 'acme: answering the tls-alpn-01 challenge for autoconfig.alpn.example from the database' >/dev/null
+wait_for "autoconfig.alpn.example in the database" stored autoconfig.alpn.example >/dev/null
+wait_for "B serves autoconfig.alpn.example" from_pebble "$b_tls" autoconfig.alpn.example >/dev/null
+wait_for "A serves autoconfig.alpn.example" from_pebble "$a_tls" autoconfig.alpn.example >/dev/null
+expect "A and B serve the same certificate for autoconfig.alpn.example" \
+  "$(fingerprint "$b_tls" autoconfig.alpn.example)" "$(fingerprint "$a_tls" autoconfig.alpn.example)"
+expect "orders in all" "$(orders)" 4
+expect "no http-01 request at A" "$(challenges a)" "$http_answers_a"
+expect "no http-01 request at B" "$(challenges b)" "$http_answers_b"
+logged a 'acme: 3 names from .* (tls-alpn-01 first' || fail "A does not prefer tls-alpn-01"
+expect "no tls-alpn-01 challenge left in the database" \
+  "$(echo 'SELECT count(*) FROM mailconfd_acme_alpn_challenge;' | sql)" 0
+logged a 'acme: issued a certificate for autoconfig.alpn.example' || fail "A did not issue it"
+logged b 'acme: issued a certificate for autoconfig.alpn.example' && fail "B issued it"
+
+step "9. a 429's hold survives the issuer's SIGKILL"
+cat > "$T/proxy-rules.json" <<JSON
+{$ari_rules, "reject": [{"endpoint": "newOrder", "status": 429, "retry_after": "15"}]}
+JSON
+issuer_of "$a_tls" autodiscover.alpn.example >/dev/null  # on demand at the issuer
+wait_for "A held by the CA" logged a 'no orders for 15s (Retry-After)' >/dev/null
+# The proxy's line: arrival, endpoint, status, the time its Retry-After allows.
+rejected_at=$(awk -F '\t' '$2 == "newOrder" && $3 == 429 { print $1 }' "$T/proxy.log")
+not_before=$(awk -F '\t' '$2 == "newOrder" && $3 == 429 { print $4 }' "$T/proxy.log")
+[ -n "$not_before" ] || fail "no 429 in the proxy's log"
+hold_row() { echo 'SELECT held_until, reason FROM mailconfd_acme_hold;' | sql; }
+wait_for "the hold in the database" eval '[ -n "$(hold_row)" ]' >/dev/null
+held_until=$(hold_row | cut -d'|' -f1)
+expect "the hold's reason" "$(hold_row | cut -d'|' -f2)" "Retry-After"
+python3 -c "import sys; sys.exit(0 if $held_until >= $not_before and $held_until <= $not_before + 3 else 1)" ||
+  fail "held until $held_until, the CA allowed $not_before"
+issuing_before=$(grep -c "acme: this replica issues" "$T/b.log")
+kill -KILL "$a_pid"
+wait "$a_pid" 2>/dev/null || true
+wait_for "B issues" eval '[ "$(grep -c "acme: this replica issues" "$T/b.log")" = $((issuing_before + 1)) ]' >/dev/null
+logged b "acme: the CA's hold goes on (Retry-After): no orders until " || fail "B forgot the hold"
+orders_before=$(proxied newOrder 201)
+issuer_of "$b_tls" autodiscover.alpn.example >/dev/null  # on demand at the new issuer
+wait_for "B queued autodiscover.alpn.example" logged b 'acme: autodiscover.alpn.example asked for at a handshake' >/dev/null
+wait_for "autodiscover.alpn.example in the database" stored autodiscover.alpn.example >/dev/null
+expect "orders after the takeover" "$(( $(proxied newOrder 201) - orders_before ))" 1
+# No newOrder (of any answer, a badNonce's retry included) while the hold ran.
+expect "newOrders during the hold" \
+  "$(awk -F '\t' -v from="$rejected_at" -v to="$not_before" '$2 == "newOrder" && $1 > from && $1 < to' "$T/proxy.log" | wc -l)" 0
+wait_for "B serves autodiscover.alpn.example" from_pebble "$b_tls" autodiscover.alpn.example >/dev/null
+expect "orders in all" "$(orders)" 5
+# Every later issuer took the stored renewalInfo answers: asked once per certificate in all,
+# the last two by B's walk after the hold, about the certificates of steps 8 and 9.
+for name in autoconfig.alpn.example autodiscover.alpn.example; do
+  wait_for "B asked about $name" \
+    logged b "acme: renewal info for $name: window $window_start to $window_end" >/dev/null
+done
+expect "renewalInfo asked in all" "$(proxied renewalInfo 200)" 5
 
 step "7. no password and no private key in any log"
 grep -l 'acme-pass-7c41\|source-pass-1b\|PRIVATE KEY' "$T"/*.log "$T"/*.ready && fail "a secret in a log"

@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <openssl/evp.h>
@@ -137,5 +139,67 @@ TEST_CASE("tls-alpn-01: acme-tls/1 for a pending name gets the validation certif
   h = handshake(set, "autoconfig.example.com", "acme-tls/1");
   REQUIRE(h.done);
   CHECK(h.subject == normal_cn);
+  CHECK(h.identifier.empty());
+}
+
+TEST_CASE("tls-alpn-01 shared by replicas: the digest from the database makes the same answer") {
+  std::string error;
+  const std::string& pki = testing::test_pki();
+  auto loaded = mailconfd::tls::load_certificate({pki + "/ec.pem", pki + "/ec.key", ""}, error);
+  REQUIRE_MESSAGE(loaded, error);
+  const mailconfd::tls::CertificateSet set({*loaded});
+  const std::string key_authorization = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0.thumbprint";
+  const std::string digest = mailconfd::tls::key_authorization_digest(key_authorization);
+  REQUIRE(digest.size() == 64);
+  std::string hex;
+  for (const unsigned char c : sha256(key_authorization)) {
+    hex += "0123456789abcdef"[c >> 4];
+    hex += "0123456789abcdef"[c & 15];
+  }
+  CHECK(digest == hex);
+
+  // The issuing replica: put reports name and digest to the hook (the database's row), erase
+  // reports the name with no digest.
+  std::vector<std::pair<std::string, std::string>> hooked;
+  alpn_challenges().set_hook([&](const std::string& name, const std::string* d) {
+    hooked.emplace_back(name, d ? *d : "(erased)");
+  });
+  REQUIRE(alpn_challenges().put("autoconfig.example.net", key_authorization, error));
+  alpn_challenges().erase("autoconfig.example.net");
+  alpn_challenges().set_hook({});
+  REQUIRE(hooked.size() == 2);
+  CHECK(hooked[0] == std::pair<std::string, std::string>("autoconfig.example.net", digest));
+  CHECK(hooked[1] == std::pair<std::string, std::string>("autoconfig.example.net", "(erased)"));
+  CHECK(alpn_challenges().empty());
+
+  // Another replica: the row alone gives the validation certificate of RFC 8737.
+  std::vector<std::string> added;
+  REQUIRE(alpn_challenges().set_shared({{"autoconfig.example.net", digest}}, added, error));
+  CHECK(added == std::vector<std::string>{"autoconfig.example.net"});
+  CHECK(!alpn_challenges().empty());
+  auto h = handshake(set, "autoconfig.example.net", "acme-tls/1");
+  REQUIRE(h.done);
+  CHECK(h.alpn == "acme-tls/1");
+  CHECK(h.san == "autoconfig.example.net");
+  CHECK(h.identifier_critical);
+  CHECK(h.identifier == std::string("\x04\x20", 2) + sha256(key_authorization));
+  const auto context = alpn_challenges().find("autoconfig.example.net");
+
+  // The same rows again: nothing made again (the same context); a bad digest is refused and
+  // the good rows are kept.
+  added.clear();
+  CHECK(!alpn_challenges().set_shared(
+      {{"autoconfig.example.net", digest}, {"autodiscover.example.net", "not-a-digest"}}, added,
+      error));
+  CHECK(error == "tls-alpn-01 challenge for autodiscover.example.net: not a SHA-256 digest");
+  CHECK(added.empty());
+  CHECK(alpn_challenges().find("autoconfig.example.net") == context);
+  CHECK(alpn_challenges().find("autodiscover.example.net") == nullptr);
+
+  // The row gone: the normal certificate again.
+  REQUIRE(alpn_challenges().set_shared({}, added, error));
+  CHECK(alpn_challenges().empty());
+  h = handshake(set, "autoconfig.example.net", "acme-tls/1");
+  REQUIRE(h.done);
   CHECK(h.identifier.empty());
 }
