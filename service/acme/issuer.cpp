@@ -164,15 +164,15 @@ void Issuer::run(std::stop_token stop) {
     if (memory.hold->until > SystemClock::now()) {
       hold = steady(memory.hold->until);
       spdlog::warn("acme: the CA's hold goes on ({}): no orders until {}", memory.hold->reason,
-                   format_time(memory.hold->until));
+                   rfc3339_utc(memory.hold->until));
     }
   }
   for (auto& [name, state] : memory.renewal) {
     spdlog::info(
         "acme: renewal info for {} remembered: window {} to {}; renewing at {}, asking "
         "again at {}",
-        name, format_time(state.window.start), format_time(state.window.end),
-        format_time(state.renew_at), format_time(state.ask_again));
+        name, rfc3339_utc(state.window.start), rfc3339_utc(state.window.end),
+        rfc3339_utc(state.renew_at), rfc3339_utc(state.ask_again));
     ari[name] = Ari{state.cert_id, state, steady(state.ask_again)};
   }
   memory.renewal.clear();
