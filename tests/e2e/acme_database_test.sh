@@ -47,22 +47,14 @@ set -euo pipefail
 driver=${1:?usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY}
 mailconfd=${2:?usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY}
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
-pgbin=/usr/lib/postgresql/15/bin
-PATH=$PATH:/usr/sbin
-case $driver in
-  postgresql) tools=("$pgbin/initdb" "$pgbin/pg_ctl" "$pgbin/psql") ;;
-  mariadb) tools=(mariadb-install-db mariadbd mariadb) ;;
-  *) echo "FAIL: driver must be postgresql or mariadb"; exit 1 ;;
-esac
-for tool in "${tools[@]}" curl openssl pebble nsd python3; do
-  [ -x "$tool" ] || command -v "$tool" >/dev/null ||
-    { echo "FAIL: $tool missing (.ci/install-deps installs it)"; exit 1; }
-done
-
+# db_require, db_create, start_db, stop_db, sql, sql_as, db_dsn (shared with the other
+# database tests)
+source "$(dirname "$0")/database.sh"
+db_require curl openssl pebble nsd python3
 T=$(mktemp -d "/tmp/mailconfd-acmedb-$driver-XXXXXX")
 chmod 755 "$T"
 started=$(date +%s)
-pids=() wrk_pids=() db_pid="" mailconfd_pid="" a_pid="" b_pid=""
+pids=() wrk_pids=() mailconfd_pid="" a_pid="" b_pid=""
 db_log="$T/db.log"
 source "$(dirname "$0")/source_test_lib.sh"
 fail() {
@@ -72,48 +64,6 @@ fail() {
   done
   exit 1
 }
-as_db=() db_user=$(id -un)
-mkdir "$T/db" "$T/sock"
-touch "$db_log"
-if [ "$(id -u)" -eq 0 ]; then
-  db_user=$([ "$driver" = postgresql ] && echo postgres || echo mysql)
-  getent passwd "$db_user" >/dev/null || { echo "FAIL: no $db_user user"; exit 1; }
-  as_db=(runuser -u "$db_user" --)
-  chown "$db_user" "$T/db" "$T/sock" "$db_log"
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-
-start_db() {
-  if [ "$driver" = postgresql ]; then
-    "${as_db[@]}" "$pgbin/pg_ctl" -D "$T/db" -w -t 30 -l "$db_log" \
-      -o "-k $T/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start \
-      >/dev/null || fail "pg_ctl start"
-    return
-  fi
-  rm -f "$T/sock/mariadb.sock"
-  mariadbd --no-defaults --datadir="$T/db" --socket="$T/sock/mariadb.sock" --bind-address=127.0.0.1 \
-    --port="$port" --user="$db_user" --pid-file="$T/sock/mariadb.pid" --log-error="$db_log" \
-    --innodb-buffer-pool-size=16M --innodb-log-file-size=8M --skip-log-bin --skip-name-resolve \
-    --innodb-flush-log-at-trx-commit=2 >/dev/null 2>&1 &
-  db_pid=$!
-  for ((i = 0; i < 300; i++)); do
-    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -e 'SELECT 1' >/dev/null 2>&1 && return 0
-    kill -0 "$db_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "mariadbd did not start"
-}
-stop_db() {
-  if [ "$driver" = postgresql ]; then
-    "${as_db[@]}" "$pgbin/pg_ctl" -D "$T/db" -m fast stop >/dev/null 2>&1 || true
-    return
-  fi
-  [ -n "$db_pid" ] || return 0
-  kill "$db_pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do kill -0 "$db_pid" 2>/dev/null || break; sleep 0.1; done
-  { wait "$db_pid"; } 2>/dev/null || true
-  db_pid=""
-}
 cleanup() {
   # Pebble exits 143 on SIGTERM: not a failure of the test.
   for p in "${pids[@]}"; do { kill "$p" && wait "$p"; } 2>/dev/null || true; done
@@ -122,26 +72,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-# sql [ROLE PASSWORD]: runs standard input (as the administrator, or as ROLE).
-sql() {
-  if [ "$driver" = postgresql ]; then
-    PGPASSWORD=${2:-admin-secret} "$pgbin/psql" -h "$T/sock" -U "${1:-admin}" -d mail \
-      -v ON_ERROR_STOP=1 -qAt -F '|'
-  elif [ -n "${1:-}" ]; then
-    mariadb --no-defaults -h 127.0.0.1 -P "$port" -u "$1" -p"$2" -N -B mail | tr '\t' '|'
-  else
-    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -N -B mail | tr '\t' '|'
-  fi
-}
 
 step "$driver in $T/db"
+db_create
 if [ "$driver" = postgresql ]; then
-  echo 'admin-secret' > "$T/pwfile"
-  chmod 644 "$T/pwfile"
-  "${as_db[@]}" "$pgbin/initdb" -D "$T/db" -U admin --pwfile="$T/pwfile" -A scram-sha-256 \
-    --no-sync -E UTF8 --locale=C.UTF-8 >"$T/initdb.log" 2>&1 || { cat "$T/initdb.log"; fail initdb; }
-  start_db
-  PGPASSWORD=admin-secret "$pgbin/psql" -h "$T/sock" -U admin -d postgres -qc 'CREATE DATABASE mail'
   sql < "$source_dir/deploy/container/database/postfixadmin.sql"
   sql < "$source_dir/deploy/database/postgresql.sql"
   # The grants deploy/database/postgresql.sql's comment gives.
@@ -155,14 +89,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
 GRANT SELECT, INSERT, DELETE ON mailconfd_acme_request TO mailconfd_acme;
 GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
 SQL
-  printf 'host=%s dbname=mail user=mailconfd password=source-pass-1b\n' "$T/sock" > "$T/dsn"
-  printf 'host=%s dbname=mail user=mailconfd_acme password=acme-pass-7c41\n' "$T/sock" > "$T/acme-dsn"
 else
-  "${as_db[@]}" mariadb-install-db --no-defaults --datadir="$T/db" --user="$db_user" \
-    --auth-root-authentication-method=normal --skip-test-db >"$T/install.log" 2>&1 ||
-    { cat "$T/install.log"; fail mariadb-install-db; }
-  start_db
-  mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -e 'CREATE DATABASE mail'
   sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
   sql < "$source_dir/deploy/database/mariadb.sql"
   # The grants deploy/database/mariadb.sql's comment gives.
@@ -184,14 +111,14 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_renewal TO mailconfd
 GRANT SELECT, INSERT, DELETE ON mail.mailconfd_acme_request TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT ON mail.mailconfd_acme_version TO mailconfd_acme@'127.0.0.1';
 SQL
-  printf 'host=127.0.0.1 port=%s user=mailconfd password=source-pass-1b dbname=mail\n' "$port" > "$T/dsn"
-  printf 'host=127.0.0.1 port=%s user=mailconfd_acme password=acme-pass-7c41 dbname=mail\n' "$port" > "$T/acme-dsn"
 fi
+db_dsn mailconfd source-pass-1b > "$T/dsn"
+db_dsn mailconfd_acme acme-pass-7c41 > "$T/acme-dsn"
 sql <<'SQL'
 INSERT INTO domain (domain) VALUES ('customer.example');
 INSERT INTO domain (domain) VALUES ('alpn.example');
 SQL
-echo "INSERT INTO domain (domain) VALUES ('evil.example');" | sql mailconfd_acme acme-pass-7c41 \
+echo "INSERT INTO domain (domain) VALUES ('evil.example');" | sql_as mailconfd_acme acme-pass-7c41 \
   >/dev/null 2>&1 && fail "the ACME role could write domain"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -324,7 +251,7 @@ stored() {
 # sql_text: one text value as it is (MariaDB's batch mode escapes newlines unless --raw).
 sql_text() {
   if [ "$driver" = postgresql ]; then sql; else
-    mariadb --no-defaults -S "$T/sock/mariadb.sock" -u root -N -B --raw mail
+    "${db_admin[@]}" --raw
   fi
 }
 stored_pem() { echo "SELECT certificate_pem FROM mailconfd_acme_certificate WHERE name = '$1';" | sql_text; }
