@@ -24,11 +24,6 @@ class Mariadb final : public Store, private source::MysqlSession {
         error);
   }
 
-  bool ping(std::string& error) override {
-    return select(
-        "SELECT 1", 1, [](MYSQL_ROW, const unsigned long*) {}, error);
-  }
-
   bool account_key(std::optional<std::string>& key_pem, std::string& error) override {
     key_pem.reset();
     return select(

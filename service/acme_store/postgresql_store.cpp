@@ -26,8 +26,6 @@ class Postgresql final : public Store {
     return true;
   }
 
-  bool ping(std::string& error) override { return query("SELECT 1", {}, error) != nullptr; }
-
   bool account_key(std::optional<std::string>& key_pem, std::string& error) override {
     Result r = query("SELECT key_pem FROM mailconfd_acme_account WHERE id = 1", {}, error);
     if (!r) return false;

@@ -251,7 +251,7 @@ bool Replica::become_issuer(std::string& error) {
   acme::IssuerMemory memory;
   {
     std::lock_guard lock(store_mutex_);
-    if (!load_memory(memory, error)) return false;
+    if (!load_memory(memory, error) || !erase_leftover_challenges(error)) return false;
   }
   memory.held = [this](const acme::Hold& hold) {
     std::lock_guard lock(store_mutex_);
@@ -315,6 +315,23 @@ bool Replica::load_memory(acme::IssuerMemory& memory, std::string& error) {
       continue;
     }
     memory.renewal.emplace(row.name, std::move(*state));
+  }
+  return true;
+}
+
+bool Replica::erase_leftover_challenges(std::string& error) {
+  std::unordered_map<std::string, std::string> http01;
+  std::unordered_map<std::string, std::string> alpn;
+  if (!store_->challenges(http01, error) || !store_->alpn_challenges(alpn, error)) return false;
+  for (const auto& [token, answer] : http01) {
+    if (!store_->erase_challenge(token, error)) return false;
+  }
+  for (const auto& [name, digest] : alpn) {
+    if (!store_->erase_alpn_challenge(name, error)) return false;
+  }
+  if (!http01.empty() || !alpn.empty()) {
+    spdlog::info("acme: deleted {} http-01 and {} tls-alpn-01 challenge(s) a previous issuer left",
+                 http01.size(), alpn.size());
   }
   return true;
 }

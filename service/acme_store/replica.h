@@ -97,6 +97,10 @@ class Replica {
   void on_alpn(const std::string& name, const std::string* digest);    // likewise
   // What the previous issuer stored (store_mutex_ held). False with error.
   bool load_memory(acme::IssuerMemory& memory, std::string& error);
+  // Deletes the challenge rows a previous issuer left (it died mid-order, and its orders with
+  // it): nobody finishes them, and every replica would go on answering them (store_mutex_
+  // held). False with error.
+  bool erase_leftover_challenges(std::string& error);
   // The shared tls-alpn-01 challenges to tls::alpn_challenges() (store_mutex_ held).
   bool load_alpn_challenges(std::string& error);
   // The outbox's names to the database, within the rate bound (store_mutex_ held).

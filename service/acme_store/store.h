@@ -52,8 +52,6 @@ class Store {
   // Takes the issuer's lock when it is free, without waiting: held says whether this
   // session has it now.
   virtual bool try_lock(bool& held, std::string& error) = 0;
-  // A round trip: whether the connection (and with it the lock) is still there.
-  virtual bool ping(std::string& error) = 0;
   virtual bool account_key(std::optional<std::string>& key_pem, std::string& error) = 0;
   virtual bool put_account_key(const std::string& key_pem, std::string& error) = 0;
   // Inserts or replaces the certificate for c.name with a new version (set in version).

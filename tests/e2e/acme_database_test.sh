@@ -18,7 +18,8 @@
 #      name at B writes no request, and a row for a name that is not wanted is not ordered;
 #   3. A killed (SIGKILL): B takes over the lock, orders nothing for the names it has (it asks
 #      the CA's renewalInfo for them and stores each answer), and issues
-#      autodiscover.customer.example at its first handshake (validated against itself);
+#      autodiscover.customer.example at its first handshake (validated against itself); the
+#      challenge rows A left (one http-01, one tls-alpn-01) are deleted when B takes over;
 #   4. A started again: it does not issue, loads all three certificates from the database and
 #      serves them, with no new order; B stopped: A takes over and orders nothing
 #      (Pebble's order count and both logs say so), and takes the renewalInfo answers B stored
@@ -326,11 +327,20 @@ expect "A's refusals" "$(on_demand 127.0.0.1 refused)" 1
 expect "orders after the unwanted request" "$(orders)" 2
 
 step "3. A killed: B takes over"
+# Challenge rows of an order A does not live to finish: the next issuer deletes them.
+sql <<'SQL'
+INSERT INTO mailconfd_acme_challenge (token, answer) VALUES ('left-by-a', 'left-by-a.thumbprint');
+INSERT INTO mailconfd_acme_alpn_challenge (name, digest)
+  VALUES ('left.customer.example', 'ab8f1cbd6e7f4c2e0a9b3d5c7e1f2a4b6c8d0e2f4a6b8c0d2e4f6a8b0c2d4e6f');
+SQL
 kill -KILL "$a_pid"
 wait "$a_pid" 2>/dev/null || true
 t0=$(now_ms)
 wait_for "B issues" logged b 'acme: this replica issues' >/dev/null
 echo "B took over in $(( $(now_ms) - t0 )) ms"
+logged b 'acme: deleted 1 http-01 and 1 tls-alpn-01 challenge(s) a previous issuer left' ||
+  fail "B did not delete the challenges A left"
+expect "challenge rows after the takeover" "$(echo 'SELECT (SELECT count(*) FROM mailconfd_acme_challenge) + (SELECT count(*) FROM mailconfd_acme_alpn_challenge);' | sql)" 0
 wait_for "B's walk" logged b 'acme: 0 issued, 0 failed, 2 current of 2 names' >/dev/null
 expect "orders after the takeover" "$(orders)" 2
 # ARI: A asked nothing (its one walk came before any certificate); B asked about both.
