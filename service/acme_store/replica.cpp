@@ -438,36 +438,32 @@ bool Replica::to_store(std::string_view associated, const std::string& pem, std:
 }
 
 void Replica::on_alpn(const std::string& name, const std::string* digest) {
-  bool written = false;
-  {
-    std::lock_guard lock(store_mutex_);
-    std::string error;
-    const bool ok = store_ && (digest ? store_->put_alpn_challenge(name, *digest, error)
-                                      : store_->erase_alpn_challenge(name, error));
-    if (!ok) {
-      spdlog::warn("acme: the database did not take a tls-alpn-01 challenge: {}",
-                   store_ ? error : "not connected");
-    }
-    written = ok && digest;
-  }
-  // As for http-01: every other replica reads them once a poll interval.
-  if (written) std::this_thread::sleep_for(options_.poll * 3);
+  share_challenge("a tls-alpn-01 challenge", digest != nullptr, [&](Store& store, std::string& e) {
+    return digest ? store.put_alpn_challenge(name, *digest, e)
+                  : store.erase_alpn_challenge(name, e);
+  });
 }
 
 void Replica::on_token(const std::string& token, const std::string* answer) {
+  share_challenge("a challenge answer", answer != nullptr, [&](Store& store, std::string& e) {
+    return answer ? store.put_challenge(token, *answer, e) : store.erase_challenge(token, e);
+  });
+}
+
+void Replica::share_challenge(std::string_view what, bool put,
+                              const std::function<bool(Store&, std::string&)>& write) {
   bool written = false;
   {
     std::lock_guard lock(store_mutex_);
     std::string error;
-    const bool ok = store_ && (answer ? store_->put_challenge(token, *answer, error)
-                                      : store_->erase_challenge(token, error));
+    const bool ok = store_ && write(*store_, error);
     if (!ok) {
-      spdlog::warn("acme: the database did not take a challenge answer: {}",
+      spdlog::warn("acme: the database did not take {}: {}", what,
                    store_ ? error : "not connected");
     }
-    written = ok && answer;
+    written = ok && put;
   }
-  // Before the CA is told to look: every other replica reads the answers once a poll interval.
+  // Before the CA is told to look: every other replica reads the tables once a poll interval.
   if (written) std::this_thread::sleep_for(options_.poll * 3);
 }
 

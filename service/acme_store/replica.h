@@ -33,6 +33,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -95,6 +96,10 @@ class Replica {
   void issued(const std::string& name, const std::string& file);       // on the issuer's thread
   void on_token(const std::string& token, const std::string* answer);  // likewise
   void on_alpn(const std::string& name, const std::string* digest);    // likewise
+  // A challenge row written (put) or deleted through WRITE under store_mutex_, a failure logged
+  // as "the database did not take WHAT"; after a write, waits until the others have read it.
+  void share_challenge(std::string_view what, bool put,
+                       const std::function<bool(Store&, std::string&)>& write);
   // What the previous issuer stored (store_mutex_ held). False with error.
   bool load_memory(acme::IssuerMemory& memory, std::string& error);
   // Deletes the challenge rows a previous issuer left (it died mid-order, and its orders with

@@ -38,6 +38,17 @@ std::optional<Digest> sha256(std::string_view key_authorization) {
   return digest;
 }
 
+// 64 lowercase hexadecimal digits, as the database stores it.
+std::string to_hex(const Digest& digest) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (const unsigned char b : digest) {
+    hex.push_back(kHex[b >> 4]);
+    hex.push_back(kHex[b & 15]);
+  }
+  return hex;
+}
+
 // 64 lowercase hexadecimal digits; nullopt for anything else.
 std::optional<Digest> from_hex(std::string_view hex) {
   if (hex.size() != 64) return std::nullopt;
@@ -217,24 +228,17 @@ std::string validation_certificate_pem(const std::string& name,
 }
 
 std::string key_authorization_digest(std::string_view key_authorization) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  if (const auto digest = sha256(key_authorization)) {
-    for (const unsigned char b : *digest) {
-      hex.push_back(kHex[b >> 4]);
-      hex.push_back(kHex[b & 15]);
-    }
-  }
-  return hex;
+  const auto digest = sha256(key_authorization);
+  return digest ? to_hex(*digest) : std::string();
 }
 
 bool AlpnChallenges::put(const std::string& name, std::string_view key_authorization,
                          std::string& error) {
-  const std::string hex = key_authorization_digest(key_authorization);
-  const auto digest = from_hex(hex);
+  const auto digest = sha256(key_authorization);
   if (!digest) return error = "tls-alpn-01 digest for " + name + ": OpenSSL failed", false;
   auto context = validation_context(name, *digest, error);
   if (!context) return false;
+  const std::string hex = to_hex(*digest);
   Hook hook;
   {
     std::lock_guard lock(mutex_);
