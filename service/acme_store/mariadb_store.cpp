@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "acme_store/store.h"
 #include "source/mariadb.h"
 #include "source/mariadb_sql.h"
@@ -79,51 +81,29 @@ class Mariadb final : public Store, private source::MysqlSession {
         error);
   }
 
-  bool put_challenge(const std::string& token, const std::string& answer,
+  bool put_challenge(Challenge kind, const std::string& key, const std::string& value,
                      std::string& error) override {
-    std::string sql = "REPLACE INTO mailconfd_acme_challenge (token, answer) VALUES (";
-    quoted(sql, token);
+    const ChallengeTable t = table_of(kind);
+    std::string sql = fmt::format("REPLACE INTO {} ({}, {}) VALUES (", t.table, t.key, t.value);
+    quoted(sql, key);
     sql.push_back(',');
-    quoted(sql, answer);
+    quoted(sql, value);
     sql.push_back(')');
     return command(sql, error);
   }
 
-  bool erase_challenge(const std::string& token, std::string& error) override {
-    std::string sql = "DELETE FROM mailconfd_acme_challenge WHERE token = ";
-    quoted(sql, token);
+  bool erase_challenge(Challenge kind, const std::string& key, std::string& error) override {
+    const ChallengeTable t = table_of(kind);
+    std::string sql = fmt::format("DELETE FROM {} WHERE {} = ", t.table, t.key);
+    quoted(sql, key);
     return command(sql, error);
   }
 
-  bool challenges(std::unordered_map<std::string, std::string>& out, std::string& error) override {
+  bool challenges(Challenge kind, std::unordered_map<std::string, std::string>& out,
+                  std::string& error) override {
+    const ChallengeTable t = table_of(kind);
     return select(
-        "SELECT token, answer FROM mailconfd_acme_challenge", 2,
-        [&out](MYSQL_ROW row, const unsigned long* lengths) {
-          out[text(row, lengths, 0)] = text(row, lengths, 1);
-        },
-        error);
-  }
-
-  bool put_alpn_challenge(const std::string& name, const std::string& digest,
-                          std::string& error) override {
-    std::string sql = "REPLACE INTO mailconfd_acme_alpn_challenge (name, digest) VALUES (";
-    quoted(sql, name);
-    sql.push_back(',');
-    quoted(sql, digest);
-    sql.push_back(')');
-    return command(sql, error);
-  }
-
-  bool erase_alpn_challenge(const std::string& name, std::string& error) override {
-    std::string sql = "DELETE FROM mailconfd_acme_alpn_challenge WHERE name = ";
-    quoted(sql, name);
-    return command(sql, error);
-  }
-
-  bool alpn_challenges(std::unordered_map<std::string, std::string>& out,
-                       std::string& error) override {
-    return select(
-        "SELECT name, digest FROM mailconfd_acme_alpn_challenge", 2,
+        fmt::format("SELECT {}, {} FROM {}", t.key, t.value, t.table), 2,
         [&out](MYSQL_ROW row, const unsigned long* lengths) {
           out[text(row, lengths, 0)] = text(row, lengths, 1);
         },

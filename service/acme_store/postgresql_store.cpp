@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <string>
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 
 #include "acme_store/store.h"
@@ -69,42 +70,27 @@ class Postgresql final : public Store {
     return true;
   }
 
-  bool put_challenge(const std::string& token, const std::string& answer,
+  bool put_challenge(Challenge kind, const std::string& key, const std::string& value,
                      std::string& error) override {
-    return query(
-               "INSERT INTO mailconfd_acme_challenge (token, answer) VALUES ($1, $2) "
-               "ON CONFLICT (token) DO UPDATE SET answer = EXCLUDED.answer",
-               {token.c_str(), answer.c_str()}, error) != nullptr;
+    const ChallengeTable t = table_of(kind);
+    const std::string sql = fmt::format(
+        "INSERT INTO {0} ({1}, {2}) VALUES ($1, $2) ON CONFLICT ({1}) DO UPDATE SET "
+        "{2} = EXCLUDED.{2}",
+        t.table, t.key, t.value);
+    return query(sql.c_str(), {key.c_str(), value.c_str()}, error) != nullptr;
   }
 
-  bool erase_challenge(const std::string& token, std::string& error) override {
-    return query("DELETE FROM mailconfd_acme_challenge WHERE token = $1", {token.c_str()}, error) !=
-           nullptr;
+  bool erase_challenge(Challenge kind, const std::string& key, std::string& error) override {
+    const ChallengeTable t = table_of(kind);
+    const std::string sql = fmt::format("DELETE FROM {} WHERE {} = $1", t.table, t.key);
+    return query(sql.c_str(), {key.c_str()}, error) != nullptr;
   }
 
-  bool challenges(std::unordered_map<std::string, std::string>& out, std::string& error) override {
-    Result r = query("SELECT token, answer FROM mailconfd_acme_challenge", {}, error);
-    if (!r) return false;
-    for (int i = 0; i < PQntuples(r.get()); ++i) out[text(r.get(), i, 0)] = text(r.get(), i, 1);
-    return true;
-  }
-
-  bool put_alpn_challenge(const std::string& name, const std::string& digest,
-                          std::string& error) override {
-    return query(
-               "INSERT INTO mailconfd_acme_alpn_challenge (name, digest) VALUES ($1, $2) "
-               "ON CONFLICT (name) DO UPDATE SET digest = EXCLUDED.digest",
-               {name.c_str(), digest.c_str()}, error) != nullptr;
-  }
-
-  bool erase_alpn_challenge(const std::string& name, std::string& error) override {
-    return query("DELETE FROM mailconfd_acme_alpn_challenge WHERE name = $1", {name.c_str()},
-                 error) != nullptr;
-  }
-
-  bool alpn_challenges(std::unordered_map<std::string, std::string>& out,
-                       std::string& error) override {
-    Result r = query("SELECT name, digest FROM mailconfd_acme_alpn_challenge", {}, error);
+  bool challenges(Challenge kind, std::unordered_map<std::string, std::string>& out,
+                  std::string& error) override {
+    const ChallengeTable t = table_of(kind);
+    const std::string sql = fmt::format("SELECT {}, {} FROM {}", t.key, t.value, t.table);
+    Result r = query(sql.c_str(), {}, error);
     if (!r) return false;
     for (int i = 0; i < PQntuples(r.get()); ++i) out[text(r.get(), i, 0)] = text(r.get(), i, 1);
     return true;

@@ -116,7 +116,7 @@ void Replica::run(std::stop_token stop) {
           take_over = true;
         } else if (ok) {
           std::unordered_map<std::string, std::string> answers;
-          ok = store_->challenges(answers, error);
+          ok = store_->challenges(Challenge::Http01, answers, error);
           if (ok) tokens_->set_shared(std::move(answers));
           if (ok) ok = load_alpn_challenges(error);
           if (ok) ok = forward_requests(error);
@@ -322,12 +322,11 @@ bool Replica::load_memory(acme::IssuerMemory& memory, std::string& error) {
 bool Replica::erase_leftover_challenges(std::string& error) {
   std::unordered_map<std::string, std::string> http01;
   std::unordered_map<std::string, std::string> alpn;
-  if (!store_->challenges(http01, error) || !store_->alpn_challenges(alpn, error)) return false;
-  for (const auto& [token, answer] : http01) {
-    if (!store_->erase_challenge(token, error)) return false;
-  }
-  for (const auto& [name, digest] : alpn) {
-    if (!store_->erase_alpn_challenge(name, error)) return false;
+  for (auto [kind, rows] : {std::pair{Challenge::Http01, &http01}, {Challenge::TlsAlpn01, &alpn}}) {
+    if (!store_->challenges(kind, *rows, error)) return false;
+    for (const auto& row : *rows) {
+      if (!store_->erase_challenge(kind, row.first, error)) return false;
+    }
   }
   if (!http01.empty() || !alpn.empty()) {
     spdlog::info("acme: deleted {} http-01 and {} tls-alpn-01 challenge(s) a previous issuer left",
@@ -338,7 +337,7 @@ bool Replica::erase_leftover_challenges(std::string& error) {
 
 bool Replica::load_alpn_challenges(std::string& error) {
   std::unordered_map<std::string, std::string> rows;
-  if (!store_->alpn_challenges(rows, error)) return false;
+  if (!store_->challenges(Challenge::TlsAlpn01, rows, error)) return false;
   std::erase_if(rows, [](const auto& row) { return !safe_name(row.first); });
   std::vector<std::string> added;
   std::string why;
@@ -439,14 +438,15 @@ bool Replica::to_store(std::string_view associated, const std::string& pem, std:
 
 void Replica::on_alpn(const std::string& name, const std::string* digest) {
   share_challenge("a tls-alpn-01 challenge", digest != nullptr, [&](Store& store, std::string& e) {
-    return digest ? store.put_alpn_challenge(name, *digest, e)
-                  : store.erase_alpn_challenge(name, e);
+    return digest ? store.put_challenge(Challenge::TlsAlpn01, name, *digest, e)
+                  : store.erase_challenge(Challenge::TlsAlpn01, name, e);
   });
 }
 
 void Replica::on_token(const std::string& token, const std::string* answer) {
   share_challenge("a challenge answer", answer != nullptr, [&](Store& store, std::string& e) {
-    return answer ? store.put_challenge(token, *answer, e) : store.erase_challenge(token, e);
+    return answer ? store.put_challenge(Challenge::Http01, token, *answer, e)
+                  : store.erase_challenge(Challenge::Http01, token, e);
   });
 }
 

@@ -45,6 +45,23 @@ struct StoredRenewal {
   std::int64_t ask_again = 0;
 };
 
+// The two kinds of challenge of the order in progress, each in a table of its own:
+// http-01: token → the answer served at /.well-known/acme-challenge/TOKEN;
+// tls-alpn-01: name → key_authorization_digest (tls/validation.h).
+enum class Challenge { Http01, TlsAlpn01 };
+
+// Where a kind of challenge lives (deploy/database/*.sql): the table, its key and value columns.
+struct ChallengeTable {
+  const char* table;
+  const char* key;
+  const char* value;
+};
+constexpr ChallengeTable table_of(Challenge kind) {
+  return kind == Challenge::Http01
+             ? ChallengeTable{"mailconfd_acme_challenge", "token", "answer"}
+             : ChallengeTable{"mailconfd_acme_alpn_challenge", "name", "digest"};
+}
+
 // Each call: false with error set (the server's words, never the DSN) when it failed.
 class Store {
  public:
@@ -60,17 +77,12 @@ class Store {
   // The certificates with a version above version, oldest first.
   virtual bool certificates_since(std::int64_t version, std::vector<StoredCertificate>& out,
                                   std::string& error) = 0;
-  virtual bool put_challenge(const std::string& token, const std::string& answer,
+  // The rows of one kind of challenge (key → value); put inserts or replaces the row of key.
+  virtual bool put_challenge(Challenge kind, const std::string& key, const std::string& value,
                              std::string& error) = 0;
-  virtual bool erase_challenge(const std::string& token, std::string& error) = 0;
-  virtual bool challenges(std::unordered_map<std::string, std::string>& out,
+  virtual bool erase_challenge(Challenge kind, const std::string& key, std::string& error) = 0;
+  virtual bool challenges(Challenge kind, std::unordered_map<std::string, std::string>& out,
                           std::string& error) = 0;
-  // tls-alpn-01: name → key_authorization_digest (tls/validation.h) of the pending challenge.
-  virtual bool put_alpn_challenge(const std::string& name, const std::string& digest,
-                                  std::string& error) = 0;
-  virtual bool erase_alpn_challenge(const std::string& name, std::string& error) = 0;
-  virtual bool alpn_challenges(std::unordered_map<std::string, std::string>& out,
-                               std::string& error) = 0;
   // The hold (nullopt: none was ever written); put replaces it.
   virtual bool hold(std::optional<StoredHold>& out, std::string& error) = 0;
   virtual bool put_hold(const StoredHold& hold, std::string& error) = 0;

@@ -82,7 +82,8 @@ if [ "$driver" = postgresql ]; then
   # The grants deploy/database/postgresql.sql's comment gives.
   sql <<'SQL'
 CREATE ROLE mailconfd LOGIN PASSWORD 'source-pass-1b';
-GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox TO mailconfd;
+GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox,
+  mailconfd_change, mailconfd_changed TO mailconfd;
 CREATE ROLE mailconfd_acme LOGIN PASSWORD 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
   mailconfd_acme_certificate, mailconfd_acme_challenge, mailconfd_acme_alpn_challenge,
@@ -102,6 +103,7 @@ GRANT SELECT ON mail.alias_domain TO mailconfd@'127.0.0.1';
 GRANT SELECT ON mail.mailconfd_domain TO mailconfd@'127.0.0.1';
 GRANT SELECT ON mail.mailconfd_mailbox TO mailconfd@'127.0.0.1';
 GRANT SELECT ON mail.mailconfd_change TO mailconfd@'127.0.0.1';
+GRANT SELECT ON mail.mailconfd_changed TO mailconfd@'127.0.0.1';
 CREATE USER mailconfd_acme@'127.0.0.1' IDENTIFIED BY 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_account TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_certificate TO mailconfd_acme@'127.0.0.1';
@@ -547,6 +549,8 @@ done
 expect "renewalInfo asked in all" "$(proxied renewalInfo 200)" 5
 
 step "7. no password and no private key in any log"
+# The source's role has the grants the schema's comment gives: it reads the change log.
+grep -l 'change log not read' "$T/a.log" "$T/b.log" && fail "the source cannot read the change log"
 grep -l 'acme-pass-7c41\|source-pass-1b\|PRIVATE KEY' "$T"/*.log "$T"/*.ready && fail "a secret in a log"
 grep -l -f <(cat "$T/acme-key" "$T/other-key") "$T"/*.log "$T"/*.ready && fail "a key-file in a log"
 
