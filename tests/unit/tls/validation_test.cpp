@@ -94,6 +94,18 @@ std::string sha256(const std::string& text) {
   return std::string(reinterpret_cast<const char*>(digest), size);
 }
 
+// The CA's handshake for sni: acme-tls/1 selected, the validation certificate of RFC 8737 for
+// name with the critical acmeIdentifier holding SHA-256(key_authorization).
+void check_validation(const mailconfd::tls::CertificateSet& set, const std::string& sni,
+                      const std::string& name, const std::string& key_authorization) {
+  const Handshake h = handshake(set, sni, "acme-tls/1");
+  REQUIRE(h.done);
+  CHECK(h.alpn == "acme-tls/1");
+  CHECK(h.san == name);
+  CHECK(h.identifier_critical);
+  CHECK(h.identifier == std::string("\x04\x20", 2) + sha256(key_authorization));
+}
+
 }  // namespace
 
 TEST_CASE("tls-alpn-01: acme-tls/1 for a pending name gets the validation certificate only") {
@@ -112,15 +124,10 @@ TEST_CASE("tls-alpn-01: acme-tls/1 for a pending name gets the validation certif
   CHECK(!alpn_challenges().empty());
 
   // The CA's handshake: acme-tls/1 and the pending name (SNI compared without case).
-  auto h = handshake(set, "AutoConfig.Example.com", "acme-tls/1");
-  REQUIRE(h.done);
-  CHECK(h.alpn == "acme-tls/1");
-  CHECK(h.san == "autoconfig.example.com");
-  CHECK(h.identifier_critical);
-  CHECK(h.identifier == std::string("\x04\x20", 2) + sha256(key_authorization));
+  check_validation(set, "AutoConfig.Example.com", "autoconfig.example.com", key_authorization);
 
   // A browser for the same name: the normal certificate and http/1.1, no identifier.
-  h = handshake(set, "autoconfig.example.com", "http/1.1");
+  auto h = handshake(set, "autoconfig.example.com", "http/1.1");
   REQUIRE(h.done);
   CHECK(h.alpn == "http/1.1");
   CHECK(h.subject == normal_cn);
@@ -177,12 +184,7 @@ TEST_CASE("tls-alpn-01 shared by replicas: the digest from the database makes th
   REQUIRE(alpn_challenges().set_shared({{"autoconfig.example.net", digest}}, added, error));
   CHECK(added == std::vector<std::string>{"autoconfig.example.net"});
   CHECK(!alpn_challenges().empty());
-  auto h = handshake(set, "autoconfig.example.net", "acme-tls/1");
-  REQUIRE(h.done);
-  CHECK(h.alpn == "acme-tls/1");
-  CHECK(h.san == "autoconfig.example.net");
-  CHECK(h.identifier_critical);
-  CHECK(h.identifier == std::string("\x04\x20", 2) + sha256(key_authorization));
+  check_validation(set, "autoconfig.example.net", "autoconfig.example.net", key_authorization);
   const auto context = alpn_challenges().find("autoconfig.example.net");
 
   // The same rows again: nothing made again (the same context); a bad digest is refused and
@@ -199,7 +201,7 @@ TEST_CASE("tls-alpn-01 shared by replicas: the digest from the database makes th
   // The row gone: the normal certificate again.
   REQUIRE(alpn_challenges().set_shared({}, added, error));
   CHECK(alpn_challenges().empty());
-  h = handshake(set, "autoconfig.example.net", "acme-tls/1");
+  const Handshake h = handshake(set, "autoconfig.example.net", "acme-tls/1");
   REQUIRE(h.done);
   CHECK(h.identifier.empty());
 }
