@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include <curl/curl.h>
+#include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -177,7 +178,7 @@ void Issuer::run(std::stop_token stop) {
   }
   memory.renewal.clear();
   SteadyClock::time_point next_poll = SteadyClock::time_point::max();  // the earliest poll_at
-  std::size_t issued = 0, failed = 0, current = 0;
+  std::size_t issued = 0, failed = 0, limited = 0, current = 0;
 
   // One name: issue it when it has no certificate or is due. False when the CA holds every
   // order (Retry-After) or the thread stops.
@@ -253,7 +254,7 @@ void Issuer::run(std::stop_token stop) {
       return true;
     }
     if (stop.stop_requested()) return false;
-    ++failed;
+    ++(failure->rate_limited ? limited : failed);
     count(failure->rate_limited ? OrderResult::RateLimited : OrderResult::Failed);
     if (failure->retry_after || failure->rate_limited || failure->ca_failed) {
       // Not this name's fault: every order waits; the walk starts again when the wait ends.
@@ -317,17 +318,23 @@ void Issuer::run(std::stop_token stop) {
     }
     serve_requests();
     if (SteadyClock::now() >= next_pass && SteadyClock::now() >= hold) {
-      issued = failed = current = 0;
+      issued = failed = limited = current = 0;
       next_poll = SteadyClock::time_point::max();
       const std::size_t walk = names.size();  // names joining during the walk were just served
       bool complete = true;
-      for (std::size_t i = 0; i < walk && complete; ++i) {
-        complete = process(names[i]);
+      std::size_t walked = 0;
+      while (walked < walk && complete) {
+        complete = process(names[walked++]);
         if (complete) serve_requests();
       }
       if (stop.stop_requested()) return;
-      spdlog::info("acme: {} issued, {} failed, {} current of {} names", issued, failed, current,
-                   names.size());
+      std::string summary = fmt::format("acme: {} issued, {} failed, {} current of {} names",
+                                        issued, failed, current, names.size());
+      if (limited != 0) summary += fmt::format(", {} rate-limited", limited);
+      if (walked < walk) {
+        summary += fmt::format(", {} not tried until the CA's hold ends", walk - walked);
+      }
+      spdlog::info("{}", summary);
       // Held by the CA: walk again when the hold ends (at most a pass interval later).
       next_pass = complete ? SteadyClock::now() + options_.pass_interval
                            : std::min(hold, SteadyClock::now() + options_.pass_interval);

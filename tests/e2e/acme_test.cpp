@@ -726,6 +726,8 @@ TEST_CASE("acme: 429 with Retry-After (seconds, then an HTTP-date) holds every o
                     "acme: newOrder autodiscover.example.net (newNonce): HTTP 429; no orders "
                     "for ") == 1);
   CHECK(occurrences(log, "(Retry-After)") == 2);
+  // Each walk the CA stopped says so: the name neither failed nor is current.
+  CHECK(occurrences(log, "acme: 0 issued, 0 failed, 0 current of 1 names, 1 rate-limited\n") == 2);
   CHECK(occurrences(log, "acme: issued a certificate for autodiscover.example.net") == 1);
   REQUIRE(e2e::wait_for_log(s, "acme/certificates/autodiscover.example.net.pem",
                             std::chrono::seconds(10)));
