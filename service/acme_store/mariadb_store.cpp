@@ -47,7 +47,11 @@ class Mariadb final : public Store, private source::MysqlSession {
                        std::string& error) override {
     version = 0;
     if (!select(
-            "SELECT NEXTVAL(mailconfd_acme_version)", 1,
+            // Above every stored row too: a row written with a larger version (restored,
+            // typed by hand) must not hide this one from the replicas that saw it.
+            "SELECT GREATEST(NEXTVAL(mailconfd_acme_version), (SELECT COALESCE(MAX(version), 0) + "
+            "1 FROM mailconfd_acme_certificate))",
+            1,
             [&version](MYSQL_ROW row, const unsigned long*) {
               version = row[0] ? std::strtoll(row[0], nullptr, 10) : 0;
             },

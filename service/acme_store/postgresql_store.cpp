@@ -46,7 +46,10 @@ class Postgresql final : public Store {
                        std::string& error) override {
     Result r = query(
         "INSERT INTO mailconfd_acme_certificate (name, certificate_pem, key_pem, version) "
-        "VALUES ($1, $2, $3, nextval('mailconfd_acme_version')) "
+        // Above every stored row too: a row written with a larger version (restored, typed
+        // by hand) must not hide this one from the replicas that saw it.
+        "VALUES ($1, $2, $3, GREATEST(nextval('mailconfd_acme_version'), "
+        "(SELECT COALESCE(max(version), 0) + 1 FROM mailconfd_acme_certificate))) "
         "ON CONFLICT (name) DO UPDATE SET certificate_pem = EXCLUDED.certificate_pem, "
         "key_pem = EXCLUDED.key_pem, version = EXCLUDED.version RETURNING version",
         {c.name.c_str(), c.certificate_pem.c_str(), c.key_pem.c_str()}, error);

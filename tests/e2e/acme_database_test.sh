@@ -377,8 +377,9 @@ echo "INSERT INTO mailconfd_acme_certificate VALUES ('../evil', 'x', 'y', 1000);
 wait_for "a stored name that is not a DNS name skipped" \
   logged a 'acme: the database.s certificate for a name that is not a DNS name: skipped' >/dev/null
 [ -e "$T/acme-a/evil.pem" ] && fail "a file written outside certificates/"
-# Its version (1000, not from the sequence) would hide the later rows from a new replica.
-echo "DELETE FROM mailconfd_acme_certificate WHERE name = '../evil';" | sql
+# Its version (1000) is above the sequence: the row stays, and every later certificate is
+# written above it, so replicas that saw it still load them (step 8: B, started after it,
+# serves the certificate A issues then).
 kill "$b_pid"
 wait "$b_pid" 2>/dev/null || true
 wait_for "A issues again" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = 2 ]' >/dev/null
@@ -508,6 +509,9 @@ expect "no tls-alpn-01 challenge left in the database" \
   "$(echo 'SELECT count(*) FROM mailconfd_acme_alpn_challenge;' | sql)" 0
 logged a 'acme: issued a certificate for autoconfig.alpn.example' || fail "A did not issue it"
 logged b 'acme: issued a certificate for autoconfig.alpn.example' && fail "B issued it"
+expect "autoconfig.alpn.example's version above the row at 1000" \
+  "$(echo "SELECT version > 1000 FROM mailconfd_acme_certificate WHERE name = 'autoconfig.alpn.example';" | sql)" \
+  "$([ "$driver" = postgresql ] && echo t || echo 1)"
 
 step "9. a 429's hold survives the issuer's SIGKILL"
 cat > "$T/proxy-rules.json" <<JSON
