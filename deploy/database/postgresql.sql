@@ -150,14 +150,15 @@ CREATE TABLE IF NOT EXISTS mailconfd_journal_history (
 -- can read plain rows can impersonate every name), the http-01 answers and tls-alpn-01
 -- digests of the order in progress, so that every replica serves the same certificates and
 -- answers the CA, what the issuer learnt from the CA (its hold after a 429 or a failure, the
--- renewalInfo windows), so that the next issuer goes on from it, and the names a replica that
+-- renewalInfo windows, each name's wait after its order failed), so that the next issuer goes
+-- on from it, and the names a replica that
 -- does not issue asks the issuer for (on demand). Only one replica issues at a time (it holds
 -- the session-level advisory lock 7881696737120710246 on its connection). Its role needs
 -- rights on these tables and the sequence only, and no other role any right on them:
 --   CREATE ROLE mailconfd_acme LOGIN PASSWORD '…';
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
 --     mailconfd_acme_certificate, mailconfd_acme_challenge, mailconfd_acme_alpn_challenge,
---     mailconfd_acme_hold, mailconfd_acme_renewal TO mailconfd_acme;
+--     mailconfd_acme_hold, mailconfd_acme_renewal, mailconfd_acme_backoff TO mailconfd_acme;
 --   GRANT SELECT, INSERT, DELETE ON mailconfd_acme_request TO mailconfd_acme;
 --   GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
 CREATE SEQUENCE IF NOT EXISTS mailconfd_acme_version;
@@ -194,6 +195,11 @@ CREATE TABLE IF NOT EXISTS mailconfd_acme_renewal (
   window_end   bigint NOT NULL,
   renew_at     bigint NOT NULL,           -- the point chosen in it
   ask_again    bigint NOT NULL            -- the CA's Retry-After: not asked before
+);
+CREATE TABLE IF NOT EXISTS mailconfd_acme_backoff (
+  name       varchar(253) PRIMARY KEY,  -- a name whose last order failed (not the CA's hold)
+  not_before bigint NOT NULL,           -- Unix seconds: no order for it before
+  delay      bigint NOT NULL            -- seconds it waits (5 min, doubled per failure, a day)
 );
 CREATE TABLE IF NOT EXISTS mailconfd_acme_request (
   name      varchar(253) PRIMARY KEY,           -- a wanted name, asked for at a handshake

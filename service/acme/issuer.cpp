@@ -168,6 +168,14 @@ void Issuer::run(std::stop_token stop) {
                    rfc3339_utc(memory.hold->until));
     }
   }
+  for (const auto& [name, b] : memory.backoff) {
+    backoff[name] = {steady(b.not_before), b.delay};  // a wait that is over still doubles
+    if (b.not_before > SystemClock::now()) {
+      spdlog::info("acme: {} failed before: no order for it before {} (remembered)", name,
+                   rfc3339_utc(b.not_before));
+    }
+  }
+  memory.backoff.clear();
   for (auto& [name, state] : memory.renewal) {
     spdlog::info(
         "acme: renewal info for {} remembered: window {} to {}; renewing at {}, asking "
@@ -243,7 +251,9 @@ void Issuer::run(std::stop_token stop) {
       ++issued;
       if (ca_delay.count() != 0 && memory.held) memory.held(Hold{SystemClock::now(), {}, {}});
       ca_delay = std::chrono::seconds(0);
-      backoff.erase(name);
+      if (backoff.erase(name) != 0 && memory.backoff_changed) {
+        memory.backoff_changed(name, nullptr);
+      }
       if (auto it = ari.find(name); it != ari.end()) {
         if (it->second.info) remember(name, nullptr);
         ari.erase(it);
@@ -285,6 +295,10 @@ void Issuer::run(std::stop_token stop) {
                                : std::min<std::chrono::seconds>(delay * 2, std::chrono::hours(24));
     not_before = SteadyClock::now() + delay;
     spdlog::warn("acme: {}; {} waits {}s", failure->reason, name, delay.count());
+    if (memory.backoff_changed) {
+      const NameBackoff b{SystemClock::now() + delay, delay};
+      memory.backoff_changed(name, &b);
+    }
     return true;
   };
   // The on-demand queue, emptied first (until the CA holds orders).

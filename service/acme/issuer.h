@@ -49,6 +49,13 @@ struct RenewalState {
   std::chrono::system_clock::time_point ask_again;  // its Retry-After
 };
 
+// A name whose last order failed for a reason of its own (not the CA's hold): no order for it
+// before not_before; the next failure waits twice delay (at most a day).
+struct NameBackoff {
+  std::chrono::system_clock::time_point not_before;
+  std::chrono::seconds delay{0};
+};
+
 // What an issuer goes on from, and where it reports what it learns. The callbacks run on the
 // issuer thread (they may write to the database) and may be empty.
 struct IssuerMemory {
@@ -57,6 +64,9 @@ struct IssuerMemory {
   std::function<void(const Hold& hold)> held;             // a hold set or a CA delay reset
   // state null: forgotten (a new certificate, or the CA did not answer).
   std::function<void(const std::string& name, const RenewalState* state)> renewal_changed;
+  std::unordered_map<std::string, NameBackoff> backoff;  // name → its wait after a failure
+  // backoff null: the name's wait is over (it was issued).
+  std::function<void(const std::string& name, const NameBackoff* backoff)> backoff_changed;
 };
 
 struct IssuerOptions {

@@ -158,9 +158,27 @@ class Mariadb final : public Store, private source::MysqlSession {
   }
 
   bool erase_renewal(const std::string& name, std::string& error) override {
-    std::string sql = "DELETE FROM mailconfd_acme_renewal WHERE name = ";
-    quoted(sql, name);
+    return erase_named("mailconfd_acme_renewal", name, error);
+  }
+
+  bool backoffs(std::vector<StoredBackoff>& out, std::string& error) override {
+    return select(
+        "SELECT name, not_before, delay FROM mailconfd_acme_backoff ORDER BY name", 3,
+        [&out](MYSQL_ROW row, const unsigned long* lengths) {
+          out.push_back({text(row, lengths, 0), number(row, 1), number(row, 2)});
+        },
+        error);
+  }
+
+  bool put_backoff(const StoredBackoff& b, std::string& error) override {
+    std::string sql = "REPLACE INTO mailconfd_acme_backoff (name, not_before, delay) VALUES (";
+    quoted(sql, b.name);
+    sql += ',' + std::to_string(b.not_before) + ',' + std::to_string(b.delay) + ')';
     return command(sql, error);
+  }
+
+  bool erase_backoff(const std::string& name, std::string& error) override {
+    return erase_named("mailconfd_acme_backoff", name, error);
   }
 
   bool put_requests(const std::vector<std::string>& names, std::string& error) override {
@@ -195,6 +213,13 @@ class Mariadb final : public Store, private source::MysqlSession {
  private:
   static std::int64_t number(MYSQL_ROW row, int column) {
     return row[column] ? std::strtoll(row[column], nullptr, 10) : 0;
+  }
+
+  // Deletes the row of name from table (a table keyed by name).
+  bool erase_named(std::string_view table, const std::string& name, std::string& error) {
+    std::string sql = fmt::format("DELETE FROM {} WHERE name = ", table);
+    quoted(sql, name);
+    return command(sql, error);
   }
 };
 

@@ -50,4 +50,13 @@ std::optional<acme::RenewalState> from_row(const StoredRenewal& row) {
                             time_of(row.ask_again)};
 }
 
+StoredBackoff to_row(const std::string& name, const acme::NameBackoff& backoff) {
+  return {name, seconds_up(backoff.not_before), backoff.delay.count()};
+}
+
+std::optional<acme::NameBackoff> from_row(const StoredBackoff& row) {
+  if (row.delay <= 0 || row.delay > 86'400) return std::nullopt;
+  return acme::NameBackoff{time_of(row.not_before), std::chrono::seconds(row.delay)};
+}
+
 }  // namespace mailconfd::acme_store

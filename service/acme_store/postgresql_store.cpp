@@ -149,8 +149,30 @@ class Postgresql final : public Store {
   }
 
   bool erase_renewal(const std::string& name, std::string& error) override {
-    return query("DELETE FROM mailconfd_acme_renewal WHERE name = $1", {name.c_str()}, error) !=
-           nullptr;
+    return erase_named("mailconfd_acme_renewal", name, error);
+  }
+
+  bool backoffs(std::vector<StoredBackoff>& out, std::string& error) override {
+    Result r = query("SELECT name, not_before, delay FROM mailconfd_acme_backoff ORDER BY name", {},
+                     error);
+    if (!r) return false;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      out.push_back({text(r.get(), i, 0), number(r.get(), i, 1), number(r.get(), i, 2)});
+    }
+    return true;
+  }
+
+  bool put_backoff(const StoredBackoff& b, std::string& error) override {
+    const std::string not_before = std::to_string(b.not_before), delay = std::to_string(b.delay);
+    return query(
+               "INSERT INTO mailconfd_acme_backoff (name, not_before, delay) VALUES ($1, "
+               "$2::bigint, $3::bigint) ON CONFLICT (name) DO UPDATE SET not_before = "
+               "EXCLUDED.not_before, delay = EXCLUDED.delay",
+               {b.name.c_str(), not_before.c_str(), delay.c_str()}, error) != nullptr;
+  }
+
+  bool erase_backoff(const std::string& name, std::string& error) override {
+    return erase_named("mailconfd_acme_backoff", name, error);
   }
 
   bool put_requests(const std::vector<std::string>& names, std::string& error) override {
@@ -189,6 +211,12 @@ class Postgresql final : public Store {
 
   static std::int64_t number(const PGresult* r, int row, int column) {
     return std::strtoll(PQgetvalue(r, row, column), nullptr, 10);
+  }
+
+  // Deletes the row of name from table (a table keyed by name).
+  bool erase_named(std::string_view table, const std::string& name, std::string& error) {
+    const std::string sql = fmt::format("DELETE FROM {} WHERE name = $1", table);
+    return query(sql.c_str(), {name.c_str()}, error) != nullptr;
   }
 
   // The statement with text parameters; null with error set unless it worked.

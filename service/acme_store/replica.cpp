@@ -254,22 +254,18 @@ bool Replica::become_issuer(std::string& error) {
     if (!load_memory(memory, error) || !erase_leftover_challenges(error)) return false;
   }
   memory.held = [this](const acme::Hold& hold) {
-    std::lock_guard lock(store_mutex_);
-    std::string why;
-    if (!store_ || !store_->put_hold(to_row(hold), why)) {
-      spdlog::warn("acme: the database did not take the CA's hold: {}",
-                   store_ ? why : "not connected");
-    }
+    remember("the CA's hold",
+             [&](Store& store, std::string& e) { return store.put_hold(to_row(hold), e); });
   };
   memory.renewal_changed = [this](const std::string& name, const acme::RenewalState* state) {
-    std::lock_guard lock(store_mutex_);
-    std::string why;
-    const bool ok = store_ && (state ? store_->put_renewal(to_row(name, *state), why)
-                                     : store_->erase_renewal(name, why));
-    if (!ok) {
-      spdlog::warn("acme: the database did not take the renewal info for {}: {}", name,
-                   store_ ? why : "not connected");
-    }
+    remember("the renewal info for " + name, [&](Store& store, std::string& e) {
+      return state ? store.put_renewal(to_row(name, *state), e) : store.erase_renewal(name, e);
+    });
+  };
+  memory.backoff_changed = [this](const std::string& name, const acme::NameBackoff* backoff) {
+    remember("the wait for " + name, [&](Store& store, std::string& e) {
+      return backoff ? store.put_backoff(to_row(name, *backoff), e) : store.erase_backoff(name, e);
+    });
   };
   tokens_->set_shared({});
   tokens_->set_hook(
@@ -297,10 +293,21 @@ void Replica::stop_issuing() {
   tls::alpn_challenges().set_hook({});
 }
 
+bool Replica::remember(std::string_view what,
+                       const std::function<bool(Store&, std::string&)>& write) {
+  std::lock_guard lock(store_mutex_);
+  std::string why;
+  if (store_ && write(*store_, why)) return true;
+  spdlog::warn("acme: the database did not take {}: {}", what, store_ ? why : "not connected");
+  return false;
+}
+
 bool Replica::load_memory(acme::IssuerMemory& memory, std::string& error) {
   std::optional<StoredHold> hold;
   std::vector<StoredRenewal> rows;
-  if (!store_ || !store_->hold(hold, error) || !store_->renewals(rows, error)) {
+  std::vector<StoredBackoff> waits;
+  if (!store_ || !store_->hold(hold, error) || !store_->renewals(rows, error) ||
+      !store_->backoffs(waits, error)) {
     if (!store_) error = "not connected";
     return false;
   }
@@ -315,6 +322,14 @@ bool Replica::load_memory(acme::IssuerMemory& memory, std::string& error) {
       continue;
     }
     memory.renewal.emplace(row.name, std::move(*state));
+  }
+  for (const StoredBackoff& row : waits) {
+    auto wait = safe_name(row.name) ? from_row(row) : std::nullopt;
+    if (!wait) {
+      spdlog::warn("acme: the database's wait after a failed order is not usable: ignored");
+      continue;
+    }
+    memory.backoff.emplace(row.name, *wait);
   }
   return true;
 }
@@ -452,19 +467,8 @@ void Replica::on_token(const std::string& token, const std::string* answer) {
 
 void Replica::share_challenge(std::string_view what, bool put,
                               const std::function<bool(Store&, std::string&)>& write) {
-  bool written = false;
-  {
-    std::lock_guard lock(store_mutex_);
-    std::string error;
-    const bool ok = store_ && write(*store_, error);
-    if (!ok) {
-      spdlog::warn("acme: the database did not take {}: {}", what,
-                   store_ ? error : "not connected");
-    }
-    written = ok && put;
-  }
   // Before the CA is told to look: every other replica reads the tables once a poll interval.
-  if (written) std::this_thread::sleep_for(options_.poll * 3);
+  if (remember(what, write) && put) std::this_thread::sleep_for(options_.poll * 3);
 }
 
 }  // namespace mailconfd::acme_store

@@ -96,8 +96,10 @@ class Replica {
   void issued(const std::string& name, const std::string& file);       // on the issuer's thread
   void on_token(const std::string& token, const std::string* answer);  // likewise
   void on_alpn(const std::string& name, const std::string* digest);    // likewise
-  // A challenge row written (put) or deleted through WRITE under store_mutex_, a failure logged
-  // as "the database did not take WHAT"; after a write, waits until the others have read it.
+  // A row written or deleted through WRITE under store_mutex_; false, and logged as "the
+  // database did not take WHAT", when it failed.
+  bool remember(std::string_view what, const std::function<bool(Store&, std::string&)>& write);
+  // A challenge row through remember; after a write (put), waits until the others have read it.
   void share_challenge(std::string_view what, bool put,
                        const std::function<bool(Store&, std::string&)>& write);
   // What the previous issuer stored (store_mutex_ held). False with error.

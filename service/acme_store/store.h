@@ -1,7 +1,8 @@
 // The built-in ACME client's storage in the provider's database (<acme dsn-file>), shared by
 // every replica: the account key, each certificate with its key, the http-01 answers and
 // tls-alpn-01 digests of the order in progress, what the issuer learnt from the CA that must
-// outlive it (its hold after a 429 or a failure, the renewalInfo windows), and the lock that lets
+// outlive it (its hold after a 429 or a failure, the renewalInfo windows, each name's wait after
+// its order failed), and the lock that lets
 // one replica issue at a time (PostgreSQL: the session-level advisory lock 7881696737120710246;
 // MariaDB: GET_LOCK('mailconfd_acme')), held by the connection's session, so it goes when the
 // issuer's process or connection does. Tables and grants: deploy/database/postgresql.sql,
@@ -62,6 +63,14 @@ constexpr ChallengeTable table_of(Challenge kind) {
              : ChallengeTable{"mailconfd_acme_alpn_challenge", "name", "digest"};
 }
 
+// A name's wait after its order failed (mailconfd_acme_backoff): no order before not_before
+// (Unix seconds); delay (seconds) is doubled at the next failure.
+struct StoredBackoff {
+  std::string name;
+  std::int64_t not_before = 0;
+  std::int64_t delay = 0;
+};
+
 // Each call: false with error set (the server's words, never the DSN) when it failed.
 class Store {
  public:
@@ -90,6 +99,10 @@ class Store {
   virtual bool renewals(std::vector<StoredRenewal>& out, std::string& error) = 0;
   virtual bool put_renewal(const StoredRenewal& r, std::string& error) = 0;
   virtual bool erase_renewal(const std::string& name, std::string& error) = 0;
+  // The names' waits after a failed order; put inserts or replaces the row of b.name.
+  virtual bool backoffs(std::vector<StoredBackoff>& out, std::string& error) = 0;
+  virtual bool put_backoff(const StoredBackoff& b, std::string& error) = 0;
+  virtual bool erase_backoff(const std::string& name, std::string& error) = 0;
   // On demand at a replica that does not issue: asks the issuer for these names (rows of
   // mailconfd_acme_request; a name already there stays as it is, with its time).
   virtual bool put_requests(const std::vector<std::string>& names, std::string& error) = 0;

@@ -41,6 +41,9 @@
 #      stored; A killed (SIGKILL); B takes over, logs the hold and sends no newOrder before it
 #      ends, then issues the name a handshake asked for; the renewalInfo answers are not asked
 #      again by any later issuer;
+#  10. a name's wait after its failed order survives the issuer: B's order for a hosted name
+#      Pebble cannot validate (no DNS) fails, the 300 s wait is stored; B stopped, A takes
+#      over, logs the wait and sends no order for that name at its handshake;
 #   7. no password and no private key in any log; the account key is the database's on A.
 # Usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY. KEEP=1 keeps the directory.
 set -euo pipefail
@@ -87,7 +90,7 @@ GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailb
 CREATE ROLE mailconfd_acme LOGIN PASSWORD 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
   mailconfd_acme_certificate, mailconfd_acme_challenge, mailconfd_acme_alpn_challenge,
-  mailconfd_acme_hold, mailconfd_acme_renewal TO mailconfd_acme;
+  mailconfd_acme_hold, mailconfd_acme_renewal, mailconfd_acme_backoff TO mailconfd_acme;
 GRANT SELECT, INSERT, DELETE ON mailconfd_acme_request TO mailconfd_acme;
 GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
 SQL
@@ -111,6 +114,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_challenge TO mailcon
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_alpn_challenge TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_hold TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_renewal TO mailconfd_acme@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_backoff TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, DELETE ON mail.mailconfd_acme_request TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT ON mail.mailconfd_acme_version TO mailconfd_acme@'127.0.0.1';
 SQL
@@ -120,6 +124,7 @@ db_dsn mailconfd_acme acme-pass-7c41 > "$T/acme-dsn"
 sql <<'SQL'
 INSERT INTO domain (domain) VALUES ('customer.example');
 INSERT INTO domain (domain) VALUES ('alpn.example');
+INSERT INTO domain (domain) VALUES ('nodns.example');
 SQL
 echo "INSERT INTO domain (domain) VALUES ('evil.example');" | sql_as mailconfd_acme acme-pass-7c41 \
   >/dev/null 2>&1 && fail "the ACME role could write domain"
@@ -551,6 +556,31 @@ for name in autoconfig.alpn.example autodiscover.alpn.example; do
     logged b "acme: renewal info for $name: window $window_start to $window_end" >/dev/null
 done
 expect "renewalInfo asked in all" "$(proxied renewalInfo 200)" 5
+
+step "10. a name's wait after its failed order survives the issuer"
+# nodns.example is hosted, but NSD has no zone for it: Pebble cannot validate its names.
+orders_before=$(proxied newOrder 201)
+issuer_of "$b_tls" autoconfig.nodns.example >/dev/null  # on demand at the issuer
+wait_for "B's order for autoconfig.nodns.example failed" \
+  logged b '; autoconfig.nodns.example waits 300s' >/dev/null
+expect "orders for autoconfig.nodns.example" "$(( $(proxied newOrder 201) - orders_before ))" 1
+expect "its wait in the database" \
+  "$(echo "SELECT delay FROM mailconfd_acme_backoff WHERE name = 'autoconfig.nodns.example';" | sql)" 300
+announced_before=$(grep -c "acme: another replica issues" "$T/a.log")
+start a 127.0.0.1 "$tls_port"
+wait_for "A sees another issuer" eval '[ "$(grep -c "acme: another replica issues" "$T/a.log")" = $((announced_before + 1)) ]' >/dev/null
+issuing_before=$(grep -c "acme: this replica issues" "$T/a.log")
+kill "$b_pid"
+wait "$b_pid" 2>/dev/null || true
+wait_for "A issues" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = $((issuing_before + 1)) ]' >/dev/null
+logged a 'acme: autoconfig.nodns.example failed before: no order for it before ' ||
+  fail "A did not take B's wait for autoconfig.nodns.example"
+issuer_of "$a_tls" autoconfig.nodns.example >/dev/null  # on demand at the new issuer
+wait_for "A queued autoconfig.nodns.example" \
+  logged a 'acme: autoconfig.nodns.example asked for at a handshake' >/dev/null
+sleep 2  # an order would follow at once
+expect "orders for autoconfig.nodns.example after the takeover" \
+  "$(( $(proxied newOrder 201) - orders_before ))" 1
 
 step "7. no password and no private key in any log"
 # The source's role has the grants the schema's comment gives: it reads the change log.

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 using mailconfd::acme_store::from_row;
+using mailconfd::acme_store::StoredBackoff;
 using mailconfd::acme_store::StoredHold;
 using mailconfd::acme_store::StoredRenewal;
 using mailconfd::acme_store::to_row;
@@ -75,4 +76,22 @@ TEST_CASE("acme_store: a renewalInfo answer as a row and back") {
   bad = row;
   bad.renew_at = bad.window_start;
   CHECK(from_row(bad));
+}
+
+TEST_CASE("acme_store: a name's wait after a failed order as a row and back") {
+  const mailconfd::acme::NameBackoff wait{at(1'800'000'000) + std::chrono::milliseconds(1),
+                                          std::chrono::seconds(600)};
+  const StoredBackoff row = to_row("autoconfig.customer.example", wait);
+  CHECK(row.name == "autoconfig.customer.example");
+  CHECK(row.not_before == 1'800'000'001);  // rounded up: never ordered before the wait ends
+  CHECK(row.delay == 600);
+  const auto back = from_row(row);
+  REQUIRE(back);
+  CHECK(back->not_before == at(1'800'000'001));
+  CHECK(back->delay == std::chrono::seconds(600));
+
+  CHECK(!from_row(StoredBackoff{"a.example", 1'800'000'000, 0}));
+  CHECK(!from_row(StoredBackoff{"a.example", 1'800'000'000, -300}));
+  CHECK(!from_row(StoredBackoff{"a.example", 1'800'000'000, 86'401}));
+  CHECK(from_row(StoredBackoff{"a.example", 0, 86'400}));
 }
