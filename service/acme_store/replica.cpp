@@ -323,8 +323,14 @@ bool Replica::load_memory(acme::IssuerMemory& memory, std::string& error) {
     }
     memory.renewal.emplace(row.name, std::move(*state));
   }
+  const auto day_ago = std::chrono::system_clock::now() - std::chrono::hours(24);
   for (const StoredBackoff& row : waits) {
     auto wait = safe_name(row.name) ? from_row(row) : std::nullopt;
+    if (wait && wait->not_before < day_ago) {
+      // Over for a day (a name no longer wanted, or never ordered again): forgotten.
+      if (!store_->erase_backoff(row.name, error)) return false;
+      continue;
+    }
     if (!wait) {
       spdlog::warn("acme: the database's wait after a failed order is not usable: ignored");
       continue;

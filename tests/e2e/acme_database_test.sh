@@ -43,7 +43,8 @@
 #      again by any later issuer;
 #  10. a name's wait after its failed order survives the issuer: B's order for a hosted name
 #      Pebble cannot validate (no DNS) fails, the 300 s wait is stored; B stopped, A takes
-#      over, logs the wait and sends no order for that name at its handshake;
+#      over, logs the wait and sends no order for that name at its handshake; a wait over
+#      for two days is deleted;
 #   7. no password and no private key in any log; the account key is the database's on A.
 # Usage: acme_database_test.sh postgresql|mariadb MAILCONFD_BINARY. KEEP=1 keeps the directory.
 set -euo pipefail
@@ -569,10 +570,14 @@ expect "its wait in the database" \
 announced_before=$(grep -c "acme: another replica issues" "$T/a.log")
 start a 127.0.0.1 "$tls_port"
 wait_for "A sees another issuer" eval '[ "$(grep -c "acme: another replica issues" "$T/a.log")" = $((announced_before + 1)) ]' >/dev/null
+# A wait that ended two days ago (a name no longer ordered): the next issuer forgets it.
+echo "INSERT INTO mailconfd_acme_backoff VALUES ('autodiscover.nodns.example', $(( $(date +%s) - 172800 )), 600);" | sql
 issuing_before=$(grep -c "acme: this replica issues" "$T/a.log")
 kill "$b_pid"
 wait "$b_pid" 2>/dev/null || true
 wait_for "A issues" eval '[ "$(grep -c "acme: this replica issues" "$T/a.log")" = $((issuing_before + 1)) ]' >/dev/null
+expect "waits left after the takeover" \
+  "$(echo 'SELECT name FROM mailconfd_acme_backoff;' | sql)" autoconfig.nodns.example
 logged a 'acme: autoconfig.nodns.example failed before: no order for it before ' ||
   fail "A did not take B's wait for autoconfig.nodns.example"
 issuer_of "$a_tls" autoconfig.nodns.example >/dev/null  # on demand at the new issuer
