@@ -11,7 +11,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+
+#include "core/string_map.h"
 
 namespace mailconfd::sign {
 
@@ -34,18 +35,15 @@ class SignedCache {
   static constexpr std::size_t kShards = 16;
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   struct Shard {
     mutable std::mutex mutex;
-    std::unordered_map<std::string, std::shared_ptr<const std::string>, Hash, std::equal_to<>>
-        entries;
+    core::StringMap<std::shared_ptr<const std::string>> entries;
     std::deque<std::string> order;  // insertion order, oldest first
     std::size_t bytes = 0;          // keys plus values
   };
-  Shard& shard_for(std::string_view key) const { return shards_[Hash{}(key) % kShards]; }
+  Shard& shard_for(std::string_view key) const {
+    return shards_[core::StringHash{}(key) % kShards];
+  }
   std::size_t max_bytes_;
   mutable std::array<Shard, kShards> shards_;
 };

@@ -263,10 +263,9 @@ void AlpnChallenges::erase(const std::string& name) {
 
 std::shared_ptr<const Context> AlpnChallenges::find(std::string_view name) const {
   if (name.empty()) return nullptr;
-  const std::string key(name);
   std::lock_guard lock(mutex_);
-  if (auto it = answers_.find(key); it != answers_.end()) return it->second;
-  if (auto it = shared_.find(key); it != shared_.end()) return it->second.context;
+  if (auto it = answers_.find(name); it != answers_.end()) return it->second;
+  if (auto it = shared_.find(name); it != shared_.end()) return it->second.context;
   return nullptr;
 }
 
@@ -277,7 +276,7 @@ void AlpnChallenges::set_hook(Hook hook) {
 
 bool AlpnChallenges::set_shared(const std::unordered_map<std::string, std::string>& shared,
                                 std::vector<std::string>& added, std::string& error) {
-  std::unordered_map<std::string, Answer> next;
+  core::StringMap<Answer> next;
   {
     std::lock_guard lock(mutex_);
     for (const auto& [name, digest] : shared) {

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/string_map.h"
 #include "tls/context.h"
 
 struct ssl_ctx_st;
@@ -63,8 +64,8 @@ class AlpnChallenges {
   void recount();  // mutex_ held
 
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<const Context>> answers_;
-  std::unordered_map<std::string, Answer> shared_;
+  core::StringMap<std::shared_ptr<const Context>> answers_;
+  core::StringMap<Answer> shared_;
   Hook hook_;
   std::atomic<std::size_t> count_{0};
 };
