@@ -341,10 +341,11 @@ Mailbox& Scanner::mailbox_of(std::uint32_t user, std::string_view sender_domain,
   return m;
 }
 
-const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, Micros time) {
+const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, std::size_t ip_hash,
+                                                      Micros time) {
   std::vector<std::uint32_t>& users = candidates_;
   users.clear();
-  const LoginList* list = logins_.find(ip);
+  const LoginList* list = logins_.find(ip, ip_hash);
   if (list == nullptr) return users;
   for (std::uint32_t i = list->head; i != kNoLogin; i = login_nodes_[i].next) {
     const Login& login = login_nodes_[i];
@@ -409,12 +410,12 @@ bool Scanner::in_mynetworks(const IpAddress& ip) const {
   return false;
 }
 
-void Scanner::relay(const Pending& message) {
-  const std::vector<std::uint32_t>& users = candidates(message.ip, message.time);
+void Scanner::relay(const Pending& message, std::size_t ip_hash) {
+  const std::vector<std::uint32_t>& users = candidates(message.ip, ip_hash, message.time);
   if (users.empty()) {
-    Unattributed* u = unattributed_.find(message.ip);
+    Unattributed* u = unattributed_.find(message.ip, ip_hash);
     if (u == nullptr && unattributed_.size() < kMaxUnattributedIps) {
-      u = &unattributed_[message.ip];
+      u = unattributed_.try_emplace(message.ip, ip_hash).first;
     }
     if (u != nullptr) {
       if (u->messages++ == 0) u->first_seen = message.time;
@@ -422,7 +423,7 @@ void Scanner::relay(const Pending& message) {
     }
     return;
   }
-  const Micros* evidence = explicit_.find(message.ip);
+  const Micros* evidence = explicit_.find(message.ip, ip_hash);
   const bool proven = evidence != nullptr && *evidence + kExplicitWindow >= message.time &&
                       *evidence <= message.time + kExplicitWindow;
   const std::string_view sender_domain = message.sender.view();
@@ -449,8 +450,9 @@ void Scanner::relay(const Pending& message) {
   }
 }
 
-void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender_domain) {
-  const std::vector<std::uint32_t>& users = candidates(ip, time);
+void Scanner::denied(const IpAddress& ip, std::size_t ip_hash, Micros time,
+                     std::string_view sender_domain) {
+  const std::vector<std::uint32_t>& users = candidates(ip, ip_hash, time);
   if (users.empty()) {
     ++stats_.unattributed_denied;
     return;
@@ -534,9 +536,10 @@ void Scanner::add(Micros time, const Event& event) {
     case EventKind::MapAdd: {
       const auto ip = parse_ip(event.ip);
       if (!ip) return;
-      logins_.prefetch(*ip);  // its slot arrives while the name is looked up
+      const std::size_t ip_hash = IpHash{}(*ip);
+      logins_.prefetch_hashed(ip_hash);  // its slot arrives while the name is looked up
       const std::uint32_t user = intern(event.user);
-      LoginList& list = logins_[*ip];
+      LoginList& list = *logins_.try_emplace(*ip, ip_hash).first;
       Login* same = nullptr;
       Login* oldest = nullptr;  // the first with the smallest last
       for (std::uint32_t i = list.head; i != kNoLogin; i = login_nodes_[i].next) {
@@ -592,9 +595,10 @@ void Scanner::add(Micros time, const Event& event) {
       const auto qid = QueueId::from(event.queue_id);
       const Pending* message = qid ? live_message(*qid) : nullptr;
       if (message == nullptr || message->authenticated) return;
-      logins_.prefetch(message->ip);  // relay()'s candidates, while remote() looks up the domain
+      const std::size_t ip_hash = IpHash{}(message->ip);
+      logins_.prefetch_hashed(ip_hash);  // relay()'s candidates, while remote() looks up the domain
       if (!remote(event.recipient, event.agent)) return;
-      relay(*message);
+      relay(*message, ip_hash);
       pending_.erase(*qid);
       return;
     }
@@ -614,7 +618,7 @@ void Scanner::add(Micros time, const Event& event) {
     case EventKind::Reject: {
       const auto ip = parse_ip(event.ip);
       if (!ip || in_mynetworks(*ip)) return;
-      denied(*ip, time, domain_part(event.sender));
+      denied(*ip, IpHash{}(*ip), time, domain_part(event.sender));
       return;
     }
     case EventKind::SaslFailed: {

@@ -219,15 +219,18 @@ class Scanner {
   Mailbox& mailbox_of(std::uint32_t user, std::string_view sender_domain, Micros time,
                       const IpAddress& ip);
   // The users logged in from ip within the grace period around time (valid until next call).
-  const std::vector<std::uint32_t>& candidates(const IpAddress& ip, Micros time);
+  // ip_hash is IpHash{}(ip): one event looks its IP up in several tables, hashing it once.
+  const std::vector<std::uint32_t>& candidates(const IpAddress& ip, std::size_t ip_hash,
+                                               Micros time);
   // Appends a login to ip's list; removes the nodes of list for which drop(login) is true.
   void append_login(LoginList& list, const Login& login);
   template <typename Drop>
   void remove_logins(LoginList& list, Drop&& drop);
   bool remote(std::string_view recipient, std::string_view agent);
   bool in_mynetworks(const IpAddress& ip) const;
-  void relay(const Pending& message);
-  void denied(const IpAddress& ip, Micros time, std::string_view sender_domain);
+  void relay(const Pending& message, std::size_t ip_hash);
+  void denied(const IpAddress& ip, std::size_t ip_hash, Micros time,
+              std::string_view sender_domain);
   void expire(Micros now);
   // The message accepted under qid, unless it is older than the bound (then it is dropped).
   Pending* live_message(const QueueId& qid);
