@@ -267,7 +267,7 @@ std::optional<std::uint32_t> Scanner::known_user(std::uint64_t hash) const {
 void Scanner::SenderDomain::assign(std::string_view sender) {
   const std::string_view domain = domain_part(sender);
   size = domain.size() <= sizeof text ? static_cast<std::uint8_t>(domain.size()) : 0;
-  std::memcpy(text, domain.data(), size);
+  if (size != 0) std::memcpy(text, domain.data(), size);  // a sender without '@' has no data()
 }
 
 Scanner::Resolved Scanner::resolve_login(std::string_view user,
