@@ -429,8 +429,21 @@ int scan(const Options& o) {
   Merge merge(std::move(sources), now, false);
   std::uint64_t lines = 0, skipped = 0, bytes = 0;
   Merged merged;
-  while (merge.next(merged, lines, skipped, bytes)) {
-    scanner.add(merged.line.time, parse_event(merged.line.program, merged.line.message));
+  // The events go to the scanner in batches (its cache misses overlap); the reader keeps the
+  // lines of a batch in place until the batch is joined.
+  std::vector<TimedEvent> batch;
+  batch.reserve(Scanner::kBatch);
+  while (true) {
+    const Merge::Step step = merge.next(merged, lines, skipped, bytes, batch.empty());
+    if (step == Merge::Step::Line) {
+      const Event event = parse_event(merged.line.program, merged.line.message);
+      if (event.kind == EventKind::None) continue;  // add() would ignore it
+      batch.push_back({merged.line.time, event});
+      if (batch.size() < Scanner::kBatch) continue;
+    }
+    scanner.add(batch);
+    batch.clear();
+    if (step == Merge::Step::End) break;
   }
   scanner.count(lines, skipped, bytes);
   if (const std::string read_error = merge.error(); !read_error.empty()) {

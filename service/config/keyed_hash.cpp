@@ -62,9 +62,37 @@ std::uint64_t siphash13(const HashKey& key, std::string_view data) {
     s.v0 ^= m;
   }
   std::uint64_t last = static_cast<std::uint64_t>(data.size() & 0xFF) << 56;
-  for (std::size_t i = full; i < data.size(); ++i) {
-    last |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[i])) << (8 * (i - full));
+  const std::size_t tail = data.size() - full;
+  if (tail != 0 && full != 0) {
+    // The last 8 bytes in one load; the tail bytes are its top ones.
+    std::uint64_t m = 0;
+    std::memcpy(&m, data.data() + data.size() - 8, 8);
+    last |= m >> (8 * (8 - tail));
+  } else {
+    for (std::size_t i = full; i < data.size(); ++i) {
+      last |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[i])) << (8 * (i - full));
+    }
   }
+  s.v3 ^= last;
+  s.round();
+  s.v0 ^= last;
+  s.v2 ^= 0xFF;
+  s.round();
+  s.round();
+  s.round();
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
+
+std::uint64_t siphash13_16(const HashKey& key, std::uint64_t m0, std::uint64_t m1) {
+  State s{key.k0 ^ 0x736f6d6570736575ULL, key.k1 ^ 0x646f72616e646f6dULL,
+          key.k0 ^ 0x6c7967656e657261ULL, key.k1 ^ 0x7465646279746573ULL};
+  s.v3 ^= m0;
+  s.round();
+  s.v0 ^= m0;
+  s.v3 ^= m1;
+  s.round();
+  s.v0 ^= m1;
+  constexpr std::uint64_t last = std::uint64_t{16} << 56;
   s.v3 ^= last;
   s.round();
   s.v0 ^= last;

@@ -211,16 +211,32 @@ Event delivery(std::string_view agent, std::string_view message) {
 
 Event parse_event(std::string_view program, std::string_view message) {
   if (program.starts_with("postfix")) {
-    const std::size_t slash = program.rfind('/');
-    if (slash == std::string_view::npos) return {};
-    const std::string_view daemon = program.substr(slash + 1);
-    if (daemon == "smtpd") return smtpd(message);
-    if (daemon == "qmgr") return qmgr(message);
-    if (daemon == "smtp" || daemon == "lmtp" || daemon == "virtual" || daemon == "local" ||
-        daemon == "pipe" || daemon == "discard" || daemon == "error" || daemon == "relay") {
-      return delivery(daemon, message);
+    // The daemon is the last component; none of those read here is longer than 7 bytes, so
+    // the '/' is looked for only that far back ("postfix" itself has none).
+    const std::size_t stop = program.size() > 15 ? program.size() - 8 : 7;
+    std::size_t slash = program.size();
+    while (slash > stop && program[slash - 1] != '/') --slash;
+    if (slash == stop) return {};  // no '/' after "postfix", or a daemon longer than 7 bytes
+    const std::string_view daemon = program.substr(slash);
+    switch (daemon.size()) {
+      case 4:
+        if (daemon == "qmgr") return qmgr(message);
+        if (daemon == "smtp" || daemon == "lmtp" || daemon == "pipe") {
+          return delivery(daemon, message);
+        }
+        return {};
+      case 5:
+        if (daemon == "smtpd") return smtpd(message);
+        if (daemon == "local" || daemon == "error" || daemon == "relay") {
+          return delivery(daemon, message);
+        }
+        return {};
+      case 7:
+        if (daemon == "virtual" || daemon == "discard") return delivery(daemon, message);
+        return {};
+      default:
+        return {};
     }
-    return {};
   }
   if (program == "dovecot") {
     Reader r(message);

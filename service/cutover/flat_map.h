@@ -27,26 +27,36 @@ class FlatMap {
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
+  // Hash{}(key): the functions below take it too, so that a key used in several lookups (or
+  // in several maps with the same Hash) is hashed once.
+  static std::size_t hash(const Key& key) { return Hash{}(key); }
+
   // Asks the CPU to bring key's home slot into the cache, so that a lookup of key after some
   // other work finds it there instead of waiting for memory.
-  void prefetch(const Key& key) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[home(key)]);
+  void prefetch(const Key& key) const { prefetch_hashed(hash(key)); }
+  void prefetch_hashed(std::size_t key_hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[key_hash & mask_]);
   }
 
-  Value* find(const Key& key) {
+  Value* find(const Key& key) { return size_ == 0 ? nullptr : find(key, hash(key)); }
+  Value* find(const Key& key, std::size_t key_hash) {
     if (size_ == 0) return nullptr;
-    for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+    for (std::size_t i = key_hash & mask_;; i = (i + 1) & mask_) {
       Slot& slot = slots_[i];
       if (!slot.used) return nullptr;
       if (slot.key == key) return &slot.value;
     }
   }
   const Value* find(const Key& key) const { return const_cast<FlatMap*>(this)->find(key); }
+  const Value* find(const Key& key, std::size_t key_hash) const {
+    return const_cast<FlatMap*>(this)->find(key, key_hash);
+  }
 
   // The value for key, default-constructed when new; second: whether it was inserted.
-  std::pair<Value*, bool> try_emplace(const Key& key) {
+  std::pair<Value*, bool> try_emplace(const Key& key) { return try_emplace(key, hash(key)); }
+  std::pair<Value*, bool> try_emplace(const Key& key, std::size_t key_hash) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
-    for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+    for (std::size_t i = key_hash & mask_;; i = (i + 1) & mask_) {
       Slot& slot = slots_[i];
       if (!slot.used) {
         slot.used = true;

@@ -303,7 +303,7 @@ bool Source::skip(std::uint64_t bytes) {
   return true;
 }
 
-Source::Read Source::next(std::string_view& line) {
+Source::Read Source::next(std::string_view& line, bool may_refill) {
   bool overlong = false;
   while (true) {
     const char* start = buffer_.data() + begin_;
@@ -316,6 +316,7 @@ Source::Read Source::next(std::string_view& line) {
       line = std::string_view(start, length);
       return Read::Line;
     }
+    if (!may_refill) return Read::Later;  // the buffer stays as it is
     if (end_ - begin_ > kMaxLineBytes) {
       // Drop what is buffered of this line and keep dropping up to its newline: the rest of
       // an over-long line must never be read as a line of its own.
@@ -345,16 +346,19 @@ Merge::Merge(std::vector<std::unique_ptr<Source>> sources, Micros now, bool utc)
   }
 }
 
-bool Merge::advance(std::size_t i, std::uint64_t& lines, std::uint64_t& skipped,
-                    std::uint64_t& bytes) {
+Merge::Step Merge::advance(std::size_t i, std::uint64_t& lines, std::uint64_t& skipped,
+                           std::uint64_t& bytes, bool may_refill) {
   Source& source = *sources_[i];
   Head& head = heads_[i];
+  // A journal line's fields are decoded into head.storage, over the last one's.
+  if (!may_refill && source.kind() == Source::Kind::Journal) return Step::Later;
   while (true) {
     std::string_view raw;
-    const Source::Read read = source.next(raw);
+    const Source::Read read = source.next(raw, may_refill);
+    if (read == Source::Read::Later) return Step::Later;
     if (read == Source::Read::End || read == Source::Read::Error) {
       head.done = true;
-      return false;
+      return Step::End;
     }
     ++lines;
     if (read == Source::Read::Overlong) {
@@ -376,25 +380,28 @@ bool Merge::advance(std::size_t i, std::uint64_t& lines, std::uint64_t& skipped,
     }
     head.line = *parsed;
     head.ready = true;
-    return true;
+    return Step::Line;
   }
 }
 
-bool Merge::next(Merged& out, std::uint64_t& lines, std::uint64_t& skipped, std::uint64_t& bytes) {
+Merge::Step Merge::next(Merged& out, std::uint64_t& lines, std::uint64_t& skipped,
+                        std::uint64_t& bytes, bool may_refill) {
   std::size_t best = heads_.size();
   for (std::size_t i = 0; i < heads_.size(); ++i) {
     Head& head = heads_[i];
-    if (!head.ready && !head.done) advance(i, lines, skipped, bytes);
+    if (!head.ready && !head.done && advance(i, lines, skipped, bytes, may_refill) == Step::Later) {
+      return Step::Later;  // heads read so far stay ready for the next call
+    }
     if (head.ready && (best == heads_.size() || head.line.time < heads_[best].line.time)) {
       best = i;
     }
   }
-  if (best == heads_.size()) return false;
+  if (best == heads_.size()) return Step::End;
   heads_[best].ready = false;
   out.line = heads_[best].line;
   out.source = best;
   if (sources_[best]->kind() == Source::Kind::Journal) cursor_ = heads_[best].cursor;
-  return true;
+  return Step::Line;
 }
 
 std::string Merge::error() const {

@@ -41,11 +41,13 @@ class Source {
   // Runs journalctl -o json (after `cursor` when not empty); PATH decides which journalctl.
   static std::unique_ptr<Source> open_journal(const std::string& cursor, std::string& error);
 
-  enum class Read { Line, Overlong, End, Error };
+  enum class Read { Line, Overlong, End, Error, Later };
   // The next complete line without its newline (valid until the next call). Overlong: a line
   // longer than kMaxLineBytes was skipped. At the end, a last line without newline is returned
   // only when take_partial is set (a file still being written is resumed from its start).
-  Read next(std::string_view& line);
+  // With may_refill false the buffer is left as it is, so that the lines returned before stay
+  // valid too: Later (nothing consumed) when the next line is not whole in it.
+  Read next(std::string_view& line, bool may_refill = true);
 
   const std::string& name() const { return name_; }
   const std::string& error() const { return error_; }
@@ -94,7 +96,16 @@ class Merge {
   Merge(std::vector<std::unique_ptr<Source>> sources, Micros now, bool utc);
   // The next line in time order; false when every source is exhausted. skipped counts lines
   // that were not log lines, bytes every byte read.
-  bool next(Merged& out, std::uint64_t& lines, std::uint64_t& skipped, std::uint64_t& bytes);
+  bool next(Merged& out, std::uint64_t& lines, std::uint64_t& skipped, std::uint64_t& bytes) {
+    return next(out, lines, skipped, bytes, true) == Step::Line;
+  }
+  // The same, and with may_refill false the lines returned before stay valid (a batch of them
+  // is used at once): Later, and nothing returned, when that needs a read (a source's next line
+  // is not whole in its buffer, or a journal's fields would be overwritten). Then the caller
+  // is done with the lines it holds and asks again with may_refill true.
+  enum class Step { Line, Later, End };
+  Step next(Merged& out, std::uint64_t& lines, std::uint64_t& skipped, std::uint64_t& bytes,
+            bool may_refill);
   const std::vector<std::unique_ptr<Source>>& sources() const { return sources_; }
   // The journal cursor of the last journal entry returned (empty if none).
   const std::string& journal_cursor() const { return cursor_; }
@@ -109,7 +120,10 @@ class Merge {
     std::string storage;  // journal: the decoded fields
     std::string cursor;
   };
-  bool advance(std::size_t i, std::uint64_t& lines, std::uint64_t& skipped, std::uint64_t& bytes);
+  // Reads source i's next log line into its head: Line, End (the source is done) or Later
+  // (may_refill false and that needs a read).
+  Step advance(std::size_t i, std::uint64_t& lines, std::uint64_t& skipped, std::uint64_t& bytes,
+               bool may_refill);
 
   std::vector<std::unique_ptr<Source>> sources_;
   std::vector<YearlessClock> clocks_;

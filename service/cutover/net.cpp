@@ -40,8 +40,9 @@ bool IpAddress::is_v4() const {
 std::size_t IpHash::operator()(const IpAddress& ip) const {
   // Keyed: a client picks its IPv6 address from a whole /64, so unkeyed, addresses chosen to
   // collide would turn the scan's lookups into walks through the table.
-  return static_cast<std::size_t>(keyed_hash(
-      std::string_view(reinterpret_cast<const char*>(ip.bytes.data()), ip.bytes.size())));
+  std::uint64_t words[2];
+  std::memcpy(words, ip.bytes.data(), sizeof words);
+  return static_cast<std::size_t>(siphash13_16(process_hash_key(), words[0], words[1]));
 }
 
 std::optional<IpAddress> parse_ip(std::string_view text) {

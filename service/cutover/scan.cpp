@@ -232,19 +232,23 @@ std::size_t Scanner::user_slot(std::uint64_t hash) const {
   }
 }
 
-std::uint32_t Scanner::intern(std::string_view user) {
+std::uint64_t Scanner::user_hash(std::string_view user) {
+  ascii_lower_into(scratch_, user);
+  return keyed_hash(scratch_);
+}
+
+std::uint32_t Scanner::intern(std::string_view user, std::uint64_t hash) {
   if ((user_count() + 1) * 2 > user_slots_.size()) {
     // Grow (or start) the table and put every name back in.
     user_slots_.assign(user_slots_.empty() ? 1024 : user_slots_.size() * 2, UserSlot{});
     for (std::uint32_t id = 0; id < user_count(); ++id) {
-      const std::uint64_t hash = keyed_hash(name(id));
-      user_slots_[user_slot(hash)] = {id + 1, hash};
+      const std::uint64_t name_hash = keyed_hash(name(id));
+      user_slots_[user_slot(name_hash)] = {id + 1, name_hash};
     }
   }
-  ascii_lower_into(scratch_, user);
-  const std::uint64_t hash = keyed_hash(scratch_);
   const std::size_t slot = user_slot(hash);
   if (user_slots_[slot].id != 0) return user_slots_[slot].id - 1;
+  ascii_lower_into(scratch_, user);
   const auto id = static_cast<std::uint32_t>(user_count());
   names_ += scratch_;
   name_ends_.push_back(static_cast<std::uint32_t>(names_.size()));
@@ -253,10 +257,9 @@ std::uint32_t Scanner::intern(std::string_view user) {
   return id;
 }
 
-std::optional<std::uint32_t> Scanner::known_user(std::string_view user) {
+std::optional<std::uint32_t> Scanner::known_user(std::uint64_t hash) const {
   if (user_slots_.empty()) return std::nullopt;
-  ascii_lower_into(scratch_, user);
-  const std::uint32_t id = user_slots_[user_slot(keyed_hash(scratch_))].id;
+  const std::uint32_t id = user_slots_[user_slot(hash)].id;
   if (id == 0) return std::nullopt;
   return id - 1;
 }
@@ -264,7 +267,7 @@ std::optional<std::uint32_t> Scanner::known_user(std::string_view user) {
 void Scanner::SenderDomain::assign(std::string_view sender) {
   const std::string_view domain = domain_part(sender);
   size = domain.size() <= sizeof text ? static_cast<std::uint8_t>(domain.size()) : 0;
-  std::memcpy(text, domain.data(), size);
+  if (size != 0) std::memcpy(text, domain.data(), size);  // a sender without '@' has no data()
 }
 
 Scanner::Resolved Scanner::resolve_login(std::string_view user,
@@ -341,10 +344,11 @@ Mailbox& Scanner::mailbox_of(std::uint32_t user, std::string_view sender_domain,
   return m;
 }
 
-const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, Micros time) {
+const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, std::size_t ip_hash,
+                                                      Micros time) {
   std::vector<std::uint32_t>& users = candidates_;
   users.clear();
-  const LoginList* list = logins_.find(ip);
+  const LoginList* list = logins_.find(ip, ip_hash);
   if (list == nullptr) return users;
   for (std::uint32_t i = list->head; i != kNoLogin; i = login_nodes_[i].next) {
     const Login& login = login_nodes_[i];
@@ -409,12 +413,12 @@ bool Scanner::in_mynetworks(const IpAddress& ip) const {
   return false;
 }
 
-void Scanner::relay(const Pending& message) {
-  const std::vector<std::uint32_t>& users = candidates(message.ip, message.time);
+void Scanner::relay(const Pending& message, std::size_t ip_hash) {
+  const std::vector<std::uint32_t>& users = candidates(message.ip, ip_hash, message.time);
   if (users.empty()) {
-    Unattributed* u = unattributed_.find(message.ip);
+    Unattributed* u = unattributed_.find(message.ip, ip_hash);
     if (u == nullptr && unattributed_.size() < kMaxUnattributedIps) {
-      u = &unattributed_[message.ip];
+      u = unattributed_.try_emplace(message.ip, ip_hash).first;
     }
     if (u != nullptr) {
       if (u->messages++ == 0) u->first_seen = message.time;
@@ -422,7 +426,7 @@ void Scanner::relay(const Pending& message) {
     }
     return;
   }
-  const Micros* evidence = explicit_.find(message.ip);
+  const Micros* evidence = explicit_.find(message.ip, ip_hash);
   const bool proven = evidence != nullptr && *evidence + kExplicitWindow >= message.time &&
                       *evidence <= message.time + kExplicitWindow;
   const std::string_view sender_domain = message.sender.view();
@@ -449,8 +453,9 @@ void Scanner::relay(const Pending& message) {
   }
 }
 
-void Scanner::denied(const IpAddress& ip, Micros time, std::string_view sender_domain) {
-  const std::vector<std::uint32_t>& users = candidates(ip, time);
+void Scanner::denied(const IpAddress& ip, std::size_t ip_hash, Micros time,
+                     std::string_view sender_domain) {
+  const std::vector<std::uint32_t>& users = candidates(ip, ip_hash, time);
   if (users.empty()) {
     ++stats_.unattributed_denied;
     return;
@@ -509,15 +514,89 @@ void Scanner::expire(Micros now) {
   }
 }
 
-Scanner::Pending* Scanner::live_message(const QueueId& qid) {
-  Pending* message = pending_.find(qid);
+Scanner::Pending* Scanner::live_message(const QueueId& qid, std::size_t qid_hash) {
+  Pending* message = pending_.find(qid, qid_hash);
   if (message == nullptr || message->time >= now_ - kPendingMaxAge) return message;
   pending_.erase(qid);
   ++stats_.expired_messages;
   return nullptr;
 }
 
+void Scanner::prepare(const Event& event, Prepared& out) {
+  out.has_ip = out.has_qid = out.has_user = false;
+  // hashed: the IP is looked up (in logins_ when logins, else in explicit_).
+  auto ip = [&](bool hashed, bool logins) {
+    if (const auto parsed = parse_ip(event.ip)) {
+      out.has_ip = true;
+      out.ip = *parsed;
+      if (!hashed) return;
+      out.ip_hash = IpHash{}(out.ip);
+      if (logins) logins_.prefetch_hashed(out.ip_hash);
+    }
+  };
+  auto qid = [&] {
+    if (const auto parsed = QueueId::from(event.queue_id)) {
+      out.has_qid = true;
+      out.qid = *parsed;
+      out.qid_hash = QueueIdHash{}(out.qid);
+      pending_.prefetch_hashed(out.qid_hash);
+    }
+  };
+  auto user = [&] {
+    out.has_user = true;
+    out.user_hash = user_hash(event.user);
+    if (!user_slots_.empty()) {
+      __builtin_prefetch(&user_slots_[out.user_hash & (user_slots_.size() - 1)]);
+    }
+  };
+  switch (event.kind) {
+    case EventKind::Login:
+    case EventKind::MapAdd:
+      ip(true, true);
+      user();
+      return;
+    case EventKind::Client:
+      ip(false, false);
+      qid();
+      if (event.authenticated && !event.user.empty()) user();
+      return;
+    case EventKind::From:
+    case EventKind::Delivery:
+    case EventKind::Removed:
+      qid();
+      return;
+    case EventKind::Reject:
+      ip(true, true);
+      return;
+    case EventKind::RejectWarning:
+    case EventKind::Info:
+      ip(true, false);
+      return;
+    case EventKind::SaslFailed:
+      ip(false, false);
+      user();
+      return;
+    case EventKind::None:
+      return;
+  }
+}
+
 void Scanner::add(Micros time, const Event& event) {
+  Prepared& prepared = prepared_[0];
+  prepare(event, prepared);
+  apply(time, event, prepared);
+}
+
+void Scanner::add(std::span<const TimedEvent> events) {
+  for (std::size_t i = 0; i < events.size(); i += kBatch) {
+    const std::size_t n = std::min(kBatch, events.size() - i);
+    for (std::size_t j = 0; j < n; ++j) prepare(events[i + j].event, prepared_[j]);
+    for (std::size_t j = 0; j < n; ++j)
+      apply(events[i + j].time, events[i + j].event, prepared_[j]);
+  }
+}
+
+void Scanner::apply(Micros time, const Event& event, const Prepared& p) {
   if (event.kind == EventKind::None) return;
   ++stats_.events;
   if (stats_.first_time == 0 || time < stats_.first_time) stats_.first_time = time;
@@ -532,11 +611,9 @@ void Scanner::add(Micros time, const Event& event) {
   switch (event.kind) {
     case EventKind::Login:
     case EventKind::MapAdd: {
-      const auto ip = parse_ip(event.ip);
-      if (!ip) return;
-      logins_.prefetch(*ip);  // its slot arrives while the name is looked up
-      const std::uint32_t user = intern(event.user);
-      LoginList& list = logins_[*ip];
+      if (!p.has_ip) return;
+      const std::uint32_t user = intern(event.user, p.user_hash);
+      LoginList& list = *logins_.try_emplace(p.ip, p.ip_hash).first;
       Login* same = nullptr;
       Login* oldest = nullptr;  // the first with the smallest last
       for (std::uint32_t i = list.head; i != kNoLogin; i = login_nodes_[i].next) {
@@ -559,15 +636,14 @@ void Scanner::add(Micros time, const Event& event) {
       return;
     }
     case EventKind::Client: {
-      const auto ip = parse_ip(event.ip);
-      if (!ip) return;
-      if (!event.authenticated && in_mynetworks(*ip)) return;
+      if (!p.has_ip) return;
+      if (!event.authenticated && in_mynetworks(p.ip)) return;
       if (event.authenticated && event.user.empty()) return;  // no name to attribute it to
-      const auto qid = QueueId::from(event.queue_id);
-      if (!qid) return;
-      const std::uint32_t user = event.authenticated ? intern(event.user) : 0;
-      Pending& message = pending_[*qid];  // a reused queue ID starts afresh
-      message.ip = *ip;
+      if (!p.has_qid) return;
+      const std::uint32_t user = event.authenticated ? intern(event.user, p.user_hash) : 0;
+      // A reused queue ID starts afresh.
+      Pending& message = *pending_.try_emplace(p.qid, p.qid_hash).first;
+      message.ip = p.ip;
       message.time = time;
       message.user = user;
       message.authenticated = event.authenticated;
@@ -575,8 +651,7 @@ void Scanner::add(Micros time, const Event& event) {
       return;
     }
     case EventKind::From: {
-      const auto qid = QueueId::from(event.queue_id);
-      Pending* message = qid ? live_message(*qid) : nullptr;
+      Pending* message = p.has_qid ? live_message(p.qid, p.qid_hash) : nullptr;
       if (message == nullptr) return;
       if (!message->authenticated) {
         message->sender.assign(event.sender);
@@ -585,46 +660,44 @@ void Scanner::add(Micros time, const Event& event) {
       Mailbox& m = mailbox_of(message->user, domain_part(event.sender), message->time, message->ip);
       ++m.authenticated;
       m.last_auth = std::max(m.last_auth, message->time);
-      pending_.erase(*qid);
+      pending_.erase(p.qid);
       return;
     }
     case EventKind::Delivery: {
-      const auto qid = QueueId::from(event.queue_id);
-      const Pending* message = qid ? live_message(*qid) : nullptr;
+      const Pending* message = p.has_qid ? live_message(p.qid, p.qid_hash) : nullptr;
       if (message == nullptr || message->authenticated) return;
-      logins_.prefetch(message->ip);  // relay()'s candidates, while remote() looks up the domain
+      const std::size_t ip_hash = IpHash{}(message->ip);
+      logins_.prefetch_hashed(ip_hash);  // relay()'s candidates, while remote() looks up the domain
       if (!remote(event.recipient, event.agent)) return;
-      relay(*message);
-      pending_.erase(*qid);
+      relay(*message, ip_hash);
+      pending_.erase(p.qid);
       return;
     }
     case EventKind::Removed: {
-      if (const auto qid = QueueId::from(event.queue_id)) pending_.erase(*qid);
+      if (p.has_qid) pending_.erase(p.qid);
       return;
     }
     case EventKind::RejectWarning:
     case EventKind::Info: {
       ++stats_.explicit_lines;
-      if (const auto ip = parse_ip(event.ip)) {
-        explicit_[*ip] = time;
-        explicit_order_.emplace_back(time, *ip);
+      if (p.has_ip) {
+        *explicit_.try_emplace(p.ip, p.ip_hash).first = time;
+        explicit_order_.emplace_back(time, p.ip);
       }
       return;
     }
     case EventKind::Reject: {
-      const auto ip = parse_ip(event.ip);
-      if (!ip || in_mynetworks(*ip)) return;
-      denied(*ip, time, domain_part(event.sender));
+      if (!p.has_ip || in_mynetworks(p.ip)) return;
+      denied(p.ip, p.ip_hash, time, domain_part(event.sender));
       return;
     }
     case EventKind::SaslFailed: {
-      const auto user = known_user(event.user);
-      const auto ip = parse_ip(event.ip);
-      if (!user || !ip) {
+      const auto user = known_user(p.user_hash);
+      if (!user || !p.has_ip) {
         ++stats_.unknown_sasl_failures;
         return;
       }
-      Mailbox& m = mailbox_of(*user, "", time, *ip);
+      Mailbox& m = mailbox_of(*user, "", time, p.ip);
       ++m.login_failures;
       m.last_failure = std::max(m.last_failure, time);
       return;

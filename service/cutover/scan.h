@@ -13,6 +13,7 @@
 #include <iosfwd>
 #include <memory_resource>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -115,8 +116,18 @@ struct Unattributed {
 // reaches one of them at random per event.
 using MailboxMap = std::pmr::unordered_map<std::string, Mailbox>;
 
+// An event and the time of its line: Scanner::add takes a batch of them.
+struct TimedEvent {
+  Micros time = 0;
+  Event event;
+};
+
 class Scanner {
  public:
+  // How many events a batch (add(std::span)) holds at most: enough that the cache misses of
+  // one batch overlap, few enough that its table slots stay in the first-level cache.
+  static constexpr std::size_t kBatch = 32;
+
   // config must outlive the scanner (hosted domains and login schemes).
   Scanner(const Config& config, ScanOptions options);
   // Not copyable: the resolved logins point at this scanner's own mailboxes.
@@ -124,6 +135,11 @@ class Scanner {
   Scanner& operator=(const Scanner&) = delete;
 
   void add(Micros time, const Event& event);
+  // The same as add() of each event in turn (at most kBatch), but the table slots all of them
+  // will look up first are asked for (prefetched) first, so that their cache misses overlap
+  // instead of following one another: the log has no locality, and each event's join is a
+  // chain of misses. The events' text must stay valid until this returns.
+  void add(std::span<const TimedEvent> events);
   // Adds to the counts of lines read, lines that were not log lines, and bytes read.
   void count(std::uint64_t lines, std::uint64_t skipped, std::uint64_t bytes) {
     stats_.lines += lines;
@@ -198,15 +214,32 @@ class Scanner {
     bool hosted = false;
   };
 
-  // The id of a login name (compared in ASCII lower case), interned when new.
-  std::uint32_t intern(std::string_view user);
+  // What add() computes of an event before it touches the join's tables: its parsed IP, queue
+  // ID and login name's hash, and the hashes that find their slots (which prepare() prefetches).
+  struct Prepared {
+    bool has_ip = false, has_qid = false, has_user = false;
+    IpAddress ip;
+    std::size_t ip_hash = 0;
+    QueueId qid;
+    std::size_t qid_hash = 0;
+    std::uint64_t user_hash = 0;  // user_hash(event.user)
+  };
+  void prepare(const Event& event, Prepared& out);
+  void apply(Micros time, const Event& event, const Prepared& prepared);
+
+  // keyed_hash() of a login name in ASCII lower case: the name's key in user_slots_.
+  std::uint64_t user_hash(std::string_view user);
+  // The id of a login name (compared in ASCII lower case), interned when new; hash is
+  // user_hash(user).
+  std::uint32_t intern(std::string_view user) { return intern(user, user_hash(user)); }
+  std::uint32_t intern(std::string_view user, std::uint64_t hash);
   // The interned name (lower case) of an id.
   std::string_view name(std::uint32_t id) const {
     const std::uint32_t begin = id == 0 ? 0 : name_ends_[id - 1];
     return std::string_view(names_).substr(begin, name_ends_[id] - begin);
   }
   std::size_t user_count() const { return name_ends_.size(); }
-  std::optional<std::uint32_t> known_user(std::string_view user);
+  std::optional<std::uint32_t> known_user(std::uint64_t hash) const;
   // The slot in user_slots_ where the name with this keyed_hash() of its lower case is or
   // would go (user_slots_ is not empty).
   std::size_t user_slot(std::uint64_t hash) const;
@@ -219,18 +252,22 @@ class Scanner {
   Mailbox& mailbox_of(std::uint32_t user, std::string_view sender_domain, Micros time,
                       const IpAddress& ip);
   // The users logged in from ip within the grace period around time (valid until next call).
-  const std::vector<std::uint32_t>& candidates(const IpAddress& ip, Micros time);
+  // ip_hash is IpHash{}(ip): one event looks its IP up in several tables, hashing it once.
+  const std::vector<std::uint32_t>& candidates(const IpAddress& ip, std::size_t ip_hash,
+                                               Micros time);
   // Appends a login to ip's list; removes the nodes of list for which drop(login) is true.
   void append_login(LoginList& list, const Login& login);
   template <typename Drop>
   void remove_logins(LoginList& list, Drop&& drop);
   bool remote(std::string_view recipient, std::string_view agent);
   bool in_mynetworks(const IpAddress& ip) const;
-  void relay(const Pending& message);
-  void denied(const IpAddress& ip, Micros time, std::string_view sender_domain);
+  void relay(const Pending& message, std::size_t ip_hash);
+  void denied(const IpAddress& ip, std::size_t ip_hash, Micros time,
+              std::string_view sender_domain);
   void expire(Micros now);
   // The message accepted under qid, unless it is older than the bound (then it is dropped).
-  Pending* live_message(const QueueId& qid);
+  // qid_hash is QueueIdHash{}(qid).
+  Pending* live_message(const QueueId& qid, std::size_t qid_hash);
 
   const Config& config_;
   ScanOptions options_;
@@ -259,6 +296,7 @@ class Scanner {
   std::string scratch_;
   std::vector<std::uint32_t> candidates_;
   std::vector<Mailbox*> shared_;  // relay() and denied(): the mailboxes of several candidates
+  Prepared prepared_[kBatch];     // add() of a batch
   FlatMap<IpAddress, LoginList, IpHash> logins_;
   std::vector<Login, HugePageAllocator<Login>>
       login_nodes_;  // the pool; free nodes are chained from free_login_

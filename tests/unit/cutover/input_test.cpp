@@ -126,3 +126,47 @@ TEST_CASE("Merge interleaves logs by time and counts what is not a log line") {
   CHECK(bytes == kA.size() + kB.size() + kC.size() + 17);
   CHECK(merge.error().empty());
 }
+
+TEST_CASE(
+    "Merge without refilling keeps every line it returned valid, and says when it must read") {
+  // More than the reader's buffer holds at once, so that lines straddle its refills.
+  std::string text;
+  std::vector<std::string> expected;
+  for (int i = 0; i < 60'000; ++i) {
+    const std::string message = "Q" + std::to_string(i) + ": removed" + std::string(i % 50, 'x');
+    text += "2026-12-02T10:00:00Z h postfix/qmgr[1]: " + message + "\n";
+    expected.push_back(message);
+  }
+  REQUIRE(text.size() > 4 * 1024 * 1024);
+  std::vector<std::unique_ptr<Source>> sources;
+  sources.push_back(open(write("batched.log", text)));
+  Merge merge(std::move(sources), 0, true);
+  Merged merged;
+  std::uint64_t lines = 0, skipped = 0, bytes = 0;
+  std::vector<std::string_view> held;
+  std::size_t read = 0, laters = 0;
+  auto check_held = [&] {
+    for (std::size_t i = 0; i < held.size(); ++i) {
+      REQUIRE(held[i] == expected[read - held.size() + i]);
+    }
+    held.clear();
+  };
+  while (true) {
+    const Merge::Step step = merge.next(merged, lines, skipped, bytes, held.empty());
+    if (step == Merge::Step::End) break;
+    if (step == Merge::Step::Later) {
+      REQUIRE_FALSE(held.empty());
+      ++laters;
+      check_held();
+      continue;
+    }
+    held.push_back(merged.line.message);
+    ++read;
+    if (held.size() == 64) check_held();
+  }
+  check_held();
+  CHECK(read == expected.size());
+  CHECK(lines == expected.size());
+  CHECK(laters >= 2);
+  CHECK(bytes == text.size());
+}

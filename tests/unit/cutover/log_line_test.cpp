@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <string>
 
@@ -259,4 +260,38 @@ TEST_CASE("the clock's cached RFC 3339 minute gives the same times as parse_rfc3
   CHECK_FALSE(clock.rfc3339("2026-12-02T10:11:61Z"));
   CHECK(*clock.rfc3339("2026-12-02T10:11:12Z") == at("2026-12-02T10:11:12Z"));
   CHECK(*clock.rfc3339("2026-12-02T10:11:12.5+01:00") == at("2026-12-02T09:11:12Z") + 500'000);
+}
+
+TEST_CASE("a host or tag byte is recognised the same at every position, 16 at a time or not") {
+  // Letters, digits, '/', '-', '_' and '.' are tag bytes; any other byte ends the host or tag
+  // wherever it stands (before, in and after a 16-byte block).
+  auto tag_byte = [](unsigned char c) {
+    return std::isalnum(c) != 0 || c == '/' || c == '-' || c == '_' || c == '.';
+  };
+  YearlessClock clock(0, true);
+  for (std::size_t pos : {0U, 5U, 15U, 16U, 17U, 31U, 33U}) {
+    for (int b = 1; b < 256; ++b) {
+      const auto c = static_cast<unsigned char>(b);
+      if (c == '\n' || c == '\r') continue;
+      std::string host(40, 'h');
+      std::string tag = "postfix/" + std::string(32, 'q');
+      host[pos] = static_cast<char>(c);
+      tag[pos] = static_cast<char>(c);
+      const std::string tail = "[12]: a message of some length";
+      const std::string line_with_host = "2026-12-02T10:00:00Z " + host + " " + tag + tail;
+      const std::string line_without_host = "2026-12-02T10:00:00Z " + tag + tail;
+      const auto with_host = parse_syslog_line(line_with_host, clock);
+      const auto without_host = parse_syslog_line(line_without_host, clock);
+      INFO("byte ", b, " at ", pos);
+      if (tag_byte(c)) {
+        REQUIRE(with_host);
+        CHECK(with_host->program == tag);
+        REQUIRE(without_host);
+        CHECK(without_host->program == tag);
+      } else {
+        CHECK_FALSE((with_host && with_host->program == tag));
+        CHECK_FALSE((without_host && without_host->program == tag));
+      }
+    }
+  }
 }

@@ -1,5 +1,7 @@
 #include "cutover/scan.h"
 
+#include <cstdio>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -414,4 +416,71 @@ TEST_CASE("a mailbox's IP list keeps the first 16 distinct addresses in order, i
   same.add(*parse_ip("2001:db8::6"));
   CHECK_FALSE(same == few);
   CHECK_FALSE(list == few);
+}
+
+TEST_CASE("a batch of events leaves the same state as the events one at a time") {
+  // Logins, relays, submissions, refusals and SASL failures over a few IPs and names (several
+  // users per IP, queue IDs reused), more than one batch's worth, some events in the same
+  // batch as the events they depend on.
+  std::vector<std::string> lines;
+  const char* ips[] = {"192.0.2.10", "192.0.2.11", "2001:db8::5", "::ffff:192.0.2.12"};
+  const char* users[] = {"alice@customer.test", "Bob@customer.test", "carol@second.test",
+                         "dave@customer.test", "erin"};
+  for (int i = 0; i < 150; ++i) {
+    char time[9];
+    std::snprintf(time, sizeof time, "10:%02d:%02d", i / 60, i % 60);
+    const char* ip = ips[i % 4];
+    const char* user = users[i % 5];
+    const std::string qid = "Q" + std::to_string(i % 40);
+    switch (i % 6) {
+      case 0:
+      case 3:
+        lines.push_back(login(time, user, ip));
+        break;
+      case 1:
+        lines = lines + relay(time, qid.c_str(), ip, user);
+        break;
+      case 2:
+        lines = lines + submission(time, qid.c_str(), ip, user, user);
+        break;
+      case 4:
+        lines.push_back(std::string(time) + " postfix/smtpd[5]: NOQUEUE: reject: RCPT from pc[" +
+                        ip + "]: 554 5.7.1 <r@remote.test>: Relay access denied; from=<" + user +
+                        "> to=<r@remote.test> proto=ESMTP helo=<pc>");
+        break;
+      case 5:
+        lines.push_back(std::string(time) + " postfix/smtpd[5]: warning: pc[" + ip +
+                        "]: SASL PLAIN authentication failed: x, sasl_username=" + user);
+        break;
+    }
+  }
+  Scanner one(config(), options());
+  feed(one, lines);
+  Scanner batched(config(), options());
+  YearlessClock clock(0, true);
+  std::vector<std::string> texts;
+  for (const std::string& text : lines) {
+    texts.push_back("2026-12-02T" + text.substr(0, 8) + "Z mail " + text.substr(9));
+  }
+  std::vector<TimedEvent> events;
+  for (const std::string& line : texts) {
+    const auto parsed = parse_syslog_line(line, clock);
+    REQUIRE_MESSAGE(parsed, line);
+    events.push_back({parsed->time, parse_event(parsed->program, parsed->message)});
+  }
+  REQUIRE(events.size() > 3 * Scanner::kBatch);
+  // Batches of every size up to kBatch, and one span longer than a batch.
+  std::size_t at = 0;
+  for (std::size_t size = 1; at < events.size() / 2; size = size % Scanner::kBatch + 1) {
+    const std::size_t n = std::min(size, events.size() - at);
+    batched.add(std::span<const TimedEvent>(events).subspan(at, n));
+    at += n;
+  }
+  batched.add(std::span<const TimedEvent>(events).subspan(at));
+  std::ostringstream a, b;
+  one.save(a);
+  batched.save(b);
+  CHECK(a.str() == b.str());
+  CHECK(one.mailboxes().size() > 3);
+  CHECK(one.stats().events > 3 * Scanner::kBatch);
 }
