@@ -11,6 +11,26 @@ constexpr std::uint64_t rotl(std::uint64_t x, int b) { return (x << b) | (x >> (
 
 struct State {
   std::uint64_t v0, v1, v2, v3;
+  explicit State(const HashKey& key)
+      : v0(key.k0 ^ 0x736f6d6570736575ULL),
+        v1(key.k1 ^ 0x646f72616e646f6dULL),
+        v2(key.k0 ^ 0x6c7967656e657261ULL),
+        v3(key.k1 ^ 0x7465646279746573ULL) {}
+  // One message word, one compression round (SipHash-1-3).
+  void absorb(std::uint64_t m) {
+    v3 ^= m;
+    round();
+    v0 ^= m;
+  }
+  // The last word (length byte on top), then three finalization rounds.
+  std::uint64_t finish(std::uint64_t last) {
+    absorb(last);
+    v2 ^= 0xFF;
+    round();
+    round();
+    round();
+    return v0 ^ v1 ^ v2 ^ v3;
+  }
   void round() {
     v0 += v1;
     v1 = rotl(v1, 13);
@@ -51,15 +71,12 @@ const HashKey& process_hash_key() {
 }
 
 std::uint64_t siphash13(const HashKey& key, std::string_view data) {
-  State s{key.k0 ^ 0x736f6d6570736575ULL, key.k1 ^ 0x646f72616e646f6dULL,
-          key.k0 ^ 0x6c7967656e657261ULL, key.k1 ^ 0x7465646279746573ULL};
+  State s(key);
   const std::size_t full = data.size() & ~std::size_t{7};
   for (std::size_t i = 0; i < full; i += 8) {
     std::uint64_t m = 0;
     std::memcpy(&m, data.data() + i, 8);  // little-endian hosts (x86-64, arm64)
-    s.v3 ^= m;
-    s.round();
-    s.v0 ^= m;
+    s.absorb(m);
   }
   std::uint64_t last = static_cast<std::uint64_t>(data.size() & 0xFF) << 56;
   const std::size_t tail = data.size() - full;
@@ -73,34 +90,14 @@ std::uint64_t siphash13(const HashKey& key, std::string_view data) {
       last |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[i])) << (8 * (i - full));
     }
   }
-  s.v3 ^= last;
-  s.round();
-  s.v0 ^= last;
-  s.v2 ^= 0xFF;
-  s.round();
-  s.round();
-  s.round();
-  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  return s.finish(last);
 }
 
 std::uint64_t siphash13_16(const HashKey& key, std::uint64_t m0, std::uint64_t m1) {
-  State s{key.k0 ^ 0x736f6d6570736575ULL, key.k1 ^ 0x646f72616e646f6dULL,
-          key.k0 ^ 0x6c7967656e657261ULL, key.k1 ^ 0x7465646279746573ULL};
-  s.v3 ^= m0;
-  s.round();
-  s.v0 ^= m0;
-  s.v3 ^= m1;
-  s.round();
-  s.v0 ^= m1;
-  constexpr std::uint64_t last = std::uint64_t{16} << 56;
-  s.v3 ^= last;
-  s.round();
-  s.v0 ^= last;
-  s.v2 ^= 0xFF;
-  s.round();
-  s.round();
-  s.round();
-  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  State s(key);
+  s.absorb(m0);
+  s.absorb(m1);
+  return s.finish(std::uint64_t{16} << 56);
 }
 
 }  // namespace mailconfd
