@@ -80,14 +80,10 @@ trap 'exit 1' INT TERM
 
 step "$driver in $T/db"
 db_create
+db_source_schema source-pass-1b
+# The ACME role's grants deploy/database/DRIVER.sql's comment gives.
 if [ "$driver" = postgresql ]; then
-  sql < "$source_dir/deploy/container/database/postfixadmin.sql"
-  sql < "$source_dir/deploy/database/postgresql.sql"
-  # The grants deploy/database/postgresql.sql's comment gives.
   sql <<'SQL'
-CREATE ROLE mailconfd LOGIN PASSWORD 'source-pass-1b';
-GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox,
-  mailconfd_change, mailconfd_changed TO mailconfd;
 CREATE ROLE mailconfd_acme LOGIN PASSWORD 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailconfd_acme_account,
   mailconfd_acme_certificate, mailconfd_acme_challenge, mailconfd_acme_alpn_challenge,
@@ -96,18 +92,7 @@ GRANT SELECT, INSERT, DELETE ON mailconfd_acme_request TO mailconfd_acme;
 GRANT USAGE ON SEQUENCE mailconfd_acme_version TO mailconfd_acme;
 SQL
 else
-  sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
-  sql < "$source_dir/deploy/database/mariadb.sql"
-  # The grants deploy/database/mariadb.sql's comment gives.
   sql <<'SQL'
-CREATE USER mailconfd@'127.0.0.1' IDENTIFIED BY 'source-pass-1b';
-GRANT SELECT ON mail.domain TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailbox TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.alias_domain TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_domain TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_mailbox TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_change TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_changed TO mailconfd@'127.0.0.1';
 CREATE USER mailconfd_acme@'127.0.0.1' IDENTIFIED BY 'acme-pass-7c41';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_account TO mailconfd_acme@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mail.mailconfd_acme_certificate TO mailconfd_acme@'127.0.0.1';

@@ -2,7 +2,7 @@
 # unprivileged user (postgres or mysql when the test runs as root) in the test's temporary
 # directory: PostgreSQL on a unix socket only ($T/sock), MariaDB on 127.0.0.1:$db_port (and a
 # socket for the administrator). Sourced after the test sets driver (postgresql or mariadb),
-# T and db_log, and defines fail. Shared by postgres_source_test.sh, mariadb_source_test.sh,
+# T, db_log and source_dir, and defines fail. Shared by postgres_source_test.sh, mariadb_source_test.sh,
 # journal_database_test.sh and acme_database_test.sh.
 #   db_require TOOL...   the driver's tools and the test's own, or a clear failure
 #   db_create            initdb / mariadb-install-db, start, CREATE DATABASE mail
@@ -13,6 +13,8 @@
 #   sql [STATEMENT]      as the administrator: STATEMENT, or standard input; columns by |
 #   sql_as ROLE PASSWORD the same as ROLE, over the connection mailconfd uses
 #   db_dsn ROLE PASSWORD the DSN mailconfd reads for ROLE (the password quoted)
+#   db_source_schema PASSWORD  PostfixAdmin's tables, deploy/database/DRIVER.sql and the
+#                        source's role mailconfd with the reads that file's comment gives
 # db_mariadbd_args (an array) adds options to mariadbd (TLS certificates, say).
 
 pgbin=/usr/lib/postgresql/15/bin
@@ -132,5 +134,22 @@ db_dsn() {
     printf "host=%s dbname=mail user=%s password='%s'\n" "$T/sock" "$1" "$2"
   else
     printf "host=127.0.0.1 port=%s user=%s password='%s' dbname=mail\n" "$db_port" "$1" "$2"
+  fi
+}
+
+db_source_schema() {
+  local tables=(domain alias_domain mailbox mailconfd_domain mailconfd_mailbox mailconfd_change
+    mailconfd_changed)
+  if [ "$driver" = postgresql ]; then
+    sql < "$source_dir/deploy/container/database/postfixadmin.sql"
+    sql < "$source_dir/deploy/database/postgresql.sql"
+    sql "CREATE ROLE mailconfd LOGIN PASSWORD '$1'"
+    sql "GRANT SELECT ON $(IFS=,; echo "${tables[*]}") TO mailconfd"
+  else
+    sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
+    sql < "$source_dir/deploy/database/mariadb.sql"
+    sql "CREATE USER mailconfd@'127.0.0.1' IDENTIFIED BY '$1'"
+    local t
+    for t in "${tables[@]}"; do sql "GRANT SELECT ON mail.$t TO mailconfd@'127.0.0.1'"; done
   fi
 }

@@ -62,21 +62,8 @@ db_mariadbd_args=(--ssl-ca="$T/tls/ca.pem" --ssl-cert="$T/tls/server.pem" --ssl-
 
 step "MariaDB 10.11 in $T/db on 127.0.0.1"
 db_create
-sql < "$source_dir/tests/fixtures/postfixadmin.mysql.sql"
-sql < "$source_dir/deploy/database/mariadb.sql"
-{
-  cat <<'SQL'
-CREATE USER mailconfd@'127.0.0.1' IDENTIFIED BY 'dsn pass 5c1e';
-GRANT SELECT ON mail.domain TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailbox TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.alias_domain TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_domain TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_mailbox TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_change TO mailconfd@'127.0.0.1';
-GRANT SELECT ON mail.mailconfd_changed TO mailconfd@'127.0.0.1';
-SQL
-  fixture_rows
-} | sql
+db_source_schema 'dsn pass 5c1e'
+fixture_rows | sql
 
 # The password has blanks: quoted, as the DSN's format allows.
 db_dsn mailconfd "dsn pass 5c1e" > "$T/dsn"

@@ -38,14 +38,8 @@ source "$(dirname "$0")/source_steps.sh"
 
 step "PostgreSQL 15 in $T/db (unix socket only)"
 db_create
-sql < "$source_dir/deploy/container/database/postfixadmin.sql"
-sql < "$source_dir/deploy/database/postgresql.sql"
+db_source_schema dsn-pass-7f3a
 {
-  cat <<'SQL'
-CREATE ROLE mailconfd LOGIN PASSWORD 'dsn-pass-7f3a';
-GRANT SELECT ON domain, alias_domain, mailbox, mailconfd_domain, mailconfd_mailbox,
-  mailconfd_change, mailconfd_changed TO mailconfd;
-SQL
   fixture_rows
   cat <<'SQL'
 INSERT INTO domain (domain) VALUES ('Upper.Example');
