@@ -51,10 +51,7 @@ class Mariadb final : public Store, private source::MysqlSession {
             // typed by hand) must not hide this one from the replicas that saw it.
             "SELECT GREATEST(NEXTVAL(mailconfd_acme_version), (SELECT COALESCE(MAX(version), 0) + "
             "1 FROM mailconfd_acme_certificate))",
-            1,
-            [&version](MYSQL_ROW row, const unsigned long*) {
-              version = row[0] ? std::strtoll(row[0], nullptr, 10) : 0;
-            },
+            1, [&version](MYSQL_ROW row, const unsigned long*) { version = number(row, 0); },
             error)) {
       return false;
     }
@@ -80,7 +77,7 @@ class Mariadb final : public Store, private source::MysqlSession {
         sql.c_str(), 4,
         [&out](MYSQL_ROW row, const unsigned long* lengths) {
           out.push_back({text(row, lengths, 0), text(row, lengths, 1), text(row, lengths, 2),
-                         row[3] ? std::strtoll(row[3], nullptr, 10) : 0});
+                         number(row, 3)});
         },
         error);
   }
