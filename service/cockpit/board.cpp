@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -21,6 +22,9 @@ constexpr auto kPoll = std::chrono::seconds(1);
 // A journal in the provider's database gets rows from other replicas too, which rows_written()
 // does not see: the model is rebuilt at least this often then.
 constexpr std::int64_t kShared = 10;
+// A re-read after new journal rows waits at least this many times as long as the last re-read
+// took (and at least kPoll).
+constexpr int kPauseFactor = 10;
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -30,6 +34,10 @@ std::int64_t now_seconds() {
 
 }  // namespace
 
+std::chrono::milliseconds journal_pause(std::chrono::milliseconds last_read) {
+  return std::max<std::chrono::milliseconds>(kPoll, last_read * kPauseFactor);
+}
+
 struct Board::Seen {
   const App* app = nullptr;
   std::string report;  // path, mtime, size and inode of the report the model was built from
@@ -38,7 +46,9 @@ struct Board::Seen {
   std::unique_ptr<journal::Store> store;
   journal::Location location;
   std::int64_t built_at = 0;  // when the model was built (a shared journal: re-read every kShared)
-  std::string last_error;     // logged once until it changes
+  std::chrono::steady_clock::time_point read_end{};  // when the last rebuild ended
+  std::chrono::milliseconds read_took{0};            // and how long it took
+  std::string last_error;                            // logged once until it changes
 };
 
 Board::Board(std::shared_ptr<const App> app) : seen_(std::make_unique<Seen>()) {
@@ -88,15 +98,22 @@ void Board::run() {
     }
     const std::int64_t now = now_seconds();
     const std::string day = utc_day(now);
-    const bool shared = s.location.shared() && now - s.built_at >= kShared;
-    if (forced || shared || app.get() != s.app || report_key != s.report ||
-        journal::rows_written() != s.rows || day != s.day) {
+    // New journal rows (or a shared journal's age) wait for journal_pause; a forced rebuild,
+    // a reload, a new report or a new day never do.
+    const bool journal_due =
+        std::chrono::steady_clock::now() - s.read_end >= journal_pause(s.read_took);
+    const bool shared = s.location.shared() && now - s.built_at >= kShared && journal_due;
+    const bool rows = journal::rows_written() != s.rows && journal_due;
+    if (forced || shared || app.get() != s.app || report_key != s.report || rows || day != s.day) {
       s.built_at = now;
       s.app = app.get();
       s.report = report_key;
       s.rows = journal::rows_written();
       s.day = day;
+      const auto start = std::chrono::steady_clock::now();
       rebuild();
+      s.read_end = std::chrono::steady_clock::now();
+      s.read_took = std::chrono::duration_cast<std::chrono::milliseconds>(s.read_end - start);
     }
     lock.lock();
     done_ = target;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,13 @@ class Board {
   std::unique_ptr<Seen> seen_;  // the thread's own: what the last model was built from
   std::thread thread_;
 };
+
+// How long the Board waits after a rebuild that took last_read before new journal rows (or a
+// shared journal's age) make it rebuild again: one second, or ten times last_read when that is
+// longer, so that re-reading a large journal under steady traffic (a million rows take about a
+// second) keeps at most about a tenth of a core busy. A new report, a reload or a new day
+// rebuild at once.
+std::chrono::milliseconds journal_pause(std::chrono::milliseconds last_read);
 
 // The running Board's model; nullptr when no cockpit runs.
 std::shared_ptr<const Model> current();
