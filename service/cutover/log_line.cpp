@@ -7,6 +7,7 @@
 #endif
 
 #include <array>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 
@@ -110,6 +111,21 @@ std::size_t tag_end(std::string_view text, std::size_t pos) {
   return pos;
 }
 
+// The end of the run of digits at text[pos] (a pid): 16 bytes at a time as tag_end().
+std::size_t digits_end(std::string_view text, std::size_t pos) {
+#if defined(__SSE2__)
+  while (pos + 16 <= text.size()) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + pos));
+    const auto ok = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(
+        _mm_cmpgt_epi8(v, _mm_set1_epi8(0x2F)), _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)))));
+    if (ok != 0xFFFF) return pos + static_cast<std::size_t>(__builtin_ctz(~ok));
+    pos += 16;
+  }
+#endif
+  while (pos < text.size() && is_digit(text[pos])) ++pos;
+  return pos;
+}
+
 // At text[pos]: "program[pid]: message" or "program: message". Fills program and message.
 bool parse_tag(std::string_view text, std::size_t pos, LogLine& out) {
   const std::size_t start = pos;
@@ -118,7 +134,7 @@ bool parse_tag(std::string_view text, std::size_t pos, LogLine& out) {
   out.program = text.substr(start, pos - start);
   if (text[pos] == '[') {
     const std::size_t digits_start = ++pos;
-    while (pos < text.size() && is_digit(text[pos])) ++pos;
+    pos = digits_end(text, pos);
     if (pos == digits_start || pos >= text.size() || text[pos] != ']') return false;
     ++pos;
   }
@@ -333,14 +349,34 @@ bool two_digits(const char* p, int& out) {
   return true;
 }
 
-// rsyslog's ":SS.ffffff" at p: microseconds into the minute.
+// rsyslog's ":SS.ffffff" at p: microseconds into the minute. The eight digits are one
+// number SSffffff, the microseconds themselves: read as one word (the seconds from p + 1, the
+// fraction from p + 2 over the '.'), checked and converted with three multiplications.
 std::optional<Micros> rsyslog_seconds(const char* p) {
-  int second = 0, f0 = 0, f1 = 0, f2 = 0;
-  if (p[0] != ':' || !two_digits(p + 1, second) || second > 60 || p[3] != '.' ||
-      !two_digits(p + 4, f0) || !two_digits(p + 6, f1) || !two_digits(p + 8, f2)) {
-    return std::nullopt;
+  if (p[0] != ':' || p[3] != '.') return std::nullopt;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::uint64_t seconds = 0, fraction = 0;
+    std::memcpy(&seconds, p + 1, 8);   // "SS.fffff"
+    std::memcpy(&fraction, p + 2, 8);  // "S.ffffff"
+    const std::uint64_t text = (seconds & 0xFFFF) | (fraction & ~std::uint64_t{0xFFFF});
+    // Every byte 0x30..0x39: its high nibble is 3, and still 3 after adding 6.
+    if (((text & 0xF0F0F0F0F0F0F0F0) | (((text + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0) >> 4)) !=
+        0x3333333333333333) {
+      return std::nullopt;
+    }
+    std::uint64_t value = ((text & 0x0F0F0F0F0F0F0F0F) * 2561) >> 8;  // pairs of digits
+    value = ((value & 0x00FF00FF00FF00FF) * 6553601) >> 16;           // groups of four
+    value = ((value & 0x0000FFFF0000FFFF) * 42949672960001) >> 32;    // all eight
+    if (value >= 61 * kSecond) return std::nullopt;                   // second > 60
+    return static_cast<Micros>(value);
+  } else {
+    int second = 0, f0 = 0, f1 = 0, f2 = 0;
+    if (!two_digits(p + 1, second) || second > 60 || !two_digits(p + 4, f0) ||
+        !two_digits(p + 6, f1) || !two_digits(p + 8, f2)) {
+      return std::nullopt;
+    }
+    return second * kSecond + (f0 * 10'000 + f1 * 100 + f2);
   }
-  return second * kSecond + (f0 * 10'000 + f1 * 100 + f2);
 }
 
 // "±HH:MM" at p: the offset from UTC.
@@ -407,15 +443,21 @@ std::optional<Micros> parse_rfc3339(std::string_view text) {
   return *minute + *rest;
 }
 
+std::optional<Micros> YearlessClock::rsyslog_same_minute(const char* text) const {
+  if (!offset_cached_ || !minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text) ||
+      !same_bytes<sizeof offset_text_>(offset_text_, text + kRsyslogOffsetAt)) {
+    return std::nullopt;
+  }
+  const auto seconds = rsyslog_seconds(text + kRsyslogSecondsAt);
+  if (!seconds) return std::nullopt;
+  return minute_start_ + *seconds - offset_;
+}
+
 std::optional<Micros> YearlessClock::rfc3339(std::string_view text) {
   if (text.size() < 20) return std::nullopt;
   // rsyslog's form with the last line's minute and offset: only the seconds are new.
-  if (text.size() == kRsyslogTimeBytes && offset_cached_ && minute_cached_ &&
-      same_bytes<sizeof minute_text_>(minute_text_, text.data()) &&
-      same_bytes<sizeof offset_text_>(offset_text_, text.data() + kRsyslogOffsetAt)) {
-    if (const auto seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt)) {
-      return minute_start_ + *seconds - offset_;
-    }
+  if (text.size() == kRsyslogTimeBytes) {
+    if (const auto time = rsyslog_same_minute(text.data())) return time;
   }
   if (!minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text.data())) {
     const auto minute = rfc3339_minute(text);
@@ -484,36 +526,46 @@ std::optional<Micros> YearlessClock::resolve(int month, int day, int hour, int m
   return cached_start_ + (minute * 60 + second) * kSecond;
 }
 
-std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& clock) {
+bool parse_syslog_line(std::string_view line, YearlessClock& clock, LogLine& out) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.size() < 16) return std::nullopt;
+  if (line.size() < 16) return false;
   const char first = line[0];
-  LogLine out;
   if (first == '<') {
-    if (auto parsed = parse_rfc5424(line)) return parsed;
+    if (auto parsed = parse_rfc5424(line)) {
+      out = *parsed;
+      return true;
+    }
     // "<PRI>" in front of a classic line (some forwarders keep it).
     const std::size_t close = line.find('>');
-    if (close == std::string_view::npos || close > 4) return std::nullopt;
-    return parse_syslog_line(line.substr(close + 1), clock);
+    if (close == std::string_view::npos || close > 4) return false;
+    return parse_syslog_line(line.substr(close + 1), clock, out);
   }
   if (is_digit(first)) {
     // rsyslog's time on Debian 12 ("…T12:22:07.123456+01:00") is 32 bytes: tried there
-    // before the space is searched for (a valid time has none, so the answer is the same).
+    // before the space is searched for (a valid time has none, so the answer is the same),
+    // first with the last line's minute and offset.
     std::optional<Micros> time;
     std::size_t space = kRsyslogTimeBytes;
-    if (line.size() > space && line[space] == ' ') time = clock.rfc3339(line.substr(0, space));
+    if (line.size() > space && line[space] == ' ') {
+      time = clock.rsyslog_same_minute(line.data());
+      if (!time) time = clock.rfc3339(line.substr(0, space));
+    }
     if (!time) {
       space = next_space(line, 0);
-      if (space == std::string_view::npos) return std::nullopt;
+      if (space == std::string_view::npos) return false;
       time = clock.rfc3339(line.substr(0, space));
-      if (!time) return std::nullopt;
+      if (!time) return false;
     }
     out.time = *time;
-    if (!parse_host_and_tag(line, space + 1, out)) return std::nullopt;
-    return out;
+    return parse_host_and_tag(line, space + 1, out);
   }
   const std::size_t pos = parse_yearless(line, clock, out.time);
-  if (pos == 0 || !parse_host_and_tag(line, pos, out)) return std::nullopt;
+  return pos != 0 && parse_host_and_tag(line, pos, out);
+}
+
+std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& clock) {
+  LogLine out;
+  if (!parse_syslog_line(line, clock, out)) return std::nullopt;
   return out;
 }
 
