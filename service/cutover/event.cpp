@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/ascii.h"
+#include "cutover/bytes.h"
 
 namespace mailconfd::cutover {
 namespace {
@@ -83,35 +84,6 @@ std::size_t host_end(std::string_view text, std::size_t pos) {
     ++pos;
   }
   return pos;
-}
-
-// The n bytes at a equal those at b, compared a word at a time (n is a constant: the words
-// of a literal b are constants once inlined). Words may overlap; none reads outside the n.
-template <std::size_t n>
-bool same_bytes(const char* a, const char* b) {
-  auto word = [](const char* p, auto zero) {
-    decltype(zero) w = 0;
-    std::memcpy(&w, p, sizeof w);
-    return w;
-  };
-  if constexpr (n >= 8) {
-    for (std::size_t i = 0; i + 8 <= n; i += 8) {
-      if (word(a + i, std::uint64_t{}) != word(b + i, std::uint64_t{})) return false;
-    }
-    if constexpr (n % 8 != 0) {
-      return word(a + n - 8, std::uint64_t{}) == word(b + n - 8, std::uint64_t{});
-    }
-    return true;
-  } else if constexpr (n >= 4) {
-    return word(a, std::uint32_t{}) == word(b, std::uint32_t{}) &&
-           word(a + n - 4, std::uint32_t{}) == word(b + n - 4, std::uint32_t{});
-  } else if constexpr (n >= 2) {
-    return word(a, std::uint16_t{}) == word(b, std::uint16_t{}) && a[n - 1] == b[n - 1];
-  } else if constexpr (n == 1) {
-    return a[0] == b[0];
-  } else {
-    return true;
-  }
 }
 
 // A cursor over the message that only ever moves forward through expected structure.

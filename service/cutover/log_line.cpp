@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cutover/bytes.h"
+
 namespace mailconfd::cutover {
 namespace {
 
@@ -329,17 +331,6 @@ std::optional<Micros> rfc3339_minute(std::string_view text) {
   return (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60) * kSecond;
 }
 
-// Whether the N bytes at a and b are equal (N ≤ 16): two word compares instead of a call to
-// memcmp, for the clock's check of every line's minute and offset.
-template <std::size_t N>
-bool same_bytes(const char* a, const char* b) {
-  static_assert(N <= 16);
-  std::uint64_t x[2] = {}, y[2] = {};
-  std::memcpy(x, a, N);
-  std::memcpy(y, b, N);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
-}
-
 // Two ASCII digits at p into out; false when either is not a digit.
 bool two_digits(const char* p, int& out) {
   const unsigned tens = static_cast<unsigned char>(p[0]) - '0';
@@ -349,11 +340,11 @@ bool two_digits(const char* p, int& out) {
   return true;
 }
 
-// rsyslog's ":SS.ffffff" at p: microseconds into the minute. The eight digits are one
-// number SSffffff, the microseconds themselves: read as one word (the seconds from p + 1, the
-// fraction from p + 2 over the '.'), checked and converted with three multiplications.
-std::optional<Micros> rsyslog_seconds(const char* p) {
-  if (p[0] != ':' || p[3] != '.') return std::nullopt;
+// rsyslog's ":SS.ffffff" at p: microseconds into the minute, -1 when it is not that. The eight
+// digits are one number SSffffff, the microseconds themselves: read as one word (the seconds from p
+// + 1, the fraction from p + 2 over the '.'), checked and converted with three multiplications.
+Micros rsyslog_seconds(const char* p) {
+  if (p[0] != ':' || p[3] != '.') return -1;
   if constexpr (std::endian::native == std::endian::little) {
     std::uint64_t seconds = 0, fraction = 0;
     std::memcpy(&seconds, p + 1, 8);   // "SS.fffff"
@@ -362,18 +353,18 @@ std::optional<Micros> rsyslog_seconds(const char* p) {
     // Every byte 0x30..0x39: its high nibble is 3, and still 3 after adding 6.
     if (((text & 0xF0F0F0F0F0F0F0F0) | (((text + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0) >> 4)) !=
         0x3333333333333333) {
-      return std::nullopt;
+      return -1;
     }
     std::uint64_t value = ((text & 0x0F0F0F0F0F0F0F0F) * 2561) >> 8;  // pairs of digits
     value = ((value & 0x00FF00FF00FF00FF) * 6553601) >> 16;           // groups of four
     value = ((value & 0x0000FFFF0000FFFF) * 42949672960001) >> 32;    // all eight
-    if (value >= 61 * kSecond) return std::nullopt;                   // second > 60
+    if (value >= 61 * kSecond) return -1;                             // second > 60
     return static_cast<Micros>(value);
   } else {
     int second = 0, f0 = 0, f1 = 0, f2 = 0;
     if (!two_digits(p + 1, second) || second > 60 || !two_digits(p + 4, f0) ||
         !two_digits(p + 6, f1) || !two_digits(p + 8, f2)) {
-      return std::nullopt;
+      return -1;
     }
     return second * kSecond + (f0 * 10'000 + f1 * 100 + f2);
   }
@@ -396,9 +387,9 @@ std::optional<Micros> rfc3339_rest(std::string_view text) {
   // rsyslog's format on every line of a Debian 12 mail.log, "…:SS.ffffff±HH:MM", without
   // the loop; anything else (or a bad digit here) takes the general path below.
   if (text.size() == kRsyslogTimeBytes) {
-    const auto seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt);
+    const Micros seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt);
     const auto offset = utc_offset(text.data() + kRsyslogOffsetAt);
-    if (seconds && offset) return *seconds - *offset;
+    if (seconds >= 0 && offset) return seconds - *offset;
   }
   const int second = digits(text, 17, 2);
   if (text.size() < 19 || text[16] != ':' || second < 0 || second > 60) return std::nullopt;
@@ -443,21 +434,22 @@ std::optional<Micros> parse_rfc3339(std::string_view text) {
   return *minute + *rest;
 }
 
-std::optional<Micros> YearlessClock::rsyslog_same_minute(const char* text) const {
+bool YearlessClock::rsyslog_same_minute(const char* text, Micros& time) const {
   if (!offset_cached_ || !minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text) ||
       !same_bytes<sizeof offset_text_>(offset_text_, text + kRsyslogOffsetAt)) {
-    return std::nullopt;
+    return false;
   }
-  const auto seconds = rsyslog_seconds(text + kRsyslogSecondsAt);
-  if (!seconds) return std::nullopt;
-  return minute_start_ + *seconds - offset_;
+  const Micros seconds = rsyslog_seconds(text + kRsyslogSecondsAt);
+  if (seconds < 0) return false;
+  time = minute_start_ + seconds - offset_;
+  return true;
 }
 
 std::optional<Micros> YearlessClock::rfc3339(std::string_view text) {
   if (text.size() < 20) return std::nullopt;
   // rsyslog's form with the last line's minute and offset: only the seconds are new.
   if (text.size() == kRsyslogTimeBytes) {
-    if (const auto time = rsyslog_same_minute(text.data())) return time;
+    if (Micros time = 0; rsyslog_same_minute(text.data(), time)) return time;
   }
   if (!minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text.data())) {
     const auto minute = rfc3339_minute(text);
@@ -547,8 +539,11 @@ bool parse_syslog_line(std::string_view line, YearlessClock& clock, LogLine& out
     std::optional<Micros> time;
     std::size_t space = kRsyslogTimeBytes;
     if (line.size() > space && line[space] == ' ') {
-      time = clock.rsyslog_same_minute(line.data());
-      if (!time) time = clock.rfc3339(line.substr(0, space));
+      if (Micros same = 0; clock.rsyslog_same_minute(line.data(), same)) {
+        time = same;
+      } else {
+        time = clock.rfc3339(line.substr(0, space));
+      }
     }
     if (!time) {
       space = next_space(line, 0);

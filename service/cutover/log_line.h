@@ -28,9 +28,9 @@ class YearlessClock {
   // remembered: consecutive lines of an rsyslog file share them, so most lines parse only
   // the seconds.
   std::optional<Micros> rfc3339(std::string_view text);
-  // rfc3339() of rsyslog's 32 bytes at text ("2026-07-02T12:22:07.123456+02:00") when they
-  // have the last minute and offset it read; nullopt otherwise (then ask rfc3339()).
-  std::optional<Micros> rsyslog_same_minute(const char* text) const;
+  // rfc3339() of rsyslog's 32 bytes at text ("2026-07-02T12:22:07.123456+02:00") into time
+  // when they have the last minute and offset it read; false otherwise (then ask rfc3339()).
+  bool rsyslog_same_minute(const char* text, Micros& time) const;
 
  private:
   std::optional<Micros> hour_start(int year, int month, int day, int hour);
