@@ -58,14 +58,28 @@ std::optional<IpAddress> parse_ip(std::string_view text) {
   return ip;
 }
 
-std::string to_string(const IpAddress& ip) {
-  char buffer[INET6_ADDRSTRLEN];
-  if (ip.is_v4()) {
-    inet_ntop(AF_INET, ip.bytes.data() + 12, buffer, sizeof buffer);
-  } else {
-    inet_ntop(AF_INET6, ip.bytes.data(), buffer, sizeof buffer);
+std::size_t format_ip(const IpAddress& ip, char* out) {
+  static_assert(kIpTextMax >= INET6_ADDRSTRLEN);
+  if (!ip.is_v4()) {
+    inet_ntop(AF_INET6, ip.bytes.data(), out, kIpTextMax);
+    return std::strlen(out);
   }
-  return buffer;
+  // The dotted quad as inet_ntop writes it (decimal, no leading zeros), without its sprintf:
+  // the report writes every IP of every mailbox.
+  std::size_t length = 0;
+  for (std::size_t i = 12; i < 16; ++i) {
+    const unsigned value = ip.bytes[i];
+    if (value >= 100) out[length++] = static_cast<char>('0' + value / 100);
+    if (value >= 10) out[length++] = static_cast<char>('0' + value / 10 % 10);
+    out[length++] = static_cast<char>('0' + value % 10);
+    out[length++] = i < 15 ? '.' : '\0';
+  }
+  return length - 1;
+}
+
+std::string to_string(const IpAddress& ip) {
+  char buffer[kIpTextMax];
+  return std::string(buffer, format_ip(ip, buffer));
 }
 
 bool Network::contains(const IpAddress& ip) const {

@@ -33,6 +33,9 @@ struct IpHash {
 std::optional<IpAddress> parse_ip(std::string_view text);
 // Dotted quad for IPv4 (mapped or not), RFC 5952 text for IPv6.
 std::string to_string(const IpAddress& ip);
+// The same into out (at least kIpTextMax bytes, NUL-terminated); returns its length.
+inline constexpr std::size_t kIpTextMax = 46;  // INET6_ADDRSTRLEN
+std::size_t format_ip(const IpAddress& ip, char* out);
 
 struct Network {
   IpAddress base;    // masked
