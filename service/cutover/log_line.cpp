@@ -91,20 +91,34 @@ bool tag_char(char c) { return kTagChars[static_cast<unsigned char>(c)]; }
 // The end of the run of tag bytes at text[pos]. Every line's host and tag are such runs: 16
 // bytes are classified at once while 16 remain in the text (the message follows the tag, so
 // they almost always do), then one byte at a time.
+#if defined(__SSE2__)
+// Bit i set when p[i] is a tag byte, for the 16 bytes at p.
+inline unsigned tag_bytes16(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Signed compares: bytes from 0x80 up are negative and fail every range below.
+  // '-', '.', '/' and the digits are 0x2D..0x39; letters, with the case bit set, 0x61..0x7A.
+  const __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+  const __m128i punct_digit =
+      _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x2C)), _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)));
+  const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8(0x60)),
+                                       _mm_cmplt_epi8(folded, _mm_set1_epi8(0x7B)));
+  const __m128i underscore = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
+  return static_cast<unsigned>(
+      _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(punct_digit, letter), underscore)));
+}
+
+// Bit i set when p[i] is a digit, for the 16 bytes at p.
+inline unsigned digit_bytes16(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(
+      _mm_cmpgt_epi8(v, _mm_set1_epi8(0x2F)), _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)))));
+}
+#endif
+
 std::size_t tag_end(std::string_view text, std::size_t pos) {
 #if defined(__SSE2__)
   while (pos + 16 <= text.size()) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + pos));
-    // Signed compares: bytes from 0x80 up are negative and fail every range below.
-    // '-', '.', '/' and the digits are 0x2D..0x39; letters, with the case bit set, 0x61..0x7A.
-    const __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-    const __m128i punct_digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x2C)),
-                                              _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)));
-    const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8(0x60)),
-                                         _mm_cmplt_epi8(folded, _mm_set1_epi8(0x7B)));
-    const __m128i underscore = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
-    const auto ok = static_cast<unsigned>(
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(punct_digit, letter), underscore)));
+    const unsigned ok = tag_bytes16(text.data() + pos);
     if (ok != 0xFFFF) return pos + static_cast<std::size_t>(__builtin_ctz(~ok));
     pos += 16;
   }
@@ -117,9 +131,7 @@ std::size_t tag_end(std::string_view text, std::size_t pos) {
 std::size_t digits_end(std::string_view text, std::size_t pos) {
 #if defined(__SSE2__)
   while (pos + 16 <= text.size()) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + pos));
-    const auto ok = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(
-        _mm_cmpgt_epi8(v, _mm_set1_epi8(0x2F)), _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)))));
+    const unsigned ok = digit_bytes16(text.data() + pos);
     if (ok != 0xFFFF) return pos + static_cast<std::size_t>(__builtin_ctz(~ok));
     pos += 16;
   }
@@ -163,6 +175,40 @@ bool parse_host_and_tag(std::string_view line, std::size_t pos, LogLine& out) {
   const std::size_t space = next_space(line, pos);
   if (space == std::string_view::npos || space == pos) return false;
   return parse_tag(line, space + 1, out);
+}
+
+// parse_host_and_tag(line, pos, out) for the usual line, where 64 bytes follow pos: a host
+// and a tag of fewer than 16 and 32 tag bytes and a pid of fewer than 16 digits are each
+// classified with one or two 16-byte compares and no loop. Anything else, and shorter lines,
+// take the general functions, which give the same answer.
+bool fast_host_and_tag(std::string_view line, std::size_t pos, LogLine& out) {
+#if defined(__SSE2__)
+  constexpr std::size_t kAhead = 64;
+  if (line.size() - pos >= kAhead) {
+    const char* p = line.data() + pos;
+    const auto host = static_cast<std::size_t>(std::countr_one(tag_bytes16(p)));
+    if (host == 0 || host == 16 || p[host] != ' ') return parse_host_and_tag(line, pos, out);
+    // As parse_host_and_tag: the tag follows the host's space, and parse_tag's answer is final.
+    const std::size_t start = pos + host + 1;  // at most pos + 16: 48 bytes follow it
+    const char* t = line.data() + start;
+    const unsigned tag = tag_bytes16(t) | tag_bytes16(t + 16) << 16;
+    const auto length = static_cast<std::size_t>(std::countr_one(tag));
+    if (length == 0 || length == 32) return parse_tag(line, start, out);
+    out.program = std::string_view(t, length);
+    std::size_t at = start + length;  // at most start + 31
+    if (line[at] == '[') {
+      const auto digits = static_cast<std::size_t>(std::countr_one(digit_bytes16(t + length + 1)));
+      if (digits == 16) return parse_tag(line, start, out);
+      at += 1 + digits;  // at most start + 47, inside the line
+      if (digits == 0 || line[at] != ']') return false;
+      ++at;
+    }
+    if (at + 1 >= line.size() || line[at] != ':' || line[at + 1] != ' ') return false;
+    out.message = line.substr(at + 2);
+    return true;
+  }
+#endif
+  return parse_host_and_tag(line, pos, out);
 }
 
 // RFC 3164 / maillog_file: "Jul  2 12:22:07 " or "Jul 02 12:22:07 ". Returns the position
@@ -519,6 +565,12 @@ std::optional<Micros> YearlessClock::resolve(int month, int day, int hour, int m
 }
 
 bool parse_syslog_line(std::string_view line, YearlessClock& clock, LogLine& out) {
+  // The usual line first: rsyslog's time with the last line's minute and offset (checked
+  // against the text the clock read before, so it starts with a digit), no '\r' at the end.
+  if (line.size() > kRsyslogTimeBytes && line[kRsyslogTimeBytes] == ' ' && line.back() != '\r' &&
+      clock.rsyslog_same_minute(line.data(), out.time)) {
+    return fast_host_and_tag(line, kRsyslogTimeBytes + 1, out);
+  }
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.size() < 16) return false;
   const char first = line[0];
@@ -552,7 +604,7 @@ bool parse_syslog_line(std::string_view line, YearlessClock& clock, LogLine& out
       if (!time) return false;
     }
     out.time = *time;
-    return parse_host_and_tag(line, space + 1, out);
+    return fast_host_and_tag(line, space + 1, out);
   }
   const std::size_t pos = parse_yearless(line, clock, out.time);
   return pos != 0 && parse_host_and_tag(line, pos, out);
