@@ -1,6 +1,7 @@
 #include "cutover/scan.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 #include <ostream>
@@ -110,15 +111,47 @@ std::optional<Scanner::QueueId> Scanner::QueueId::from(std::string_view text) {
   return id;
 }
 
-std::size_t Scanner::QueueIdHash::operator()(const QueueId& id) const {
-  std::uint64_t hash = 0xCBF29CE484222325ULL;
-  for (std::size_t i = 0; i < id.size; ++i) {
-    hash ^= static_cast<unsigned char>(id.text[i]);
-    hash *= 0x100000001B3ULL;
+bool Scanner::QueueId::from(std::string_view text, QueueId& out, std::size_t& hash) {
+  const std::size_t n = text.size();
+  if (n > sizeof out.text) return false;
+  std::uint64_t words[4] = {};
+  if (std::endian::native == std::endian::little && n >= 8 && n <= 16) {
+    // The usual ID in two loads of the text itself (the second overlapping the first, its
+    // bytes before the 9th shifted out): the words are not read back from the stores below.
+    std::memcpy(&words[0], text.data(), 8);
+    if (n > 8) {
+      std::memcpy(&words[1], text.data() + n - 8, 8);
+      words[1] >>= 8 * (16 - n);
+    }
+  } else if (n > 0) {
+    std::memcpy(words, text.data(), n);
   }
-  hash ^= hash >> 32;
-  hash *= 0xBF58476D1CE4E5B9ULL;
-  return static_cast<std::size_t>(hash ^ (hash >> 29));
+  out.size = static_cast<std::uint8_t>(n);
+  std::memcpy(out.text, words, sizeof words);
+  hash = QueueIdHash::of(n, words);
+  return true;
+}
+
+std::size_t Scanner::QueueIdHash::of(std::size_t size, const std::uint64_t (&words)[4]) {
+  const HashKey& key = process_hash_key();
+  // Each word times its own odd constant after the key (the four multiplications are
+  // independent), folded, then Murmur3's finalizer so that every input bit reaches the
+  // low bits that pick the slot.
+  std::uint64_t h = (words[0] ^ key.k0) * 0x9E3779B97F4A7C15ULL;
+  h ^= std::rotl((words[1] ^ key.k1) * 0xC2B2AE3D27D4EB4FULL, 31);
+  h ^= std::rotl((words[2] ^ key.k0 ^ size) * 0x165667B19E3779F9ULL, 17);
+  h ^= std::rotl((words[3] ^ key.k1) * 0xD6E8FEB86659FD93ULL, 47);
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDULL;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ULL;
+  return static_cast<std::size_t>(h ^ (h >> 33));
+}
+
+std::size_t Scanner::QueueIdHash::operator()(const QueueId& id) const {
+  std::uint64_t words[4];
+  std::memcpy(words, id.text, sizeof words);
+  return of(id.size, words);
 }
 
 void IpList::add(const IpAddress& ip) {
@@ -526,19 +559,16 @@ void Scanner::prepare(const Event& event, Prepared& out) {
   out.has_ip = out.has_qid = out.has_user = false;
   // hashed: the IP is looked up (in logins_ when logins, else in explicit_).
   auto ip = [&](bool hashed, bool logins) {
-    if (const auto parsed = parse_ip(event.ip)) {
+    if (parse_ip(event.ip, out.ip)) {
       out.has_ip = true;
-      out.ip = *parsed;
       if (!hashed) return;
       out.ip_hash = IpHash{}(out.ip);
       if (logins) logins_.prefetch_hashed(out.ip_hash);
     }
   };
   auto qid = [&] {
-    if (const auto parsed = QueueId::from(event.queue_id)) {
+    if (QueueId::from(event.queue_id, out.qid, out.qid_hash)) {
       out.has_qid = true;
-      out.qid = *parsed;
-      out.qid_hash = QueueIdHash{}(out.qid);
       pending_.prefetch_hashed(out.qid_hash);
     }
   };

@@ -198,19 +198,29 @@ class Scanner {
     bool authenticated = false;
     SenderDomain sender;
   };
-  // A Postfix queue ID held without allocating (the parser accepts at most 32 characters).
+  // A Postfix queue ID held without allocating (the parser accepts at most 32 characters),
+  // zero after its last character: compared and hashed a word at a time.
   struct QueueId {
     std::uint8_t size = 0;
     char text[32] = {};
     bool operator==(const QueueId& other) const {
-      return size == other.size && std::memcmp(text, other.text, size) == 0;
+      std::uint64_t a[4], b[4];
+      std::memcpy(a, text, sizeof a);
+      std::memcpy(b, other.text, sizeof b);
+      return size == other.size &&
+             ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
     }
     std::string_view view() const { return {text, size}; }
     // nullopt when longer than 32 characters.
     static std::optional<QueueId> from(std::string_view text);
+    // The same into out, and its QueueIdHash{} into hash; false when longer.
+    static bool from(std::string_view text, QueueId& out, std::size_t& hash);
   };
+  // Keyed with the process's key (config/keyed_hash.h), but a multiply-and-mix rather than
+  // SipHash: Postfix makes its queue IDs, no client chooses them.
   struct QueueIdHash {
     std::size_t operator()(const QueueId& id) const;
+    static std::size_t of(std::size_t size, const std::uint64_t (&words)[4]);
   };
   struct Resolved {
     std::string address;
