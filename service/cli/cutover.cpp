@@ -22,6 +22,7 @@
 #include "config/config_file.h"
 #include "core/ascii.h"
 #include "cutover/event.h"
+#include "cutover/huge_pages.h"
 #include "cutover/input.h"
 #include "cutover/report.h"
 #include "cutover/scan.h"
@@ -369,6 +370,7 @@ int scan(const Options& o) {
   // tens of thousands of mailbox records one by one would only cost time. The pointer in
   // static storage keeps it reachable (not a leak to LeakSanitizer).
   static Scanner* kept = nullptr;
+  prefer_huge_heap();  // the mailbox records' strings and IP lists: this process exits soon
   kept = new Scanner(loaded.config, options);
   Scanner& scanner = *kept;
   SavedState saved;
