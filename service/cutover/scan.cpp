@@ -671,8 +671,9 @@ void Scanner::apply(Micros time, const Event& event, const Prepared& p) {
       if (event.authenticated && event.user.empty()) return;  // no name to attribute it to
       if (!p.has_qid) return;
       const std::uint32_t user = event.authenticated ? intern(event.user, p.user_hash) : 0;
-      // A reused queue ID starts afresh.
-      Pending& message = *pending_.try_emplace(p.qid, p.qid_hash).first;
+      // A reused queue ID starts afresh. Every field is set here, so a new entry's is not
+      // cleared first (the sender's 255 bytes).
+      Pending& message = *pending_.try_emplace<false>(p.qid, p.qid_hash).first;
       message.ip = p.ip;
       message.time = time;
       message.user = user;
