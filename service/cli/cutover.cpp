@@ -13,7 +13,9 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <new>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -433,18 +435,20 @@ int scan(const Options& o) {
   Merged merged;
   // The events go to the scanner in batches (its cache misses overlap); the reader keeps the
   // lines of a batch in place until the batch is joined.
-  std::vector<TimedEvent> batch;
-  batch.reserve(Scanner::kBatch);
+  // Each event is parsed straight into its place in the batch (a copy of the parser's
+  // result would load it back right after the parser stored it: a stall on every line).
+  std::vector<TimedEvent> batch(Scanner::kBatch);
+  std::size_t held = 0;
   while (true) {
-    const Merge::Step step = merge.next(merged, lines, skipped, bytes, batch.empty());
+    const Merge::Step step = merge.next(merged, lines, skipped, bytes, held == 0);
     if (step == Merge::Step::Line) {
-      const Event event = parse_event(merged.line.program, merged.line.message);
-      if (event.kind == EventKind::None) continue;  // add() would ignore it
-      batch.push_back({merged.line.time, event});
-      if (batch.size() < Scanner::kBatch) continue;
+      TimedEvent* next = ::new (&batch[held])
+          TimedEvent{merged.line.time, parse_event(merged.line.program, merged.line.message)};
+      if (next->event.kind == EventKind::None) continue;  // add() would ignore it
+      if (++held < Scanner::kBatch) continue;
     }
-    scanner.add(batch);
-    batch.clear();
+    scanner.add(std::span<const TimedEvent>(batch.data(), held));
+    held = 0;
     if (step == Merge::Step::End) break;
   }
   scanner.count(lines, skipped, bytes);
