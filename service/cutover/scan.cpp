@@ -114,33 +114,42 @@ std::optional<Scanner::QueueId> Scanner::QueueId::from(std::string_view text) {
 bool Scanner::QueueId::from(std::string_view text, QueueId& out, std::size_t& hash) {
   const std::size_t n = text.size();
   if (n > sizeof out.text) return false;
-  std::uint64_t words[4] = {};
   if (std::endian::native == std::endian::little && n >= 8 && n <= 16) {
     // The usual ID in two loads of the text itself (the second overlapping the first, its
-    // bytes before the 9th shifted out): the words are not read back from the stores below.
-    std::memcpy(&words[0], text.data(), 8);
+    // bytes before the 9th shifted out), kept in registers: a load of words just stored one
+    // by one would stall.
+    std::uint64_t w0 = 0, w1 = 0;
+    std::memcpy(&w0, text.data(), 8);
     if (n > 8) {
-      std::memcpy(&words[1], text.data() + n - 8, 8);
-      words[1] >>= 8 * (16 - n);
+      std::memcpy(&w1, text.data() + n - 8, 8);
+      w1 >>= 8 * (16 - n);
     }
-  } else if (n > 0) {
-    std::memcpy(words, text.data(), n);
+    out.size = static_cast<std::uint8_t>(n);
+    const std::uint64_t zero = 0;
+    std::memcpy(out.text, &w0, 8);
+    std::memcpy(out.text + 8, &w1, 8);
+    std::memcpy(out.text + 16, &zero, 8);
+    std::memcpy(out.text + 24, &zero, 8);
+    hash = QueueIdHash::of(n, w0, w1, 0, 0);
+    return true;
   }
+  out = QueueId{};
   out.size = static_cast<std::uint8_t>(n);
-  std::memcpy(out.text, words, sizeof words);
-  hash = QueueIdHash::of(n, words);
+  if (n > 0) std::memcpy(out.text, text.data(), n);
+  hash = QueueIdHash{}(out);
   return true;
 }
 
-std::size_t Scanner::QueueIdHash::of(std::size_t size, const std::uint64_t (&words)[4]) {
+std::size_t Scanner::QueueIdHash::of(std::size_t size, std::uint64_t w0, std::uint64_t w1,
+                                     std::uint64_t w2, std::uint64_t w3) {
   const HashKey& key = process_hash_key();
   // Each word times its own odd constant after the key (the four multiplications are
   // independent), folded, then Murmur3's finalizer so that every input bit reaches the
   // low bits that pick the slot.
-  std::uint64_t h = (words[0] ^ key.k0) * 0x9E3779B97F4A7C15ULL;
-  h ^= std::rotl((words[1] ^ key.k1) * 0xC2B2AE3D27D4EB4FULL, 31);
-  h ^= std::rotl((words[2] ^ key.k0 ^ size) * 0x165667B19E3779F9ULL, 17);
-  h ^= std::rotl((words[3] ^ key.k1) * 0xD6E8FEB86659FD93ULL, 47);
+  std::uint64_t h = (w0 ^ key.k0) * 0x9E3779B97F4A7C15ULL;
+  h ^= std::rotl((w1 ^ key.k1) * 0xC2B2AE3D27D4EB4FULL, 31);
+  h ^= std::rotl((w2 ^ key.k0 ^ size) * 0x165667B19E3779F9ULL, 17);
+  h ^= std::rotl((w3 ^ key.k1) * 0xD6E8FEB86659FD93ULL, 47);
   h ^= h >> 33;
   h *= 0xFF51AFD7ED558CCDULL;
   h ^= h >> 33;
@@ -151,7 +160,7 @@ std::size_t Scanner::QueueIdHash::of(std::size_t size, const std::uint64_t (&wor
 std::size_t Scanner::QueueIdHash::operator()(const QueueId& id) const {
   std::uint64_t words[4];
   std::memcpy(words, id.text, sizeof words);
-  return of(id.size, words);
+  return of(id.size, words[0], words[1], words[2], words[3]);
 }
 
 void IpList::add(const IpAddress& ip) {

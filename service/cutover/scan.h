@@ -220,7 +220,9 @@ class Scanner {
   // SipHash: Postfix makes its queue IDs, no client chooses them.
   struct QueueIdHash {
     std::size_t operator()(const QueueId& id) const;
-    static std::size_t of(std::size_t size, const std::uint64_t (&words)[4]);
+    // Of an ID of size characters whose text, zero after its end, is the words w0..w3.
+    static std::size_t of(std::size_t size, std::uint64_t w0, std::uint64_t w1, std::uint64_t w2,
+                          std::uint64_t w3);
   };
   struct Resolved {
     std::string address;
