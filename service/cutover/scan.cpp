@@ -401,7 +401,22 @@ const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, std::
   return users;
 }
 
+std::uint32_t Scanner::oldest_code(Micros time) const {
+  constexpr std::uint32_t kMaxCode = (1U << 24) - 1;
+  if (time < login_base_) return 0;
+  const Micros seconds = (time - login_base_) / kSecondMicros;  // rounds down: a lower bound
+  return static_cast<std::uint32_t>(std::min<Micros>(seconds, kMaxCode - 1)) + 1;
+}
+
 void Scanner::append_login(LoginList& list, const Login& login) {
+  if (!login_base_set_) {
+    // Codes reach from 97 days before the first login to 97 days after it; a login outside
+    // that range makes its list's bound unknown (below) or smaller than it need be (above).
+    login_base_ = login.last - (Micros{1} << 23) * kSecondMicros;
+    login_base_set_ = true;
+  }
+  const std::uint32_t code = oldest_code(login.last);
+  list.set_oldest_code(list.size == 0 ? code : std::min(list.oldest_code(), code));
   std::uint32_t node = free_login_;
   if (node != kNoLogin) {
     free_login_ = login_nodes_[node].next;
@@ -529,9 +544,25 @@ void Scanner::expire(Micros now) {
   if (now >= next_login_sweep_) {
     std::vector<IpAddress>& emptied = emptied_;
     emptied.clear();
+    // A list whose logins were all seen at or after the horizon (by its lower bound) loses
+    // none: its nodes are not read. Another gets its bound anew from the logins it keeps.
+    const std::uint32_t keep_all = login_base_set_ ? oldest_code(login_horizon) : 0;
     logins_.for_each([&](const IpAddress& ip, LoginList& list) {
+      const std::uint32_t code = list.oldest_code();
+      // code - 1 whole seconds after login_base_ is at or after the horizon when code is
+      // above the horizon's own code (which rounds the horizon down).
+      if (code != 0 && code > keep_all) return;
       remove_logins(list, [&](const Login& l) { return l.last < login_horizon; });
-      if (list.size == 0) emptied.push_back(ip);
+      if (list.size == 0) {
+        emptied.push_back(ip);
+        return;
+      }
+      std::uint32_t oldest = oldest_code(login_nodes_[list.head].last);
+      for (std::uint32_t i = login_nodes_[list.head].next; i != kNoLogin;
+           i = login_nodes_[i].next) {
+        oldest = std::min(oldest, oldest_code(login_nodes_[i].last));
+      }
+      list.set_oldest_code(oldest);
     });
     for (const IpAddress& ip : emptied) logins_.erase(ip);
     next_login_sweep_ = now + std::max<Micros>(options_.grace / 4, kSecondMicros);

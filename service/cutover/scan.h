@@ -177,11 +177,28 @@ class Scanner {
     Micros first = 0;
     Micros last = 0;
   };
+  // 12 bytes, so that a slot of the IP table stays 32. oldest: a lower bound of the last
+  // time of its logins, in whole seconds from login_base_ plus one, 0 when unknown
+  // (oldest_code()): the sweep passes over a list whose logins are all too recent to drop
+  // without reading them.
   struct LoginList {
     std::uint32_t head = kNoLogin;
     std::uint32_t tail = kNoLogin;
-    std::uint32_t size = 0;
+    std::uint8_t size = 0;  // at most kMaxLoginsPerIp (64)
+    std::uint8_t oldest[3] = {};
+    std::uint32_t oldest_code() const {
+      return oldest[0] | std::uint32_t{oldest[1]} << 8 | std::uint32_t{oldest[2]} << 16;
+    }
+    void set_oldest_code(std::uint32_t code) {
+      oldest[0] = static_cast<std::uint8_t>(code);
+      oldest[1] = static_cast<std::uint8_t>(code >> 8);
+      oldest[2] = static_cast<std::uint8_t>(code >> 16);
+    }
   };
+  static_assert(sizeof(LoginList) == 12);
+  // The oldest code of a login last seen at time: at most the time (0 when it is before
+  // login_base_), so the smallest code of a list's logins is a lower bound of their times.
+  std::uint32_t oldest_code(Micros time) const;
   // The domain of an envelope sender, all the join needs of it (the mailbox's domain is
   // compared with it, and a bare login is mapped through it), held without allocating. A
   // domain longer than any DNS name is kept empty: it can match no hosted domain either.
@@ -331,6 +348,8 @@ class Scanner {
   Micros next_expiry_ = 0;
   Micros next_pending_sweep_ = 0;
   Micros next_login_sweep_ = 0;
+  bool login_base_set_ = false;
+  Micros login_base_ = 0;  // set at the first login: 2^23 seconds before it
 };
 
 }  // namespace mailconfd::cutover
