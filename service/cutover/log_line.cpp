@@ -389,7 +389,7 @@ bool two_digits(const char* p, int& out) {
 // rsyslog's ":SS.ffffff" at p: microseconds into the minute, -1 when it is not that. The eight
 // digits are one number SSffffff, the microseconds themselves: read as one word (the seconds from p
 // + 1, the fraction from p + 2 over the '.'), checked and converted with three multiplications.
-Micros rsyslog_seconds(const char* p) {
+[[gnu::always_inline]] inline Micros rsyslog_seconds(const char* p) {
   if (p[0] != ':' || p[3] != '.') return -1;
   if constexpr (std::endian::native == std::endian::little) {
     std::uint64_t seconds = 0, fraction = 0;
@@ -480,7 +480,8 @@ std::optional<Micros> parse_rfc3339(std::string_view text) {
   return *minute + *rest;
 }
 
-bool YearlessClock::rsyslog_same_minute(const char* text, Micros& time) const {
+[[gnu::always_inline]] inline bool YearlessClock::rsyslog_same_minute(const char* text,
+                                                                      Micros& time) const {
   if (!offset_cached_ || !minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text) ||
       !same_bytes<sizeof offset_text_>(offset_text_, text + kRsyslogOffsetAt)) {
     return false;
