@@ -13,7 +13,9 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <new>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "config/config_file.h"
 #include "core/ascii.h"
 #include "cutover/event.h"
+#include "cutover/huge_pages.h"
 #include "cutover/input.h"
 #include "cutover/report.h"
 #include "cutover/scan.h"
@@ -369,6 +372,7 @@ int scan(const Options& o) {
   // tens of thousands of mailbox records one by one would only cost time. The pointer in
   // static storage keeps it reachable (not a leak to LeakSanitizer).
   static Scanner* kept = nullptr;
+  prefer_huge_heap();  // the mailbox records' strings and IP lists: this process exits soon
   kept = new Scanner(loaded.config, options);
   Scanner& scanner = *kept;
   SavedState saved;
@@ -431,18 +435,20 @@ int scan(const Options& o) {
   Merged merged;
   // The events go to the scanner in batches (its cache misses overlap); the reader keeps the
   // lines of a batch in place until the batch is joined.
-  std::vector<TimedEvent> batch;
-  batch.reserve(Scanner::kBatch);
+  // Each event is parsed straight into its place in the batch (a copy of the parser's
+  // result would load it back right after the parser stored it: a stall on every line).
+  std::vector<TimedEvent> batch(Scanner::kBatch);
+  std::size_t held = 0;
   while (true) {
-    const Merge::Step step = merge.next(merged, lines, skipped, bytes, batch.empty());
+    const Merge::Step step = merge.next(merged, lines, skipped, bytes, held == 0);
     if (step == Merge::Step::Line) {
-      const Event event = parse_event(merged.line.program, merged.line.message);
-      if (event.kind == EventKind::None) continue;  // add() would ignore it
-      batch.push_back({merged.line.time, event});
-      if (batch.size() < Scanner::kBatch) continue;
+      TimedEvent* next = ::new (&batch[held])
+          TimedEvent{merged.line.time, parse_event(merged.line.program, merged.line.message)};
+      if (next->event.kind == EventKind::None) continue;  // add() would ignore it
+      if (++held < Scanner::kBatch) continue;
     }
-    scanner.add(batch);
-    batch.clear();
+    scanner.add(std::span<const TimedEvent>(batch.data(), held));
+    held = 0;
     if (step == Merge::Step::End) break;
   }
   scanner.count(lines, skipped, bytes);

@@ -52,8 +52,12 @@ class FlatMap {
     return const_cast<FlatMap*>(this)->find(key, key_hash);
   }
 
-  // The value for key, default-constructed when new; second: whether it was inserted.
+  // The value for key, default-constructed when new; second: whether it was inserted. With
+  // kFresh false a new entry's value is whatever its slot held (default-constructed or an
+  // erased entry's), for a caller that sets every field anyway and would rather not clear a
+  // large value first.
   std::pair<Value*, bool> try_emplace(const Key& key) { return try_emplace(key, hash(key)); }
+  template <bool kFresh = true>
   std::pair<Value*, bool> try_emplace(const Key& key, std::size_t key_hash) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
     for (std::size_t i = key_hash & mask_;; i = (i + 1) & mask_) {
@@ -61,7 +65,7 @@ class FlatMap {
       if (!slot.used) {
         slot.used = true;
         slot.key = key;
-        slot.value = Value{};
+        if constexpr (kFresh) slot.value = Value{};
         ++size_;
         return {&slot.value, true};
       }

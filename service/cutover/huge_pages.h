@@ -20,6 +20,15 @@ void* allocate_huge(std::size_t bytes);
 // Releases what allocate_huge(bytes) returned.
 void free_huge(void* memory, std::size_t bytes) noexcept;
 
+// For a process that is about to build tens of megabytes of small records with malloc (the
+// scan's mailbox strings and IP lists): the heap grows in large steps and keeps what is
+// freed (no mmap per mid-sized block, no memory returned and faulted in again), and the
+// step it grows by now is marked MADV_HUGEPAGE, as glibc's glibc.malloc.hugetlb=1 tunable
+// would: fewer page faults, and no TLB miss per record. Process-wide, so only for a command
+// that runs once and exits (`cutover scan`); does nothing without glibc or under
+// AddressSanitizer.
+void prefer_huge_heap();
+
 // A std::allocator stand-in for vectors that grow large: blocks of at least one huge page come
 // from allocate_huge, smaller ones from operator new.
 template <typename T>

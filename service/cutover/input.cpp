@@ -303,7 +303,7 @@ bool Source::skip(std::uint64_t bytes) {
   return true;
 }
 
-Source::Read Source::next(std::string_view& line, bool may_refill) {
+Source::Read Source::next_slow(std::string_view& line, bool may_refill) {
   bool overlong = false;
   while (true) {
     const char* start = buffer_.data() + begin_;
@@ -344,6 +344,7 @@ Merge::Merge(std::vector<std::unique_ptr<Source>> sources, Micros now, bool utc)
   for (const auto& source : sources_) {
     clocks_.emplace_back(source->mtime() ? source->mtime() : now, utc);
   }
+  single_syslog_ = sources_.size() == 1 && sources_[0]->kind() == Source::Kind::Syslog;
 }
 
 Merge::Step Merge::advance(std::size_t i, std::uint64_t& lines, std::uint64_t& skipped,
@@ -386,6 +387,32 @@ Merge::Step Merge::advance(std::size_t i, std::uint64_t& lines, std::uint64_t& s
 
 Merge::Step Merge::next(Merged& out, std::uint64_t& lines, std::uint64_t& skipped,
                         std::uint64_t& bytes, bool may_refill) {
+  if (single_syslog_ && !heads_[0].ready) {
+    // One syslog file: nothing to merge, so each line is parsed straight into out.
+    if (heads_[0].done) return Step::End;
+    Source& source = *sources_[0];
+    while (true) {
+      std::string_view raw;
+      const Source::Read read = source.next(raw, may_refill);
+      if (read == Source::Read::Line) {
+        ++lines;
+        bytes += raw.size() + 1;
+        if (parse_syslog_line(raw, clocks_[0], out.line)) {
+          out.source = 0;
+          return Step::Line;
+        }
+        ++skipped;
+        continue;
+      }
+      if (read == Source::Read::Later) return Step::Later;
+      if (read == Source::Read::End || read == Source::Read::Error) {
+        heads_[0].done = true;
+        return Step::End;
+      }
+      ++lines;  // Overlong
+      ++skipped;
+    }
+  }
   std::size_t best = heads_.size();
   for (std::size_t i = 0; i < heads_.size(); ++i) {
     Head& head = heads_[i];

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,7 +48,21 @@ class Source {
   // only when take_partial is set (a file still being written is resumed from its start).
   // With may_refill false the buffer is left as it is, so that the lines returned before stay
   // valid too: Later (nothing consumed) when the next line is not whole in it.
-  Read next(std::string_view& line, bool may_refill = true);
+  Read next(std::string_view& line, bool may_refill = true) {
+    // The usual case inline: a whole line of a sane length in the buffer.
+    const char* start = buffer_.data() + begin_;
+    const void* newline = std::memchr(start, '\n', end_ - begin_);
+    if (newline != nullptr) {
+      const auto length = static_cast<std::size_t>(static_cast<const char*>(newline) - start);
+      if (length <= kMaxLineBytes) {
+        begin_ += length + 1;
+        offset_ += length + 1;
+        line = std::string_view(start, length);
+        return Read::Line;
+      }
+    }
+    return next_slow(line, may_refill);
+  }
 
   const std::string& name() const { return name_; }
   const std::string& error() const { return error_; }
@@ -68,6 +83,7 @@ class Source {
  private:
   Source(std::string name, Kind kind, std::unique_ptr<ByteReader> reader);
   bool fill(std::size_t want);  // until `want` bytes are buffered or the input ends
+  Read next_slow(std::string_view& line, bool may_refill);
 
   std::string name_;
   Kind kind_;
@@ -129,6 +145,7 @@ class Merge {
   std::vector<YearlessClock> clocks_;
   std::vector<Head> heads_;
   std::string cursor_;
+  bool single_syslog_ = false;  // one source, a syslog file: next() parses into out directly
 };
 
 }  // namespace mailconfd::cutover

@@ -7,8 +7,11 @@
 #endif
 
 #include <array>
+#include <bit>
 #include <cstdio>
 #include <cstring>
+
+#include "cutover/bytes.h"
 
 namespace mailconfd::cutover {
 namespace {
@@ -88,25 +91,52 @@ bool tag_char(char c) { return kTagChars[static_cast<unsigned char>(c)]; }
 // The end of the run of tag bytes at text[pos]. Every line's host and tag are such runs: 16
 // bytes are classified at once while 16 remain in the text (the message follows the tag, so
 // they almost always do), then one byte at a time.
+#if defined(__SSE2__)
+// Bit i set when p[i] is a tag byte, for the 16 bytes at p.
+inline unsigned tag_bytes16(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Signed compares: bytes from 0x80 up are negative and fail every range below.
+  // '-', '.', '/' and the digits are 0x2D..0x39; letters, with the case bit set, 0x61..0x7A.
+  const __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+  const __m128i punct_digit =
+      _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x2C)), _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)));
+  const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8(0x60)),
+                                       _mm_cmplt_epi8(folded, _mm_set1_epi8(0x7B)));
+  const __m128i underscore = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
+  return static_cast<unsigned>(
+      _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(punct_digit, letter), underscore)));
+}
+
+// Bit i set when p[i] is a digit, for the 16 bytes at p.
+inline unsigned digit_bytes16(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(
+      _mm_cmpgt_epi8(v, _mm_set1_epi8(0x2F)), _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)))));
+}
+#endif
+
 std::size_t tag_end(std::string_view text, std::size_t pos) {
 #if defined(__SSE2__)
   while (pos + 16 <= text.size()) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + pos));
-    // Signed compares: bytes from 0x80 up are negative and fail every range below.
-    // '-', '.', '/' and the digits are 0x2D..0x39; letters, with the case bit set, 0x61..0x7A.
-    const __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-    const __m128i punct_digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x2C)),
-                                              _mm_cmplt_epi8(v, _mm_set1_epi8(0x3A)));
-    const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8(0x60)),
-                                         _mm_cmplt_epi8(folded, _mm_set1_epi8(0x7B)));
-    const __m128i underscore = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
-    const auto ok = static_cast<unsigned>(
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(punct_digit, letter), underscore)));
+    const unsigned ok = tag_bytes16(text.data() + pos);
     if (ok != 0xFFFF) return pos + static_cast<std::size_t>(__builtin_ctz(~ok));
     pos += 16;
   }
 #endif
   while (pos < text.size() && tag_char(text[pos])) ++pos;
+  return pos;
+}
+
+// The end of the run of digits at text[pos] (a pid): 16 bytes at a time as tag_end().
+std::size_t digits_end(std::string_view text, std::size_t pos) {
+#if defined(__SSE2__)
+  while (pos + 16 <= text.size()) {
+    const unsigned ok = digit_bytes16(text.data() + pos);
+    if (ok != 0xFFFF) return pos + static_cast<std::size_t>(__builtin_ctz(~ok));
+    pos += 16;
+  }
+#endif
+  while (pos < text.size() && is_digit(text[pos])) ++pos;
   return pos;
 }
 
@@ -118,7 +148,7 @@ bool parse_tag(std::string_view text, std::size_t pos, LogLine& out) {
   out.program = text.substr(start, pos - start);
   if (text[pos] == '[') {
     const std::size_t digits_start = ++pos;
-    while (pos < text.size() && is_digit(text[pos])) ++pos;
+    pos = digits_end(text, pos);
     if (pos == digits_start || pos >= text.size() || text[pos] != ']') return false;
     ++pos;
   }
@@ -145,6 +175,40 @@ bool parse_host_and_tag(std::string_view line, std::size_t pos, LogLine& out) {
   const std::size_t space = next_space(line, pos);
   if (space == std::string_view::npos || space == pos) return false;
   return parse_tag(line, space + 1, out);
+}
+
+// parse_host_and_tag(line, pos, out) for the usual line, where 64 bytes follow pos: a host
+// and a tag of fewer than 16 and 32 tag bytes and a pid of fewer than 16 digits are each
+// classified with one or two 16-byte compares and no loop. Anything else, and shorter lines,
+// take the general functions, which give the same answer.
+bool fast_host_and_tag(std::string_view line, std::size_t pos, LogLine& out) {
+#if defined(__SSE2__)
+  constexpr std::size_t kAhead = 64;
+  if (line.size() - pos >= kAhead) {
+    const char* p = line.data() + pos;
+    const auto host = static_cast<std::size_t>(std::countr_one(tag_bytes16(p)));
+    if (host == 0 || host == 16 || p[host] != ' ') return parse_host_and_tag(line, pos, out);
+    // As parse_host_and_tag: the tag follows the host's space, and parse_tag's answer is final.
+    const std::size_t start = pos + host + 1;  // at most pos + 16: 48 bytes follow it
+    const char* t = line.data() + start;
+    const unsigned tag = tag_bytes16(t) | tag_bytes16(t + 16) << 16;
+    const auto length = static_cast<std::size_t>(std::countr_one(tag));
+    if (length == 0 || length == 32) return parse_tag(line, start, out);
+    out.program = std::string_view(t, length);
+    std::size_t at = start + length;  // at most start + 31
+    if (line[at] == '[') {
+      const auto digits = static_cast<std::size_t>(std::countr_one(digit_bytes16(t + length + 1)));
+      if (digits == 16) return parse_tag(line, start, out);
+      at += 1 + digits;  // at most start + 47, inside the line
+      if (digits == 0 || line[at] != ']') return false;
+      ++at;
+    }
+    if (at + 1 >= line.size() || line[at] != ':' || line[at + 1] != ' ') return false;
+    out.message = line.substr(at + 2);
+    return true;
+  }
+#endif
+  return parse_host_and_tag(line, pos, out);
 }
 
 // RFC 3164 / maillog_file: "Jul  2 12:22:07 " or "Jul 02 12:22:07 ". Returns the position
@@ -313,17 +377,6 @@ std::optional<Micros> rfc3339_minute(std::string_view text) {
   return (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60) * kSecond;
 }
 
-// Whether the N bytes at a and b are equal (N ≤ 16): two word compares instead of a call to
-// memcmp, for the clock's check of every line's minute and offset.
-template <std::size_t N>
-bool same_bytes(const char* a, const char* b) {
-  static_assert(N <= 16);
-  std::uint64_t x[2] = {}, y[2] = {};
-  std::memcpy(x, a, N);
-  std::memcpy(y, b, N);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
-}
-
 // Two ASCII digits at p into out; false when either is not a digit.
 bool two_digits(const char* p, int& out) {
   const unsigned tens = static_cast<unsigned char>(p[0]) - '0';
@@ -333,14 +386,34 @@ bool two_digits(const char* p, int& out) {
   return true;
 }
 
-// rsyslog's ":SS.ffffff" at p: microseconds into the minute.
-std::optional<Micros> rsyslog_seconds(const char* p) {
-  int second = 0, f0 = 0, f1 = 0, f2 = 0;
-  if (p[0] != ':' || !two_digits(p + 1, second) || second > 60 || p[3] != '.' ||
-      !two_digits(p + 4, f0) || !two_digits(p + 6, f1) || !two_digits(p + 8, f2)) {
-    return std::nullopt;
+// rsyslog's ":SS.ffffff" at p: microseconds into the minute, -1 when it is not that. The eight
+// digits are one number SSffffff, the microseconds themselves: read as one word (the seconds from p
+// + 1, the fraction from p + 2 over the '.'), checked and converted with three multiplications.
+[[gnu::always_inline]] inline Micros rsyslog_seconds(const char* p) {
+  if (p[0] != ':' || p[3] != '.') return -1;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::uint64_t seconds = 0, fraction = 0;
+    std::memcpy(&seconds, p + 1, 8);   // "SS.fffff"
+    std::memcpy(&fraction, p + 2, 8);  // "S.ffffff"
+    const std::uint64_t text = (seconds & 0xFFFF) | (fraction & ~std::uint64_t{0xFFFF});
+    // Every byte 0x30..0x39: its high nibble is 3, and still 3 after adding 6.
+    if (((text & 0xF0F0F0F0F0F0F0F0) | (((text + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0) >> 4)) !=
+        0x3333333333333333) {
+      return -1;
+    }
+    std::uint64_t value = ((text & 0x0F0F0F0F0F0F0F0F) * 2561) >> 8;  // pairs of digits
+    value = ((value & 0x00FF00FF00FF00FF) * 6553601) >> 16;           // groups of four
+    value = ((value & 0x0000FFFF0000FFFF) * 42949672960001) >> 32;    // all eight
+    if (value >= 61 * kSecond) return -1;                             // second > 60
+    return static_cast<Micros>(value);
+  } else {
+    int second = 0, f0 = 0, f1 = 0, f2 = 0;
+    if (!two_digits(p + 1, second) || second > 60 || !two_digits(p + 4, f0) ||
+        !two_digits(p + 6, f1) || !two_digits(p + 8, f2)) {
+      return -1;
+    }
+    return second * kSecond + (f0 * 10'000 + f1 * 100 + f2);
   }
-  return second * kSecond + (f0 * 10'000 + f1 * 100 + f2);
 }
 
 // "±HH:MM" at p: the offset from UTC.
@@ -360,9 +433,9 @@ std::optional<Micros> rfc3339_rest(std::string_view text) {
   // rsyslog's format on every line of a Debian 12 mail.log, "…:SS.ffffff±HH:MM", without
   // the loop; anything else (or a bad digit here) takes the general path below.
   if (text.size() == kRsyslogTimeBytes) {
-    const auto seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt);
+    const Micros seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt);
     const auto offset = utc_offset(text.data() + kRsyslogOffsetAt);
-    if (seconds && offset) return *seconds - *offset;
+    if (seconds >= 0 && offset) return seconds - *offset;
   }
   const int second = digits(text, 17, 2);
   if (text.size() < 19 || text[16] != ':' || second < 0 || second > 60) return std::nullopt;
@@ -407,15 +480,23 @@ std::optional<Micros> parse_rfc3339(std::string_view text) {
   return *minute + *rest;
 }
 
+[[gnu::always_inline]] inline bool YearlessClock::rsyslog_same_minute(const char* text,
+                                                                      Micros& time) const {
+  if (!offset_cached_ || !minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text) ||
+      !same_bytes<sizeof offset_text_>(offset_text_, text + kRsyslogOffsetAt)) {
+    return false;
+  }
+  const Micros seconds = rsyslog_seconds(text + kRsyslogSecondsAt);
+  if (seconds < 0) return false;
+  time = minute_start_ + seconds - offset_;
+  return true;
+}
+
 std::optional<Micros> YearlessClock::rfc3339(std::string_view text) {
   if (text.size() < 20) return std::nullopt;
   // rsyslog's form with the last line's minute and offset: only the seconds are new.
-  if (text.size() == kRsyslogTimeBytes && offset_cached_ && minute_cached_ &&
-      same_bytes<sizeof minute_text_>(minute_text_, text.data()) &&
-      same_bytes<sizeof offset_text_>(offset_text_, text.data() + kRsyslogOffsetAt)) {
-    if (const auto seconds = rsyslog_seconds(text.data() + kRsyslogSecondsAt)) {
-      return minute_start_ + *seconds - offset_;
-    }
+  if (text.size() == kRsyslogTimeBytes) {
+    if (Micros time = 0; rsyslog_same_minute(text.data(), time)) return time;
   }
   if (!minute_cached_ || !same_bytes<sizeof minute_text_>(minute_text_, text.data())) {
     const auto minute = rfc3339_minute(text);
@@ -484,36 +565,55 @@ std::optional<Micros> YearlessClock::resolve(int month, int day, int hour, int m
   return cached_start_ + (minute * 60 + second) * kSecond;
 }
 
-std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& clock) {
+bool parse_syslog_line(std::string_view line, YearlessClock& clock, LogLine& out) {
+  // The usual line first: rsyslog's time with the last line's minute and offset (checked
+  // against the text the clock read before, so it starts with a digit), no '\r' at the end.
+  if (line.size() > kRsyslogTimeBytes && line[kRsyslogTimeBytes] == ' ' && line.back() != '\r' &&
+      clock.rsyslog_same_minute(line.data(), out.time)) {
+    return fast_host_and_tag(line, kRsyslogTimeBytes + 1, out);
+  }
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.size() < 16) return std::nullopt;
+  if (line.size() < 16) return false;
   const char first = line[0];
-  LogLine out;
   if (first == '<') {
-    if (auto parsed = parse_rfc5424(line)) return parsed;
+    if (auto parsed = parse_rfc5424(line)) {
+      out = *parsed;
+      return true;
+    }
     // "<PRI>" in front of a classic line (some forwarders keep it).
     const std::size_t close = line.find('>');
-    if (close == std::string_view::npos || close > 4) return std::nullopt;
-    return parse_syslog_line(line.substr(close + 1), clock);
+    if (close == std::string_view::npos || close > 4) return false;
+    return parse_syslog_line(line.substr(close + 1), clock, out);
   }
   if (is_digit(first)) {
     // rsyslog's time on Debian 12 ("…T12:22:07.123456+01:00") is 32 bytes: tried there
-    // before the space is searched for (a valid time has none, so the answer is the same).
+    // before the space is searched for (a valid time has none, so the answer is the same),
+    // first with the last line's minute and offset.
     std::optional<Micros> time;
     std::size_t space = kRsyslogTimeBytes;
-    if (line.size() > space && line[space] == ' ') time = clock.rfc3339(line.substr(0, space));
+    if (line.size() > space && line[space] == ' ') {
+      if (Micros same = 0; clock.rsyslog_same_minute(line.data(), same)) {
+        time = same;
+      } else {
+        time = clock.rfc3339(line.substr(0, space));
+      }
+    }
     if (!time) {
       space = next_space(line, 0);
-      if (space == std::string_view::npos) return std::nullopt;
+      if (space == std::string_view::npos) return false;
       time = clock.rfc3339(line.substr(0, space));
-      if (!time) return std::nullopt;
+      if (!time) return false;
     }
     out.time = *time;
-    if (!parse_host_and_tag(line, space + 1, out)) return std::nullopt;
-    return out;
+    return fast_host_and_tag(line, space + 1, out);
   }
   const std::size_t pos = parse_yearless(line, clock, out.time);
-  if (pos == 0 || !parse_host_and_tag(line, pos, out)) return std::nullopt;
+  return pos != 0 && parse_host_and_tag(line, pos, out);
+}
+
+std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& clock) {
+  LogLine out;
+  if (!parse_syslog_line(line, clock, out)) return std::nullopt;
   return out;
 }
 

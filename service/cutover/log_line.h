@@ -28,6 +28,9 @@ class YearlessClock {
   // remembered: consecutive lines of an rsyslog file share them, so most lines parse only
   // the seconds.
   std::optional<Micros> rfc3339(std::string_view text);
+  // rfc3339() of rsyslog's 32 bytes at text ("2026-07-02T12:22:07.123456+02:00") into time
+  // when they have the last minute and offset it read; false otherwise (then ask rfc3339()).
+  bool rsyslog_same_minute(const char* text, Micros& time) const;
 
  private:
   std::optional<Micros> hour_start(int year, int month, int day, int hour);
@@ -58,6 +61,8 @@ struct LogLine {
 // Parses a syslog-style line (no trailing newline). nullopt: not a log line (garbage,
 // truncated, binary). The views point into `line`.
 std::optional<LogLine> parse_syslog_line(std::string_view line, YearlessClock& clock);
+// The same into out (left partly written when false).
+bool parse_syslog_line(std::string_view line, YearlessClock& clock, LogLine& out);
 
 // Parses one `journalctl -o json` object. MESSAGE, SYSLOG_IDENTIFIER and __CURSOR are
 // JSON-decoded into `storage` (the views point there); nullopt when a field is missing or the

@@ -31,8 +31,13 @@ struct IpHash {
 
 // "192.0.2.40", "::ffff:192.0.2.40", "2001:db8::7" (no brackets, no zone); nullopt otherwise.
 std::optional<IpAddress> parse_ip(std::string_view text);
+// The same into out (left as it was when false).
+bool parse_ip(std::string_view text, IpAddress& out);
 // Dotted quad for IPv4 (mapped or not), RFC 5952 text for IPv6.
 std::string to_string(const IpAddress& ip);
+// The same into out (at least kIpTextMax bytes, NUL-terminated); returns its length.
+inline constexpr std::size_t kIpTextMax = 46;  // INET6_ADDRSTRLEN
+std::size_t format_ip(const IpAddress& ip, char* out);
 
 struct Network {
   IpAddress base;    // masked

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <unordered_map>
 
 #include "core/email_address.h"
 
@@ -162,7 +164,33 @@ void append_setup_link(std::string& out, const Provider* provider, const Mailbox
   }
 }
 
-void append_ip(std::string& out, const IpAddress& ip) { out += to_string(ip); }
+void append_ip(std::string& out, const IpAddress& ip) {
+  char buffer[kIpTextMax];
+  out.append(buffer, format_ip(ip, buffer));
+}
+
+// The first 16 bytes of text as two big-endian words, zero beyond its end: comparing them
+// as numbers orders the texts as their first 16 bytes do (a shorter text first).
+std::pair<std::uint64_t, std::uint64_t> sort_key(std::string_view text) {
+  unsigned char bytes[16] = {};
+  std::memcpy(bytes, text.data(), std::min<std::size_t>(text.size(), sizeof bytes));
+  std::uint64_t words[2] = {};
+  for (std::size_t i = 0; i < 16; ++i) words[i / 8] = words[i / 8] << 8 | bytes[i];
+  return {words[0], words[1]};
+}
+
+// A mailbox and the first 16 bytes of its address as sort_key() words. Sorting these orders
+// the mailboxes by address while comparing keys held in one array, and the addresses
+// themselves only when the keys are equal: a compare of two records' strings is two cache
+// misses in a report of 50,000.
+struct ByAddress {
+  std::pair<std::uint64_t, std::uint64_t> key;
+  const Mailbox* mailbox;
+  bool operator<(const ByAddress& other) const {
+    if (key != other.key) return key < other.key;
+    return mailbox->address < other.mailbox->address;
+  }
+};
 
 // One mailbox's JSON object, appended field by field (no temporaries: the report of 50,000
 // mailboxes is written in a few tens of milliseconds).
@@ -257,35 +285,48 @@ Report build_report(const Config& config, const Scanner& scanner, Micros generat
   report.generated = generated;
   report.grace = scanner.options().grace;
   report.stats = scanner.stats();
+  // One pass over the records, in the order they lie in memory: each mailbox's sort key, and
+  // for the hosted ones the summary and a tally per domain (hosted domains, from the
+  // configuration); then the mailboxes sorted by address and the domains by name.
+  struct Tally {
+    std::array<std::uint64_t, kStateCount> counts{};
+    std::uint64_t total = 0;
+  };
+  std::unordered_map<std::string_view, Tally> tallies;
+  std::vector<ByAddress> hosted, not_hosted;
+  hosted.reserve(scanner.mailboxes().size());
+  std::uint64_t relays = 0;
   for (const auto& [address, m] : scanner.mailboxes()) {
-    (m.hosted ? report.mailboxes : report.not_hosted).push_back(&m);
+    relays += m.relayed + m.relayed_shared;
+    if (!m.hosted) {
+      not_hosted.push_back({sort_key(m.address), &m});
+      continue;
+    }
+    hosted.push_back({sort_key(m.address), &m});
+    const State state = state_of(m);
+    ++report.summary[index(state)];
+    Tally& tally = tallies[m.domain];
+    ++tally.counts[index(state)];
+    ++tally.total;
   }
-  auto by_address = [](const Mailbox* a, const Mailbox* b) { return a->address < b->address; };
-  std::sort(report.mailboxes.begin(), report.mailboxes.end(), by_address);
-  std::sort(report.not_hosted.begin(), report.not_hosted.end(), by_address);
-  // Mailboxes sorted by address are not grouped by domain: the domains first, each once.
+  for (auto [sorted, list] :
+       {std::pair(&hosted, &report.mailboxes), std::pair(&not_hosted, &report.not_hosted)}) {
+    std::sort(sorted->begin(), sorted->end());
+    list->reserve(sorted->size());
+    for (const ByAddress& entry : *sorted) list->push_back(entry.mailbox);
+  }
   std::vector<std::string_view> domains;
-  domains.reserve(report.mailboxes.size());
-  for (const Mailbox* m : report.mailboxes) {
-    ++report.summary[index(state_of(*m))];
-    domains.push_back(m->domain);
-  }
+  domains.reserve(tallies.size());
+  for (const auto& [domain, tally] : tallies) domains.push_back(domain);
   std::sort(domains.begin(), domains.end());
-  domains.erase(std::unique(domains.begin(), domains.end()), domains.end());
   report.domains.reserve(domains.size());
   for (std::string_view domain : domains) {
     DomainRollup& rollup = report.domains.emplace_back();
     rollup.domain = domain;
     const Provider* provider = provider_of(config, rollup.domain);
     rollup.provider = provider ? provider->id : "";
-  }
-  for (const Mailbox* m : report.mailboxes) {
-    auto it = std::lower_bound(report.domains.begin(), report.domains.end(), m->domain,
-                               [](const DomainRollup& rollup, const std::string& domain) {
-                                 return rollup.domain < domain;
-                               });
-    ++it->counts[index(state_of(*m))];
-    ++it->total;
+    rollup.counts = tallies[domain].counts;
+    rollup.total = tallies[domain].total;
   }
   // Most messages first, then by the address as text (each formatted once, not per compare).
   std::vector<std::pair<std::string, std::pair<IpAddress, Unattributed>>> ranked;
@@ -301,8 +342,6 @@ Report build_report(const Config& config, const Scanner& scanner, Micros generat
 
   const ScanStats& stats = report.stats;
   if (stats.lines == 0) report.advice.push_back("No log lines were read.");
-  std::uint64_t relays = 0;
-  for (const auto& [address, m] : scanner.mailboxes()) relays += m.relayed + m.relayed_shared;
   if (stats.explicit_lines == 0 && stats.lines > 0) {
     report.advice.push_back(
         "No INFO tag or reject_warning line in these logs: who relays via SMTP-after-POP is "
@@ -374,18 +413,30 @@ void render_json(const Config& config, const Report& report, std::string_view se
     out += ',' + counts_json(d.counts) + '}';
     flush_if_full();
   }
+  // The records, in the order of their addresses, are scattered in memory: each is asked
+  // for (prefetched) 8 mailboxes ahead, and its strings 4 ahead, once the record is there.
+  auto mailboxes_json = [&](const std::vector<const Mailbox*>& mailboxes) {
+    for (std::size_t i = 0; i < mailboxes.size(); ++i) {
+      if (i + 8 < mailboxes.size()) {
+        const auto* record = reinterpret_cast<const char*>(mailboxes[i + 8]);
+        for (std::size_t line = 0; line < sizeof(Mailbox); line += 64) {
+          __builtin_prefetch(record + line);
+        }
+      }
+      if (i + 4 < mailboxes.size()) {
+        __builtin_prefetch(mailboxes[i + 4]->address.data());
+        __builtin_prefetch(mailboxes[i + 4]->domain.data());
+        mailboxes[i + 4]->ips.prefetch();
+      }
+      if (i) out += ',';
+      mailbox_json(out, config, *mailboxes[i], setup_url);
+      flush_if_full();
+    }
+  };
   out += "],\"mailboxes\":[";
-  for (std::size_t i = 0; i < report.mailboxes.size(); ++i) {
-    if (i) out += ',';
-    mailbox_json(out, config, *report.mailboxes[i], setup_url);
-    flush_if_full();
-  }
+  mailboxes_json(report.mailboxes);
   out += "],\"not_hosted\":[";
-  for (std::size_t i = 0; i < report.not_hosted.size(); ++i) {
-    if (i) out += ',';
-    mailbox_json(out, config, *report.not_hosted[i], setup_url);
-    flush_if_full();
-  }
+  mailboxes_json(report.not_hosted);
   out += "],\"unattributed\":[";
   for (std::size_t i = 0; i < report.unattributed.size(); ++i) {
     const auto& [ip, u] = report.unattributed[i];

@@ -1,6 +1,7 @@
 #include "cutover/scan.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 #include <ostream>
@@ -110,15 +111,56 @@ std::optional<Scanner::QueueId> Scanner::QueueId::from(std::string_view text) {
   return id;
 }
 
-std::size_t Scanner::QueueIdHash::operator()(const QueueId& id) const {
-  std::uint64_t hash = 0xCBF29CE484222325ULL;
-  for (std::size_t i = 0; i < id.size; ++i) {
-    hash ^= static_cast<unsigned char>(id.text[i]);
-    hash *= 0x100000001B3ULL;
+bool Scanner::QueueId::from(std::string_view text, QueueId& out, std::size_t& hash) {
+  const std::size_t n = text.size();
+  if (n > sizeof out.text) return false;
+  if (std::endian::native == std::endian::little && n >= 8 && n <= 16) {
+    // The usual ID in two loads of the text itself (the second overlapping the first, its
+    // bytes before the 9th shifted out), kept in registers: a load of words just stored one
+    // by one would stall.
+    std::uint64_t w0 = 0, w1 = 0;
+    std::memcpy(&w0, text.data(), 8);
+    if (n > 8) {
+      std::memcpy(&w1, text.data() + n - 8, 8);
+      w1 >>= 8 * (16 - n);
+    }
+    out.size = static_cast<std::uint8_t>(n);
+    const std::uint64_t zero = 0;
+    std::memcpy(out.text, &w0, 8);
+    std::memcpy(out.text + 8, &w1, 8);
+    std::memcpy(out.text + 16, &zero, 8);
+    std::memcpy(out.text + 24, &zero, 8);
+    hash = QueueIdHash::of(n, w0, w1, 0, 0);
+    return true;
   }
-  hash ^= hash >> 32;
-  hash *= 0xBF58476D1CE4E5B9ULL;
-  return static_cast<std::size_t>(hash ^ (hash >> 29));
+  out = QueueId{};
+  out.size = static_cast<std::uint8_t>(n);
+  if (n > 0) std::memcpy(out.text, text.data(), n);
+  hash = QueueIdHash{}(out);
+  return true;
+}
+
+std::size_t Scanner::QueueIdHash::of(std::size_t size, std::uint64_t w0, std::uint64_t w1,
+                                     std::uint64_t w2, std::uint64_t w3) {
+  const HashKey& key = process_hash_key();
+  // Each word times its own odd constant after the key (the four multiplications are
+  // independent), folded, then Murmur3's finalizer so that every input bit reaches the
+  // low bits that pick the slot.
+  std::uint64_t h = (w0 ^ key.k0) * 0x9E3779B97F4A7C15ULL;
+  h ^= std::rotl((w1 ^ key.k1) * 0xC2B2AE3D27D4EB4FULL, 31);
+  h ^= std::rotl((w2 ^ key.k0 ^ size) * 0x165667B19E3779F9ULL, 17);
+  h ^= std::rotl((w3 ^ key.k1) * 0xD6E8FEB86659FD93ULL, 47);
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDULL;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ULL;
+  return static_cast<std::size_t>(h ^ (h >> 33));
+}
+
+std::size_t Scanner::QueueIdHash::operator()(const QueueId& id) const {
+  std::uint64_t words[4];
+  std::memcpy(words, id.text, sizeof words);
+  return of(id.size, words[0], words[1], words[2], words[3]);
 }
 
 void IpList::add(const IpAddress& ip) {
@@ -338,6 +380,11 @@ Mailbox& Scanner::mailbox_of(std::uint32_t user, std::string_view sender_domain,
     return m;
   }
   Mailbox& m = *cached;
+  // The record is one cache miss of 50,000; the callers go on to its counters and times
+  // further in it: ask for all its lines at once, so that the misses overlap.
+  for (std::size_t line = 64; line < sizeof(Mailbox); line += 64) {
+    __builtin_prefetch(reinterpret_cast<const char*>(&m) + line);
+  }
   m.first_seen = std::min(m.first_seen, time);
   m.last_seen = std::max(m.last_seen, time);
   m.ips.add(ip);
@@ -359,7 +406,22 @@ const std::vector<std::uint32_t>& Scanner::candidates(const IpAddress& ip, std::
   return users;
 }
 
+std::uint32_t Scanner::oldest_code(Micros time) const {
+  constexpr std::uint32_t kMaxCode = (1U << 24) - 1;
+  if (time < login_base_) return 0;
+  const Micros seconds = (time - login_base_) / kSecondMicros;  // rounds down: a lower bound
+  return static_cast<std::uint32_t>(std::min<Micros>(seconds, kMaxCode - 1)) + 1;
+}
+
 void Scanner::append_login(LoginList& list, const Login& login) {
+  if (!login_base_set_) {
+    // Codes reach from 97 days before the first login to 97 days after it; a login outside
+    // that range makes its list's bound unknown (below) or smaller than it need be (above).
+    login_base_ = login.last - (Micros{1} << 23) * kSecondMicros;
+    login_base_set_ = true;
+  }
+  const std::uint32_t code = oldest_code(login.last);
+  list.set_oldest_code(list.size == 0 ? code : std::min(list.oldest_code(), code));
   std::uint32_t node = free_login_;
   if (node != kNoLogin) {
     free_login_ = login_nodes_[node].next;
@@ -487,9 +549,25 @@ void Scanner::expire(Micros now) {
   if (now >= next_login_sweep_) {
     std::vector<IpAddress>& emptied = emptied_;
     emptied.clear();
+    // A list whose logins were all seen at or after the horizon (by its lower bound) loses
+    // none: its nodes are not read. Another gets its bound anew from the logins it keeps.
+    const std::uint32_t keep_all = login_base_set_ ? oldest_code(login_horizon) : 0;
     logins_.for_each([&](const IpAddress& ip, LoginList& list) {
+      const std::uint32_t code = list.oldest_code();
+      // code - 1 whole seconds after login_base_ is at or after the horizon when code is
+      // above the horizon's own code (which rounds the horizon down).
+      if (code != 0 && code > keep_all) return;
       remove_logins(list, [&](const Login& l) { return l.last < login_horizon; });
-      if (list.size == 0) emptied.push_back(ip);
+      if (list.size == 0) {
+        emptied.push_back(ip);
+        return;
+      }
+      std::uint32_t oldest = oldest_code(login_nodes_[list.head].last);
+      for (std::uint32_t i = login_nodes_[list.head].next; i != kNoLogin;
+           i = login_nodes_[i].next) {
+        oldest = std::min(oldest, oldest_code(login_nodes_[i].last));
+      }
+      list.set_oldest_code(oldest);
     });
     for (const IpAddress& ip : emptied) logins_.erase(ip);
     next_login_sweep_ = now + std::max<Micros>(options_.grace / 4, kSecondMicros);
@@ -526,19 +604,16 @@ void Scanner::prepare(const Event& event, Prepared& out) {
   out.has_ip = out.has_qid = out.has_user = false;
   // hashed: the IP is looked up (in logins_ when logins, else in explicit_).
   auto ip = [&](bool hashed, bool logins) {
-    if (const auto parsed = parse_ip(event.ip)) {
+    if (parse_ip(event.ip, out.ip)) {
       out.has_ip = true;
-      out.ip = *parsed;
       if (!hashed) return;
       out.ip_hash = IpHash{}(out.ip);
       if (logins) logins_.prefetch_hashed(out.ip_hash);
     }
   };
   auto qid = [&] {
-    if (const auto parsed = QueueId::from(event.queue_id)) {
+    if (QueueId::from(event.queue_id, out.qid, out.qid_hash)) {
       out.has_qid = true;
-      out.qid = *parsed;
-      out.qid_hash = QueueIdHash{}(out.qid);
       pending_.prefetch_hashed(out.qid_hash);
     }
   };
@@ -641,8 +716,9 @@ void Scanner::apply(Micros time, const Event& event, const Prepared& p) {
       if (event.authenticated && event.user.empty()) return;  // no name to attribute it to
       if (!p.has_qid) return;
       const std::uint32_t user = event.authenticated ? intern(event.user, p.user_hash) : 0;
-      // A reused queue ID starts afresh.
-      Pending& message = *pending_.try_emplace(p.qid, p.qid_hash).first;
+      // A reused queue ID starts afresh. Every field is set here, so a new entry's is not
+      // cleared first (the sender's 255 bytes).
+      Pending& message = *pending_.try_emplace<false>(p.qid, p.qid_hash).first;
       message.ip = p.ip;
       message.time = time;
       message.user = user;

@@ -58,6 +58,10 @@ class IpList {
   // Appends ip unless it is listed already or the list is full.
   void add(const IpAddress& ip);
   bool operator==(const IpList& other) const;
+  // Asks for the block of the IPs beyond the first few (the report reads them all).
+  void prefetch() const {
+    if (!more_.empty()) __builtin_prefetch(more_.data());
+  }
 
  private:
   static constexpr std::size_t kInline = 4;
@@ -173,11 +177,28 @@ class Scanner {
     Micros first = 0;
     Micros last = 0;
   };
+  // 12 bytes, so that a slot of the IP table stays 32. oldest: a lower bound of the last
+  // time of its logins, in whole seconds from login_base_ plus one, 0 when unknown
+  // (oldest_code()): the sweep passes over a list whose logins are all too recent to drop
+  // without reading them.
   struct LoginList {
     std::uint32_t head = kNoLogin;
     std::uint32_t tail = kNoLogin;
-    std::uint32_t size = 0;
+    std::uint8_t size = 0;  // at most kMaxLoginsPerIp (64)
+    std::uint8_t oldest[3] = {};
+    std::uint32_t oldest_code() const {
+      return oldest[0] | std::uint32_t{oldest[1]} << 8 | std::uint32_t{oldest[2]} << 16;
+    }
+    void set_oldest_code(std::uint32_t code) {
+      oldest[0] = static_cast<std::uint8_t>(code);
+      oldest[1] = static_cast<std::uint8_t>(code >> 8);
+      oldest[2] = static_cast<std::uint8_t>(code >> 16);
+    }
   };
+  static_assert(sizeof(LoginList) == 12);
+  // The oldest code of a login last seen at time: at most the time (0 when it is before
+  // login_base_), so the smallest code of a list's logins is a lower bound of their times.
+  std::uint32_t oldest_code(Micros time) const;
   // The domain of an envelope sender, all the join needs of it (the mailbox's domain is
   // compared with it, and a bare login is mapped through it), held without allocating. A
   // domain longer than any DNS name is kept empty: it can match no hosted domain either.
@@ -194,19 +215,31 @@ class Scanner {
     bool authenticated = false;
     SenderDomain sender;
   };
-  // A Postfix queue ID held without allocating (the parser accepts at most 32 characters).
+  // A Postfix queue ID held without allocating (the parser accepts at most 32 characters),
+  // zero after its last character: compared and hashed a word at a time.
   struct QueueId {
     std::uint8_t size = 0;
     char text[32] = {};
     bool operator==(const QueueId& other) const {
-      return size == other.size && std::memcmp(text, other.text, size) == 0;
+      std::uint64_t a[4], b[4];
+      std::memcpy(a, text, sizeof a);
+      std::memcpy(b, other.text, sizeof b);
+      return size == other.size &&
+             ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
     }
     std::string_view view() const { return {text, size}; }
     // nullopt when longer than 32 characters.
     static std::optional<QueueId> from(std::string_view text);
+    // The same into out, and its QueueIdHash{} into hash; false when longer.
+    static bool from(std::string_view text, QueueId& out, std::size_t& hash);
   };
+  // Keyed with the process's key (config/keyed_hash.h), but a multiply-and-mix rather than
+  // SipHash: Postfix makes its queue IDs, no client chooses them.
   struct QueueIdHash {
     std::size_t operator()(const QueueId& id) const;
+    // Of an ID of size characters whose text, zero after its end, is the words w0..w3.
+    static std::size_t of(std::size_t size, std::uint64_t w0, std::uint64_t w1, std::uint64_t w2,
+                          std::uint64_t w3);
   };
   struct Resolved {
     std::string address;
@@ -315,6 +348,8 @@ class Scanner {
   Micros next_expiry_ = 0;
   Micros next_pending_sweep_ = 0;
   Micros next_login_sweep_ = 0;
+  bool login_base_set_ = false;
+  Micros login_base_ = 0;  // set at the first login: 2^23 seconds before it
 };
 
 }  // namespace mailconfd::cutover

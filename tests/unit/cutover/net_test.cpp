@@ -1,5 +1,7 @@
 #include "cutover/net.h"
 
+#include <arpa/inet.h>
+
 #include <string>
 #include <vector>
 
@@ -16,6 +18,29 @@ TEST_CASE("parse_ip treats IPv4 and IPv4-mapped IPv6 as one client") {
                           "2001:db8::7::1", "::ffff:1.2.3.400"}) {
     CHECK_MESSAGE(!parse_ip(bad), bad);
   }
+}
+
+TEST_CASE("format_ip writes an IPv4 address as inet_ntop does") {
+  // Every value of every byte, with the other bytes at a few values each.
+  for (unsigned position = 0; position < 4; ++position) {
+    for (unsigned value = 0; value < 256; ++value) {
+      for (unsigned other : {0U, 7U, 10U, 99U, 100U, 255U}) {
+        IpAddress ip = *parse_ip("::ffff:0.0.0.0");
+        std::uint8_t* v4 = ip.bytes.data() + 12;
+        for (unsigned i = 0; i < 4; ++i) v4[i] = static_cast<std::uint8_t>(other);
+        v4[position] = static_cast<std::uint8_t>(value);
+        char expected[INET_ADDRSTRLEN];
+        REQUIRE(inet_ntop(AF_INET, v4, expected, sizeof expected) != nullptr);
+        char text[kIpTextMax];
+        const std::size_t length = format_ip(ip, text);
+        REQUIRE(std::string(text, length) == expected);
+        REQUIRE(text[length] == '\0');
+        REQUIRE(to_string(ip) == expected);
+      }
+    }
+  }
+  char text[kIpTextMax];
+  CHECK(std::string(text, format_ip(*parse_ip("2001:db8::7"), text)) == "2001:db8::7");
 }
 
 TEST_CASE("parse_networks reads Postfix's mynetworks syntax") {

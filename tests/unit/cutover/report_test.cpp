@@ -175,3 +175,37 @@ TEST_CASE("render_json hands a large report over in pieces that make up the same
             "\"setup_url\":\"https://setup.example/s?x=1&emailaddress=user0%40customer.test\"") !=
         std::string::npos);
 }
+
+TEST_CASE("build_report lists mailboxes in the order of their addresses") {
+  Scanner scanner(config(), ScanOptions{});
+  // Addresses that share their first 8 or 16 bytes, are prefixes of one another, or have
+  // bytes from 0x80 up (not hosted): the sort's keys tie, and the addresses decide.
+  std::vector<std::string> names;
+  for (const char* local :
+       {"a", "ab", "a0", "aaaaaaaa", "aaaaaaaab", "aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaab",
+        "aaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaa0", "b", "zzzzzzzzzzzzzzzzzzzzzz1",
+        "zzzzzzzzzzzzzzzzzzzzzz10", "user16762", "user16763", "user1676"}) {
+    names.push_back(std::string(local) + "@customer.test");
+    names.push_back(std::string(local) + "@other.example");
+  }
+  for (const char* raw : {"\xC3\xA9t\xC3\xA9", "\xFF", "\xC3\xA9",
+                          "\x7F"
+                          "a",
+                          "a\xFF"})
+    names.push_back(raw);
+  int n = 0;
+  for (const std::string& name : names) {
+    const std::string qid = "S" + std::to_string(++n);
+    add(scanner, "2026-12-02T10:02:00Z", "postfix/submission/smtpd",
+        qid + ": client=pc[192.0.2.11], sasl_method=PLAIN, sasl_username=" + name);
+    add(scanner, "2026-12-02T10:02:00Z", "postfix/qmgr", qid + ": from=<x@customer.test>, size=1");
+  }
+  const Report report = build_report(config(), scanner, at("2026-12-02T12:00:00Z"));
+  CHECK(report.mailboxes.size() == 15);
+  CHECK(report.not_hosted.size() == names.size() - 15);
+  for (const auto* list : {&report.mailboxes, &report.not_hosted}) {
+    for (std::size_t i = 1; i < list->size(); ++i) {
+      CHECK((*list)[i - 1]->address < (*list)[i]->address);
+    }
+  }
+}
