@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -134,7 +133,6 @@ Model build_model(const Config& config, const Report* report,
     }
   }
   std::map<std::string, std::int64_t> clients;
-  std::set<std::pair<std::string, std::string>> client_seen;  // (kind, address)
   for (const journal::Fetch& f : fetches) {
     auto it = boxes.find(f.address);
     if (it == boxes.end()) {
@@ -151,11 +149,12 @@ Model build_model(const Config& config, const Report* report,
     if (std::find(m.doors.begin(), m.doors.end(), f.door) == m.doors.end()) {
       m.doors.push_back(f.door);
     }
+    // Each client kind counts a mailbox once: when it first joins the mailbox's list.
     if (std::find(m.clients.begin(), m.clients.end(), f.client) == m.clients.end()) {
       m.clients.push_back(f.client);
+      ++clients[f.client];
     }
     if (m.status == Status::AtRisk) m.status = Status::Fetched;
-    if (client_seen.emplace(f.client, f.address).second) ++clients[f.client];
   }
   std::map<std::string, Row> domains, providers;
   for (auto& [address, m] : boxes) {
